@@ -1,0 +1,73 @@
+// The closed set of failures domain code may report. Domain functions throw
+// DomainError and nothing else on purpose; the transports translate it once
+// (src/errors/connect-error.ts for RPCs). Anything else that escapes is a bug
+// and goes out as a generic `internal` error, never with its message.
+
+export const domainErrorCodes = [
+  "invalid_argument",
+  "not_found",
+  "already_exists",
+  "unauthenticated",
+  "permission_denied",
+  "failed_precondition",
+  "resource_exhausted",
+  "deadline_exceeded",
+  "unavailable",
+] as const;
+
+export type DomainErrorCode = (typeof domainErrorCodes)[number];
+
+export interface FieldViolation {
+  readonly field: string;
+  readonly description: string;
+}
+
+export class DomainError extends Error {
+  override name = "DomainError";
+
+  /**
+   * @param code what kind of failure, mapped to a Connect code
+   * @param reason stable UPPER_SNAKE_CASE reason sent to clients
+   * @param message text for clients; must never contain secrets
+   * @param detail what happened precisely, for logs and audit only (never sent)
+   */
+  constructor(
+    readonly code: DomainErrorCode,
+    readonly reason: string,
+    message: string,
+    readonly options: { readonly fieldViolations?: readonly FieldViolation[]; readonly detail?: string } = {},
+  ) {
+    super(message);
+  }
+
+  get fieldViolations(): readonly FieldViolation[] {
+    return this.options.fieldViolations ?? [];
+  }
+
+  /** The precise cause, for logs and the audit trail; falls back to the reason. */
+  get detail(): string {
+    return this.options.detail ?? this.reason;
+  }
+}
+
+/** Bad input: one error naming every invalid field. */
+export function invalidArgument(violations: readonly FieldViolation[]): DomainError {
+  const summary = violations.map((v) => `${v.field}: ${v.description}`).join("; ");
+  return new DomainError("invalid_argument", "INVALID_ARGUMENT", summary, { fieldViolations: violations });
+}
+
+export function notFound(what: string, reason: string): DomainError {
+  return new DomainError("not_found", reason, `${what} not found`);
+}
+
+/**
+ * Authentication failures are deliberately vague on the wire (which check
+ * failed helps an attacker); the precise reason goes to the log and audit.
+ */
+export function unauthenticated(detail: string): DomainError {
+  return new DomainError("unauthenticated", "UNAUTHENTICATED", "unauthenticated", { detail });
+}
+
+export function permissionDenied(reason: string, message: string, detail?: string): DomainError {
+  return new DomainError("permission_denied", reason, message, detail === undefined ? {} : { detail });
+}
