@@ -51,7 +51,7 @@ CREATE TABLE "api_key" (
     "tenant_id" TEXT NOT NULL,
     "principal_id" TEXT NOT NULL,
     "label" TEXT NOT NULL,
-    "secret_hash" BYTEA NOT NULL,
+    "secret_hash" TEXT NOT NULL,
     "created_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
     "expires_at" TIMESTAMPTZ(3),
     "revoked_at" TIMESTAMPTZ(3),

@@ -1,0 +1,136 @@
+// Writes the audit trail. Two ways in, one chain:
+//
+// - `appendInTransaction`: inside a mutation's own transaction, so the event
+//   and the change commit or roll back together.
+// - `append`: on its own (denied calls). Concurrent appends are group
+//   committed: whoever arrives while a batch is being written joins the next
+//   batch, one transaction per batch, and each caller's promise resolves only
+//   once its batch is durable. Nothing is answered before it is audited.
+//
+// Appending locks the single chain-head row, which orders writers across all
+// broker instances sharing the database.
+import { EventEmitter } from "node:events";
+import type { Logger } from "pino";
+import type { Prisma, PrismaClient } from "../../gen/prisma/client.js";
+import type { Clock } from "../clock.js";
+import { type AuditEntry, type ChainedAuditEvent, chainHash, genesisHash } from "./audit-chain.js";
+
+interface Pending {
+  readonly entry: AuditEntry;
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
+export class AuditLog {
+  readonly #prisma: PrismaClient;
+  readonly #key: Buffer;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #appended = new EventEmitter();
+  #queue: Pending[] = [];
+  #flushing: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(deps: { prisma: PrismaClient; key: Buffer; clock: Clock; log: Logger }) {
+    this.#prisma = deps.prisma;
+    this.#key = deps.key;
+    this.#clock = deps.clock;
+    this.#log = deps.log;
+    this.#appended.setMaxListeners(0);
+  }
+
+  /** Creates the chain head if this database has none yet. */
+  async init(): Promise<void> {
+    await this.#prisma.auditChainHead.createMany({
+      data: [{ id: 1, seq: 0n, hash: genesisHash }],
+      skipDuplicates: true,
+    });
+  }
+
+  /** Appends within the caller's transaction; call `notify` after it commits. */
+  async appendInTransaction(tx: Prisma.TransactionClient, entries: readonly AuditEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const [head] = await tx.$queryRaw<{ seq: bigint; hash: string }[]>`
+      SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE`;
+    if (!head) throw new Error("audit chain head missing; AuditLog.init() was not run");
+    let previous = { seq: BigInt(head.seq), hash: head.hash };
+    const time = this.#clock.now();
+    const events: ChainedAuditEvent[] = entries.map((entry) => {
+      const unhashed = { ...entry, seq: previous.seq + 1n, time, prevHash: previous.hash };
+      const event = { ...unhashed, hash: chainHash(this.#key, unhashed) };
+      previous = event;
+      return event;
+    });
+    await tx.auditEvent.createMany({ data: events });
+    await tx.auditChainHead.update({ where: { id: 1 }, data: { seq: previous.seq, hash: previous.hash } });
+  }
+
+  /** Runs `work` and audits it in one transaction; the entry may depend on the result. */
+  async transaction<T>(
+    work: (tx: Prisma.TransactionClient) => Promise<T>,
+    entry: (result: T) => AuditEntry,
+  ): Promise<T> {
+    const result = await this.#prisma.$transaction(async (tx) => {
+      const value = await work(tx);
+      await this.appendInTransaction(tx, [entry(value)]);
+      return value;
+    }, transactionOptions);
+    this.notify();
+    return result;
+  }
+
+  /** Appends on its own, batched with concurrent appends; resolves once durable. */
+  append(entry: AuditEntry): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error("audit log is closed"));
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ entry, resolve, reject });
+      this.#flushing ??= this.#drain();
+    });
+  }
+
+  /** Tells tail subscribers of this instance that events were written. */
+  notify(): void {
+    this.#appended.emit("appended");
+  }
+
+  /** Calls `listener` whenever this instance wrote events; returns the unsubscribe. */
+  onAppended(listener: () => void): () => void {
+    this.#appended.on("appended", listener);
+    return () => this.#appended.off("appended", listener);
+  }
+
+  /** Stops accepting appends and waits until every queued event is written. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#flushing;
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue;
+      this.#queue = [];
+      try {
+        await this.#prisma.$transaction(
+          (tx) =>
+            this.appendInTransaction(
+              tx,
+              batch.map((p) => p.entry),
+            ),
+          transactionOptions,
+        );
+        for (const pending of batch) pending.resolve();
+        this.notify();
+      } catch (error) {
+        this.#log.error({ err: error, events: batch.length }, "audit write failed");
+        for (const pending of batch) pending.reject(error);
+      }
+    }
+    this.#flushing = undefined;
+  }
+}
+
+/**
+ * The embedded database runs one transaction at a time, so a transaction may
+ * wait its turn behind a batch; give it longer than Prisma's 2 s default.
+ */
+const transactionOptions = { maxWait: 10_000, timeout: 15_000 } as const;

@@ -1,0 +1,78 @@
+// API keys: long-lived credentials of a principal (the bootstrap admin's
+// credential is one). The secret is shown once at creation; the database
+// keeps only an HMAC of it under a key derived from the root key, so a copy
+// of the database alone cannot be used to log in or to test guesses offline.
+import { createHmac, timingSafeEqual } from "node:crypto";
+import type { Prisma, PrismaClient } from "../../gen/prisma/client.js";
+import type { Clock } from "../clock.js";
+import { unauthenticated } from "../errors/domain-error.js";
+import type { Authenticator } from "./authenticate.js";
+import type { Caller } from "./caller.js";
+import { generateCredential, parseCredential } from "./credential-format.js";
+
+export const apiKeyHashPurpose = "aegis/api-key-hash/v1";
+
+export function hashCredential(hashKey: Buffer, text: string): Buffer {
+  return createHmac("sha256", hashKey).update(text).digest();
+}
+
+export interface IssuedApiKey {
+  readonly id: string;
+  /** The full secret text; returned once, never stored. */
+  readonly secret: string;
+}
+
+export async function issueApiKey(
+  tx: Prisma.TransactionClient,
+  hashKey: Buffer,
+  key: { tenantId: string; principalId: string; label: string; expiresAt?: Date },
+): Promise<IssuedApiKey> {
+  const credential = generateCredential("apiKey");
+  await tx.apiKey.create({
+    data: {
+      id: credential.id,
+      tenantId: key.tenantId,
+      principalId: key.principalId,
+      label: key.label,
+      secretHash: hashCredential(hashKey, credential.text).toString("hex"),
+      expiresAt: key.expiresAt ?? null,
+    },
+  });
+  return { id: credential.id, secret: credential.text };
+}
+
+/** Authenticates `Bearer aegis_ak_…` API keys. */
+export function apiKeyAuthenticator(deps: { prisma: PrismaClient; hashKey: Buffer; clock: Clock }): Authenticator {
+  return {
+    async authenticate({ bearer }) {
+      if (!bearer?.startsWith("aegis_ak_")) return undefined;
+      // Shape and checksum first: a mistyped key costs no database work.
+      const credential = parseCredential(bearer);
+      if (!credential) throw unauthenticated("API key is malformed or fails its checksum");
+      const key = await deps.prisma.apiKey.findUnique({
+        where: { id: credential.id },
+        include: { principal: { include: { grants: { select: { scope: true } } } } },
+      });
+      if (!key) throw unauthenticated(`API key ${credential.id} does not exist`);
+      const presented = hashCredential(deps.hashKey, credential.text);
+      const stored = Buffer.from(key.secretHash, "hex");
+      if (stored.length !== presented.length || !timingSafeEqual(presented, stored)) {
+        throw unauthenticated(`API key ${credential.id}: secret does not match`);
+      }
+      const now = deps.clock.now();
+      if (key.revokedAt && key.revokedAt <= now) throw unauthenticated(`API key ${key.id} is revoked`);
+      if (key.expiresAt && key.expiresAt <= now) throw unauthenticated(`API key ${key.id} expired`);
+      if (key.principal.status !== "active") {
+        throw unauthenticated(`principal ${key.principalId} is ${key.principal.status}`);
+      }
+      return {
+        principalId: key.principalId,
+        tenantId: key.tenantId,
+        kind: key.principal.kind,
+        scopes: new Set(key.principal.grants.map((g) => g.scope)),
+        credentialType: "api_key",
+        credentialId: key.id,
+      } satisfies Caller;
+    },
+  };
+}

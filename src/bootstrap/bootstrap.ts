@@ -1,0 +1,66 @@
+// First start on an empty database: create the operators' tenant, an admin
+// person with the elevated grant and every grantable action of this release,
+// and a one-time API key for it. Later starts (and other brokers starting at
+// the same moment on a shared database) find the installation row and do
+// nothing; the unique key on that row decides the race.
+import { Prisma } from "../../gen/prisma/client.js";
+import { apiKeyHashPurpose, issueApiKey } from "../auth/api-keys.js";
+import { elevatedScope } from "../auth/caller.js";
+import type { BrokerContext } from "../broker-context.js";
+import { newId } from "../ids.js";
+
+export interface BootstrapResult {
+  readonly tenantId: string;
+  readonly principalId: string;
+  /** The admin API key: shown once, stored only as a keyed hash. */
+  readonly credential: string;
+}
+
+export async function bootstrap(
+  ctx: Pick<BrokerContext, "prisma" | "audit" | "rootKey">,
+  grantableActions: readonly string[],
+): Promise<BootstrapResult | undefined> {
+  if (await ctx.prisma.installation.findUnique({ where: { id: 1 } })) return undefined;
+  const hashKey = ctx.rootKey.deriveKey(apiKeyHashPurpose);
+  try {
+    return await ctx.audit.transaction(
+      async (tx) => {
+        await tx.installation.create({ data: { id: 1 } });
+        const tenant = await tx.tenant.create({
+          data: { id: newId("tenant"), name: "operators", displayName: "Operators" },
+        });
+        const principal = await tx.principal.create({
+          data: { id: newId("principal"), tenantId: tenant.id, kind: "person", displayName: "Bootstrap admin" },
+        });
+        await tx.grant.createMany({
+          data: [elevatedScope, ...grantableActions].map((scope) => ({
+            id: newId("grant"),
+            tenantId: tenant.id,
+            principalId: principal.id,
+            scope,
+            grantedBy: "bootstrap",
+          })),
+        });
+        const key = await issueApiKey(tx, hashKey, {
+          tenantId: tenant.id,
+          principalId: principal.id,
+          label: "bootstrap admin",
+        });
+        return { tenantId: tenant.id, principalId: principal.id, credential: key.secret, keyId: key.id };
+      },
+      (result) => ({
+        requestId: "bootstrap",
+        tenantId: result.tenantId,
+        actorId: null,
+        client: "broker",
+        action: "broker.bootstrap",
+        target: `${result.principalId} key ${result.keyId}`,
+        outcome: "success",
+        reason: "",
+      }),
+    );
+  } catch (error) {
+    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") return undefined;
+    throw error;
+  }
+}

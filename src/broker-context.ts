@@ -1,0 +1,17 @@
+// What domain functions and handlers are given: dependencies as plain values,
+// so a test swaps a database or a clock without touching module state.
+import type { Logger } from "pino";
+import type { PrismaClient } from "../gen/prisma/client.js";
+import type { AuditLog } from "./audit/audit-log.js";
+import type { Clock } from "./clock.js";
+import type { KeyEncryptionProvider } from "./crypto/root-key.js";
+
+export interface BrokerContext {
+  readonly prisma: PrismaClient;
+  readonly audit: AuditLog;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly rootKey: KeyEncryptionProvider;
+  /** Aborted when the broker starts shutting down; long-lived streams end on it. */
+  readonly closing: AbortSignal;
+}

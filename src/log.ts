@@ -1,0 +1,30 @@
+// The structured logger. Secrets are never passed to it; redaction is the
+// second line of defence for fields that could carry one by mistake.
+import pino, { type DestinationStream, type Logger } from "pino";
+import type { LogLevel } from "./config.js";
+
+export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      base: { service: "aegis" },
+      redact: {
+        paths: [
+          "authorization",
+          "*.authorization",
+          "headers.authorization",
+          "secret",
+          "*.secret",
+          "password",
+          "*.password",
+          "token",
+          "*.token",
+          "credential",
+          "*.credential",
+        ],
+        censor: "[redacted]",
+      },
+    },
+    destination,
+  );
+}

@@ -1,0 +1,31 @@
+// Opaque page tokens (AIP-158 style): the id after which the next page
+// starts, base64url-wrapped so clients treat it as opaque.
+import { invalidArgument } from "./errors/domain-error.js";
+
+export interface Page {
+  readonly size: number;
+  readonly after: string | undefined;
+}
+
+export function readPage(request: { pageSize: number; pageToken: string }, max = 500, fallback = 100): Page {
+  if (request.pageSize < 0 || request.pageSize > max) {
+    throw invalidArgument([{ field: "page_size", description: `must be between 0 and ${max}` }]);
+  }
+  let after: string | undefined;
+  if (request.pageToken !== "") {
+    const decoded = request.pageToken.length <= 200 ? Buffer.from(request.pageToken, "base64url").toString("utf8") : "";
+    if (!decoded.startsWith("v1:") || decoded.length < 4) {
+      throw invalidArgument([{ field: "page_token", description: "is not a token returned by this method" }]);
+    }
+    after = decoded.slice(3);
+  }
+  return { size: request.pageSize === 0 ? fallback : request.pageSize, after };
+}
+
+/** Given one row more than the page size, returns the page and the token for the next one. */
+export function pageOf<T>(rows: T[], page: Page, keyOf: (row: T) => string): { items: T[]; nextPageToken: string } {
+  if (rows.length <= page.size) return { items: rows, nextPageToken: "" };
+  const items = rows.slice(0, page.size);
+  const last = items[items.length - 1] as T;
+  return { items, nextPageToken: Buffer.from(`v1:${keyOf(last)}`).toString("base64url") };
+}

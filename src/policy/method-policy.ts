@@ -1,0 +1,52 @@
+// Reads the access policy each RPC declares in proto
+// (`option (aegis.options.v1.policy)`), through the generated descriptors.
+import { type DescMethod, type DescService, getOption, hasOption } from "@bufbuild/protobuf";
+import {
+  Authorization,
+  type MethodPolicy,
+  policy as policyOption,
+  SenderConstraint,
+  Visibility,
+} from "../../gen/proto/aegis/options/v1/options_pb.js";
+
+export { Authorization, type MethodPolicy, SenderConstraint, Visibility };
+
+/** Lower-case dotted words: `tenant.read`, `credential.lease.redeem`. */
+export const actionPattern = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/;
+
+export function policyOf(method: DescMethod): MethodPolicy | undefined {
+  return hasOption(method, policyOption) ? getOption(method, policyOption) : undefined;
+}
+
+/** Everything wrong with a method's policy; empty when it is complete and consistent. */
+export function policyProblems(method: DescMethod): string[] {
+  const policy = policyOf(method);
+  if (!policy) return ["no (aegis.options.v1.policy) option"];
+  const problems: string[] = [];
+  if (policy.visibility === Visibility.UNSPECIFIED) problems.push("visibility is unspecified");
+  if (!actionPattern.test(policy.action)) problems.push(`action "${policy.action}" is not a dotted lower-case name`);
+  if (policy.senderConstraint === SenderConstraint.UNSPECIFIED) problems.push("sender_constraint is unspecified");
+  if (policy.authorization === Authorization.UNSPECIFIED) problems.push("authorization is unspecified");
+  if (policy.authorization === Authorization.ANONYMOUS && policy.visibility !== Visibility.PUBLIC) {
+    problems.push("only public RPCs may be anonymous");
+  }
+  if (policy.authorization === Authorization.ANONYMOUS && policy.senderConstraint === SenderConstraint.DPOP) {
+    problems.push("an anonymous RPC cannot require DPoP");
+  }
+  if (policy.targetField && !method.input.fields.some((f) => f.name === policy.targetField)) {
+    problems.push(`target_field "${policy.targetField}" is not a field of ${method.input.typeName}`);
+  }
+  return problems;
+}
+
+/** The actions of every RPC in `services` that are authorized by grant. */
+export function grantableActions(services: readonly DescService[]): string[] {
+  const actions = new Set<string>();
+  for (const service of services) {
+    for (const method of service.methods) {
+      const policy = policyOf(method);
+      if (policy?.authorization === Authorization.GRANT) actions.add(policy.action);
+    }
+  }
+  return [...actions].sort();
+}

@@ -1,0 +1,33 @@
+// Principal domain functions. Every query is scoped by the caller's tenant:
+// a principal of another tenant does not exist as far as the caller can tell.
+import type { Principal, PrincipalKind, PrincipalStatus } from "../../gen/prisma/client.js";
+import type { BrokerContext } from "../broker-context.js";
+import { notFound } from "../errors/domain-error.js";
+import { isId } from "../ids.js";
+import { type Page, pageOf } from "../pagination.js";
+
+export async function getPrincipal(
+  ctx: Pick<BrokerContext, "prisma">,
+  tenantId: string,
+  principalId: string,
+): Promise<Principal> {
+  const principal = isId("principal", principalId)
+    ? await ctx.prisma.principal.findFirst({ where: { id: principalId, tenantId } })
+    : null;
+  if (!principal) throw notFound("principal", "PRINCIPAL_NOT_FOUND");
+  return principal;
+}
+
+export async function listPrincipals(
+  ctx: Pick<BrokerContext, "prisma">,
+  tenantId: string,
+  filter: { kind?: PrincipalKind; status?: PrincipalStatus },
+  page: Page,
+) {
+  const rows = await ctx.prisma.principal.findMany({
+    where: { tenantId, ...filter, ...(page.after ? { id: { gt: page.after } } : {}) },
+    orderBy: { id: "asc" },
+    take: page.size + 1,
+  });
+  return pageOf(rows, page, (p) => p.id);
+}

@@ -1,0 +1,152 @@
+// Assembles and runs one broker: database, migrations, bootstrap, the
+// interceptor chain, the RPC routes and the plain HTTP endpoints, on one
+// listener. `startBroker` is what the CLI and the tests call; nothing here
+// listens on import.
+import { randomUUID } from "node:crypto";
+import { createContextValues } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Logger } from "pino";
+import { AuditLog } from "../audit/audit-log.js";
+import { auditChainKey } from "../audit/audit-queries.js";
+import { apiKeyAuthenticator, apiKeyHashPurpose } from "../auth/api-keys.js";
+import { authenticatorChain } from "../auth/authenticate.js";
+import { type BootstrapResult, bootstrap } from "../bootstrap/bootstrap.js";
+import type { BrokerContext } from "../broker-context.js";
+import { type Clock, systemClock } from "../clock.js";
+import type { Config } from "../config.js";
+import { loadRootKey } from "../crypto/root-key.js";
+import { type Database, openDatabase } from "../db/database.js";
+import { migrate } from "../db/migrate.js";
+import { HealthMonitor } from "../health/health-service.js";
+import { grantableActions } from "../policy/method-policy.js";
+import { callKey } from "./call-context.js";
+import { deadline, guard, observe } from "./interceptors.js";
+import { createListener } from "./listener.js";
+import type { NodeServerRequest, NodeServerResponse } from "./node-http.js";
+import { routes, services } from "./routes.js";
+
+export interface Broker {
+  /** Base URL the broker listens on. */
+  readonly url: string;
+  readonly port: number;
+  /** Set on the first start of an empty database only. */
+  readonly bootstrap: BootstrapResult | undefined;
+  readonly database: Database;
+  /** Graceful shutdown: refuse new calls, finish in-flight ones, flush the audit trail, close the database. */
+  close(): Promise<void>;
+}
+
+export interface BrokerOptions {
+  readonly log: Logger;
+  readonly clock?: Clock;
+  /** An already open database (tests); otherwise opened from the config. */
+  readonly database?: Database;
+}
+
+export async function startBroker(config: Config, options: BrokerOptions): Promise<Broker> {
+  const { log } = options;
+  const clock = options.clock ?? systemClock;
+  const rootKey = loadRootKey(config, log);
+  const database =
+    options.database ??
+    (await openDatabase(
+      config.databaseUrl ? { kind: "postgres", url: config.databaseUrl } : { kind: "pglite", dataDir: config.dataDir },
+    ));
+  const applied = await migrate(database);
+  if (applied.length > 0) log.info({ migrations: applied }, "applied migrations");
+
+  const closing = new AbortController();
+  const audit = new AuditLog({ prisma: database.prisma, key: auditChainKey(rootKey), clock, log });
+  await audit.init();
+  const ctx: BrokerContext = { prisma: database.prisma, audit, clock, log, rootKey, closing: closing.signal };
+  const bootstrapped = await bootstrap(ctx, grantableActions(services));
+
+  const health = new HealthMonitor(services.map((s) => s.typeName));
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
+  const tracker = {
+    enter: () => void inFlight++,
+    leave: () => {
+      inFlight--;
+      if (inFlight === 0) drained?.();
+    },
+  };
+  const authenticator = authenticatorChain([
+    apiKeyAuthenticator({ prisma: database.prisma, hashKey: rootKey.deriveKey(apiKeyHashPurpose), clock }),
+  ]);
+
+  const rpc = connectNodeAdapter({
+    routes: routes(ctx, health),
+    interceptors: [
+      observe({ log, inFlight: tracker }),
+      deadline(config.requestTimeoutMs),
+      guard({ authenticator, audit }),
+    ],
+    readMaxBytes: config.maxMessageBytes,
+    writeMaxBytes: config.maxMessageBytes,
+    maxTimeoutMs: config.requestTimeoutMs,
+    shutdownSignal: closing.signal,
+    contextValues: (req) =>
+      createContextValues().set(callKey, {
+        requestId: `req_${randomUUID()}`,
+        client: clientOf(req),
+        caller: undefined,
+      }),
+    fallback: (req, res) => plainHttp(req, res, { health, database }),
+  });
+
+  const listener = createListener(rpc, config.tls);
+  const port = await listener.listen(config.port, config.host);
+  const url = `${config.tls ? "https" : "http"}://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
+  log.info({ url, database: database.kind }, "aegis broker listening");
+
+  let closed: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    bootstrap: bootstrapped,
+    database,
+    close() {
+      closed ??= (async () => {
+        log.info("shutting down: refusing new calls, finishing in-flight ones");
+        health.setServing(false);
+        closing.abort(); // long-lived streams (tail, watch) end now
+        const allDone = new Promise<void>((resolve) => {
+          drained = resolve;
+          if (inFlight === 0) resolve();
+        });
+        await Promise.race([allDone, listener.close(config.shutdownGraceMs)]);
+        await listener.close(0);
+        await audit.close();
+        if (!options.database) await database.close();
+        log.info("shut down");
+      })();
+      return closed;
+    },
+  };
+}
+
+function clientOf(req: NodeServerRequest): string {
+  const agent = String(req.headers["user-agent"] ?? "").slice(0, 120);
+  return `${req.socket?.remoteAddress ?? "unknown"} ${agent}`.trim();
+}
+
+/** The endpoints that are not RPCs: liveness, readiness, and 404 for anything else. */
+async function plainHttp(
+  req: NodeServerRequest,
+  res: NodeServerResponse,
+  deps: { health: HealthMonitor; database: Database },
+): Promise<void> {
+  const reply = (status: number, body: object) => {
+    res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store" });
+    res.end(JSON.stringify(body));
+  };
+  const path = (req.url ?? "/").split("?")[0];
+  if (req.method !== "GET" && req.method !== "HEAD") return reply(404, { error: "not_found" });
+  if (path === "/healthz") return reply(200, { status: "ok" });
+  if (path === "/readyz") {
+    const ready = deps.health.serving && (await deps.database.ping());
+    return reply(ready ? 200 : 503, { status: ready ? "ready" : "not_ready" });
+  }
+  return reply(404, { error: "not_found" });
+}

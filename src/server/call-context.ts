@@ -1,0 +1,39 @@
+// Typed per-call values, set by the interceptors and read by handlers
+// (`ctx.values.get(callKey)`).
+import { type ContextValues, createContextKey, type HandlerContext } from "@connectrpc/connect";
+import type { AuditEntry } from "../audit/audit-chain.js";
+import type { Caller } from "../auth/caller.js";
+
+export interface CallInfo {
+  readonly requestId: string;
+  /** Peer address and user agent, for audit. */
+  readonly client: string;
+  /** Set once authentication succeeded (absent for anonymous calls). */
+  caller: Caller | undefined;
+}
+
+export const callKey = createContextKey<CallInfo | undefined>(undefined, { description: "aegis call" });
+
+export function callOf(ctx: HandlerContext | { values: ContextValues }): CallInfo {
+  const call = ctx.values.get(callKey);
+  if (!call) throw new Error("call context missing: interceptors not installed");
+  return call;
+}
+
+/** The caller of an authenticated RPC (the interceptor guarantees it exists). */
+export function callerOf(ctx: HandlerContext): Caller {
+  const caller = callOf(ctx).caller;
+  if (!caller) throw new Error("handler of an authenticated RPC ran without a caller");
+  return caller;
+}
+
+/** An audit entry for this call, to complete with action, target and outcome. */
+export function auditBase(ctx: HandlerContext): Pick<AuditEntry, "requestId" | "tenantId" | "actorId" | "client"> {
+  const call = callOf(ctx);
+  return {
+    requestId: call.requestId,
+    tenantId: call.caller?.tenantId ?? null,
+    actorId: call.caller?.principalId ?? null,
+    client: call.client,
+  };
+}

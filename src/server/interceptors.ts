@@ -1,0 +1,143 @@
+// The interceptor chain every call passes through, outermost first:
+//
+// 1. observe   – request id (response header, error metadata), one structured
+//                log line per call, every error translated once for the wire;
+// 2. deadline  – unary calls without a client deadline get the default one;
+// 3. guard     – authentication, then the RPC's declared policy; a refusal is
+//                written to the audit trail before the client hears of it.
+//
+// Handlers run only when all three let the call through.
+import { Code, ConnectError, type Interceptor, type StreamResponse } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import type { AuditLog } from "../audit/audit-log.js";
+import { type Authenticator, readCredentials } from "../auth/authenticate.js";
+import { reasonOf, toConnectError } from "../errors/connect-error.js";
+import { DomainError } from "../errors/domain-error.js";
+import { authorize } from "../policy/authorize.js";
+import { Authorization, policyOf } from "../policy/method-policy.js";
+import { callKey } from "./call-context.js";
+
+export const requestIdHeader = "aegis-request-id";
+
+export interface InFlight {
+  enter(): void;
+  leave(): void;
+}
+
+export function observe(deps: { log: Logger; inFlight: InFlight }): Interceptor {
+  return (next) => async (req) => {
+    const started = performance.now();
+    const call = req.contextValues.get(callKey);
+    const requestId = call?.requestId ?? "unknown";
+    const procedure = `${req.service.typeName}/${req.method.name}`;
+    const finish = (error: unknown) => {
+      const connectError = error === undefined ? undefined : toConnectError(error);
+      connectError?.metadata.set(requestIdHeader, requestId);
+      const fields = {
+        requestId,
+        procedure,
+        protocol: req.header.get("content-type")?.split(";")[0],
+        principal: call?.caller?.principalId,
+        code: connectError ? Code[connectError.code] : "OK",
+        reason: connectError ? reasonOf(connectError) : undefined,
+        ms: Math.round((performance.now() - started) * 10) / 10,
+      };
+      if (connectError?.code === Code.Internal) {
+        deps.log.error({ ...fields, err: connectError.cause ?? connectError }, "rpc failed");
+      } else if (error instanceof DomainError && error.detail !== error.reason) {
+        deps.log.info({ ...fields, detail: error.detail }, "rpc");
+      } else {
+        deps.log.info(fields, "rpc");
+      }
+      return connectError;
+    };
+
+    deps.inFlight.enter();
+    let streaming = false;
+    try {
+      const res = await next(req);
+      res.header.set(requestIdHeader, requestId);
+      if (!res.stream) {
+        finish(undefined);
+        return res;
+      }
+      streaming = true;
+      return { ...res, message: translateStream(res.message, finish, deps.inFlight) } as StreamResponse;
+    } catch (error) {
+      throw finish(error);
+    } finally {
+      if (!streaming) deps.inFlight.leave();
+    }
+  };
+}
+
+async function* translateStream<T>(
+  messages: AsyncIterable<T>,
+  finish: (error: unknown) => ConnectError | undefined,
+  inFlight: InFlight,
+): AsyncIterable<T> {
+  try {
+    yield* messages;
+    finish(undefined);
+  } catch (error) {
+    throw finish(error);
+  } finally {
+    inFlight.leave();
+  }
+}
+
+export function deadline(defaultMs: number): Interceptor {
+  return (next) => async (req) => {
+    if (req.stream || req.header.has("connect-timeout-ms") || req.header.has("grpc-timeout")) return next(req);
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new ConnectError(`deadline of ${defaultMs} ms exceeded`, Code.DeadlineExceeded)),
+        defaultMs,
+      );
+    });
+    try {
+      return await Promise.race([next(req), expired]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
+
+export function guard(deps: { authenticator: Authenticator; audit: AuditLog }): Interceptor {
+  return (next) => async (req) => {
+    const call = req.contextValues.get(callKey);
+    if (!call) throw new Error("call context missing");
+    const policy = policyOf(req.method);
+    let refusal: DomainError | undefined;
+    if (policy?.authorization !== Authorization.ANONYMOUS) {
+      try {
+        call.caller = await deps.authenticator.authenticate(readCredentials(req.header));
+      } catch (error) {
+        if (!(error instanceof DomainError)) throw error;
+        refusal = error;
+      }
+    }
+    refusal ??= authorize(policy, call.caller);
+    if (refusal) {
+      const target =
+        !req.stream && policy?.targetField ? (req.message as Record<string, unknown>)[camel(policy.targetField)] : "";
+      await deps.audit.append({
+        requestId: call.requestId,
+        tenantId: call.caller?.tenantId ?? null,
+        actorId: call.caller?.principalId ?? null,
+        client: call.client,
+        action: policy?.action || `${req.service.typeName}/${req.method.name}`,
+        target: typeof target === "string" ? target.slice(0, 200) : "",
+        outcome: "denied",
+        reason: `${refusal.reason}: ${refusal.detail}`.slice(0, 500),
+      });
+      throw refusal;
+    }
+    return next(req);
+  };
+}
+
+function camel(field: string): string {
+  return field.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}

@@ -1,0 +1,19 @@
+// Every service the broker serves, in one place: the router registration and
+// the list the health monitor and the policy check walk.
+import type { ConnectRouter } from "@connectrpc/connect";
+import { AuditService, auditService } from "../audit/audit-service.js";
+import type { BrokerContext } from "../broker-context.js";
+import { Health, type HealthMonitor, healthService } from "../health/health-service.js";
+import { PrincipalService, principalService } from "../principals/principal-service.js";
+import { TenantService, tenantService } from "../tenants/tenant-service.js";
+
+export const services = [TenantService, PrincipalService, AuditService, Health] as const;
+
+export function routes(ctx: BrokerContext, health: HealthMonitor) {
+  return (router: ConnectRouter) => {
+    router.service(TenantService, tenantService(ctx));
+    router.service(PrincipalService, principalService(ctx));
+    router.service(AuditService, auditService(ctx));
+    router.service(Health, healthService(health, ctx.closing));
+  };
+}

@@ -1,0 +1,35 @@
+// TenantService handlers: decode, call one domain function, encode.
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { Tenant } from "../../gen/prisma/client.js";
+import { TenantService } from "../../gen/proto/aegis/tenant/v1/tenant_pb.js";
+import type { BrokerContext } from "../broker-context.js";
+import { readPage } from "../pagination.js";
+import { auditBase } from "../server/call-context.js";
+import { createTenant, getTenant, listTenants } from "./tenants.js";
+
+export { TenantService };
+
+export function tenantService(ctx: BrokerContext): ServiceImpl<typeof TenantService> {
+  return {
+    async createTenant(req, call) {
+      return { tenant: toMessage(await createTenant(ctx, auditBase(call), req)) };
+    },
+    async getTenant(req) {
+      return { tenant: toMessage(await getTenant(ctx, req.tenantId)) };
+    },
+    async listTenants(req) {
+      const { items, nextPageToken } = await listTenants(ctx, readPage(req));
+      return { tenants: items.map(toMessage), nextPageToken };
+    },
+  };
+}
+
+function toMessage(tenant: Tenant) {
+  return {
+    id: tenant.id,
+    name: tenant.name,
+    displayName: tenant.displayName,
+    createTime: timestampFromDate(tenant.createdAt),
+  };
+}
