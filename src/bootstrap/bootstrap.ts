@@ -2,8 +2,7 @@
 // person with the elevated grant and every grantable action of this release,
 // and a one-time API key for it. Later starts (and other brokers starting at
 // the same moment on a shared database) find the installation row and do
-// nothing; the unique key on that row decides the race.
-import { Prisma } from "../../gen/prisma/client.js";
+// nothing; claiming that row decides the race.
 import { apiKeyHashPurpose, issueApiKey } from "../auth/api-keys.js";
 import { elevatedScope } from "../auth/caller.js";
 import type { BrokerContext } from "../broker-context.js";
@@ -25,7 +24,10 @@ export async function bootstrap(
   try {
     return await ctx.audit.transaction(
       async (tx) => {
-        await tx.installation.create({ data: { id: 1 } });
+        // ON CONFLICT DO NOTHING: a concurrent bootstrap waits for ours to
+        // commit, then claims nothing. Rolling back ours is then all it needs.
+        const claimed = await tx.installation.createMany({ data: [{ id: 1 }], skipDuplicates: true });
+        if (claimed.count === 0) throw new AlreadyInstalled();
         const tenant = await tx.tenant.create({
           data: { id: newId("tenant"), name: "operators", displayName: "Operators" },
         });
@@ -60,7 +62,9 @@ export async function bootstrap(
       }),
     );
   } catch (error) {
-    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") return undefined;
+    if (error instanceof AlreadyInstalled) return undefined;
     throw error;
   }
 }
+
+class AlreadyInstalled extends Error {}

@@ -84,14 +84,21 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
   const lite = new PGlite(dir);
   await lite.waitReady;
   const prisma = new PrismaClient({ adapter: asAdapter(new PrismaPGlite(lite)) });
+  const session: SqlSession = {
+    query: async (sql, params) => (await lite.query(sql, params)).rows as never[],
+    exec: async (script) => void (await lite.exec(script)),
+  };
+  // PGlite has a single connection shared by everything in the process, so
+  // session-level locks do not exclude anyone here: queue sessions instead.
+  let queue: Promise<unknown> = Promise.resolve();
   return {
     kind: "pglite",
     prisma,
-    withSession: (work) =>
-      work({
-        query: async (sql, params) => (await lite.query(sql, params)).rows as never[],
-        exec: async (script) => void (await lite.exec(script)),
-      }),
+    withSession(work) {
+      const turn = queue.then(() => work(session));
+      queue = turn.catch(() => {});
+      return turn;
+    },
     ping: () => ping(prisma),
     async close() {
       await prisma.$disconnect();

@@ -1,0 +1,82 @@
+// The `aegis` command as an operator runs it: real processes, real signals.
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { describe, expect, it } from "vitest";
+import { AuditService } from "../../gen/proto/aegis/audit/v1/audit_pb.js";
+import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/proto/grpc/health/v1/health_pb.js";
+
+const tsx = path.resolve("node_modules/.bin/tsx");
+const main = path.resolve("src/cli/main.ts");
+
+function run(args: string[], env: Record<string, string>): { child: ChildProcess; output: () => string; exit: Promise<number | null> } {
+  const child = spawn(tsx, [main, ...args], { env: { ...process.env, AEGIS_LOG_LEVEL: "info", ...env } });
+  let output = "";
+  child.stdout?.on("data", (d) => (output += d));
+  child.stderr?.on("data", (d) => (output += d));
+  const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { child, output: () => output, exit };
+}
+
+async function waitFor(predicate: () => boolean, ms = 30_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > until) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe("aegis CLI", () => {
+  it("serves on the embedded default, writes the one-time credential 0600, and shuts down cleanly on SIGTERM", async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), "aegis-cli-"));
+    const credentialFile = path.join(dataDir, "admin.key");
+    const port = String(20000 + Math.floor(Math.random() * 20000));
+    const broker = run(["serve"], { AEGIS_DATA_DIR: dataDir, AEGIS_PORT: port, AEGIS_BOOTSTRAP_CREDENTIAL_FILE: credentialFile });
+    await waitFor(() => broker.output().includes("aegis broker listening"));
+    expect(statSync(credentialFile).mode & 0o777).toBe(0o600);
+    const key = readFileSync(credentialFile, "utf8").trim();
+    expect(broker.output()).not.toContain(key);
+
+    const transport = createGrpcTransport({
+      baseUrl: `http://127.0.0.1:${port}`,
+      interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${key}`), next(req))],
+    });
+    expect((await createClient(Health, transport).check({})).status).toBe(Status.SERVING);
+
+    // A live stream is ended by shutdown rather than cut off.
+    const tail = createClient(AuditService, transport).tailAuditEvents({});
+    const tailEnded = (async () => {
+      for await (const _ of tail) {
+        /* no events expected */
+      }
+      return "ended";
+    })();
+    await new Promise((r) => setTimeout(r, 300));
+    broker.child.kill("SIGTERM");
+    expect(await broker.exit).toBe(0);
+    expect(await tailEnded).toBe("ended");
+    expect(broker.output()).toContain("shut down");
+  });
+
+  it.each([
+    [{ AEGIS_PORT: "http" }, "AEGIS_PORT: must be a whole number"],
+    [{ AEGIS_DATABASE_URL: "postgres://127.0.0.1:1/none" }, "AEGIS_ROOT_KEY: required with AEGIS_DATABASE_URL"],
+  ])("stops with exit code 2 naming the variable for %o", async (env, message) => {
+    const cli = run(["serve"], { AEGIS_DATA_DIR: mkdtempSync(path.join(tmpdir(), "aegis-cli-")), ...env });
+    expect(await cli.exit).toBe(2);
+    expect(cli.output()).toContain(`aegis: configuration error: ${message}`);
+  });
+
+  it("migrates an embedded database and generates root keys", async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), "aegis-cli-"));
+    const migrate = run(["migrate"], { AEGIS_DATA_DIR: dataDir, AEGIS_ROOT_KEY: Buffer.alloc(32).toString("base64url") });
+    expect(await migrate.exit).toBe(0);
+    expect(migrate.output()).toContain("migrations applied");
+    const keygen = run(["root-key", "generate"], {});
+    expect(await keygen.exit).toBe(0);
+    expect(keygen.output().trim()).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+});

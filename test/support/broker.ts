@@ -1,0 +1,85 @@
+// Starts a real broker on an ephemeral port over a test database and hands
+// out clients for every protocol. Log lines are kept so tests can assert
+// what was (and was not) logged.
+import { randomBytes } from "node:crypto";
+import { Writable } from "node:stream";
+import type { DescService } from "@bufbuild/protobuf";
+import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import {
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+} from "@connectrpc/connect-node";
+import { type Broker, startBroker } from "../../src/server/broker.js";
+import { type Config, loadConfig } from "../../src/config.js";
+import { createLogger } from "../../src/log.js";
+import { createTestDatabase, type DatabaseKind, type TestDatabase } from "./databases.js";
+
+export type Protocol = "connect" | "grpc" | "grpc-web";
+export const protocols: Protocol[] = ["connect", "grpc", "grpc-web"];
+
+export interface TestBroker {
+  readonly broker: Broker;
+  readonly config: Config;
+  readonly db: TestDatabase;
+  /** The bootstrap admin's API key. */
+  readonly adminKey: string;
+  /** Every log line written so far, raw JSON text. */
+  readonly logs: string[];
+  client<T extends DescService>(service: T, options?: { key?: string; protocol?: Protocol }): Client<T>;
+  /** A transport sending `key` as the bearer credential; none when undefined. */
+  transport(protocol: Protocol, key: string | undefined): Transport;
+  stop(): Promise<void>;
+}
+
+export async function startTestBroker(
+  kind: DatabaseKind,
+  env: Record<string, string> = {},
+  existing?: TestDatabase,
+): Promise<TestBroker> {
+  const db = existing ?? (await createTestDatabase(kind));
+  const config = loadConfig({
+    AEGIS_PORT: "0",
+    AEGIS_ROOT_KEY: randomBytes(32).toString("base64url"),
+    AEGIS_LOG_LEVEL: "info",
+    ...(db.url ? { AEGIS_DATABASE_URL: db.url } : {}),
+    ...env,
+  });
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      logs.push(String(chunk));
+      done();
+    },
+  });
+  const broker = await startBroker(config, { log: createLogger(config.logLevel, sink), database: db.database });
+  const adminKey = broker.bootstrap?.credential ?? "";
+  const transport = (protocol: Protocol, key: string | undefined) => {
+    const interceptors: Interceptor[] = key
+      ? [
+          (next) => (req) => {
+            req.header.set("authorization", `Bearer ${key}`);
+            return next(req);
+          },
+        ]
+      : [];
+    const baseUrl = broker.url;
+    if (protocol === "grpc") return createGrpcTransport({ baseUrl, interceptors });
+    if (protocol === "grpc-web") return createGrpcWebTransport({ baseUrl, httpVersion: "1.1", interceptors });
+    return createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors });
+  };
+  return {
+    broker,
+    config,
+    db,
+    adminKey,
+    logs,
+    transport,
+    client: (service, options = {}) =>
+      createClient(service, transport(options.protocol ?? "connect", "key" in options ? options.key : adminKey)),
+    async stop() {
+      await broker.close();
+      if (!existing) await db.drop();
+    },
+  };
+}

@@ -1,0 +1,63 @@
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import pino from "pino";
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../src/config.js";
+import { loadRootKey, RootKey } from "../../src/crypto/root-key.js";
+
+const silent = pino({ level: "silent" });
+
+describe("RootKey", () => {
+  const key = new RootKey(randomBytes(32));
+
+  it("opens what it sealed, with the same context", () => {
+    const sealed = key.seal(Buffer.from("signing key material"), "signing-key:k1");
+    expect(key.open(sealed, "signing-key:k1").toString()).toBe("signing key material");
+  });
+
+  it("refuses another context, a modified ciphertext and another key", () => {
+    const sealed = key.seal(Buffer.from("secret"), "a");
+    expect(() => key.open(sealed, "b")).toThrow();
+    const flipped = Buffer.from(sealed);
+    flipped[flipped.length - 1] = (flipped.at(-1) as number) ^ 1;
+    expect(() => key.open(flipped, "a")).toThrow();
+    expect(() => new RootKey(randomBytes(32)).open(sealed, "a")).toThrow();
+  });
+
+  it("derives distinct keys per purpose", () => {
+    expect(key.deriveKey("a").equals(key.deriveKey("b"))).toBe(false);
+    expect(key.deriveKey("a").equals(key.deriveKey("a"))).toBe(true);
+  });
+
+  it("never shows its key when logged or inspected", () => {
+    expect(JSON.stringify({ key })).toBe('{"key":"[RootKey]"}');
+  });
+});
+
+describe("loadRootKey", () => {
+  it("generates a 0600 key file in the embedded data dir on first start and reuses it", () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), "aegis-rk-"));
+    const config = loadConfig({ AEGIS_DATA_DIR: dataDir });
+    const first = loadRootKey(config, silent);
+    const file = path.join(dataDir, "root.key");
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const second = loadRootKey(config, silent);
+    expect(first.deriveKey("x").equals(second.deriveKey("x"))).toBe(true);
+    expect(readFileSync(file, "utf8").trim()).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+
+  it("refuses to start on PostgreSQL without a root key", () => {
+    const config = loadConfig({ AEGIS_DATABASE_URL: "postgres://localhost/x" });
+    expect(() => loadRootKey(config, silent)).toThrow(ConfigError);
+    expect(() => loadRootKey(config, silent)).toThrow(/AEGIS_ROOT_KEY: required with AEGIS_DATABASE_URL/);
+  });
+
+  it.each([["short", "abc"], ["not base64url", `${"!".repeat(43)}`], ["too long", randomBytes(48).toString("base64url")]])(
+    "names AEGIS_ROOT_KEY when it is %s",
+    (_, value) => {
+      expect(() => loadRootKey(loadConfig({ AEGIS_ROOT_KEY: value }), silent)).toThrow(/^AEGIS_ROOT_KEY: must be 32/);
+    },
+  );
+});
