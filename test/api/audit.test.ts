@@ -35,7 +35,10 @@ describe.each(databaseKinds)("AuditService on %s", (kind) => {
   });
 
   it("keeps a tenant member to its own tenant's events", async () => {
-    await t.client(PrincipalService, { key: auditor.key }).getPrincipal({ principalId: "prn_aaaaaaaaaaaaaaaaaaaa" }).catch(() => {});
+    await t
+      .client(PrincipalService, { key: auditor.key })
+      .getPrincipal({ principalId: "prn_aaaaaaaaaaaaaaaaaaaa" })
+      .catch(() => {});
     const client = t.client(AuditService, { key: auditor.key });
     const { events } = await client.queryAuditEvents({ pageSize: 1000 });
     expect(events.length).toBeGreaterThan(0);
@@ -50,10 +53,9 @@ describe.each(databaseKinds)("AuditService on %s", (kind) => {
     const abort = new AbortController();
     const { events } = await t.client(AuditService).queryAuditEvents({ pageSize: 1000 });
     const lastSeq = events.at(-1)?.seq ?? 0n;
-    const stream = t.client(AuditService, { protocol: "grpc" }).tailAuditEvents(
-      { afterSeq: lastSeq, filter: { action: "tenant.create" } },
-      { signal: abort.signal },
-    );
+    const stream = t
+      .client(AuditService, { protocol: "grpc" })
+      .tailAuditEvents({ afterSeq: lastSeq, filter: { action: "tenant.create" } }, { signal: abort.signal });
     const created = (async () => {
       await new Promise((r) => setTimeout(r, 200));
       return (await t.client(TenantService).createTenant({ name: "tailed" })).tenant?.id;
@@ -94,7 +96,10 @@ describe.each(databaseKinds)("AuditService on %s", (kind) => {
 
   it("keeps credentials out of audit events and logs", async () => {
     const victim = await createActor(t);
-    await t.client(TenantService, { key: victim.key }).createTenant({ name: "nope" }).catch(() => {});
+    await t
+      .client(TenantService, { key: victim.key })
+      .createTenant({ name: "nope" })
+      .catch(() => {});
     await fetch(`${t.broker.url}/aegis.principal.v1.PrincipalService/WhoAmI`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${victim.key}x` },

@@ -1,13 +1,14 @@
 // Every way a credential can be wrong ends the same on the wire – a bare
 // `unauthenticated` – while the log and the audit trail get the precise reason.
 import { crc32 } from "node:zlib";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { generateCredential } from "../../src/auth/credential-format.js";
 import { base62 } from "../../src/crypto/random-text.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
+import { failure } from "../support/errors.js";
 import { type Actor, createActor } from "../support/fixtures.js";
 
 async function callWith(t: TestBroker, authorization: string) {
@@ -31,7 +32,11 @@ describe.each(databaseKinds)("authentication on %s", (kind) => {
 
   const cases: [string, (a: Actor) => string, RegExp][] = [
     ["a wrong checksum", (a) => `Bearer ${flip(a.key, a.key.length - 1)}`, /malformed or fails its checksum/],
-    ["a wrong secret with a valid checksum", (a) => `Bearer ${withId(generateCredential("apiKey").text, a.keyId)}`, /secret does not match/],
+    [
+      "a wrong secret with a valid checksum",
+      (a) => `Bearer ${withId(generateCredential("apiKey").text, a.keyId)}`,
+      /secret does not match/,
+    ],
     ["an unknown key id", () => `Bearer ${generateCredential("apiKey").text}`, /does not exist/],
     ["a non-Bearer scheme", (a) => `Basic ${Buffer.from(`x:${a.key}`).toString("base64")}`, /not a Bearer credential/],
     ["an unknown token format", () => "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", /not recognised/],
@@ -54,19 +59,21 @@ describe.each(databaseKinds)("authentication on %s", (kind) => {
     const revoked = await createActor(t);
     await t.db.database.prisma.apiKey.update({ where: { id: revoked.keyId }, data: { revokedAt: new Date() } });
     const expired = await createActor(t);
-    await t.db.database.prisma.apiKey.update({ where: { id: expired.keyId }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    await t.db.database.prisma.apiKey.update({
+      where: { id: expired.keyId },
+      data: { expiresAt: new Date(Date.now() - 1000) },
+    });
     for (const key of [revoked.key, expired.key]) {
-      await expect(t.client(PrincipalService, { key }).whoAmI({})).rejects.toMatchObject({ code: Code.Unauthenticated });
+      await expect(t.client(PrincipalService, { key }).whoAmI({})).rejects.toMatchObject({
+        code: Code.Unauthenticated,
+      });
     }
   });
 
   it.each(["suspended", "revoked"] as const)("refuses a %s principal's key", async (status) => {
     const subject = await createActor(t);
     await t.db.database.prisma.principal.update({ where: { id: subject.principalId }, data: { status } });
-    const error = await t
-      .client(PrincipalService, { key: subject.key })
-      .whoAmI({})
-      .catch((e) => ConnectError.from(e));
+    const error = await failure(t.client(PrincipalService, { key: subject.key }).whoAmI({}));
     expect(error?.code).toBe(Code.Unauthenticated);
     expect(error?.message).toBe("[unauthenticated] unauthenticated");
   });

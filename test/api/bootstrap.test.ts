@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
-import { startTestBroker, type TestBroker } from "../support/broker.js";
+import { startTestBroker } from "../support/broker.js";
 import { createTestDatabase, databaseKinds } from "../support/databases.js";
 
 describe.each(databaseKinds)("bootstrap on %s", (kind) => {

@@ -12,7 +12,10 @@ import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/p
 const tsx = path.resolve("node_modules/.bin/tsx");
 const main = path.resolve("src/cli/main.ts");
 
-function run(args: string[], env: Record<string, string>): { child: ChildProcess; output: () => string; exit: Promise<number | null> } {
+function run(
+  args: string[],
+  env: Record<string, string>,
+): { child: ChildProcess; output: () => string; exit: Promise<number | null> } {
   const child = spawn(tsx, [main, ...args], { env: { ...process.env, AEGIS_LOG_LEVEL: "info", ...env } });
   let output = "";
   child.stdout?.on("data", (d) => (output += d));
@@ -34,7 +37,11 @@ describe("aegis CLI", () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), "aegis-cli-"));
     const credentialFile = path.join(dataDir, "admin.key");
     const port = String(20000 + Math.floor(Math.random() * 20000));
-    const broker = run(["serve"], { AEGIS_DATA_DIR: dataDir, AEGIS_PORT: port, AEGIS_BOOTSTRAP_CREDENTIAL_FILE: credentialFile });
+    const broker = run(["serve"], {
+      AEGIS_DATA_DIR: dataDir,
+      AEGIS_PORT: port,
+      AEGIS_BOOTSTRAP_CREDENTIAL_FILE: credentialFile,
+    });
     await waitFor(() => broker.output().includes("aegis broker listening"));
     expect(statSync(credentialFile).mode & 0o777).toBe(0o600);
     const key = readFileSync(credentialFile, "utf8").trim();
@@ -42,7 +49,12 @@ describe("aegis CLI", () => {
 
     const transport = createGrpcTransport({
       baseUrl: `http://127.0.0.1:${port}`,
-      interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${key}`), next(req))],
+      interceptors: [
+        (next) => (req) => {
+          req.header.set("authorization", `Bearer ${key}`);
+          return next(req);
+        },
+      ],
     });
     expect((await createClient(Health, transport).check({})).status).toBe(Status.SERVING);
 
@@ -72,7 +84,10 @@ describe("aegis CLI", () => {
 
   it("migrates an embedded database and generates root keys", async () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), "aegis-cli-"));
-    const migrate = run(["migrate"], { AEGIS_DATA_DIR: dataDir, AEGIS_ROOT_KEY: Buffer.alloc(32).toString("base64url") });
+    const migrate = run(["migrate"], {
+      AEGIS_DATA_DIR: dataDir,
+      AEGIS_ROOT_KEY: Buffer.alloc(32).toString("base64url"),
+    });
     expect(await migrate.exit).toBe(0);
     expect(migrate.output()).toContain("migrations applied");
     const keygen = run(["root-key", "generate"], {});

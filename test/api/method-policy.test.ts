@@ -13,7 +13,11 @@ const genDir = path.resolve("gen/proto");
 async function generatedFiles(): Promise<DescFile[]> {
   const files = readdirSync(genDir, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith("_pb.ts"));
   const modules = await Promise.all(files.map((f) => import(pathToFileURL(path.join(genDir, f)).href)));
-  return modules.flatMap((m) => Object.entries(m).filter(([name]) => name.startsWith("file_")).map(([, d]) => d as DescFile));
+  return modules.flatMap((m) =>
+    Object.entries(m)
+      .filter(([name]) => name.startsWith("file_"))
+      .map(([, d]) => d as DescFile),
+  );
 }
 
 describe("method policies", () => {

@@ -1,8 +1,9 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PrincipalKind, PrincipalService, PrincipalStatus } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
+import { failure } from "../support/errors.js";
 import { type Actor, createActor } from "../support/fixtures.js";
 
 describe.each(databaseKinds)("PrincipalService on %s", (kind) => {
@@ -35,16 +36,15 @@ describe.each(databaseKinds)("PrincipalService on %s", (kind) => {
 
   it("reports a principal of another tenant as not found and never lists it", async () => {
     const client = t.client(PrincipalService, { key: mallory.key });
-    await expect(client.getPrincipal({ principalId: alice.principalId })).rejects.toMatchObject({ code: Code.NotFound });
+    await expect(client.getPrincipal({ principalId: alice.principalId })).rejects.toMatchObject({
+      code: Code.NotFound,
+    });
     const listed = await client.listPrincipals({ pageSize: 500 });
     expect(listed.principals.map((p) => p.id)).toEqual([mallory.principalId]);
   });
 
   it("refuses listing without the grant and audits the denial", async () => {
-    const error = await t
-      .client(PrincipalService, { key: bob.key })
-      .listPrincipals({})
-      .catch((e) => ConnectError.from(e));
+    const error = await failure(t.client(PrincipalService, { key: bob.key }).listPrincipals({}));
     expect(error?.code).toBe(Code.PermissionDenied);
     const denied = await t.db.database.prisma.auditEvent.count({
       where: { actorId: bob.principalId, action: "principal.list", outcome: "denied" },

@@ -1,12 +1,11 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorDetailSchema } from "../../gen/proto/aegis/errors/v1/errors_pb.js";
 import { TenantService } from "../../gen/proto/aegis/tenant/v1/tenant_pb.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
+import { failure } from "../support/errors.js";
 import { createActor } from "../support/fixtures.js";
-
-const failure = (promise: Promise<unknown>) => promise.then(() => undefined, (e) => ConnectError.from(e));
 
 describe.each(databaseKinds)("TenantService on %s", (kind) => {
   let t: TestBroker;
@@ -41,7 +40,9 @@ describe.each(databaseKinds)("TenantService on %s", (kind) => {
   });
 
   it("names every invalid field", async () => {
-    const error = await failure(t.client(TenantService).createTenant({ name: "Bad Name!", displayName: "x".repeat(201) }));
+    const error = await failure(
+      t.client(TenantService).createTenant({ name: "Bad Name!", displayName: "x".repeat(201) }),
+    );
     expect(error?.code).toBe(Code.InvalidArgument);
     const [detail] = error?.findDetails(ErrorDetailSchema) ?? [];
     expect(detail?.reason).toBe("INVALID_ARGUMENT");
@@ -63,7 +64,9 @@ describe.each(databaseKinds)("TenantService on %s", (kind) => {
     const error = await failure(tenants.createTenant({ name: "taken" }));
     expect(error?.code).toBe(Code.AlreadyExists);
     expect(error?.findDetails(ErrorDetailSchema)[0]?.reason).toBe("TENANT_NAME_TAKEN");
-    const creations = await t.db.database.prisma.auditEvent.count({ where: { action: "tenant.create", outcome: "success" } });
+    const creations = await t.db.database.prisma.auditEvent.count({
+      where: { action: "tenant.create", outcome: "success" },
+    });
     const tenantsNow = await t.db.database.prisma.tenant.count({ where: { name: { not: "operators" } } });
     expect(creations).toBe(tenantsNow);
   });

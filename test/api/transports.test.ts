@@ -4,8 +4,9 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/proto/grpc/health/v1/health_pb.js";
-import { startTestBroker, protocols, type TestBroker } from "../support/broker.js";
+import { protocols, startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
+import { failure } from "../support/errors.js";
 
 describe.each(databaseKinds)("transports on %s", (kind) => {
   let t: TestBroker;
@@ -21,12 +22,9 @@ describe.each(databaseKinds)("transports on %s", (kind) => {
   });
 
   it.each(protocols)("refuses an anonymous WhoAmI over %s with unauthenticated", async (protocol) => {
-    const error = await t
-      .client(PrincipalService, { protocol, key: undefined })
-      .whoAmI({})
-      .catch((e) => ConnectError.from(e));
+    const error = await failure(t.client(PrincipalService, { protocol, key: undefined }).whoAmI({}));
     expect(error).toBeInstanceOf(ConnectError);
-    expect((error as ConnectError).code).toBe(Code.Unauthenticated);
+    expect(error?.code).toBe(Code.Unauthenticated);
   });
 
   it.each(protocols)("serves the standard health check anonymously over %s", async (protocol) => {
@@ -38,7 +36,9 @@ describe.each(databaseKinds)("transports on %s", (kind) => {
 
   it("streams health over gRPC Watch", async () => {
     const abort = new AbortController();
-    const stream = t.client(Health, { protocol: "grpc", key: undefined }).watch({ service: "" }, { signal: abort.signal });
+    const stream = t
+      .client(Health, { protocol: "grpc", key: undefined })
+      .watch({ service: "" }, { signal: abort.signal });
     for await (const message of stream) {
       expect(message.status).toBe(Status.SERVING);
       break;
@@ -62,18 +62,14 @@ describe.each(databaseKinds)("transports on %s", (kind) => {
 
   it("rejects a message larger than the configured limit with resource_exhausted", async () => {
     const big = "x".repeat(t.config.maxMessageBytes + 10);
-    const error = await t
-      .client(PrincipalService)
-      .getPrincipal({ principalId: big })
-      .catch((e) => ConnectError.from(e));
-    expect((error as ConnectError).code).toBe(Code.ResourceExhausted);
+    const error = await failure(t.client(PrincipalService).getPrincipal({ principalId: big }));
+    expect(error?.code).toBe(Code.ResourceExhausted);
   });
 
   it("refuses a client deadline beyond the configured maximum", async () => {
-    const error = await t
-      .client(PrincipalService)
-      .whoAmI({}, { timeoutMs: t.config.requestTimeoutMs + 60_000 })
-      .catch((e) => ConnectError.from(e));
-    expect((error as ConnectError).code).toBe(Code.InvalidArgument);
+    const error = await failure(
+      t.client(PrincipalService).whoAmI({}, { timeoutMs: t.config.requestTimeoutMs + 60_000 }),
+    );
+    expect(error?.code).toBe(Code.InvalidArgument);
   });
 });

@@ -1,10 +1,10 @@
 // Fixtures that build the actors a test needs in one call, through the same
 // domain code the broker uses (a tenant, a principal with grants and a key).
-import { issueApiKey, apiKeyHashPurpose } from "../../src/auth/api-keys.js";
+import { apiKeyHashPurpose, issueApiKey } from "../../src/auth/api-keys.js";
 import type { PrincipalKind } from "../../src/auth/caller.js";
+import { RootKey } from "../../src/crypto/root-key.js";
 import { newId } from "../../src/ids.js";
 import type { TestBroker } from "./broker.js";
-import { RootKey } from "../../src/crypto/root-key.js";
 
 export interface Actor {
   readonly tenantId: string;
@@ -23,9 +23,18 @@ export async function createActor(
   return prisma.$transaction(async (tx) => {
     const tenantId =
       options.tenantId ??
-      (await tx.tenant.create({ data: { id: newId("tenant"), name: `t-${newId("tenant").slice(4, 16)}`, displayName: "Test" } })).id;
+      (
+        await tx.tenant.create({
+          data: { id: newId("tenant"), name: `t-${newId("tenant").slice(4, 16)}`, displayName: "Test" },
+        })
+      ).id;
     const principal = await tx.principal.create({
-      data: { id: newId("principal"), tenantId, kind: options.kind ?? "person", displayName: options.name ?? "Test person" },
+      data: {
+        id: newId("principal"),
+        tenantId,
+        kind: options.kind ?? "person",
+        displayName: options.name ?? "Test person",
+      },
     });
     if (options.scopes?.length) {
       await tx.grant.createMany({

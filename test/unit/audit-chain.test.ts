@@ -36,13 +36,25 @@ describe("audit hash chain", () => {
   });
 
   it.each([
-    ["a modified field", (e: ChainedAuditEvent[]) => e.with(2, { ...(e[2] as ChainedAuditEvent), target: "ten_evil" }), 3n],
+    [
+      "a modified field",
+      (e: ChainedAuditEvent[]) => e.with(2, { ...(e[2] as ChainedAuditEvent), target: "ten_evil" }),
+      3n,
+    ],
     ["a deleted event", (e: ChainedAuditEvent[]) => e.toSpliced(2, 1), 3n],
-    ["swapped events", (e: ChainedAuditEvent[]) => e.with(1, e[2] as ChainedAuditEvent).with(2, e[1] as ChainedAuditEvent), 2n],
-    ["an event re-hashed without the key", (e: ChainedAuditEvent[]) => {
-      const forged = { ...(e[3] as ChainedAuditEvent), outcome: "denied" as const };
-      return e.with(3, { ...forged, hash: chainHash(randomBytes(32), forged) });
-    }, 4n],
+    [
+      "swapped events",
+      (e: ChainedAuditEvent[]) => e.with(1, e[2] as ChainedAuditEvent).with(2, e[1] as ChainedAuditEvent),
+      2n,
+    ],
+    [
+      "an event re-hashed without the key",
+      (e: ChainedAuditEvent[]) => {
+        const forged = { ...(e[3] as ChainedAuditEvent), outcome: "denied" as const };
+        return e.with(3, { ...forged, hash: chainHash(randomBytes(32), forged) });
+      },
+      4n,
+    ],
   ])("finds %s", (_, tamper, seq) => {
     expect(findChainBreak(key, tamper(chain(5)), start)?.seq).toBe(seq);
   });

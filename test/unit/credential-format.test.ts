@@ -28,7 +28,10 @@ describe("credential format", () => {
     ["unknown kind marker", "aegis_zz_abcdefghijklmnop_0123456789012345678901234567890123456789012abcdef"],
     ["truncated", generateCredential("apiKey").text.slice(0, -1)],
     ["extended", `${generateCredential("apiKey").text}x`],
-    ["upper-case id", generateCredential("apiKey").text.replace(/_([a-z2-7]{16})_/, (_, id: string) => `_${id.toUpperCase()}_`)],
+    [
+      "upper-case id",
+      generateCredential("apiKey").text.replace(/_([a-z2-7]{16})_/, (_, id: string) => `_${id.toUpperCase()}_`),
+    ],
     ["oversized", `aegis_ak_${"a".repeat(10_000)}`],
     ["with whitespace", ` ${generateCredential("apiKey").text}`],
   ])("rejects %s", (_, text) => {

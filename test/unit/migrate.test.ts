@@ -42,7 +42,11 @@ describe.each(databaseKinds)("migrate on %s", (kind) => {
 
   it("rolls back a failing migration completely", async () => {
     db = await createTestDatabase(kind);
-    const broken = { name: "00000000000000_broken", sql: "CREATE TABLE half_done (id int); SELECT nonsense;", checksum: "a".repeat(64) };
+    const broken = {
+      name: "00000000000000_broken",
+      sql: "CREATE TABLE half_done (id int); SELECT nonsense;",
+      checksum: "a".repeat(64),
+    };
     await expect(migrate(db.database, [broken])).rejects.toThrow(/migration 00000000000000_broken failed/);
     const tables = await db.database.prisma.$queryRaw<unknown[]>`SELECT 1 FROM pg_tables WHERE tablename = 'half_done'`;
     expect(tables).toEqual([]);

@@ -54,10 +54,11 @@ describe("loadRootKey", () => {
     expect(() => loadRootKey(config, silent)).toThrow(/AEGIS_ROOT_KEY: required with AEGIS_DATABASE_URL/);
   });
 
-  it.each([["short", "abc"], ["not base64url", `${"!".repeat(43)}`], ["too long", randomBytes(48).toString("base64url")]])(
-    "names AEGIS_ROOT_KEY when it is %s",
-    (_, value) => {
-      expect(() => loadRootKey(loadConfig({ AEGIS_ROOT_KEY: value }), silent)).toThrow(/^AEGIS_ROOT_KEY: must be 32/);
-    },
-  );
+  it.each([
+    ["short", "abc"],
+    ["not base64url", `${"!".repeat(43)}`],
+    ["too long", randomBytes(48).toString("base64url")],
+  ])("names AEGIS_ROOT_KEY when it is %s", (_, value) => {
+    expect(() => loadRootKey(loadConfig({ AEGIS_ROOT_KEY: value }), silent)).toThrow(/^AEGIS_ROOT_KEY: must be 32/);
+  });
 });
