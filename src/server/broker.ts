@@ -62,26 +62,13 @@ export async function startBroker(config: Config, options: BrokerOptions): Promi
   const bootstrapped = await bootstrap(ctx, grantableActions(services));
 
   const health = new HealthMonitor(services.map((s) => s.typeName));
-  let inFlight = 0;
-  let drained: (() => void) | undefined;
-  const tracker = {
-    enter: () => void inFlight++,
-    leave: () => {
-      inFlight--;
-      if (inFlight === 0) drained?.();
-    },
-  };
   const authenticator = authenticatorChain([
     apiKeyAuthenticator({ prisma: database.prisma, hashKey: rootKey.deriveKey(apiKeyHashPurpose), clock }),
   ]);
 
   const rpc = connectNodeAdapter({
     routes: routes(ctx, health),
-    interceptors: [
-      observe({ log, inFlight: tracker }),
-      deadline(config.requestTimeoutMs),
-      guard({ authenticator, audit }),
-    ],
+    interceptors: [observe({ log }), deadline(config.requestTimeoutMs), guard({ authenticator, audit })],
     readMaxBytes: config.maxMessageBytes,
     writeMaxBytes: config.maxMessageBytes,
     maxTimeoutMs: config.requestTimeoutMs,
@@ -111,12 +98,9 @@ export async function startBroker(config: Config, options: BrokerOptions): Promi
         log.info("shutting down: refusing new calls, finishing in-flight ones");
         health.setServing(false);
         closing.abort(); // long-lived streams (tail, watch) end now
-        const allDone = new Promise<void>((resolve) => {
-          drained = resolve;
-          if (inFlight === 0) resolve();
-        });
-        await Promise.race([allDone, listener.close(config.shutdownGraceMs)]);
-        await listener.close(0);
+        // Resolves once every connection has finished its open calls; what is
+        // still open after the grace period is cut.
+        await listener.close(config.shutdownGraceMs);
         await audit.close();
         if (!options.database) await database.close();
         log.info("shut down");

@@ -19,12 +19,7 @@ import { callKey } from "./call-context.js";
 
 export const requestIdHeader = "aegis-request-id";
 
-export interface InFlight {
-  enter(): void;
-  leave(): void;
-}
-
-export function observe(deps: { log: Logger; inFlight: InFlight }): Interceptor {
+export function observe(deps: { log: Logger }): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
     const call = req.contextValues.get(callKey);
@@ -52,8 +47,6 @@ export function observe(deps: { log: Logger; inFlight: InFlight }): Interceptor 
       return connectError;
     };
 
-    deps.inFlight.enter();
-    let streaming = false;
     try {
       const res = await next(req);
       res.header.set(requestIdHeader, requestId);
@@ -61,12 +54,9 @@ export function observe(deps: { log: Logger; inFlight: InFlight }): Interceptor 
         finish(undefined);
         return res;
       }
-      streaming = true;
-      return { ...res, message: translateStream(res.message, finish, deps.inFlight) } as StreamResponse;
+      return { ...res, message: translateStream(res.message, finish) } as StreamResponse;
     } catch (error) {
       throw finish(error);
-    } finally {
-      if (!streaming) deps.inFlight.leave();
     }
   };
 }
@@ -74,15 +64,12 @@ export function observe(deps: { log: Logger; inFlight: InFlight }): Interceptor 
 async function* translateStream<T>(
   messages: AsyncIterable<T>,
   finish: (error: unknown) => ConnectError | undefined,
-  inFlight: InFlight,
 ): AsyncIterable<T> {
   try {
     yield* messages;
     finish(undefined);
   } catch (error) {
     throw finish(error);
-  } finally {
-    inFlight.leave();
   }
 }
 
@@ -130,7 +117,10 @@ export function guard(deps: { authenticator: Authenticator; audit: AuditLog }): 
         action: policy?.action || `${req.service.typeName}/${req.method.name}`,
         target: typeof target === "string" ? target.slice(0, 200) : "",
         outcome: "denied",
-        reason: `${refusal.reason}: ${refusal.detail}`.slice(0, 500),
+        reason: (refusal.detail === refusal.reason ? refusal.reason : `${refusal.reason}: ${refusal.detail}`).slice(
+          0,
+          500,
+        ),
       });
       throw refusal;
     }
