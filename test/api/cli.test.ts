@@ -36,19 +36,20 @@ describe("aegis CLI", () => {
   it("serves on the embedded default, writes the one-time credential 0600, and shuts down cleanly on SIGTERM", async () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), "aegis-cli-"));
     const credentialFile = path.join(dataDir, "admin.key");
-    const port = String(20000 + Math.floor(Math.random() * 20000));
     const broker = run(["serve"], {
       AEGIS_DATA_DIR: dataDir,
-      AEGIS_PORT: port,
+      AEGIS_PORT: "0",
       AEGIS_BOOTSTRAP_CREDENTIAL_FILE: credentialFile,
     });
     await waitFor(() => broker.output().includes("aegis broker listening"));
+    const baseUrl = /"url":"(http:\/\/[^"]+)"/.exec(broker.output())?.[1];
+    expect(baseUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(statSync(credentialFile).mode & 0o777).toBe(0o600);
     const key = readFileSync(credentialFile, "utf8").trim();
     expect(broker.output()).not.toContain(key);
 
     const transport = createGrpcTransport({
-      baseUrl: `http://127.0.0.1:${port}`,
+      baseUrl: baseUrl ?? "",
       interceptors: [
         (next) => (req) => {
           req.header.set("authorization", `Bearer ${key}`);
