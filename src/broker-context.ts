@@ -4,7 +4,9 @@ import type { Logger } from "pino";
 import type { PrismaClient } from "../gen/prisma/client.js";
 import type { AuditLog } from "./audit/audit-log.js";
 import type { Clock } from "./clock.js";
+import type { Config } from "./config.js";
 import type { KeyEncryptionProvider } from "./crypto/root-key.js";
+import type { RevocationFeed } from "./tokens/revocation-feed.js";
 
 export interface BrokerContext {
   readonly prisma: PrismaClient;
@@ -12,6 +14,9 @@ export interface BrokerContext {
   readonly clock: Clock;
   readonly log: Logger;
   readonly rootKey: KeyEncryptionProvider;
+  readonly config: Config;
+  /** This instance's view of revocations; domain code publishes into it after commits. */
+  readonly feed: RevocationFeed;
   /** Aborted when the broker starts shutting down; long-lived streams end on it. */
   readonly closing: AbortSignal;
 }

@@ -31,6 +31,19 @@ export interface Config {
   readonly shutdownGraceMs: number;
   /** Where to write the one-time bootstrap credential; undefined prints it to stdout. */
   readonly bootstrapCredentialFile: string | undefined;
+  /** Broker token lifetime when the client asks for none, and the most it may ask for (seconds). */
+  readonly tokenLifetime: { readonly defaultSeconds: number; readonly maxSeconds: number };
+  /** Whether DPoP proofs must carry a server nonce (RFC 9449 §8). */
+  readonly dpopNonceRequired: boolean;
+  /** How long a rotated API key keeps working by default (seconds). */
+  readonly apiKeyRotationGraceSeconds: number;
+  /** How often each instance reads the revocation feed (ms). */
+  readonly revocationPollMs: number;
+  /** Per-minute limits: token mints per principal and per client address; failed authentications per address. */
+  readonly rateLimits: {
+    readonly mintsPerMinute: number;
+    readonly authFailuresPerMinute: number;
+  };
 }
 
 export const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -101,6 +114,14 @@ export function loadConfig(env: Env = process.env): Config {
     requestTimeoutMs: integer(read, "AEGIS_REQUEST_TIMEOUT_MS", 30_000, 100, 3_600_000),
     shutdownGraceMs: integer(read, "AEGIS_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     bootstrapCredentialFile: read("AEGIS_BOOTSTRAP_CREDENTIAL_FILE"),
+    tokenLifetime: Object.freeze(tokenLifetime(read)),
+    dpopNonceRequired: boolean(read, "AEGIS_DPOP_NONCE", false),
+    apiKeyRotationGraceSeconds: integer(read, "AEGIS_API_KEY_ROTATION_GRACE_S", 86_400, 0, 30 * 86_400),
+    revocationPollMs: integer(read, "AEGIS_REVOCATION_POLL_MS", 250, 20, 5_000),
+    rateLimits: Object.freeze({
+      mintsPerMinute: integer(read, "AEGIS_RATE_LIMIT_MINTS_PER_MINUTE", 1_200, 1, 10_000_000),
+      authFailuresPerMinute: integer(read, "AEGIS_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE", 30, 1, 10_000_000),
+    }),
   });
 }
 
@@ -117,6 +138,26 @@ function integer(
   const value = Number(raw);
   if (value < min || value > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
   return value;
+}
+
+function tokenLifetime(read: (name: string) => string | undefined) {
+  const maxSeconds = integer(read, "AEGIS_TOKEN_MAX_LIFETIME_S", 900, 30, 3_600);
+  const defaultSeconds = integer(read, "AEGIS_TOKEN_DEFAULT_LIFETIME_S", Math.min(300, maxSeconds), 30, 3_600);
+  if (defaultSeconds > maxSeconds) {
+    throw new ConfigError(
+      "AEGIS_TOKEN_DEFAULT_LIFETIME_S",
+      `must not exceed AEGIS_TOKEN_MAX_LIFETIME_S (${maxSeconds})`,
+    );
+  }
+  return { defaultSeconds, maxSeconds };
+}
+
+function boolean(read: (name: string) => string | undefined, name: string, fallback: boolean): boolean {
+  const raw = read(name);
+  if (raw === undefined) return fallback;
+  if (raw === "true" || raw === "1") return true;
+  if (raw === "false" || raw === "0") return false;
+  throw new ConfigError(name, `must be true or false, got "${raw}"`);
 }
 
 function url(read: (name: string) => string | undefined, name: string, fallback: string): string {

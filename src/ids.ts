@@ -7,7 +7,7 @@ export const idPrefixes = {
   tenant: "ten",
   principal: "prn",
   grant: "grt",
-  request: "req",
+  agentKey: "kid",
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

@@ -15,8 +15,12 @@ import type { Prisma, PrismaClient } from "../../gen/prisma/client.js";
 import type { Clock } from "../clock.js";
 import { type AuditEntry, type ChainedAuditEvent, chainHash, genesisHash } from "./audit-chain.js";
 
+/** A write that must commit with its audit event (e.g. recording an issued token). */
+export type BatchedWrite = (tx: Prisma.TransactionClient) => Promise<unknown>;
+
 interface Pending {
   readonly entry: AuditEntry;
+  readonly write: BatchedWrite | undefined;
   readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
 }
@@ -79,11 +83,14 @@ export class AuditLog {
     return result;
   }
 
-  /** Appends on its own, batched with concurrent appends; resolves once durable. */
-  append(entry: AuditEntry): Promise<void> {
+  /**
+   * Appends on its own, batched with concurrent appends; resolves once
+   * durable. `write`, when given, runs in the same batch transaction.
+   */
+  append(entry: AuditEntry, write?: BatchedWrite): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("audit log is closed"));
     return new Promise((resolve, reject) => {
-      this.#queue.push({ entry, resolve, reject });
+      this.#queue.push({ entry, write, resolve, reject });
       this.#flushing ??= this.#drain();
     });
   }

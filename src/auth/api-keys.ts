@@ -42,10 +42,16 @@ export async function issueApiKey(
 }
 
 /** Authenticates `Bearer aegis_ak_…` API keys. */
-export function apiKeyAuthenticator(deps: { prisma: PrismaClient; hashKey: Buffer; clock: Clock }): Authenticator {
+export function apiKeyAuthenticator(deps: {
+  prisma: PrismaClient;
+  hashKey: Buffer;
+  clock: Clock;
+  lastUsed?: LastUsedRecorder;
+}): Authenticator {
   return {
-    async authenticate({ bearer }) {
+    async authenticate({ bearer, scheme }) {
       if (!bearer?.startsWith("aegis_ak_")) return undefined;
+      if (scheme !== "bearer") throw unauthenticated("API keys are Bearer credentials");
       // Shape and checksum first: a mistyped key costs no database work.
       const credential = parseCredential(bearer);
       if (!credential) throw unauthenticated("API key is malformed or fails its checksum");
@@ -65,6 +71,7 @@ export function apiKeyAuthenticator(deps: { prisma: PrismaClient; hashKey: Buffe
       if (key.principal.status !== "active") {
         throw unauthenticated(`principal ${key.principalId} is ${key.principal.status}`);
       }
+      deps.lastUsed?.record(key.id, now);
       return {
         principalId: key.principalId,
         tenantId: key.tenantId,
@@ -75,4 +82,43 @@ export function apiKeyAuthenticator(deps: { prisma: PrismaClient; hashKey: Buffe
       } satisfies Caller;
     },
   };
+}
+
+/**
+ * Records when API keys were last used without a write per request: uses are
+ * kept in memory and written at most once per key per interval.
+ */
+export class LastUsedRecorder {
+  readonly #pending = new Map<string, Date>();
+  readonly #written = new Map<string, number>();
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly intervalMs = 60_000,
+  ) {}
+
+  record(keyId: string, at: Date): void {
+    const last = this.#written.get(keyId) ?? 0;
+    if (at.getTime() - last >= this.intervalMs) this.#pending.set(keyId, at);
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => void this.flush().catch(() => {}), Math.min(this.intervalMs, 10_000));
+    this.#timer.unref();
+  }
+
+  async flush(): Promise<void> {
+    const batch = [...this.#pending];
+    this.#pending.clear();
+    for (const [id, at] of batch) {
+      this.#written.set(id, at.getTime());
+      await this.prisma.apiKey.updateMany({ where: { id }, data: { lastUsedAt: at } });
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.flush();
+  }
 }

@@ -7,9 +7,14 @@ import { unauthenticated } from "../errors/domain-error.js";
 import type { Caller } from "./caller.js";
 
 export interface Credentials {
-  /** The credential after `Bearer `, if any. */
+  /** The credential after `Bearer ` or `DPoP `, if any. */
   readonly bearer: string | undefined;
+  /** Which scheme carried it: a DPoP-bound token must come as `DPoP` (RFC 9449 §7.1). */
+  readonly scheme: "bearer" | "dpop" | undefined;
   readonly headers: Headers;
+  /** HTTP method and public URL of the call, for DPoP `htm`/`htu`. */
+  readonly method: string;
+  readonly url: string;
 }
 
 export interface Authenticator {
@@ -19,13 +24,14 @@ export interface Authenticator {
 /** Largest Authorization header considered; longer ones are refused unread. */
 const maxAuthorizationLength = 8192;
 
-export function readCredentials(headers: Headers): Credentials {
+export function readCredentials(headers: Headers, call: { method: string; url: string }): Credentials {
   const authorization = headers.get("authorization") ?? undefined;
-  if (authorization === undefined) return { bearer: undefined, headers };
+  if (authorization === undefined) return { bearer: undefined, scheme: undefined, headers, ...call };
   if (authorization.length > maxAuthorizationLength) throw unauthenticated("authorization header too long");
-  const match = /^Bearer +(\S+) *$/i.exec(authorization);
-  if (!match) throw unauthenticated("authorization header is not a Bearer credential");
-  return { bearer: match[1], headers };
+  const match = /^(Bearer|DPoP) +(\S+) *$/i.exec(authorization);
+  if (!match) throw unauthenticated("authorization header is not a Bearer or DPoP credential");
+  const scheme = (match[1] as string).toLowerCase() as "bearer" | "dpop";
+  return { bearer: match[2], scheme, headers, ...call };
 }
 
 export function authenticatorChain(authenticators: readonly Authenticator[]): Authenticator {

@@ -35,7 +35,12 @@ export class DomainError extends Error {
     readonly code: DomainErrorCode,
     readonly reason: string,
     message: string,
-    readonly options: { readonly fieldViolations?: readonly FieldViolation[]; readonly detail?: string } = {},
+    readonly options: {
+      readonly fieldViolations?: readonly FieldViolation[];
+      readonly detail?: string;
+      /** Response headers the client needs, e.g. `DPoP-Nonce` or `Retry-After`. */
+      readonly headers?: Readonly<Record<string, string>>;
+    } = {},
   ) {
     super(message);
   }
@@ -64,8 +69,13 @@ export function notFound(what: string, reason: string): DomainError {
  * Authentication failures are deliberately vague on the wire (which check
  * failed helps an attacker); the precise reason goes to the log and audit.
  */
-export function unauthenticated(detail: string): DomainError {
-  return new DomainError("unauthenticated", "UNAUTHENTICATED", "unauthenticated", { detail });
+export function unauthenticated(detail: string, headers?: Record<string, string>): DomainError {
+  return new DomainError("unauthenticated", "UNAUTHENTICATED", "unauthenticated", { detail, headers });
+}
+
+/** A DPoP proof that fails any check (RFC 9449 `invalid_dpop_proof`); the wire says only that. */
+export function invalidDpopProof(detail: string): DomainError {
+  return new DomainError("unauthenticated", "INVALID_DPOP_PROOF", "invalid DPoP proof", { detail });
 }
 
 export function permissionDenied(reason: string, message: string, detail?: string): DomainError {

@@ -8,8 +8,10 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { AuditLog } from "../audit/audit-log.js";
 import { auditChainKey } from "../audit/audit-queries.js";
-import { apiKeyAuthenticator, apiKeyHashPurpose } from "../auth/api-keys.js";
+import { apiKeyAuthenticator, apiKeyHashPurpose, LastUsedRecorder } from "../auth/api-keys.js";
 import { authenticatorChain } from "../auth/authenticate.js";
+import { dpopNonces } from "../auth/dpop-nonce.js";
+import { databaseReplayGuard } from "../auth/replay-guard.js";
 import { type BootstrapResult, bootstrap } from "../bootstrap/bootstrap.js";
 import type { BrokerContext } from "../broker-context.js";
 import { type Clock, systemClock } from "../clock.js";
@@ -19,6 +21,10 @@ import { type Database, openDatabase } from "../db/database.js";
 import { migrate } from "../db/migrate.js";
 import { HealthMonitor } from "../health/health-service.js";
 import { grantableActions } from "../policy/method-policy.js";
+import { RateLimiter } from "../rate-limit.js";
+import { RevocationFeed } from "../tokens/revocation-feed.js";
+import { ensureSigningKeys, KeyRing } from "../tokens/signing-keys.js";
+import { type TokenDeps, tokenAuthenticator } from "../tokens/tokens.js";
 import { callKey } from "./call-context.js";
 import { deadline, guard, observe } from "./interceptors.js";
 import { createListener } from "./listener.js";
@@ -56,19 +62,57 @@ export async function startBroker(config: Config, options: BrokerOptions): Promi
   if (applied.length > 0) log.info({ migrations: applied }, "applied migrations");
 
   const closing = new AbortController();
-  const audit = new AuditLog({ prisma: database.prisma, key: auditChainKey(rootKey), clock, log });
+  const prisma = database.prisma;
+  const audit = new AuditLog({ prisma, key: auditChainKey(rootKey), clock, log });
   await audit.init();
-  const ctx: BrokerContext = { prisma: database.prisma, audit, clock, log, rootKey, closing: closing.signal };
+  await prisma.$transaction((tx) => ensureSigningKeys(tx, rootKey));
+  const keyRing = new KeyRing({ prisma, rootKey, clock });
+  await keyRing.reload();
+  const feed = new RevocationFeed({
+    prisma,
+    clock,
+    log,
+    pollMs: config.revocationPollMs,
+    onSigningKeysChanged: () => keyRing.reload(),
+  });
+  await feed.start();
+  const ctx: BrokerContext = { prisma, audit, clock, log, rootKey, config, feed, closing: closing.signal };
   const bootstrapped = await bootstrap(ctx, grantableActions(services));
 
+  const replay = databaseReplayGuard(prisma);
+  const lastUsed = new LastUsedRecorder(prisma);
+  lastUsed.start();
+  const apiKeys = apiKeyAuthenticator({ prisma, hashKey: rootKey.deriveKey(apiKeyHashPurpose), clock, lastUsed });
+  const tokens: TokenDeps = {
+    prisma,
+    audit,
+    clock,
+    keyRing,
+    feed,
+    replay,
+    nonces: config.dpopNonceRequired ? dpopNonces(rootKey.deriveKey("aegis/dpop-nonce/v1"), clock) : undefined,
+    apiKeys,
+    mintLimiter: new RateLimiter(config.rateLimits.mintsPerMinute, clock),
+    config,
+  };
+  // Housekeeping every instance does: forget expired single-use values and
+  // re-read the key set, so retiring keys drop out of the JWKS on time.
+  const housekeeping = setInterval(() => {
+    void replay.prune(clock.now()).catch((error) => log.warn({ err: error }, "replay guard prune failed"));
+    void keyRing.reload().catch((error) => log.warn({ err: error }, "signing key reload failed"));
+  }, 60_000);
+  housekeeping.unref();
+
   const health = new HealthMonitor(services.map((s) => s.typeName));
-  const authenticator = authenticatorChain([
-    apiKeyAuthenticator({ prisma: database.prisma, hashKey: rootKey.deriveKey(apiKeyHashPurpose), clock }),
-  ]);
+  const authenticator = authenticatorChain([apiKeys, tokenAuthenticator(tokens)]);
 
   const rpc = connectNodeAdapter({
-    routes: routes(ctx, health),
-    interceptors: [observe({ log }), deadline(config.requestTimeoutMs), guard({ authenticator, audit })],
+    routes: routes(ctx, health, tokens),
+    interceptors: [
+      observe({ log }),
+      deadline(config.requestTimeoutMs),
+      guard({ authenticator, audit, publicUrl: config.publicUrl }),
+    ],
     readMaxBytes: config.maxMessageBytes,
     writeMaxBytes: config.maxMessageBytes,
     maxTimeoutMs: config.requestTimeoutMs,
@@ -77,6 +121,7 @@ export async function startBroker(config: Config, options: BrokerOptions): Promi
       createContextValues().set(callKey, {
         requestId: `req_${randomUUID()}`,
         client: clientOf(req),
+        address: req.socket?.remoteAddress ?? "unknown",
         caller: undefined,
       }),
     fallback: (req, res) => plainHttp(req, res, { health, database }),
@@ -101,6 +146,9 @@ export async function startBroker(config: Config, options: BrokerOptions): Promi
         // Resolves once every connection has finished its open calls; what is
         // still open after the grace period is cut.
         await listener.close(config.shutdownGraceMs);
+        clearInterval(housekeeping);
+        await feed.stop();
+        await lastUsed.stop();
         await audit.close();
         if (!options.database) await database.close();
         log.info("shut down");

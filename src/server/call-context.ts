@@ -8,6 +8,8 @@ export interface CallInfo {
   readonly requestId: string;
   /** Peer address and user agent, for audit. */
   readonly client: string;
+  /** Peer address alone, for rate limits. */
+  readonly address: string;
   /** Set once authentication succeeded (absent for anonymous calls). */
   caller: Caller | undefined;
 }

@@ -91,7 +91,7 @@ export function deadline(defaultMs: number): Interceptor {
   };
 }
 
-export function guard(deps: { authenticator: Authenticator; audit: AuditLog }): Interceptor {
+export function guard(deps: { authenticator: Authenticator; audit: AuditLog; publicUrl: string }): Interceptor {
   return (next) => async (req) => {
     const call = req.contextValues.get(callKey);
     if (!call) throw new Error("call context missing");
@@ -99,7 +99,10 @@ export function guard(deps: { authenticator: Authenticator; audit: AuditLog }): 
     let refusal: DomainError | undefined;
     if (policy?.authorization !== Authorization.ANONYMOUS) {
       try {
-        call.caller = await deps.authenticator.authenticate(readCredentials(req.header));
+        const url = `${deps.publicUrl}${new URL(req.url, deps.publicUrl).pathname}`;
+        call.caller = await deps.authenticator.authenticate(
+          readCredentials(req.header, { method: req.requestMethod, url }),
+        );
       } catch (error) {
         if (!(error instanceof DomainError)) throw error;
         refusal = error;

@@ -1,0 +1,151 @@
+// AgentService handlers: decode, call one domain function, encode.
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { AgentKey, ApiKey } from "../../gen/prisma/client.js";
+import { AgentService, AgentStatus, KeyStatus, KeyUse } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
+import type { BrokerContext } from "../broker-context.js";
+import { invalidArgument } from "../errors/domain-error.js";
+import { readPage } from "../pagination.js";
+import { auditBase, callerOf } from "../server/call-context.js";
+import { addAgentKey, listAgentKeys, revokeAgentKey } from "./agent-keys.js";
+import { type AgentWithGrants, changeAgentStatus, getAgent, listAgents, registerAgent, updateAgent } from "./agents.js";
+import { createApiKey, listApiKeys, revokeApiKey, rotateApiKey } from "./api-key-admin.js";
+
+export { AgentService };
+
+const statuses = {
+  active: AgentStatus.ACTIVE,
+  suspended: AgentStatus.SUSPENDED,
+  revoked: AgentStatus.REVOKED,
+} as const satisfies Record<AgentWithGrants["status"], AgentStatus>;
+
+const uses = { signing: KeyUse.SIGNING, encryption: KeyUse.ENCRYPTION } as const satisfies Record<
+  AgentKey["use"],
+  KeyUse
+>;
+
+export function agentService(ctx: BrokerContext): ServiceImpl<typeof AgentService> {
+  return {
+    async registerAgent(req, call) {
+      return { agent: toAgent(await registerAgent(ctx, callerOf(call), auditBase(call), req)) };
+    },
+    async getAgent(req, call) {
+      return { agent: toAgent(await getAgent(ctx, callerOf(call).tenantId, req.agentId)) };
+    },
+    async listAgents(req, call) {
+      const status = (Object.keys(statuses) as (keyof typeof statuses)[]).find((k) => statuses[k] === req.status);
+      const { items, nextPageToken } = await listAgents(
+        ctx,
+        callerOf(call).tenantId,
+        { ...(status ? { status } : {}), ...(req.ownerId ? { ownerId: req.ownerId } : {}) },
+        readPage(req),
+      );
+      return { agents: items.map(toAgent), nextPageToken };
+    },
+    async updateAgent(req, call) {
+      const agent = await updateAgent(ctx, callerOf(call), auditBase(call), {
+        agentId: req.agentId,
+        ...(req.displayName !== undefined ? { displayName: req.displayName } : {}),
+        ...(req.description !== undefined ? { description: req.description } : {}),
+        ...(req.replaceMetadata ? { metadata: req.metadata } : {}),
+      });
+      return { agent: toAgent(agent) };
+    },
+    async suspendAgent(req, call) {
+      return { agent: toAgent(await statusChange(ctx, call, req.agentId, "suspend")) };
+    },
+    async reactivateAgent(req, call) {
+      return { agent: toAgent(await statusChange(ctx, call, req.agentId, "reactivate")) };
+    },
+    async revokeAgent(req, call) {
+      return { agent: toAgent(await statusChange(ctx, call, req.agentId, "revoke")) };
+    },
+    async deleteAgent(req, call) {
+      await changeAgentStatus(ctx, callerOf(call), auditBase(call), req.agentId, "delete");
+      return {};
+    },
+    async addAgentKey(req, call) {
+      const use = req.use === KeyUse.SIGNING ? "signing" : req.use === KeyUse.ENCRYPTION ? "encryption" : undefined;
+      if (!use) throw invalidArgument([{ field: "use", description: "must be KEY_USE_SIGNING or KEY_USE_ENCRYPTION" }]);
+      const key = await addAgentKey(ctx, callerOf(call), auditBase(call), { ...req, use });
+      return { key: toAgentKey(key) };
+    },
+    async listAgentKeys(req, call) {
+      return { keys: (await listAgentKeys(ctx, callerOf(call).tenantId, req.agentId)).map(toAgentKey) };
+    },
+    async revokeAgentKey(req, call) {
+      return { key: toAgentKey(await revokeAgentKey(ctx, callerOf(call), auditBase(call), req.keyId)) };
+    },
+    async createApiKey(req, call) {
+      const { key, secret } = await createApiKey(ctx, callerOf(call), auditBase(call), {
+        principalId: req.principalId,
+        label: req.label,
+        ttlSeconds: Number(req.ttlSeconds),
+      });
+      return { key: toApiKey(key), secret };
+    },
+    async listApiKeys(req, call) {
+      return { keys: (await listApiKeys(ctx, callerOf(call), req.principalId)).map(toApiKey) };
+    },
+    async rotateApiKey(req, call) {
+      const rotated = await rotateApiKey(ctx, callerOf(call), auditBase(call), {
+        keyId: req.keyId,
+        graceSeconds: Number(req.graceSeconds),
+      });
+      return { key: toApiKey(rotated.key), secret: rotated.secret, previous: toApiKey(rotated.previous) };
+    },
+    async revokeApiKey(req, call) {
+      return { key: toApiKey(await revokeApiKey(ctx, callerOf(call), auditBase(call), req.keyId)) };
+    },
+  };
+}
+
+async function statusChange(
+  ctx: BrokerContext,
+  call: Parameters<typeof callerOf>[0],
+  agentId: string,
+  change: "suspend" | "reactivate" | "revoke",
+): Promise<AgentWithGrants> {
+  return (await changeAgentStatus(ctx, callerOf(call), auditBase(call), agentId, change)) as AgentWithGrants;
+}
+
+function toAgent(agent: AgentWithGrants) {
+  return {
+    id: agent.id,
+    tenantId: agent.tenantId,
+    displayName: agent.displayName,
+    description: agent.description,
+    ownerId: agent.ownerId ?? "",
+    metadata: agent.metadata as Record<string, string>,
+    status: statuses[agent.status],
+    createTime: timestampFromDate(agent.createdAt),
+    updateTime: timestampFromDate(agent.updatedAt),
+    scopes: agent.grants.map((g) => g.scope).sort(),
+  };
+}
+
+function toAgentKey(key: AgentKey) {
+  return {
+    keyId: key.id,
+    agentId: key.principalId,
+    use: uses[key.use],
+    alg: key.alg,
+    jwkJson: JSON.stringify(key.jwk),
+    thumbprint: key.thumbprint,
+    status: key.revokedAt ? KeyStatus.REVOKED : KeyStatus.ACTIVE,
+    createTime: timestampFromDate(key.createdAt),
+  };
+}
+
+function toApiKey(key: ApiKey) {
+  return {
+    keyId: key.id,
+    principalId: key.principalId,
+    label: key.label,
+    prefix: `aegis_ak_${key.id}_`,
+    createTime: timestampFromDate(key.createdAt),
+    ...(key.expiresAt ? { expireTime: timestampFromDate(key.expiresAt) } : {}),
+    ...(key.lastUsedAt ? { lastUseTime: timestampFromDate(key.lastUsedAt) } : {}),
+    ...(key.revokedAt ? { revokeTime: timestampFromDate(key.revokedAt) } : {}),
+  };
+}

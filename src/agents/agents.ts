@@ -1,0 +1,248 @@
+// Agents: principals of kind agent, owned by a person of their tenant.
+// Status changes follow the lifecycle (active ↔ suspended → revoked), are
+// never made by a principal on itself, and void the agent's earlier tokens
+// on every instance through the revocation feed, in the same transaction.
+import type { Principal, Prisma } from "../../gen/prisma/client.js";
+import type { AuditEntry } from "../audit/audit-chain.js";
+import { type Caller, elevatedScope } from "../auth/caller.js";
+import type { BrokerContext } from "../broker-context.js";
+import {
+  DomainError,
+  type FieldViolation,
+  invalidArgument,
+  notFound,
+  permissionDenied,
+} from "../errors/domain-error.js";
+import { isId, newId } from "../ids.js";
+import { type Page, pageOf } from "../pagination.js";
+import { RevocationFeed } from "../tokens/revocation-feed.js";
+
+export type AuditBase = Pick<AuditEntry, "requestId" | "tenantId" | "actorId" | "client">;
+export type AgentWithGrants = Principal & { grants: { scope: string }[] };
+
+const maxName = 200;
+const maxDescription = 2000;
+const maxMetadata = 32;
+
+function checkText(
+  violations: FieldViolation[],
+  field: string,
+  value: string | undefined,
+  max: number,
+  required = false,
+) {
+  if (value === undefined) return;
+  if ((required && value.trim() === "") || value.length > max || /[\p{Cc}]/u.test(value.replace(/[\n\t]/g, ""))) {
+    violations.push({ field, description: `must be ${required ? "1" : "0"} to ${max} printable characters` });
+  }
+}
+
+function checkMetadata(violations: FieldViolation[], metadata: Record<string, string>) {
+  const entries = Object.entries(metadata);
+  if (entries.length > maxMetadata || entries.some(([k, v]) => k.length === 0 || k.length > 200 || v.length > 200)) {
+    violations.push({
+      field: "metadata",
+      description: `at most ${maxMetadata} entries, keys 1-200 and values 0-200 characters`,
+    });
+  }
+}
+
+/** Every scope in `wanted` is held by `caller`: nobody hands out what they lack. */
+export function assertCovers(caller: Caller, wanted: Iterable<string>, what: string): void {
+  const missing = [...wanted].filter((scope) => !caller.scopes.has(scope));
+  if (missing.length > 0) {
+    throw permissionDenied(
+      "SCOPE_ESCALATION",
+      `${what} needs scopes the caller does not hold`,
+      `not held: ${missing.join(" ")}`,
+    );
+  }
+}
+
+async function findAgent(db: Prisma.TransactionClient | BrokerContext["prisma"], tenantId: string, agentId: string) {
+  const agent = isId("principal", agentId)
+    ? await db.principal.findFirst({
+        where: { id: agentId, tenantId, kind: "agent" },
+        include: { grants: { select: { scope: true } } },
+      })
+    : null;
+  if (!agent) throw notFound("agent", "AGENT_NOT_FOUND");
+  return agent;
+}
+
+export async function registerAgent(
+  ctx: Pick<BrokerContext, "audit">,
+  caller: Caller,
+  auditBase: AuditBase,
+  input: {
+    displayName: string;
+    description: string;
+    ownerId: string;
+    metadata: Record<string, string>;
+    scopes: string[];
+  },
+): Promise<AgentWithGrants> {
+  const violations: FieldViolation[] = [];
+  checkText(violations, "display_name", input.displayName, maxName, true);
+  checkText(violations, "description", input.description, maxDescription);
+  checkMetadata(violations, input.metadata);
+  if (input.scopes.length > 100 || input.scopes.some((s) => !/^[a-z0-9][a-z0-9._:*-]{0,255}$/.test(s))) {
+    violations.push({ field: "scopes", description: "at most 100 scopes of lower-case letters, digits and . _ : * -" });
+  }
+  if (violations.length > 0) throw invalidArgument(violations);
+  const scopes = [...new Set(input.scopes)];
+  if (scopes.includes(elevatedScope))
+    throw permissionDenied("SCOPE_ESCALATION", "the elevated grant cannot be given to an agent");
+  assertCovers(caller, scopes, "registering an agent with these scopes");
+  const ownerId = input.ownerId || caller.principalId;
+
+  return ctx.audit.transaction(
+    async (tx) => {
+      const owner = await tx.principal.findFirst({ where: { id: ownerId, tenantId: caller.tenantId } });
+      if (!owner) throw notFound("owner", "OWNER_NOT_FOUND");
+      if (owner.kind !== "person" || owner.status !== "active") {
+        throw new DomainError(
+          "failed_precondition",
+          "OWNER_NOT_ACTIVE_PERSON",
+          "an agent's owner must be an active person",
+        );
+      }
+      const id = newId("principal");
+      await tx.principal.create({
+        data: {
+          id,
+          tenantId: caller.tenantId,
+          kind: "agent",
+          displayName: input.displayName.trim(),
+          description: input.description,
+          metadata: input.metadata,
+          ownerId,
+        },
+      });
+      await tx.grant.createMany({
+        data: scopes.map((scope) => ({
+          id: newId("grant"),
+          tenantId: caller.tenantId,
+          principalId: id,
+          scope,
+          grantedBy: caller.principalId,
+        })),
+      });
+      return findAgent(tx, caller.tenantId, id);
+    },
+    (agent) => ({ ...auditBase, action: "agent.register", target: agent.id, outcome: "success", reason: "" }),
+  );
+}
+
+export function getAgent(ctx: Pick<BrokerContext, "prisma">, tenantId: string, agentId: string) {
+  return findAgent(ctx.prisma, tenantId, agentId);
+}
+
+export async function listAgents(
+  ctx: Pick<BrokerContext, "prisma">,
+  tenantId: string,
+  filter: { status?: Principal["status"]; ownerId?: string },
+  page: Page,
+) {
+  const rows = await ctx.prisma.principal.findMany({
+    where: {
+      tenantId,
+      kind: "agent",
+      ...(filter.status ? { status: filter.status } : {}),
+      ...(filter.ownerId ? { ownerId: filter.ownerId } : {}),
+      ...(page.after ? { id: { gt: page.after } } : {}),
+    },
+    include: { grants: { select: { scope: true } } },
+    orderBy: { id: "asc" },
+    take: page.size + 1,
+  });
+  return pageOf(rows, page, (p) => p.id);
+}
+
+export async function updateAgent(
+  ctx: Pick<BrokerContext, "audit">,
+  caller: Caller,
+  auditBase: AuditBase,
+  input: { agentId: string; displayName?: string; description?: string; metadata?: Record<string, string> },
+): Promise<AgentWithGrants> {
+  const violations: FieldViolation[] = [];
+  checkText(violations, "display_name", input.displayName, maxName, true);
+  checkText(violations, "description", input.description, maxDescription);
+  if (input.metadata) checkMetadata(violations, input.metadata);
+  if (violations.length > 0) throw invalidArgument(violations);
+  return ctx.audit.transaction(
+    async (tx) => {
+      await findAgent(tx, caller.tenantId, input.agentId);
+      await tx.principal.update({
+        where: { id: input.agentId },
+        data: {
+          ...(input.displayName !== undefined ? { displayName: input.displayName.trim() } : {}),
+          ...(input.description !== undefined ? { description: input.description } : {}),
+          ...(input.metadata !== undefined ? { metadata: input.metadata } : {}),
+        },
+      });
+      return findAgent(tx, caller.tenantId, input.agentId);
+    },
+    () => ({ ...auditBase, action: "agent.update", target: input.agentId, outcome: "success", reason: "" }),
+  );
+}
+
+type StatusChange = "suspend" | "reactivate" | "revoke" | "delete";
+
+const transitions: Record<StatusChange, { from: Principal["status"][]; to: Principal["status"] | "deleted" }> = {
+  suspend: { from: ["active"], to: "suspended" },
+  reactivate: { from: ["suspended"], to: "active" },
+  revoke: { from: ["active", "suspended"], to: "revoked" },
+  delete: { from: ["active", "suspended", "revoked"], to: "deleted" },
+};
+
+/**
+ * Moves an agent through its lifecycle. Suspending, revoking and deleting
+ * void every token issued to it before now (revocation feed); revoking also
+ * ends its API keys and public keys for good.
+ */
+export async function changeAgentStatus(
+  ctx: Pick<BrokerContext, "audit" | "clock" | "config" | "feed">,
+  caller: Caller,
+  auditBase: AuditBase,
+  agentId: string,
+  change: StatusChange,
+): Promise<AgentWithGrants | undefined> {
+  if (agentId === caller.principalId) {
+    throw permissionDenied("SELF_STATUS_CHANGE", "a principal cannot change its own status");
+  }
+  const now = ctx.clock.now();
+  const cutoff = {
+    kind: "principal" as const,
+    subject: agentId,
+    notBefore: now,
+    expiresAt: new Date(now.getTime() + (ctx.config.tokenLifetime.maxSeconds + 60) * 1000),
+  };
+  const rule = transitions[change];
+  const result = await ctx.audit.transaction(
+    async (tx) => {
+      const agent = await findAgent(tx, caller.tenantId, agentId);
+      if (!rule.from.includes(agent.status)) {
+        throw new DomainError(
+          "failed_precondition",
+          "INVALID_TRANSITION",
+          `cannot ${change} an agent that is ${agent.status}`,
+        );
+      }
+      if (rule.to !== "active") await RevocationFeed.publish(tx, cutoff);
+      if (rule.to === "deleted") {
+        await tx.principal.delete({ where: { id: agentId } });
+        return undefined;
+      }
+      if (rule.to === "revoked") {
+        await tx.apiKey.updateMany({ where: { principalId: agentId, revokedAt: null }, data: { revokedAt: now } });
+        await tx.agentKey.updateMany({ where: { principalId: agentId, revokedAt: null }, data: { revokedAt: now } });
+      }
+      await tx.principal.update({ where: { id: agentId }, data: { status: rule.to } });
+      return findAgent(tx, caller.tenantId, agentId);
+    },
+    () => ({ ...auditBase, action: `agent.${change}`, target: agentId, outcome: "success", reason: "" }),
+  );
+  if (rule.to !== "active") ctx.feed.apply(cutoff);
+  return result;
+}

@@ -1,0 +1,134 @@
+// Managing API keys of principals: create, list (metadata only), rotate with
+// a grace period, revoke. Issuing a key for someone is acting as them, so it
+// needs every grant they hold (or being them): otherwise a member with
+// `apikey.create` could mint themselves the admin's powers.
+import type { ApiKey } from "../../gen/prisma/client.js";
+import { apiKeyHashPurpose, issueApiKey } from "../auth/api-keys.js";
+import type { Caller } from "../auth/caller.js";
+import type { BrokerContext } from "../broker-context.js";
+import { invalidArgument, notFound } from "../errors/domain-error.js";
+import { type AuditBase, assertCovers } from "./agents.js";
+
+const maxTtlSeconds = 400 * 86_400;
+
+async function targetPrincipal(ctx: Pick<BrokerContext, "prisma">, caller: Caller, principalId: string) {
+  const principal = await ctx.prisma.principal.findFirst({
+    where: { id: principalId, tenantId: caller.tenantId },
+    include: { grants: { select: { scope: true } } },
+  });
+  if (!principal) throw notFound("principal", "PRINCIPAL_NOT_FOUND");
+  return principal;
+}
+
+async function assertMayActAs(ctx: Pick<BrokerContext, "prisma">, caller: Caller, principalId: string) {
+  const principal = await targetPrincipal(ctx, caller, principalId);
+  if (principal.id !== caller.principalId) {
+    assertCovers(
+      caller,
+      principal.grants.map((g) => g.scope),
+      "a key for this principal",
+    );
+  }
+  if (principal.status === "revoked") throw notFound("principal", "PRINCIPAL_NOT_FOUND");
+  return principal;
+}
+
+export async function createApiKey(
+  ctx: Pick<BrokerContext, "prisma" | "audit" | "clock" | "rootKey">,
+  caller: Caller,
+  auditBase: AuditBase,
+  input: { principalId: string; label: string; ttlSeconds: number },
+): Promise<{ key: ApiKey; secret: string }> {
+  if (input.label.length > 200) throw invalidArgument([{ field: "label", description: "at most 200 characters" }]);
+  if (input.ttlSeconds < 0 || input.ttlSeconds > maxTtlSeconds) {
+    throw invalidArgument([{ field: "ttl_seconds", description: `must be between 0 and ${maxTtlSeconds}` }]);
+  }
+  const principal = await assertMayActAs(ctx, caller, input.principalId);
+  const expiresAt = input.ttlSeconds ? new Date(ctx.clock.now().getTime() + input.ttlSeconds * 1000) : undefined;
+  return ctx.audit.transaction(
+    async (tx) => {
+      const issued = await issueApiKey(tx, ctx.rootKey.deriveKey(apiKeyHashPurpose), {
+        tenantId: caller.tenantId,
+        principalId: principal.id,
+        label: input.label,
+        ...(expiresAt ? { expiresAt } : {}),
+      });
+      return { key: await tx.apiKey.findUniqueOrThrow({ where: { id: issued.id } }), secret: issued.secret };
+    },
+    ({ key }) => ({
+      ...auditBase,
+      action: "apikey.create",
+      target: `${principal.id} ${key.id}`,
+      outcome: "success",
+      reason: "",
+    }),
+  );
+}
+
+export async function listApiKeys(ctx: Pick<BrokerContext, "prisma">, caller: Caller, principalId: string) {
+  await targetPrincipal(ctx, caller, principalId);
+  return ctx.prisma.apiKey.findMany({ where: { principalId }, orderBy: { createdAt: "desc" } });
+}
+
+async function findKey(ctx: Pick<BrokerContext, "prisma">, caller: Caller, keyId: string) {
+  const key = /^[a-z2-7]{16}$/.test(keyId)
+    ? await ctx.prisma.apiKey.findFirst({ where: { id: keyId, tenantId: caller.tenantId } })
+    : null;
+  if (!key) throw notFound("API key", "API_KEY_NOT_FOUND");
+  return key;
+}
+
+export async function rotateApiKey(
+  ctx: Pick<BrokerContext, "prisma" | "audit" | "clock" | "rootKey" | "config">,
+  caller: Caller,
+  auditBase: AuditBase,
+  input: { keyId: string; graceSeconds: number },
+): Promise<{ key: ApiKey; secret: string; previous: ApiKey }> {
+  if (input.graceSeconds < 0 || input.graceSeconds > 30 * 86_400) {
+    throw invalidArgument([{ field: "grace_seconds", description: "must be between 0 and 2592000 (30 days)" }]);
+  }
+  const old = await findKey(ctx, caller, input.keyId);
+  await assertMayActAs(ctx, caller, old.principalId);
+  const now = ctx.clock.now();
+  if (old.revokedAt || (old.expiresAt && old.expiresAt <= now)) throw notFound("API key", "API_KEY_NOT_FOUND");
+  const grace = (input.graceSeconds || ctx.config.apiKeyRotationGraceSeconds) * 1000;
+  const graceEnd = new Date(now.getTime() + grace);
+  return ctx.audit.transaction(
+    async (tx) => {
+      const issued = await issueApiKey(tx, ctx.rootKey.deriveKey(apiKeyHashPurpose), {
+        tenantId: old.tenantId,
+        principalId: old.principalId,
+        label: old.label,
+        ...(old.expiresAt ? { expiresAt: old.expiresAt } : {}),
+      });
+      const previous = await tx.apiKey.update({
+        where: { id: old.id },
+        data: { expiresAt: old.expiresAt && old.expiresAt < graceEnd ? old.expiresAt : graceEnd },
+      });
+      return { key: await tx.apiKey.findUniqueOrThrow({ where: { id: issued.id } }), secret: issued.secret, previous };
+    },
+    ({ key }) => ({
+      ...auditBase,
+      action: "apikey.rotate",
+      target: `${old.id} -> ${key.id}`,
+      outcome: "success",
+      reason: "",
+    }),
+  );
+}
+
+export async function revokeApiKey(
+  ctx: Pick<BrokerContext, "prisma" | "audit" | "clock">,
+  caller: Caller,
+  auditBase: AuditBase,
+  keyId: string,
+): Promise<ApiKey> {
+  const key = await findKey(ctx, caller, keyId);
+  return ctx.audit.transaction(
+    (tx) =>
+      key.revokedAt
+        ? Promise.resolve(key)
+        : tx.apiKey.update({ where: { id: key.id }, data: { revokedAt: ctx.clock.now() } }),
+    () => ({ ...auditBase, action: "apikey.revoke", target: key.id, outcome: "success", reason: "" }),
+  );
+}

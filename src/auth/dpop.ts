@@ -1,0 +1,110 @@
+// DPoP proof verification (RFC 9449), once for the whole broker and the SDK.
+// Each check is small and fails closed:
+//   §4.2  typ `dpop+jwt`; asymmetric `alg` only; `jwk` public, no private parts;
+//         signature valid under that `jwk`;
+//   §4.3  `htm` = request method, `htu` = request URL without query/fragment
+//         (built from the configured public URL, never the Host header);
+//         `iat` recent; `jti` present (single use is the caller's ReplayGuard);
+//         `ath` = base64url(SHA-256(access token)) whenever a token is presented;
+//   §8    `nonce` when the server demands one.
+import { createHash } from "node:crypto";
+import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, type JWK, jwtVerify } from "jose";
+import { invalidDpopProof } from "../errors/domain-error.js";
+
+/** Asymmetric JWS algorithms accepted for proofs; HMAC and `none` never. */
+export const dpopAlgorithms = [
+  "ES256",
+  "ES384",
+  "ES512",
+  "EdDSA",
+  "Ed25519",
+  "PS256",
+  "PS384",
+  "PS512",
+  "RS256",
+  "RS384",
+  "RS512",
+];
+
+const privateJwkMembers = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+const maxProofLength = 8192;
+
+export interface DpopCheck {
+  readonly proof: string;
+  readonly method: string;
+  readonly url: string;
+  /** The access token presented with the proof, if any: `ath` must match it. */
+  readonly accessToken?: string;
+  readonly now: Date;
+  /** Oldest accepted `iat`, seconds (default 60). */
+  readonly maxAgeSeconds?: number;
+  /** How far in the future `iat` may be, seconds (default 5). */
+  readonly futureSkewSeconds?: number;
+  /** When set, the proof's `nonce` must satisfy it. */
+  readonly nonce?: (nonce: unknown) => boolean;
+}
+
+export interface VerifiedDpopProof {
+  /** RFC 7638 SHA-256 thumbprint of the proof key: the token's `cnf.jkt`. */
+  readonly jkt: string;
+  readonly jti: string;
+  readonly iat: number;
+}
+
+export class DpopNonceRequired extends Error {}
+
+export async function verifyDpopProof(check: DpopCheck): Promise<VerifiedDpopProof> {
+  if (check.proof.length > maxProofLength) throw invalidDpopProof("proof too long");
+  let header: ReturnType<typeof decodeProtectedHeader>;
+  try {
+    header = decodeProtectedHeader(check.proof);
+  } catch {
+    throw invalidDpopProof("proof is not a JWS");
+  }
+  if (header.typ !== "dpop+jwt") throw invalidDpopProof(`typ is ${String(header.typ)}, not dpop+jwt`);
+  if (typeof header.alg !== "string" || !dpopAlgorithms.includes(header.alg)) {
+    throw invalidDpopProof(`alg ${String(header.alg)} is not an accepted asymmetric algorithm`);
+  }
+  const jwk = header.jwk as JWK | undefined;
+  if (!jwk || typeof jwk !== "object") throw invalidDpopProof("no jwk header");
+  if (privateJwkMembers.some((member) => member in jwk)) throw invalidDpopProof("jwk contains private key material");
+
+  let payload: Record<string, unknown>;
+  try {
+    ({ payload } = await jwtVerify(check.proof, EmbeddedJWK, {
+      algorithms: dpopAlgorithms,
+      typ: "dpop+jwt",
+      currentDate: check.now,
+    }));
+  } catch (error) {
+    throw invalidDpopProof(`signature or structure invalid: ${(error as Error).message}`);
+  }
+
+  if (typeof payload.jti !== "string" || payload.jti.length === 0 || payload.jti.length > 256) {
+    throw invalidDpopProof("jti missing or too long");
+  }
+  if (payload.htm !== check.method) throw invalidDpopProof(`htm ${String(payload.htm)} does not match ${check.method}`);
+  if (typeof payload.htu !== "string" || normalizeHtu(payload.htu) !== normalizeHtu(check.url)) {
+    throw invalidDpopProof(`htu ${String(payload.htu)} does not match ${check.url}`);
+  }
+  const now = Math.floor(check.now.getTime() / 1000);
+  if (typeof payload.iat !== "number") throw invalidDpopProof("iat missing");
+  if (payload.iat < now - (check.maxAgeSeconds ?? 60)) throw invalidDpopProof("proof too old");
+  if (payload.iat > now + (check.futureSkewSeconds ?? 5)) throw invalidDpopProof("proof issued in the future");
+  if (check.accessToken !== undefined) {
+    const ath = createHash("sha256").update(check.accessToken).digest("base64url");
+    if (payload.ath !== ath) throw invalidDpopProof("ath does not match the access token");
+  }
+  if (check.nonce && !check.nonce(payload.nonce)) throw new DpopNonceRequired("nonce missing or stale");
+  return { jkt: await calculateJwkThumbprint(jwk, "sha256"), jti: payload.jti, iat: payload.iat };
+}
+
+/** RFC 9449 §4.3: compare without query and fragment; scheme and host case-insensitively. */
+export function normalizeHtu(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+  } catch {
+    return `invalid:${url}`;
+  }
+}

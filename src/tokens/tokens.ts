@@ -1,0 +1,356 @@
+// Broker tokens: mint (client authenticated by API key or RFC 7523
+// assertion, optionally DPoP-bound), verify (offline: key ring + revocation
+// feed, no database), introspect (RFC 7662) and revoke (RFC 7009).
+import { randomBytes } from "node:crypto";
+import { decodeProtectedHeader, importJWK, type JWK, jwtVerify } from "jose";
+import type { PrismaClient } from "../../gen/prisma/client.js";
+import type { AuditEntry } from "../audit/audit-chain.js";
+import type { AuditLog } from "../audit/audit-log.js";
+import type { Authenticator } from "../auth/authenticate.js";
+import { type Caller, isElevated } from "../auth/caller.js";
+import { DpopNonceRequired, dpopAlgorithms, verifyDpopProof } from "../auth/dpop.js";
+import type { DpopNonces } from "../auth/dpop-nonce.js";
+import type { ReplayGuard } from "../auth/replay-guard.js";
+import type { Clock } from "../clock.js";
+import type { Config } from "../config.js";
+import {
+  DomainError,
+  type FieldViolation,
+  invalidArgument,
+  invalidDpopProof,
+  permissionDenied,
+  unauthenticated,
+} from "../errors/domain-error.js";
+import type { RateLimiter } from "../rate-limit.js";
+import { type AccessTokenClaims, signAccessToken, verifyAccessTokenJwt } from "./jwt.js";
+import { RevocationFeed } from "./revocation-feed.js";
+import type { KeyRing } from "./signing-keys.js";
+
+export interface TokenDeps {
+  readonly prisma: PrismaClient;
+  readonly audit: AuditLog;
+  readonly clock: Clock;
+  readonly keyRing: KeyRing;
+  readonly feed: RevocationFeed;
+  readonly replay: ReplayGuard;
+  readonly nonces: DpopNonces | undefined;
+  readonly apiKeys: Authenticator;
+  readonly mintLimiter: RateLimiter;
+  readonly config: Pick<Config, "publicUrl" | "tokenLifetime">;
+}
+
+/** Where a call came from, for DPoP, rate limits and audit. */
+export interface CallSite {
+  readonly requestId: string;
+  readonly client: string;
+  readonly clientAddress: string;
+  readonly method: string;
+  /** Public URL of the endpoint (DPoP `htu`). */
+  readonly url: string;
+  readonly headers: Headers;
+}
+
+export interface MintRequest {
+  readonly audience: string;
+  readonly scopes: readonly string[];
+  readonly lifetimeSeconds: number;
+  readonly clientAssertion: string;
+}
+
+export interface MintedToken {
+  readonly accessToken: string;
+  readonly tokenType: "DPoP" | "Bearer";
+  readonly expiresIn: number;
+  readonly scope: string;
+  readonly jti: string;
+}
+
+const scopePattern = /^[a-z0-9][a-z0-9._:*-]{0,255}$/;
+const maxScopes = 50;
+
+/** DPoP proof check shared by mint, the token authenticator and the OAuth routes, replay included. */
+export async function checkDpop(
+  deps: Pick<TokenDeps, "clock" | "replay" | "nonces">,
+  proof: string,
+  site: { method: string; url: string },
+  accessToken?: string,
+): Promise<string> {
+  try {
+    const verified = await verifyDpopProof({
+      proof,
+      method: site.method,
+      url: site.url,
+      now: deps.clock.now(),
+      ...(accessToken === undefined ? {} : { accessToken }),
+      ...(deps.nonces ? { nonce: deps.nonces.accepts } : {}),
+    });
+    const until = new Date((verified.iat + 120) * 1000);
+    if (!(await deps.replay.claim("dpop", `${verified.jkt}:${verified.jti}`, until))) {
+      throw invalidDpopProof(`proof ${verified.jti} was already used`);
+    }
+    return verified.jkt;
+  } catch (error) {
+    if (error instanceof DpopNonceRequired && deps.nonces) {
+      throw new DomainError("unauthenticated", "USE_DPOP_NONCE", "a DPoP nonce is required", {
+        headers: { "dpop-nonce": deps.nonces.current() },
+        detail: error.message,
+      });
+    }
+    throw error;
+  }
+}
+
+function validateMint(request: MintRequest, maxLifetime: number): void {
+  const violations: FieldViolation[] = [];
+  if (!request.audience || request.audience.length > 256 || /\s/.test(request.audience)) {
+    violations.push({ field: "audience", description: "must be a non-empty identifier of at most 256 characters" });
+  }
+  if (request.scopes.length > maxScopes) violations.push({ field: "scopes", description: `at most ${maxScopes}` });
+  const bad = request.scopes.find((s) => !scopePattern.test(s));
+  if (bad !== undefined) violations.push({ field: "scopes", description: `"${bad.slice(0, 60)}" is not a scope` });
+  if (request.lifetimeSeconds < 0 || request.lifetimeSeconds > maxLifetime) {
+    violations.push({ field: "lifetime_seconds", description: `must be between 0 and ${maxLifetime}` });
+  }
+  if (request.clientAssertion.length > 8192) violations.push({ field: "client_assertion", description: "too long" });
+  if (violations.length > 0) throw invalidArgument(violations);
+}
+
+/** Authenticates the client of a mint: its API key (Bearer) or its signed assertion, never both. */
+async function authenticateClient(deps: TokenDeps, site: CallSite, assertion: string): Promise<Caller> {
+  const authorization = site.headers.get("authorization");
+  if (authorization && assertion) throw unauthenticated("both an API key and an assertion were presented");
+  if (assertion) return authenticateAssertion(deps, assertion);
+  const match = authorization ? /^Bearer +(aegis_ak_\S+) *$/.exec(authorization) : null;
+  if (!match) throw unauthenticated("mint needs an API key (Bearer) or a client assertion");
+  const caller = await deps.apiKeys.authenticate({
+    bearer: match[1],
+    scheme: "bearer",
+    headers: site.headers,
+    method: site.method,
+    url: site.url,
+  });
+  if (!caller) throw unauthenticated("API key not recognised");
+  return caller;
+}
+
+/** RFC 7523 §3: iss = sub = the agent, aud = the broker, short exp, single-use jti, registered key. */
+async function authenticateAssertion(deps: TokenDeps, assertion: string): Promise<Caller> {
+  let kid: unknown;
+  let alg: unknown;
+  try {
+    ({ kid, alg } = decodeProtectedHeader(assertion));
+  } catch {
+    throw unauthenticated("client assertion is not a JWS");
+  }
+  if (typeof kid !== "string" || kid.length > 100) throw unauthenticated("client assertion has no kid");
+  if (typeof alg !== "string" || !dpopAlgorithms.includes(alg))
+    throw unauthenticated(`assertion alg ${String(alg)} refused`);
+  const key = await deps.prisma.agentKey.findUnique({
+    where: { id: kid },
+    include: { principal: { include: { grants: { select: { scope: true } } } } },
+  });
+  if (!key || key.use !== "signing" || key.revokedAt) throw unauthenticated(`assertion key ${kid} unknown or revoked`);
+  if (key.alg !== alg) throw unauthenticated(`assertion alg ${alg} does not match key ${kid} (${key.alg})`);
+  if (key.principal.status !== "active")
+    throw unauthenticated(`principal ${key.principalId} is ${key.principal.status}`);
+  const issuer = deps.config.publicUrl;
+  const now = deps.clock.now();
+  let payload: { exp?: number; jti?: string };
+  try {
+    ({ payload } = await jwtVerify(assertion, await importJWK(key.jwk as JWK, key.alg), {
+      algorithms: [key.alg],
+      issuer: key.principalId,
+      subject: key.principalId,
+      audience: [issuer, `${issuer}/oauth/token`, `${issuer}/aegis.token.v1.TokenService/MintToken`],
+      currentDate: now,
+      maxTokenAge: 300,
+      requiredClaims: ["exp", "iat", "jti"],
+    }));
+  } catch (error) {
+    throw unauthenticated(`client assertion invalid: ${(error as Error).message}`);
+  }
+  const exp = payload.exp as number;
+  if (exp * 1000 - now.getTime() > 300_000) throw unauthenticated("client assertion lives longer than 5 minutes");
+  if (
+    !(await deps.replay.claim("assertion", `${key.principalId}:${String(payload.jti)}`, new Date(exp * 1000 + 60_000)))
+  ) {
+    throw unauthenticated(`client assertion ${String(payload.jti)} was already used`);
+  }
+  return {
+    principalId: key.principalId,
+    tenantId: key.tenantId,
+    kind: key.principal.kind,
+    scopes: new Set(key.principal.grants.map((g) => g.scope)),
+    credentialType: "client_assertion",
+    credentialId: key.id,
+  };
+}
+
+export async function mintToken(deps: TokenDeps, site: CallSite, request: MintRequest): Promise<MintedToken> {
+  const { defaultSeconds, maxSeconds } = deps.config.tokenLifetime;
+  validateMint(request, maxSeconds);
+  let caller: Caller | undefined;
+  const audit = (outcome: AuditEntry["outcome"], target: string, reason: string): AuditEntry => ({
+    requestId: site.requestId,
+    tenantId: caller?.tenantId ?? null,
+    actorId: caller?.principalId ?? null,
+    client: site.client,
+    action: "token.mint",
+    target,
+    outcome,
+    reason,
+  });
+  try {
+    deps.mintLimiter.hit(`address:${site.clientAddress}`, "token requests from this address");
+    caller = await authenticateClient(deps, site, request.clientAssertion);
+    deps.mintLimiter.hit(`principal:${caller.principalId}`, "token requests for this client");
+    const missing = request.scopes.filter((scope) => !caller?.scopes.has(scope));
+    if (missing.length > 0) {
+      throw permissionDenied(
+        "SCOPE_NOT_GRANTED",
+        `scopes not held: ${missing.join(" ")}`,
+        `asked ${request.scopes.join(" ")}; not held ${missing.join(" ")}`,
+      );
+    }
+    const proof = site.headers.get("dpop");
+    const jkt = proof ? await checkDpop(deps, proof, site) : undefined;
+
+    const iat = Math.floor(deps.clock.now().getTime() / 1000);
+    const lifetime = request.lifetimeSeconds || defaultSeconds;
+    const scope = [...new Set(request.scopes)].join(" ");
+    const claims: AccessTokenClaims = {
+      iss: deps.config.publicUrl,
+      sub: caller.principalId,
+      aud: request.audience,
+      exp: iat + lifetime,
+      iat,
+      jti: randomBytes(16).toString("base64url"),
+      client_id: caller.principalId,
+      tenant_id: caller.tenantId,
+      scope,
+      principal_kind: caller.kind,
+      ...(jkt ? { cnf: { jkt } } : {}),
+    };
+    const accessToken = await signAccessToken(deps.keyRing.snapshot.signer, claims);
+    const owner = caller;
+    // The response waits for its batch: no token leaves unaudited.
+    await deps.audit.append(audit("success", claims.jti, ""), (tx) =>
+      tx.issuedToken.create({
+        data: {
+          jti: claims.jti,
+          tenantId: owner.tenantId,
+          principalId: owner.principalId,
+          expiresAt: new Date(claims.exp * 1000),
+        },
+      }),
+    );
+    return { accessToken, tokenType: jkt ? "DPoP" : "Bearer", expiresIn: lifetime, scope, jti: claims.jti };
+  } catch (error) {
+    if (error instanceof DomainError && error.code !== "invalid_argument") {
+      await deps.audit.append(audit("denied", request.audience, `${error.reason}: ${error.detail}`.slice(0, 500)));
+    }
+    throw error;
+  }
+}
+
+/** Verifies a broker token offline; throws `unauthenticated` with the precise reason as detail. */
+export async function verifyToken(
+  deps: Pick<TokenDeps, "keyRing" | "feed" | "clock" | "config">,
+  token: string,
+  audience: string | undefined,
+): Promise<AccessTokenClaims> {
+  let claims: AccessTokenClaims;
+  try {
+    claims = await verifyAccessTokenJwt(token, deps.keyRing.lookup, {
+      issuer: deps.config.publicUrl,
+      ...(audience === undefined ? {} : { audience }),
+      now: deps.clock.now(),
+    });
+  } catch (error) {
+    throw unauthenticated(`access token invalid: ${(error as Error).message}`);
+  }
+  const revoked = deps.feed.revocationOf(claims);
+  if (revoked) throw unauthenticated(revoked);
+  return claims;
+}
+
+/** RFC 7662: the claims of an active token the caller may see, else undefined. */
+export async function introspectToken(deps: TokenDeps, caller: Caller, token: string) {
+  if (token.length > 8192) return undefined;
+  try {
+    const claims = await verifyToken(deps, token, undefined);
+    // A resource server sees its own tenant's tokens only.
+    if (claims.tenant_id !== caller.tenantId && !isElevated(caller)) return undefined;
+    return claims;
+  } catch {
+    return undefined;
+  }
+}
+
+/** RFC 7009: revoke by jti or token; unknown, expired or foreign tokens are a silent no-op. */
+export async function revokeToken(
+  deps: TokenDeps,
+  caller: Caller,
+  auditBase: Pick<AuditEntry, "requestId" | "tenantId" | "actorId" | "client">,
+  request: { jti: string; token: string },
+): Promise<void> {
+  let jti = request.jti;
+  if (!jti && request.token) {
+    try {
+      jti = (
+        await verifyAccessTokenJwt(request.token, deps.keyRing.lookup, {
+          issuer: deps.config.publicUrl,
+          now: deps.clock.now(),
+          clockToleranceSeconds: 365 * 86_400, // an expired token may still be revoked (no-op)
+        })
+      ).jti;
+    } catch {
+      return;
+    }
+  }
+  if (!jti || jti.length > 64) throw invalidArgument([{ field: "jti", description: "give a jti or a token" }]);
+  const issued = await deps.prisma.issuedToken.findUnique({ where: { jti } });
+  const now = deps.clock.now();
+  if (!issued || issued.expiresAt <= now) return;
+  if (issued.tenantId !== caller.tenantId && !isElevated(caller)) return; // looks like an unknown token
+  const allowed = issued.principalId === caller.principalId || caller.scopes.has("token.revoke");
+  if (!allowed)
+    throw permissionDenied("NOT_TOKEN_OWNER", "only the token's owner or a holder of token.revoke may revoke it");
+  const entry = { kind: "token" as const, subject: jti, expiresAt: issued.expiresAt };
+  await deps.audit.transaction(
+    (tx) => RevocationFeed.publish(tx, entry),
+    () => ({ ...auditBase, action: "token.revoke", target: jti, outcome: "success", reason: "" }),
+  );
+  deps.feed.apply(entry);
+}
+
+/** Authenticates calls that present a broker token (Bearer, or DPoP when bound). */
+export function tokenAuthenticator(deps: TokenDeps): Authenticator {
+  return {
+    async authenticate({ bearer, scheme, headers, method, url }) {
+      if (!bearer || bearer.startsWith("aegis_")) return undefined;
+      if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(bearer)) return undefined;
+      const claims = await verifyToken(deps, bearer, deps.config.publicUrl);
+      let dpopJkt: string | undefined;
+      if (claims.cnf?.jkt) {
+        // RFC 9449 §7.1: a bound token is only accepted with the DPoP scheme and a proof.
+        if (scheme !== "dpop") throw unauthenticated("DPoP-bound token presented as a Bearer token");
+        const proof = headers.get("dpop");
+        if (!proof) throw unauthenticated("DPoP-bound token presented without a DPoP proof");
+        dpopJkt = await checkDpop(deps, proof, { method, url }, bearer);
+        if (dpopJkt !== claims.cnf.jkt) throw invalidDpopProof("proof key does not match the token's cnf.jkt");
+      } else if (scheme === "dpop") {
+        throw unauthenticated("DPoP scheme used with a token that is not DPoP-bound");
+      }
+      return {
+        principalId: claims.sub,
+        tenantId: claims.tenant_id,
+        kind: claims.principal_kind as Caller["kind"],
+        scopes: new Set(claims.scope.split(" ").filter(Boolean)),
+        credentialType: "access_token",
+        credentialId: claims.jti,
+        ...(dpopJkt ? { dpopJkt } : {}),
+      };
+    },
+  };
+}
