@@ -38,7 +38,11 @@ describe.each(databaseKinds)("authentication on %s", (kind) => {
       /secret does not match/,
     ],
     ["an unknown key id", () => `Bearer ${generateCredential("apiKey").text}`, /does not exist/],
-    ["a non-Bearer scheme", (a) => `Basic ${Buffer.from(`x:${a.key}`).toString("base64")}`, /not a Bearer or DPoP credential/],
+    [
+      "a non-Bearer scheme",
+      (a) => `Basic ${Buffer.from(`x:${a.key}`).toString("base64")}`,
+      /not a Bearer or DPoP credential/,
+    ],
     ["an unknown token format", () => "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", /not recognised/],
     ["an oversized header", () => `Bearer ${"a".repeat(9000)}`, /too long/],
   ];
