@@ -10,8 +10,10 @@ export interface Config {
   readonly host: string;
   /** TCP port; 0 picks a free one (tests). */
   readonly port: number;
-  /** URL clients use to reach the broker; DPoP `htu` and OAuth metadata derive from it. */
+  /** URL clients use to reach the broker; DPoP `htu`, token `iss` and OAuth metadata derive from it. */
   readonly publicUrl: string;
+  /** False when publicUrl was derived from host and port (the broker then uses the port it bound). */
+  readonly publicUrlGiven: boolean;
   /** Directory for the embedded database and a generated root key. */
   readonly dataDir: string;
   /** PostgreSQL URL; undefined selects the embedded PGlite database in `dataDir`. */
@@ -104,6 +106,7 @@ export function loadConfig(env: Env = process.env): Config {
     host,
     port,
     publicUrl,
+    publicUrlGiven: read("AEGIS_PUBLIC_URL") !== undefined,
     dataDir: path.resolve(read("AEGIS_DATA_DIR") ?? "data"),
     databaseUrl,
     rootKey,

@@ -117,14 +117,13 @@ export class AuditLog {
       const batch = this.#queue;
       this.#queue = [];
       try {
-        await this.#prisma.$transaction(
-          (tx) =>
-            this.appendInTransaction(
-              tx,
-              batch.map((p) => p.entry),
-            ),
-          transactionOptions,
-        );
+        await this.#prisma.$transaction(async (tx) => {
+          for (const pending of batch) await pending.write?.(tx);
+          await this.appendInTransaction(
+            tx,
+            batch.map((p) => p.entry),
+          );
+        }, transactionOptions);
         for (const pending of batch) pending.resolve();
         this.notify();
       } catch (error) {

@@ -26,9 +26,9 @@ import { RevocationFeed } from "../tokens/revocation-feed.js";
 import { ensureSigningKeys, KeyRing } from "../tokens/signing-keys.js";
 import { type TokenDeps, tokenAuthenticator } from "../tokens/tokens.js";
 import { callKey } from "./call-context.js";
+import { clientOf, httpRoutes } from "./http-routes.js";
 import { deadline, guard, observe } from "./interceptors.js";
-import { createListener } from "./listener.js";
-import type { NodeServerRequest, NodeServerResponse } from "./node-http.js";
+import { createListener, type Listener } from "./listener.js";
 import { routes, services } from "./routes.js";
 
 export interface Broker {
@@ -49,7 +49,32 @@ export interface BrokerOptions {
   readonly database?: Database;
 }
 
-export async function startBroker(config: Config, options: BrokerOptions): Promise<Broker> {
+export async function startBroker(givenConfig: Config, options: BrokerOptions): Promise<Broker> {
+  const { log } = options;
+  // Bind first: with port 0 the public URL (token issuer, DPoP htu) is only
+  // known once the port is. Requests before the broker is ready get 503.
+  const listener = createListener(givenConfig.tls);
+  const port = await listener.listen(givenConfig.port, givenConfig.host);
+  const host = givenConfig.host.includes(":") ? `[${givenConfig.host}]` : givenConfig.host;
+  const url = `${givenConfig.tls ? "https" : "http"}://${host}:${port}`;
+  const config: Config = Object.freeze({
+    ...givenConfig,
+    publicUrl: givenConfig.publicUrlGiven ? givenConfig.publicUrl : url,
+  });
+  try {
+    return await assemble(config, options, listener, { url, port });
+  } catch (error) {
+    await listener.close(0);
+    throw error;
+  }
+}
+
+async function assemble(
+  config: Config,
+  options: BrokerOptions,
+  listener: Listener,
+  { url, port }: { url: string; port: number },
+): Promise<Broker> {
   const { log } = options;
   const clock = options.clock ?? systemClock;
   const rootKey = loadRootKey(config, log);
@@ -111,7 +136,12 @@ export async function startBroker(config: Config, options: BrokerOptions): Promi
     interceptors: [
       observe({ log }),
       deadline(config.requestTimeoutMs),
-      guard({ authenticator, audit, publicUrl: config.publicUrl }),
+      guard({
+        authenticator,
+        audit,
+        publicUrl: config.publicUrl,
+        authFailures: new RateLimiter(config.rateLimits.authFailuresPerMinute, clock),
+      }),
     ],
     readMaxBytes: config.maxMessageBytes,
     writeMaxBytes: config.maxMessageBytes,
@@ -124,13 +154,15 @@ export async function startBroker(config: Config, options: BrokerOptions): Promi
         address: req.socket?.remoteAddress ?? "unknown",
         caller: undefined,
       }),
-    fallback: (req, res) => plainHttp(req, res, { health, database }),
+    fallback: httpRoutes({
+      health,
+      database,
+      oauth: { tokens, authenticator, audit, publicUrl: config.publicUrl },
+    }),
   });
 
-  const listener = createListener(rpc, config.tls);
-  const port = await listener.listen(config.port, config.host);
-  const url = `${config.tls ? "https" : "http"}://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
-  log.info({ url, database: database.kind }, "aegis broker listening");
+  listener.serve(rpc);
+  log.info({ url, publicUrl: config.publicUrl, database: database.kind }, "aegis broker listening");
 
   let closed: Promise<void> | undefined;
   return {
@@ -156,29 +188,4 @@ export async function startBroker(config: Config, options: BrokerOptions): Promi
       return closed;
     },
   };
-}
-
-function clientOf(req: NodeServerRequest): string {
-  const agent = String(req.headers["user-agent"] ?? "").slice(0, 120);
-  return `${req.socket?.remoteAddress ?? "unknown"} ${agent}`.trim();
-}
-
-/** The endpoints that are not RPCs: liveness, readiness, and 404 for anything else. */
-async function plainHttp(
-  req: NodeServerRequest,
-  res: NodeServerResponse,
-  deps: { health: HealthMonitor; database: Database },
-): Promise<void> {
-  const reply = (status: number, body: object) => {
-    res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store" });
-    res.end(JSON.stringify(body));
-  };
-  const path = (req.url ?? "/").split("?")[0];
-  if (req.method !== "GET" && req.method !== "HEAD") return reply(404, { error: "not_found" });
-  if (path === "/healthz") return reply(200, { status: "ok" });
-  if (path === "/readyz") {
-    const ready = deps.health.serving && (await deps.database.ping());
-    return reply(ready ? 200 : 503, { status: ready ? "ready" : "not_ready" });
-  }
-  return reply(404, { error: "not_found" });
 }

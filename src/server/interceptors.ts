@@ -15,6 +15,7 @@ import { reasonOf, toConnectError } from "../errors/connect-error.js";
 import { DomainError } from "../errors/domain-error.js";
 import { authorize } from "../policy/authorize.js";
 import { Authorization, policyOf } from "../policy/method-policy.js";
+import type { RateLimiter } from "../rate-limit.js";
 import { callKey } from "./call-context.js";
 
 export const requestIdHeader = "aegis-request-id";
@@ -91,7 +92,13 @@ export function deadline(defaultMs: number): Interceptor {
   };
 }
 
-export function guard(deps: { authenticator: Authenticator; audit: AuditLog; publicUrl: string }): Interceptor {
+export function guard(deps: {
+  authenticator: Authenticator;
+  audit: AuditLog;
+  publicUrl: string;
+  /** Counts failed authentications per client address; over the limit, credentials are not even checked. */
+  authFailures: RateLimiter;
+}): Interceptor {
   return (next) => async (req) => {
     const call = req.contextValues.get(callKey);
     if (!call) throw new Error("call context missing");
@@ -99,12 +106,21 @@ export function guard(deps: { authenticator: Authenticator; audit: AuditLog; pub
     let refusal: DomainError | undefined;
     if (policy?.authorization !== Authorization.ANONYMOUS) {
       try {
+        // Guessing keys from one address stops here, before any lookup.
+        if (deps.authFailures.exceeded(call.address)) deps.authFailures.hit(call.address, "failed authentications");
         const url = `${deps.publicUrl}${new URL(req.url, deps.publicUrl).pathname}`;
         call.caller = await deps.authenticator.authenticate(
           readCredentials(req.header, { method: req.requestMethod, url }),
         );
       } catch (error) {
         if (!(error instanceof DomainError)) throw error;
+        if (error.code === "unauthenticated") {
+          try {
+            deps.authFailures.hit(call.address, "failed authentications");
+          } catch {
+            // counted; this call is refused as unauthenticated anyway
+          }
+        }
         refusal = error;
       }
     }

@@ -15,13 +15,21 @@ import type { NodeHandler } from "./node-http.js";
 const h2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
 export interface Listener {
+  /** Sets what serves requests; until then every request gets 503. */
+  serve(handler: NodeHandler): void;
   listen(port: number, host: string): Promise<number>;
   /** Stops accepting, lets open requests finish for up to `graceMs`, then cuts what is left. */
   close(graceMs: number): Promise<void>;
 }
 
-export function createListener(handler: NodeHandler, tls: { certFile: string; keyFile: string } | undefined): Listener {
+export function createListener(tls: { certFile: string; keyFile: string } | undefined): Listener {
   const sessions = new Set<http2.ServerHttp2Session>();
+  let current: NodeHandler | undefined;
+  const handler: NodeHandler = (req, res) => {
+    if (current) return current(req, res);
+    res.writeHead(503, { "retry-after": "1" });
+    res.end();
+  };
   const h1 = http.createServer(handler as http.RequestListener);
   // Slowloris and idle-connection limits for HTTP/1.1.
   h1.headersTimeout = 20_000;
@@ -46,6 +54,9 @@ export function createListener(handler: NodeHandler, tls: { certFile: string; ke
     : net.createServer((socket) => dispatch(socket, h1, h2));
 
   return {
+    serve(next) {
+      current = next;
+    },
     listen(port, host) {
       return new Promise((resolve, reject) => {
         front.once("error", reject);

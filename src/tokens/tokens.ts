@@ -22,7 +22,7 @@ import {
   unauthenticated,
 } from "../errors/domain-error.js";
 import type { RateLimiter } from "../rate-limit.js";
-import { type AccessTokenClaims, signAccessToken, verifyAccessTokenJwt } from "./jwt.js";
+import { type AccessTokenClaims, looksLikeJwt, signAccessToken, verifyAccessTokenJwt } from "./jwt.js";
 import { RevocationFeed } from "./revocation-feed.js";
 import type { KeyRing } from "./signing-keys.js";
 
@@ -55,6 +55,8 @@ export interface MintRequest {
   readonly scopes: readonly string[];
   readonly lifetimeSeconds: number;
   readonly clientAssertion: string;
+  /** OAuth `client_id`, when the client named itself: must be the authenticated principal. */
+  readonly clientId?: string;
 }
 
 export interface MintedToken {
@@ -203,6 +205,9 @@ export async function mintToken(deps: TokenDeps, site: CallSite, request: MintRe
   try {
     deps.mintLimiter.hit(`address:${site.clientAddress}`, "token requests from this address");
     caller = await authenticateClient(deps, site, request.clientAssertion);
+    if (request.clientId !== undefined && request.clientId !== caller.principalId) {
+      throw unauthenticated(`client_id ${request.clientId.slice(0, 40)} does not match the credential`);
+    }
     deps.mintLimiter.hit(`principal:${caller.principalId}`, "token requests for this client");
     const missing = request.scopes.filter((scope) => !caller?.scopes.has(scope));
     if (missing.length > 0) {
@@ -329,7 +334,7 @@ export function tokenAuthenticator(deps: TokenDeps): Authenticator {
   return {
     async authenticate({ bearer, scheme, headers, method, url }) {
       if (!bearer || bearer.startsWith("aegis_")) return undefined;
-      if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(bearer)) return undefined;
+      if (!looksLikeJwt(bearer)) return undefined;
       const claims = await verifyToken(deps, bearer, deps.config.publicUrl);
       let dpopJkt: string | undefined;
       if (claims.cnf?.jkt) {

@@ -1,0 +1,40 @@
+// The one place that turns failures into OAuth JSON errors (RFC 6749 §5.2,
+// RFC 9449 §7.1/§8) for the HTTP endpoints. Codes map exhaustively; a few
+// reasons have a more precise OAuth error. Anything unexpected is a bare
+// `server_error`, its cause kept for the log.
+import { DomainError, type DomainErrorCode } from "./domain-error.js";
+
+export interface OAuthErrorResponse {
+  readonly status: number;
+  readonly body: { error: string; error_description?: string };
+  readonly headers: Record<string, string>;
+}
+
+const byCode = {
+  invalid_argument: [400, "invalid_request"],
+  not_found: [400, "invalid_request"],
+  already_exists: [400, "invalid_request"],
+  unauthenticated: [401, "invalid_client"],
+  permission_denied: [403, "access_denied"],
+  failed_precondition: [400, "invalid_request"],
+  resource_exhausted: [429, "slow_down"],
+  deadline_exceeded: [503, "temporarily_unavailable"],
+  unavailable: [503, "temporarily_unavailable"],
+} as const satisfies Record<DomainErrorCode, readonly [number, string]>;
+
+const byReason: Readonly<Record<string, readonly [number, string]>> = {
+  INVALID_DPOP_PROOF: [400, "invalid_dpop_proof"],
+  USE_DPOP_NONCE: [400, "use_dpop_nonce"],
+  SCOPE_NOT_GRANTED: [400, "invalid_scope"],
+  UNSUPPORTED_GRANT_TYPE: [400, "unsupported_grant_type"],
+};
+
+export function toOAuthError(error: unknown): OAuthErrorResponse {
+  if (!(error instanceof DomainError)) {
+    return { status: 500, body: { error: "server_error" }, headers: {} };
+  }
+  const [status, code] = byReason[error.reason] ?? byCode[error.code];
+  const headers: Record<string, string> = { ...error.options.headers };
+  if (status === 401) headers["www-authenticate"] = 'Bearer error="invalid_client", DPoP algs="ES256 EdDSA PS256"';
+  return { status, body: { error: code, error_description: error.message }, headers };
+}

@@ -1,0 +1,197 @@
+// The standard OAuth endpoints, so off-the-shelf OAuth libraries work with
+// nothing but the metadata URL. They are thin: form decoding and client
+// authentication in the shapes the RFCs define, then the same domain
+// functions as the RPCs.
+import type { AuditLog } from "../audit/audit-log.js";
+import type { Authenticator } from "../auth/authenticate.js";
+import { readCredentials } from "../auth/authenticate.js";
+import type { Caller } from "../auth/caller.js";
+import { dpopAlgorithms } from "../auth/dpop.js";
+import { DomainError, invalidArgument, permissionDenied, unauthenticated } from "../errors/domain-error.js";
+import { toOAuthError } from "../errors/oauth-error.js";
+import type { NodeServerRequest, NodeServerResponse } from "../server/node-http.js";
+import { type CallSite, introspectToken, mintToken, revokeToken, type TokenDeps } from "../tokens/tokens.js";
+
+const maxFormBytes = 64 * 1024;
+const jwtBearerAssertion = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+export interface OAuthDeps {
+  readonly tokens: TokenDeps;
+  readonly authenticator: Authenticator;
+  readonly audit: AuditLog;
+  readonly publicUrl: string;
+}
+
+export function authorizationServerMetadata(issuer: string) {
+  return {
+    issuer,
+    token_endpoint: `${issuer}/oauth/token`,
+    jwks_uri: `${issuer}/.well-known/jwks.json`,
+    introspection_endpoint: `${issuer}/oauth/introspect`,
+    revocation_endpoint: `${issuer}/oauth/revoke`,
+    grant_types_supported: ["client_credentials"],
+    response_types_supported: [],
+    token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+    token_endpoint_auth_signing_alg_values_supported: dpopAlgorithms,
+    introspection_endpoint_auth_methods_supported: ["client_secret_basic", "bearer"],
+    revocation_endpoint_auth_methods_supported: ["client_secret_basic", "bearer"],
+    dpop_signing_alg_values_supported: dpopAlgorithms,
+    access_token_signing_alg_values_supported: ["ES256"],
+  };
+}
+
+/** Handles the OAuth routes; returns false when the path is not one of them. */
+export async function handleOAuth(
+  deps: OAuthDeps,
+  req: NodeServerRequest,
+  res: NodeServerResponse,
+  site: Omit<CallSite, "headers" | "url" | "method">,
+): Promise<boolean> {
+  const path = (req.url ?? "/").split("?")[0] ?? "/";
+  const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+    res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store", ...headers });
+    res.end(JSON.stringify(body));
+  };
+  if (req.method === "GET" && path === "/.well-known/jwks.json") {
+    send(200, { keys: deps.tokens.keyRing.snapshot.jwks }, { "cache-control": "public, max-age=60" });
+    return true;
+  }
+  if (req.method === "GET" && path === "/.well-known/oauth-authorization-server") {
+    send(200, authorizationServerMetadata(deps.publicUrl), { "cache-control": "public, max-age=300" });
+    return true;
+  }
+  const endpoints: Record<string, (form: URLSearchParams, call: CallSite) => Promise<unknown>> = {
+    "/oauth/token": (form, call) => token(deps, form, call),
+    "/oauth/introspect": (form, call) => introspect(deps, form, call),
+    "/oauth/revoke": (form, call) => revoke(deps, form, call),
+  };
+  const endpoint = endpoints[path];
+  if (!endpoint) return false;
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (typeof value === "string" && !name.startsWith(":")) headers.set(name, value);
+  }
+  const call: CallSite = { ...site, headers, method: req.method ?? "", url: `${deps.publicUrl}${path}` };
+  try {
+    if (req.method !== "POST") throw invalidArgument([{ field: "method", description: "use POST" }]);
+    if (!String(req.headers["content-type"] ?? "").startsWith("application/x-www-form-urlencoded")) {
+      throw invalidArgument([{ field: "content-type", description: "must be application/x-www-form-urlencoded" }]);
+    }
+    send(200, await endpoint(await readForm(req), call));
+  } catch (error) {
+    const out = toOAuthError(error);
+    send(out.status, out.body, out.headers);
+  }
+  return true;
+}
+
+async function readForm(req: NodeServerRequest): Promise<URLSearchParams> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxFormBytes) throw invalidArgument([{ field: "body", description: "larger than 64 KiB" }]);
+    chunks.push(chunk);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString("utf8"));
+}
+
+/** RFC 6749 §2.3.1 client_secret_basic: `client_id:client_secret`, each form-urlencoded. */
+function basicCredentials(headers: Headers): { clientId: string; secret: string } | undefined {
+  const match = /^Basic +([A-Za-z0-9+/=]+) *$/i.exec(headers.get("authorization") ?? "");
+  if (!match) return undefined;
+  const decoded = Buffer.from(match[1] as string, "base64").toString("utf8");
+  const colon = decoded.indexOf(":");
+  if (colon < 0) throw unauthenticated("malformed Basic credentials");
+  return {
+    clientId: decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, " ")),
+    secret: decodeURIComponent(decoded.slice(colon + 1).replace(/\+/g, " ")),
+  };
+}
+
+async function token(deps: OAuthDeps, form: URLSearchParams, call: CallSite) {
+  if (form.get("grant_type") !== "client_credentials") {
+    throw new DomainError("invalid_argument", "UNSUPPORTED_GRANT_TYPE", "only client_credentials is supported here");
+  }
+  const basic = basicCredentials(call.headers);
+  const clientId = basic?.clientId ?? form.get("client_id") ?? "";
+  const secret = basic?.secret ?? form.get("client_secret") ?? "";
+  const assertion =
+    form.get("client_assertion_type") === jwtBearerAssertion ? (form.get("client_assertion") ?? "") : "";
+  const headers = new Headers(call.headers);
+  headers.delete("authorization");
+  if (secret) headers.set("authorization", `Bearer ${secret}`);
+  const minted = await mintToken(
+    deps.tokens,
+    { ...call, headers },
+    {
+      audience: form.get("audience") ?? form.get("resource") ?? deps.publicUrl,
+      scopes: (form.get("scope") ?? "").split(" ").filter(Boolean),
+      lifetimeSeconds: 0,
+      clientAssertion: assertion,
+      ...(clientId ? { clientId } : {}),
+    },
+  );
+  return {
+    access_token: minted.accessToken,
+    token_type: minted.tokenType,
+    expires_in: minted.expiresIn,
+    scope: minted.scope,
+  };
+}
+
+/** The caller of introspection and revocation: a Bearer/DPoP credential, or Basic with an API key. */
+async function authenticateCaller(deps: OAuthDeps, call: CallSite): Promise<Caller> {
+  const basic = basicCredentials(call.headers);
+  const headers = new Headers(call.headers);
+  if (basic) headers.set("authorization", `Bearer ${basic.secret}`);
+  const caller = await deps.authenticator.authenticate(readCredentials(headers, call));
+  if (!caller || (basic && basic.clientId !== caller.principalId))
+    throw unauthenticated("client authentication failed");
+  return caller;
+}
+
+async function guarded<T>(deps: OAuthDeps, call: CallSite, action: string, work: (caller: Caller) => Promise<T>) {
+  let caller: Caller | undefined;
+  try {
+    caller = await authenticateCaller(deps, call);
+    return await work(caller);
+  } catch (error) {
+    if (error instanceof DomainError && (error.code === "unauthenticated" || error.code === "permission_denied")) {
+      await deps.audit.append({
+        requestId: call.requestId,
+        tenantId: caller?.tenantId ?? null,
+        actorId: caller?.principalId ?? null,
+        client: call.client,
+        action,
+        target: "",
+        outcome: "denied",
+        reason: `${error.reason}: ${error.detail}`.slice(0, 500),
+      });
+    }
+    throw error;
+  }
+}
+
+function introspect(deps: OAuthDeps, form: URLSearchParams, call: CallSite) {
+  return guarded(deps, call, "introspect.token", async (caller) => {
+    if (!caller.scopes.has("introspect.token"))
+      throw permissionDenied("MISSING_GRANT", "missing grant for introspect.token");
+    const claims = await introspectToken(deps.tokens, caller, form.get("token") ?? "");
+    if (!claims) return { active: false };
+    return { active: true, token_type: claims.cnf ? "DPoP" : "Bearer", ...claims };
+  });
+}
+
+function revoke(deps: OAuthDeps, form: URLSearchParams, call: CallSite) {
+  return guarded(deps, call, "token.revoke", async (caller) => {
+    const audit = {
+      requestId: call.requestId,
+      tenantId: caller.tenantId,
+      actorId: caller.principalId,
+      client: call.client,
+    };
+    await revokeToken(deps.tokens, caller, audit, { jti: "", token: form.get("token") ?? "" });
+    return {};
+  });
+}

@@ -1,0 +1,323 @@
+// Broker tokens end to end: mint by API key, assertion and DPoP; use them on
+// the broker; verify them with the SDK against the live JWKS; and the attack
+// list from the issue, each as its own test.
+import { createHmac, randomUUID } from "node:crypto";
+import { Code } from "@connectrpc/connect";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AgentService, KeyUse } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
+import { ErrorDetailSchema } from "../../gen/proto/aegis/errors/v1/errors_pb.js";
+import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
+import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
+import { requireScopes, verifyAccessToken } from "../../src/sdk/index.js";
+import { startTestBroker, type TestBroker } from "../support/broker.js";
+import { databaseKinds } from "../support/databases.js";
+import { createDpopKey } from "../support/dpop.js";
+import { failure } from "../support/errors.js";
+import { type Actor, createActor } from "../support/fixtures.js";
+
+const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
+
+describe.each(databaseKinds)("broker tokens on %s", (kind) => {
+  let t: TestBroker;
+  let person: Actor;
+  let agentId: string;
+  let agentKey: string;
+  const mintUrl = () => `${t.broker.url}/aegis.token.v1.TokenService/MintToken`;
+  const whoAmIUrl = () => `${t.broker.url}/aegis.principal.v1.PrincipalService/WhoAmI`;
+  const sdkOptions = () => ({
+    issuer: t.broker.url,
+    audience: "https://api.example.com",
+    jwksUri: `${t.broker.url}/.well-known/jwks.json`,
+  });
+
+  beforeAll(async () => {
+    t = await startTestBroker(kind);
+    person = await createActor(t, {
+      scopes: [
+        "agent.register",
+        "agent.suspend",
+        "agent.reactivate",
+        "agent.revoke",
+        "agent.key.add",
+        "apikey.create",
+        "apikey.rotate",
+        "reports.read",
+        "reports.write",
+      ],
+    });
+    const agents = t.client(AgentService, { key: person.key });
+    const { agent } = await agents.registerAgent({ displayName: "Deploy bot", scopes: ["reports.read"] });
+    agentId = agent?.id ?? "";
+    agentKey = (await agents.createApiKey({ principalId: agentId, label: "ci" })).secret;
+  });
+  afterAll(() => t.stop());
+
+  const tokens = (key?: string, headers?: Record<string, string>) =>
+    t
+      .client(TokenService, { key })
+      .mintToken({ audience: "https://api.example.com", scopes: ["reports.read"] }, headers ? { headers } : {});
+
+  it("mints an RFC 9068 token with an API key that the SDK verifies against the live JWKS", async () => {
+    const minted = await tokens(agentKey);
+    expect(minted).toMatchObject({ tokenType: "Bearer", expiresIn: 300, scope: "reports.read" });
+    const [header] = minted.accessToken.split(".");
+    expect(JSON.parse(Buffer.from(header ?? "", "base64url").toString())).toMatchObject({
+      alg: "ES256",
+      typ: "at+jwt",
+    });
+    const claims = await verifyAccessToken(minted.accessToken, sdkOptions());
+    expect(claims).toMatchObject({
+      iss: t.broker.url,
+      sub: agentId,
+      client_id: agentId,
+      tenant_id: person.tenantId,
+      jti: minted.jti,
+    });
+    requireScopes(claims, ["reports.read"]);
+    expect(() => requireScopes(claims, ["reports.write"])).toThrow(/missing scopes: reports.write/);
+    expect(await t.db.database.prisma.auditEvent.count({ where: { action: "token.mint", target: minted.jti } })).toBe(
+      1,
+    );
+  });
+
+  it("refuses a scope the agent does not hold and audits what was asked", async () => {
+    const error = await failure(
+      t.client(TokenService, { key: agentKey }).mintToken({ audience: "x", scopes: ["reports.read", "reports.write"] }),
+    );
+    expect(error?.code).toBe(Code.PermissionDenied);
+    expect(error?.findDetails(ErrorDetailSchema)[0]?.reason).toBe("SCOPE_NOT_GRANTED");
+    const event = await t.db.database.prisma.auditEvent.findFirst({
+      where: { action: "token.mint", outcome: "denied", actorId: agentId },
+    });
+    expect(event?.reason).toMatch(/not held reports.write/);
+  });
+
+  it("mints with a signed assertion from a registered key, once per assertion", async () => {
+    const { privateKey, publicKey } = await generateKeyPair("ES256");
+    const { key } = await t
+      .client(AgentService, { key: person.key })
+      .addAgentKey({ agentId, use: KeyUse.SIGNING, jwkJson: JSON.stringify(await exportJWK(publicKey)) });
+    const assertion = await new SignJWT({})
+      .setProtectedHeader({ alg: "ES256", kid: key?.keyId ?? "" })
+      .setIssuer(agentId)
+      .setSubject(agentId)
+      .setAudience(t.broker.url)
+      .setIssuedAt()
+      .setExpirationTime("2m")
+      .setJti(randomUUID())
+      .sign(privateKey);
+    const client = t.client(TokenService, { key: undefined });
+    const minted = await client.mintToken({
+      audience: "https://api.example.com",
+      scopes: ["reports.read"],
+      clientAssertion: assertion,
+    });
+    expect((await verifyAccessToken(minted.accessToken, sdkOptions())).sub).toBe(agentId);
+    const replay = await failure(client.mintToken({ audience: "a", scopes: [], clientAssertion: assertion }));
+    expect(replay?.code).toBe(Code.Unauthenticated);
+  });
+
+  it("binds a token to a DPoP key and accepts it only with a matching proof", async () => {
+    const dpop = await createDpopKey();
+    const minted = await tokens(agentKey, { dpop: await dpop.proof({ method: "POST", url: mintUrl() }) });
+    expect(minted.tokenType).toBe("DPoP");
+    const claims = await verifyAccessToken(minted.accessToken, {
+      ...sdkOptions(),
+      dpop: {
+        proof: await dpop.proof({ method: "GET", url: "https://api.example.com/r", accessToken: minted.accessToken }),
+        method: "GET",
+        url: "https://api.example.com/r",
+      },
+    });
+    expect(claims.cnf?.jkt).toBe(dpop.jkt);
+    await expect(verifyAccessToken(minted.accessToken, sdkOptions())).rejects.toMatchObject({ code: "invalid_token" });
+
+    // The broker itself: a token for the broker's audience, used on WhoAmI.
+    const own = await t
+      .client(TokenService, { key: agentKey })
+      .mintToken(
+        { audience: t.broker.url, scopes: [] },
+        { headers: { dpop: await dpop.proof({ method: "POST", url: mintUrl() }) } },
+      );
+    const call = async (scheme: string, proof?: string) =>
+      fetch(whoAmIUrl(), {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          authorization: `${scheme} ${own.accessToken}`,
+          ...(proof ? { dpop: proof } : {}),
+        },
+        body: "{}",
+      });
+    const proof = await dpop.proof({ method: "POST", url: whoAmIUrl(), accessToken: own.accessToken });
+    expect((await call("DPoP", proof)).status).toBe(200);
+    expect((await call("DPoP", proof)).status).toBe(401); // replayed proof
+    expect((await call("Bearer")).status).toBe(401); // bound token presented as Bearer
+    const other = await createDpopKey();
+    expect(
+      (await call("DPoP", await other.proof({ method: "POST", url: whoAmIUrl(), accessToken: own.accessToken })))
+        .status,
+    ).toBe(401);
+  });
+
+  describe("verification refuses", () => {
+    let good: string;
+    beforeAll(async () => {
+      good = (await tokens(agentKey)).accessToken;
+    });
+    const part = (i: number) => good.split(".")[i] as string;
+    const [h, p, s] = [() => part(0), () => part(1), () => part(2)];
+    const payload = () => JSON.parse(Buffer.from(p(), "base64url").toString()) as Record<string, unknown>;
+
+    it.each([
+      ["an expired token", () => good, { now: new Date(Date.now() + 3_600_000) }],
+      ["a token for another audience", () => good, { audience: "https://other.example.com" }],
+      ["a token from another issuer", () => good, { issuer: "https://evil.example.com" }],
+      ["alg none", () => `${b64({ alg: "none", typ: "at+jwt" })}.${p()}.`, {}],
+      ["a tampered payload", () => `${h()}.${b64({ ...payload(), scope: "reports.read admin" })}.${s()}`, {}],
+      [
+        "an unknown kid",
+        () => `${b64({ ...JSON.parse(Buffer.from(h(), "base64url").toString()), kid: "sk_unknown" })}.${p()}.${s()}`,
+        {},
+      ],
+      ["a JWT of another type", () => `${b64({ alg: "ES256", typ: "JWT", kid: "x" })}.${p()}.${s()}`, {}],
+    ])("%s", async (_, token, overrides) => {
+      await expect(verifyAccessToken(token(), { ...sdkOptions(), ...overrides })).rejects.toMatchObject({
+        code: "invalid_token",
+      });
+    });
+
+    it("HS256 signed with the broker's public key (algorithm confusion)", async () => {
+      const jwks = (await (await fetch(`${t.broker.url}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] };
+      const kid = jwks.keys[0]?.kid ?? "";
+      const header = b64({ alg: "HS256", typ: "at+jwt", kid });
+      const sig = createHmac("sha256", JSON.stringify(jwks.keys[0])).update(`${header}.${p()}`).digest("base64url");
+      const forged = `${header}.${p()}.${sig}`;
+      await expect(verifyAccessToken(forged, sdkOptions())).rejects.toMatchObject({ code: "invalid_token" });
+      const res = await fetch(whoAmIUrl(), {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${forged}` },
+        body: "{}",
+      });
+      expect(res.status).toBe(401);
+    });
+  });
+
+  it("revokes by jti: the token stops working on the broker and introspects inactive", async () => {
+    const own = await t.client(TokenService, { key: agentKey }).mintToken({ audience: t.broker.url, scopes: [] });
+    const asAgent = t.client(PrincipalService, { key: own.accessToken });
+    expect((await asAgent.whoAmI({})).principal?.id).toBe(agentId);
+    await t.client(TokenService, { key: own.accessToken }).revokeToken({ jti: own.jti });
+    await expect(asAgent.whoAmI({})).rejects.toMatchObject({ code: Code.Unauthenticated });
+    const introspected = await t.client(TokenService).introspectToken({ token: own.accessToken });
+    expect(introspected.active).toBe(false);
+  });
+
+  it("introspects for holders of introspect.token only, and only within their tenant", async () => {
+    const minted = await tokens(agentKey);
+    const rs = await createActor(t, { tenantId: person.tenantId, kind: "service", scopes: ["introspect.token"] });
+    const result = await t.client(TokenService, { key: rs.key }).introspectToken({ token: minted.accessToken });
+    expect(result).toMatchObject({
+      active: true,
+      sub: agentId,
+      scope: "reports.read",
+      tokenType: "Bearer",
+      jti: minted.jti,
+    });
+    const outsider = await createActor(t, { kind: "service", scopes: ["introspect.token"] });
+    expect(
+      (await t.client(TokenService, { key: outsider.key }).introspectToken({ token: minted.accessToken })).active,
+    ).toBe(false);
+    await expect(
+      t.client(TokenService, { key: person.key }).introspectToken({ token: minted.accessToken }),
+    ).rejects.toMatchObject({
+      code: Code.PermissionDenied,
+    });
+    expect((await t.client(TokenService, { key: rs.key }).introspectToken({ token: "garbage" })).active).toBe(false);
+  });
+
+  it("voids a suspended agent's tokens at once and refuses to mint for it", async () => {
+    const agents = t.client(AgentService, { key: person.key });
+    const { agent } = await agents.registerAgent({ displayName: "Short-lived", scopes: [] });
+    const key = (await agents.createApiKey({ principalId: agent?.id ?? "" })).secret;
+    const own = await t.client(TokenService, { key }).mintToken({ audience: t.broker.url, scopes: [] });
+    await agents.suspendAgent({ agentId: agent?.id ?? "" });
+    await expect(t.client(PrincipalService, { key: own.accessToken }).whoAmI({})).rejects.toMatchObject({
+      code: Code.Unauthenticated,
+    });
+    await expect(t.client(TokenService, { key }).mintToken({ audience: "a", scopes: [] })).rejects.toMatchObject({
+      code: Code.Unauthenticated,
+    });
+    await agents.reactivateAgent({ agentId: agent?.id ?? "" });
+    await new Promise((r) => setTimeout(r, 1100)); // tokens from the suspension's own second stay void
+    const fresh = await t.client(TokenService, { key }).mintToken({ audience: t.broker.url, scopes: [] });
+    expect((await t.client(PrincipalService, { key: fresh.accessToken }).whoAmI({})).principal?.id).toBe(agent?.id);
+    await expect(t.client(PrincipalService, { key: own.accessToken }).whoAmI({})).rejects.toMatchObject({
+      code: Code.Unauthenticated,
+    });
+    await agents.revokeAgent({ agentId: agent?.id ?? "" });
+    await expect(t.client(PrincipalService, { key: fresh.accessToken }).whoAmI({})).rejects.toMatchObject({
+      code: Code.Unauthenticated,
+    });
+    await expect(t.client(TokenService, { key }).mintToken({ audience: "a", scopes: [] })).rejects.toMatchObject({
+      code: Code.Unauthenticated,
+    });
+  });
+
+  it("keeps a rotated API key working through the grace period only", async () => {
+    const agents = t.client(AgentService, { key: person.key });
+    const created = await agents.createApiKey({ principalId: agentId, label: "rotating" });
+    const rotated = await agents.rotateApiKey({ keyId: created.key?.keyId ?? "", graceSeconds: 1n });
+    const mint = (key: string) => t.client(TokenService, { key }).mintToken({ audience: "a", scopes: [] });
+    await mint(created.secret);
+    await mint(rotated.secret);
+    await new Promise((r) => setTimeout(r, 1100));
+    await expect(mint(created.secret)).rejects.toMatchObject({ code: Code.Unauthenticated });
+    await mint(rotated.secret);
+  });
+
+  it("rotates signing keys in stages and retires a compromised one at once", async () => {
+    const jwks = async () =>
+      ((await (await fetch(`${t.broker.url}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] }).keys.map(
+        (k) => k.kid,
+      );
+    const before = await tokens(agentKey);
+    const kidOf = (token: string) =>
+      JSON.parse(Buffer.from(token.split(".")[0] ?? "", "base64url").toString()).kid as string;
+    const published = await jwks();
+    expect(published.length).toBe(2); // active + next, published before it signs
+    await t.client(TokenService).rotateSigningKeys({});
+    const after = await tokens(agentKey);
+    expect(kidOf(after.accessToken)).not.toBe(kidOf(before.accessToken));
+    expect(published).toContain(kidOf(after.accessToken));
+    const fresh = {
+      ...sdkOptions(),
+      jwks: { keys: (await (await fetch(`${t.broker.url}/.well-known/jwks.json`)).json()).keys },
+    };
+    await verifyAccessToken(before.accessToken, fresh); // the retiring key still verifies
+    await t.client(TokenService).retireSigningKey({ kid: kidOf(before.accessToken) });
+    const afterRetire = {
+      ...sdkOptions(),
+      jwks: { keys: (await (await fetch(`${t.broker.url}/.well-known/jwks.json`)).json()).keys },
+    };
+    await expect(verifyAccessToken(before.accessToken, afterRetire)).rejects.toMatchObject({ code: "invalid_token" });
+    await verifyAccessToken(after.accessToken, afterRetire);
+  });
+
+  it("never lets a member issue itself a key for a more privileged principal", async () => {
+    const member = await createActor(t, { tenantId: person.tenantId, scopes: ["apikey.create"] });
+    const error = await failure(
+      t.client(AgentService, { key: member.key }).createApiKey({ principalId: person.principalId }),
+    );
+    expect(error?.code).toBe(Code.PermissionDenied);
+    expect(error?.findDetails(ErrorDetailSchema)[0]?.reason).toBe("SCOPE_ESCALATION");
+  });
+
+  it("refuses status changes on oneself and impossible transitions", async () => {
+    const self = await failure(t.client(AgentService, { key: agentKey }).suspendAgent({ agentId }));
+    expect(self?.code).toBe(Code.PermissionDenied);
+    const again = await failure(t.client(AgentService, { key: person.key }).reactivateAgent({ agentId }));
+    expect(again?.code).toBe(Code.FailedPrecondition);
+  });
+});

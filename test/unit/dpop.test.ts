@@ -1,0 +1,101 @@
+import { createHmac, randomUUID } from "node:crypto";
+import { exportJWK, generateKeyPair } from "jose";
+import { beforeAll, describe, expect, it } from "vitest";
+import { DpopNonceRequired, normalizeHtu, verifyDpopProof } from "../../src/auth/dpop.js";
+import { createDpopKey, type DpopKey } from "../support/dpop.js";
+
+const url = "https://aegis.example.com/aegis.token.v1.TokenService/MintToken";
+const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
+
+describe("verifyDpopProof", () => {
+  let key: DpopKey;
+  let other: DpopKey;
+  beforeAll(async () => {
+    key = await createDpopKey();
+    other = await createDpopKey();
+  });
+  const verify = (proof: string, extra: { method?: string; url?: string; accessToken?: string } = {}) =>
+    verifyDpopProof({ proof, method: extra.method ?? "POST", url: extra.url ?? url, now: new Date(), ...extra });
+
+  it("accepts a fresh proof and returns the key thumbprint", async () => {
+    const result = await verify(await key.proof({ method: "POST", url }));
+    expect(result.jkt).toBe(key.jkt);
+  });
+
+  it("accepts the URL with a query string and a differently-cased host (RFC 9449 §4.3)", async () => {
+    const proof = await key.proof({ method: "POST", url: `${url.replace("aegis.example", "AEGIS.example")}?x=1` });
+    expect((await verify(proof)).jkt).toBe(key.jkt);
+    expect(normalizeHtu("https://A.example/p?q#f")).toBe("https://a.example/p");
+  });
+
+  it("checks ath against the presented access token", async () => {
+    const proof = await key.proof({ method: "POST", url, accessToken: "token-a" });
+    expect((await verify(proof, { accessToken: "token-a" })).jkt).toBe(key.jkt);
+    await expect(verify(proof, { accessToken: "token-b" })).rejects.toMatchObject({ reason: "INVALID_DPOP_PROOF" });
+    const withoutAth = await key.proof({ method: "POST", url });
+    await expect(verify(withoutAth, { accessToken: "token-a" })).rejects.toMatchObject({
+      reason: "INVALID_DPOP_PROOF",
+    });
+  });
+
+  const attacks: [string, () => Promise<string>, { method?: string; url?: string }?][] = [
+    [
+      "for another URL",
+      () => key.proof({ method: "POST", url: "https://evil.example/aegis.token.v1.TokenService/MintToken" }),
+    ],
+    ["for another method", () => key.proof({ method: "GET", url })],
+    ["too old", () => key.proof({ method: "POST", url, iat: Math.floor(Date.now() / 1000) - 300 })],
+    ["from the future", () => key.proof({ method: "POST", url, iat: Math.floor(Date.now() / 1000) + 300 })],
+    ["of the wrong typ", () => key.proof({ method: "POST", url, header: { typ: "JWT" } })],
+    ["naming another key than the signer", () => key.proof({ method: "POST", url, header: { jwk: other.jwk } })],
+    [
+      "carrying a private key",
+      async () => {
+        const { privateKey } = await generateKeyPair("ES256", { extractable: true });
+        return key.proof({ method: "POST", url, header: { jwk: await exportJWK(privateKey) } });
+      },
+    ],
+    [
+      "HMAC-signed",
+      async () => {
+        const header = b64({ alg: "HS256", typ: "dpop+jwt", jwk: { kty: "oct", k: "c2VjcmV0" } });
+        const payload = b64({ htm: "POST", htu: url, iat: Math.floor(Date.now() / 1000), jti: randomUUID() });
+        const sig = createHmac("sha256", "secret").update(`${header}.${payload}`).digest("base64url");
+        return `${header}.${payload}.${sig}`;
+      },
+    ],
+    [
+      "unsigned (alg none)",
+      async () => {
+        const header = b64({ alg: "none", typ: "dpop+jwt", jwk: key.jwk });
+        return `${header}.${b64({ htm: "POST", htu: url, iat: Math.floor(Date.now() / 1000), jti: "x" })}.`;
+      },
+    ],
+    [
+      "with a tampered payload",
+      async () => {
+        const [h, , s] = (await key.proof({ method: "POST", url })).split(".");
+        return `${h}.${b64({ htm: "POST", htu: url, iat: Math.floor(Date.now() / 1000), jti: "forged" })}.${s}`;
+      },
+    ],
+    ["without a jti", () => key.proof({ method: "POST", url, jti: "" })],
+    ["that is not a JWS", async () => "not-a-proof"],
+    ["oversized", async () => "a".repeat(10_000)],
+  ];
+
+  it.each(attacks)("refuses a proof %s", async (_, make) => {
+    await expect(verify(await make())).rejects.toMatchObject({ code: "unauthenticated" });
+  });
+
+  it("demands a valid nonce when nonces are on", async () => {
+    const proof = await key.proof({ method: "POST", url });
+    await expect(
+      verifyDpopProof({ proof, method: "POST", url, now: new Date(), nonce: (n) => n === "abc" }),
+    ).rejects.toBeInstanceOf(DpopNonceRequired);
+    const withNonce = await key.proof({ method: "POST", url, nonce: "abc" });
+    expect(
+      (await verifyDpopProof({ proof: withNonce, method: "POST", url, now: new Date(), nonce: (n) => n === "abc" }))
+        .jkt,
+    ).toBe(key.jkt);
+  });
+});
