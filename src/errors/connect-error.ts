@@ -29,7 +29,7 @@ export function toConnectError(error: unknown): ConnectError {
     return new ConnectError(
       error.message,
       connectCodes[error.code],
-      undefined,
+      error.options.headers,
       [{ desc: ErrorDetailSchema, value: detail }],
       error,
     );

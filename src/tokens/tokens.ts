@@ -318,7 +318,7 @@ export async function revokeToken(
   const now = deps.clock.now();
   if (!issued || issued.expiresAt <= now) return;
   if (issued.tenantId !== caller.tenantId && !isElevated(caller)) return; // looks like an unknown token
-  const allowed = issued.principalId === caller.principalId || caller.scopes.has("token.revoke");
+  const allowed = issued.principalId === caller.principalId || caller.scopes.has("token.revoke") || isElevated(caller);
   if (!allowed)
     throw permissionDenied("NOT_TOKEN_OWNER", "only the token's owner or a holder of token.revoke may revoke it");
   const entry = { kind: "token" as const, subject: jti, expiresAt: issued.expiresAt };

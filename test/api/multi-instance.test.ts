@@ -1,0 +1,64 @@
+// Several brokers on one database agree: a revocation or a signing key
+// rotation on one reaches the others within a second, with no database
+// round trip per verified token.
+import { randomBytes } from "node:crypto";
+import { Code } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
+import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
+import { startTestBroker, type TestBroker } from "../support/broker.js";
+import { createTestDatabase, databaseKinds, type TestDatabase } from "../support/databases.js";
+import { failure } from "../support/errors.js";
+import { type Actor, createActor } from "../support/fixtures.js";
+
+async function within(ms: number, check: () => Promise<boolean>): Promise<number> {
+  const started = Date.now();
+  while (!(await check())) {
+    if (Date.now() - started > ms) throw new Error(`not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return Date.now() - started;
+}
+
+describe.each(databaseKinds)("two brokers on one %s database", (kind) => {
+  let db: TestDatabase;
+  let a: TestBroker;
+  let b: TestBroker;
+  let agent: Actor;
+  const publicUrl = "https://aegis.test";
+  beforeAll(async () => {
+    db = await createTestDatabase(kind);
+    const env = { AEGIS_ROOT_KEY: randomBytes(32).toString("base64url"), AEGIS_PUBLIC_URL: publicUrl };
+    a = await startTestBroker(kind, env, db);
+    b = await startTestBroker(kind, env, db);
+    agent = await createActor(a, { kind: "agent" });
+  });
+  afterAll(async () => {
+    await a.stop();
+    await b.stop();
+    await db.drop();
+  });
+
+  const mintOnA = () => a.client(TokenService, { key: agent.key }).mintToken({ audience: publicUrl, scopes: [] });
+  const worksOnB = async (token: string) =>
+    (await failure(b.client(PrincipalService, { key: token }).whoAmI({}))) === undefined;
+
+  it("sees a token revoked on one instance as revoked on the other within one second", async () => {
+    const token = await mintOnA();
+    expect(await worksOnB(token.accessToken)).toBe(true);
+    await a.client(TokenService).revokeToken({ jti: token.jti });
+    const elapsed = await within(1000, async () => !(await worksOnB(token.accessToken)));
+    expect(elapsed).toBeLessThan(1000);
+    const error = await failure(b.client(PrincipalService, { key: token.accessToken }).whoAmI({}));
+    expect(error?.code).toBe(Code.Unauthenticated);
+  });
+
+  it("follows a signing key rotation made on the other instance", async () => {
+    await a.client(TokenService).rotateSigningKeys({});
+    const token = await mintOnA();
+    await within(1000, () => worksOnB(token.accessToken));
+    const kidsOnB = (await b.client(TokenService, { key: undefined }).getJwks({})).keys.map((k) => k.kid);
+    const kid = JSON.parse(Buffer.from(token.accessToken.split(".")[0] ?? "", "base64url").toString()).kid;
+    expect(kidsOnB).toContain(kid);
+  });
+});
