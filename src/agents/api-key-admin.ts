@@ -7,7 +7,13 @@ import { apiKeyHashPurpose, issueApiKey } from "../auth/api-keys.js";
 import type { Caller } from "../auth/caller.js";
 import type { BrokerContext } from "../broker-context.js";
 import { invalidArgument, notFound } from "../errors/domain-error.js";
+import { RevocationFeed } from "../tokens/revocation-feed.js";
 import { type AuditBase, assertCovers } from "./agents.js";
+
+/** Tells every instance to drop what it cached about a key (its expiry or revocation changed). */
+function keyChanged(ctx: Pick<BrokerContext, "clock">, keyId: string) {
+  return { kind: "api_key" as const, subject: keyId, expiresAt: new Date(ctx.clock.now().getTime() + 120_000) };
+}
 
 const maxTtlSeconds = 400 * 86_400;
 
@@ -79,7 +85,7 @@ async function findKey(ctx: Pick<BrokerContext, "prisma">, caller: Caller, keyId
 }
 
 export async function rotateApiKey(
-  ctx: Pick<BrokerContext, "prisma" | "audit" | "clock" | "rootKey" | "config">,
+  ctx: Pick<BrokerContext, "prisma" | "audit" | "clock" | "rootKey" | "config" | "feed">,
   caller: Caller,
   auditBase: AuditBase,
   input: { keyId: string; graceSeconds: number },
@@ -93,8 +99,10 @@ export async function rotateApiKey(
   if (old.revokedAt || (old.expiresAt && old.expiresAt <= now)) throw notFound("API key", "API_KEY_NOT_FOUND");
   const grace = (input.graceSeconds || ctx.config.apiKeyRotationGraceSeconds) * 1000;
   const graceEnd = new Date(now.getTime() + grace);
-  return ctx.audit.transaction(
+  const changed = keyChanged(ctx, old.id);
+  const result = await ctx.audit.transaction(
     async (tx) => {
+      await RevocationFeed.publish(tx, changed);
       const issued = await issueApiKey(tx, ctx.rootKey.deriveKey(apiKeyHashPurpose), {
         tenantId: old.tenantId,
         principalId: old.principalId,
@@ -115,20 +123,26 @@ export async function rotateApiKey(
       reason: "",
     }),
   );
+  ctx.feed.apply(changed);
+  return result;
 }
 
 export async function revokeApiKey(
-  ctx: Pick<BrokerContext, "prisma" | "audit" | "clock">,
+  ctx: Pick<BrokerContext, "prisma" | "audit" | "clock" | "feed">,
   caller: Caller,
   auditBase: AuditBase,
   keyId: string,
 ): Promise<ApiKey> {
   const key = await findKey(ctx, caller, keyId);
-  return ctx.audit.transaction(
-    (tx) =>
-      key.revokedAt
-        ? Promise.resolve(key)
-        : tx.apiKey.update({ where: { id: key.id }, data: { revokedAt: ctx.clock.now() } }),
+  const changed = keyChanged(ctx, key.id);
+  const revoked = await ctx.audit.transaction(
+    async (tx) => {
+      if (key.revokedAt) return key;
+      await RevocationFeed.publish(tx, changed);
+      return tx.apiKey.update({ where: { id: key.id }, data: { revokedAt: ctx.clock.now() } });
+    },
     () => ({ ...auditBase, action: "apikey.revoke", target: key.id, outcome: "success", reason: "" }),
   );
+  ctx.feed.apply(changed);
+  return revoked;
 }

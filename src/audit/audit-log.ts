@@ -15,12 +15,20 @@ import type { Prisma, PrismaClient } from "../../gen/prisma/client.js";
 import type { Clock } from "../clock.js";
 import { type AuditEntry, type ChainedAuditEvent, chainHash, genesisHash } from "./audit-chain.js";
 
-/** A write that must commit with its audit event (e.g. recording an issued token). */
-export type BatchedWrite = (tx: Prisma.TransactionClient) => Promise<unknown>;
+/** A table whose rows can ride along with audit batches: one insert per batch. */
+export interface BatchTable<Row> {
+  insertMany(tx: Prisma.TransactionClient, rows: Row[]): Promise<unknown>;
+}
+
+/** A row that must commit with its audit event (e.g. recording an issued token). */
+export interface BatchedRow<Row = unknown> {
+  readonly table: BatchTable<Row>;
+  readonly row: Row;
+}
 
 interface Pending {
   readonly entry: AuditEntry;
-  readonly write: BatchedWrite | undefined;
+  readonly row: BatchedRow | undefined;
   readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
 }
@@ -85,12 +93,12 @@ export class AuditLog {
 
   /**
    * Appends on its own, batched with concurrent appends; resolves once
-   * durable. `write`, when given, runs in the same batch transaction.
+   * durable. `row`, when given, is inserted in the same batch transaction.
    */
-  append(entry: AuditEntry, write?: BatchedWrite): Promise<void> {
+  append<Row>(entry: AuditEntry, row?: BatchedRow<Row>): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("audit log is closed"));
     return new Promise((resolve, reject) => {
-      this.#queue.push({ entry, write, resolve, reject });
+      this.#queue.push({ entry, row: row as BatchedRow | undefined, resolve, reject });
       this.#flushing ??= this.#drain();
     });
   }
@@ -118,7 +126,11 @@ export class AuditLog {
       this.#queue = [];
       try {
         await this.#prisma.$transaction(async (tx) => {
-          for (const pending of batch) await pending.write?.(tx);
+          const rowsByTable = new Map<BatchTable<unknown>, unknown[]>();
+          for (const { row } of batch) {
+            if (row) rowsByTable.set(row.table, [...(rowsByTable.get(row.table) ?? []), row.row]);
+          }
+          for (const [table, rows] of rowsByTable) await table.insertMany(tx, rows);
           await this.appendInTransaction(
             tx,
             batch.map((p) => p.entry),

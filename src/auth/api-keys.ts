@@ -42,11 +42,47 @@ export async function issueApiKey(
 }
 
 /** Authenticates `Bearer aegis_ak_…` API keys. */
+/**
+ * Keys that authenticated recently, so a busy client costs one HMAC, not a
+ * database read, per call. Only successes are kept, for at most `ttlMs`;
+ * revoking or rotating a key and any change of its principal reach every
+ * instance through the revocation feed, which drops the entries it names.
+ */
+export class ApiKeyCache {
+  readonly #entries = new Map<string, { hash: Buffer; caller: Caller; expiresAt: Date | null; until: number }>();
+
+  constructor(
+    private readonly ttlMs = 30_000,
+    private readonly max = 10_000,
+  ) {}
+
+  get(id: string, now: Date) {
+    const entry = this.#entries.get(id);
+    if (entry && entry.until > now.getTime()) return entry;
+    this.#entries.delete(id);
+    return undefined;
+  }
+
+  set(id: string, hash: Buffer, caller: Caller, expiresAt: Date | null, now: Date): void {
+    if (this.#entries.size >= this.max) this.#entries.delete(this.#entries.keys().next().value as string);
+    this.#entries.set(id, { hash, caller, expiresAt, until: now.getTime() + this.ttlMs });
+  }
+
+  forgetKey(id: string): void {
+    this.#entries.delete(id);
+  }
+
+  forgetPrincipal(principalId: string): void {
+    for (const [id, entry] of this.#entries) if (entry.caller.principalId === principalId) this.#entries.delete(id);
+  }
+}
+
 export function apiKeyAuthenticator(deps: {
   prisma: PrismaClient;
   hashKey: Buffer;
   clock: Clock;
   lastUsed?: LastUsedRecorder;
+  cache?: ApiKeyCache;
 }): Authenticator {
   return {
     async authenticate({ bearer, scheme }) {
@@ -55,6 +91,16 @@ export function apiKeyAuthenticator(deps: {
       // Shape and checksum first: a mistyped key costs no database work.
       const credential = parseCredential(bearer);
       if (!credential) throw unauthenticated("API key is malformed or fails its checksum");
+      const now = deps.clock.now();
+      const cached = deps.cache?.get(credential.id, now);
+      if (cached) {
+        if (!timingSafeEqual(hashCredential(deps.hashKey, credential.text), cached.hash)) {
+          throw unauthenticated(`API key ${credential.id}: secret does not match`);
+        }
+        if (cached.expiresAt && cached.expiresAt <= now) throw unauthenticated(`API key ${credential.id} expired`);
+        deps.lastUsed?.record(credential.id, now);
+        return cached.caller;
+      }
       const key = await deps.prisma.apiKey.findUnique({
         where: { id: credential.id },
         include: { principal: { include: { grants: { select: { scope: true } } } } },
@@ -65,21 +111,23 @@ export function apiKeyAuthenticator(deps: {
       if (stored.length !== presented.length || !timingSafeEqual(presented, stored)) {
         throw unauthenticated(`API key ${credential.id}: secret does not match`);
       }
-      const now = deps.clock.now();
       if (key.revokedAt && key.revokedAt <= now) throw unauthenticated(`API key ${key.id} is revoked`);
       if (key.expiresAt && key.expiresAt <= now) throw unauthenticated(`API key ${key.id} expired`);
       if (key.principal.status !== "active") {
         throw unauthenticated(`principal ${key.principalId} is ${key.principal.status}`);
       }
       deps.lastUsed?.record(key.id, now);
-      return {
+      const caller: Caller = {
         principalId: key.principalId,
         tenantId: key.tenantId,
         kind: key.principal.kind,
         scopes: new Set(key.principal.grants.map((g) => g.scope)),
         credentialType: "api_key",
         credentialId: key.id,
-      } satisfies Caller;
+      };
+      // Revoked-in-the-future keys are not cached: the entry would outlive the revocation.
+      if (!key.revokedAt) deps.cache?.set(key.id, stored, caller, key.expiresAt, now);
+      return caller;
     },
   };
 }

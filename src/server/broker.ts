@@ -8,7 +8,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { AuditLog } from "../audit/audit-log.js";
 import { auditChainKey } from "../audit/audit-queries.js";
-import { apiKeyAuthenticator, apiKeyHashPurpose, LastUsedRecorder } from "../auth/api-keys.js";
+import { ApiKeyCache, apiKeyAuthenticator, apiKeyHashPurpose, LastUsedRecorder } from "../auth/api-keys.js";
 import { authenticatorChain } from "../auth/authenticate.js";
 import { dpopNonces } from "../auth/dpop-nonce.js";
 import { databaseReplayGuard } from "../auth/replay-guard.js";
@@ -24,7 +24,7 @@ import { grantableActions } from "../policy/method-policy.js";
 import { RateLimiter } from "../rate-limit.js";
 import { RevocationFeed } from "../tokens/revocation-feed.js";
 import { ensureSigningKeys, KeyRing } from "../tokens/signing-keys.js";
-import { type TokenDeps, tokenAuthenticator } from "../tokens/tokens.js";
+import { type TokenDeps, tokenAuthenticator, VerifiedTokens } from "../tokens/tokens.js";
 import { callKey } from "./call-context.js";
 import { clientOf, httpRoutes } from "./http-routes.js";
 import { deadline, guard, observe } from "./interceptors.js";
@@ -107,7 +107,18 @@ async function assemble(
   const replay = databaseReplayGuard(prisma);
   const lastUsed = new LastUsedRecorder(prisma);
   lastUsed.start();
-  const apiKeys = apiKeyAuthenticator({ prisma, hashKey: rootKey.deriveKey(apiKeyHashPurpose), clock, lastUsed });
+  const apiKeyCache = new ApiKeyCache();
+  feed.subscribe((entry) => {
+    if (entry.kind === "principal") apiKeyCache.forgetPrincipal(entry.subject);
+    if (entry.kind === "api_key") apiKeyCache.forgetKey(entry.subject);
+  });
+  const apiKeys = apiKeyAuthenticator({
+    prisma,
+    hashKey: rootKey.deriveKey(apiKeyHashPurpose),
+    clock,
+    lastUsed,
+    cache: apiKeyCache,
+  });
   const tokens: TokenDeps = {
     prisma,
     audit,
@@ -119,6 +130,7 @@ async function assemble(
     apiKeys,
     mintLimiter: new RateLimiter(config.rateLimits.mintsPerMinute, clock),
     config,
+    verified: new VerifiedTokens(),
   };
   // Housekeeping every instance does: forget expired single-use values and
   // re-read the key set, so retiring keys drop out of the JWKS on time.

@@ -10,11 +10,11 @@ import type { Logger } from "pino";
 import type { Prisma, PrismaClient } from "../../gen/prisma/client.js";
 import type { Clock } from "../clock.js";
 
-export type RevocationKind = "token" | "principal" | "signing_keys";
+export type RevocationKind = "token" | "principal" | "api_key" | "signing_keys";
 
 export interface RevocationEntry {
   readonly kind: RevocationKind;
-  /** A `jti`, a principal id, or `*` for signing keys. */
+  /** A `jti`, a principal id, an API key id, or `*` for signing keys. */
   readonly subject: string;
   /** For principals: tokens issued before this are void. */
   readonly notBefore?: Date;
@@ -27,6 +27,7 @@ const overlapMs = 5_000;
 export class RevocationFeed {
   readonly #revokedTokens = new Map<string, number>();
   readonly #principalCutoffs = new Map<string, { notBefore: number; expiresAt: number }>();
+  readonly #listeners = new Set<(entry: RevocationEntry) => void>();
   #since = new Date(0);
   #timer: NodeJS.Timeout | undefined;
   #polling: Promise<void> | undefined;
@@ -91,8 +92,14 @@ export class RevocationFeed {
     this.#prune(now.getTime());
   }
 
+  /** Calls `listener` for every entry this instance learns of (caches drop what it names). */
+  subscribe(listener: (entry: RevocationEntry) => void): void {
+    this.#listeners.add(listener);
+  }
+
   /** Takes an entry into this instance's view at once. */
   apply(entry: RevocationEntry): void {
+    for (const listener of this.#listeners) listener(entry);
     if (entry.kind === "token") {
       this.#revokedTokens.set(entry.subject, entry.expiresAt.getTime());
     } else if (entry.kind === "principal" && entry.notBefore) {

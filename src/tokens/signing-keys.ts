@@ -94,6 +94,8 @@ export function listSigningKeys(prisma: PrismaClient): Promise<SigningKey[]> {
  */
 export class KeyRing {
   #snapshot: KeyRingSnapshot | undefined;
+  /** Bumped on every reload: verification results cached under another version are void. */
+  version = 0;
 
   constructor(private readonly deps: { prisma: PrismaClient; rootKey: KeyEncryptionProvider; clock: Clock }) {}
 
@@ -118,6 +120,7 @@ export class KeyRing {
       verifiers,
       jwks: rows.map((row) => row.publicJwk as unknown as PublicJwk),
     };
+    this.version++;
   }
 
   get snapshot(): KeyRingSnapshot {

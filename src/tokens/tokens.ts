@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { decodeProtectedHeader, importJWK, type JWK, jwtVerify } from "jose";
 import type { PrismaClient } from "../../gen/prisma/client.js";
 import type { AuditEntry } from "../audit/audit-chain.js";
-import type { AuditLog } from "../audit/audit-log.js";
+import type { AuditLog, BatchTable } from "../audit/audit-log.js";
 import type { Authenticator } from "../auth/authenticate.js";
 import { type Caller, isElevated } from "../auth/caller.js";
 import { DpopNonceRequired, dpopAlgorithms, verifyDpopProof } from "../auth/dpop.js";
@@ -37,7 +37,31 @@ export interface TokenDeps {
   readonly apiKeys: Authenticator;
   readonly mintLimiter: RateLimiter;
   readonly config: Pick<Config, "publicUrl" | "tokenLifetime">;
+  readonly verified: VerifiedTokens;
 }
+
+/**
+ * Tokens whose signature and claims were already verified under the current
+ * key ring. A token is immutable, so re-verifying its signature on every use
+ * only burns CPU; expiry, audience and revocation are still checked on every
+ * hit, and a key ring reload (rotation, retirement) voids every entry.
+ */
+export class VerifiedTokens {
+  readonly #entries = new Map<string, { claims: AccessTokenClaims; version: number }>();
+  constructor(private readonly max = 10_000) {}
+
+  get(token: string, version: number): AccessTokenClaims | undefined {
+    const entry = this.#entries.get(token);
+    return entry?.version === version ? entry.claims : undefined;
+  }
+
+  set(token: string, version: number, claims: AccessTokenClaims): void {
+    if (this.#entries.size >= this.max) this.#entries.delete(this.#entries.keys().next().value as string);
+    this.#entries.set(token, { claims, version });
+  }
+}
+
+const clockToleranceSeconds = 5;
 
 /** Where a call came from, for DPoP, rate limits and audit. */
 export interface CallSite {
@@ -188,6 +212,11 @@ async function authenticateAssertion(deps: TokenDeps, assertion: string): Promis
   };
 }
 
+/** Issued-token rows ride in the audit batch of their mint. */
+const issuedTokens: BatchTable<{ jti: string; tenantId: string; principalId: string; expiresAt: Date }> = {
+  insertMany: (tx, rows) => tx.issuedToken.createMany({ data: rows }),
+};
+
 export async function mintToken(deps: TokenDeps, site: CallSite, request: MintRequest): Promise<MintedToken> {
   const { defaultSeconds, maxSeconds } = deps.config.tokenLifetime;
   validateMint(request, maxSeconds);
@@ -239,16 +268,15 @@ export async function mintToken(deps: TokenDeps, site: CallSite, request: MintRe
     const accessToken = await signAccessToken(deps.keyRing.snapshot.signer, claims);
     const owner = caller;
     // The response waits for its batch: no token leaves unaudited.
-    await deps.audit.append(audit("success", claims.jti, ""), (tx) =>
-      tx.issuedToken.create({
-        data: {
-          jti: claims.jti,
-          tenantId: owner.tenantId,
-          principalId: owner.principalId,
-          expiresAt: new Date(claims.exp * 1000),
-        },
-      }),
-    );
+    await deps.audit.append(audit("success", claims.jti, ""), {
+      table: issuedTokens,
+      row: {
+        jti: claims.jti,
+        tenantId: owner.tenantId,
+        principalId: owner.principalId,
+        expiresAt: new Date(claims.exp * 1000),
+      },
+    });
     return { accessToken, tokenType: jkt ? "DPoP" : "Bearer", expiresIn: lifetime, scope, jti: claims.jti };
   } catch (error) {
     if (error instanceof DomainError && error.code !== "invalid_argument") {
@@ -260,19 +288,28 @@ export async function mintToken(deps: TokenDeps, site: CallSite, request: MintRe
 
 /** Verifies a broker token offline; throws `unauthenticated` with the precise reason as detail. */
 export async function verifyToken(
-  deps: Pick<TokenDeps, "keyRing" | "feed" | "clock" | "config">,
+  deps: Pick<TokenDeps, "keyRing" | "feed" | "clock" | "config" | "verified">,
   token: string,
   audience: string | undefined,
 ): Promise<AccessTokenClaims> {
-  let claims: AccessTokenClaims;
-  try {
-    claims = await verifyAccessTokenJwt(token, deps.keyRing.lookup, {
-      issuer: deps.config.publicUrl,
-      ...(audience === undefined ? {} : { audience }),
-      now: deps.clock.now(),
-    });
-  } catch (error) {
-    throw unauthenticated(`access token invalid: ${(error as Error).message}`);
+  const now = deps.clock.now();
+  const version = deps.keyRing.version;
+  let claims = deps.verified.get(token, version);
+  if (claims) {
+    if ((claims.exp + clockToleranceSeconds) * 1000 <= now.getTime()) throw unauthenticated("access token expired");
+    if (audience !== undefined && claims.aud !== audience) throw unauthenticated("access token audience mismatch");
+  } else {
+    try {
+      claims = await verifyAccessTokenJwt(token, deps.keyRing.lookup, {
+        issuer: deps.config.publicUrl,
+        ...(audience === undefined ? {} : { audience }),
+        now,
+        clockToleranceSeconds,
+      });
+    } catch (error) {
+      throw unauthenticated(`access token invalid: ${(error as Error).message}`);
+    }
+    deps.verified.set(token, version, claims);
   }
   const revoked = deps.feed.revocationOf(claims);
   if (revoked) throw unauthenticated(revoked);

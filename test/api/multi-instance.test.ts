@@ -4,6 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AgentService } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
@@ -60,5 +61,15 @@ describe.each(databaseKinds)("two brokers on one %s database", (kind) => {
     const kidsOnB = (await b.client(TokenService, { key: undefined }).getJwks({})).keys.map((k) => k.kid);
     const kid = JSON.parse(Buffer.from(token.accessToken.split(".")[0] ?? "", "base64url").toString()).kid;
     expect(kidsOnB).toContain(kid);
+  });
+  it("stops a revoked API key that the other instance has cached, within one second", async () => {
+    const keyOn = (broker: TestBroker) =>
+      failure(broker.client(TokenService, { key: agent.key }).mintToken({ audience: publicUrl, scopes: [] }));
+    expect(await keyOn(b)).toBeUndefined(); // now cached on b
+    expect(await keyOn(b)).toBeUndefined();
+    const owner = await createActor(a, { tenantId: agent.tenantId, scopes: ["apikey.revoke"] });
+    await a.client(AgentService, { key: owner.key }).revokeApiKey({ keyId: agent.keyId });
+    expect((await keyOn(a))?.code).toBe(Code.Unauthenticated); // at once where it was revoked
+    await within(1000, async () => (await keyOn(b))?.code === Code.Unauthenticated);
   });
 });

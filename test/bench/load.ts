@@ -1,0 +1,96 @@
+// Load generator, run as its own process so it does not share the broker's
+// CPU accounting: N requests in flight over keep-alive HTTP/1.1 connections,
+// Connect protocol with JSON bodies, for a fixed time. Per-request inputs
+// (DPoP proofs) are computed before the clock starts. Prints one JSON line.
+import { randomUUID } from "node:crypto";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { Pool } from "undici";
+
+interface Job {
+  readonly url: string;
+  readonly case: "health" | "mint" | "mint-dpop" | "introspect";
+  readonly seconds: number;
+  readonly inFlight: number;
+  readonly apiKey?: string;
+  readonly bearer?: string;
+  readonly token?: string;
+  /** How many DPoP proofs to precompute (upper bound on requests). */
+  readonly proofs?: number;
+}
+
+const job = JSON.parse(process.argv[2] ?? "{}") as Job;
+
+async function requests(): Promise<(i: number) => { path: string; headers: Record<string, string>; body: string }> {
+  const json = { "content-type": "application/json" };
+  switch (job.case) {
+    case "health":
+      return () => ({ path: "/grpc.health.v1.Health/Check", headers: json, body: "{}" });
+    case "mint": {
+      const headers = { ...json, authorization: `Bearer ${job.apiKey}` };
+      const body = JSON.stringify({ audience: "https://api.example.com", scopes: [] });
+      return () => ({ path: "/aegis.token.v1.TokenService/MintToken", headers, body });
+    }
+    case "mint-dpop": {
+      const path = "/aegis.token.v1.TokenService/MintToken";
+      const { privateKey, publicKey } = await generateKeyPair("ES256");
+      const jwk = await exportJWK(publicKey);
+      const proofs: string[] = [];
+      const iat = Math.floor(Date.now() / 1000) + job.seconds / 2; // fresh for the whole run
+      for (let i = 0; i < (job.proofs ?? 50_000); i++) {
+        proofs.push(
+          await new SignJWT({ htm: "POST", htu: `${job.url}${path}` })
+            .setProtectedHeader({ alg: "ES256", typ: "dpop+jwt", jwk })
+            .setIssuedAt(iat)
+            .setJti(randomUUID())
+            .sign(privateKey),
+        );
+      }
+      const body = JSON.stringify({ audience: "https://api.example.com", scopes: [] });
+      return (i) => ({
+        path,
+        headers: { ...json, authorization: `Bearer ${job.apiKey}`, dpop: proofs[i % proofs.length] as string },
+        body,
+      });
+    }
+    case "introspect": {
+      const headers = { ...json, authorization: `Bearer ${job.bearer}` };
+      const body = JSON.stringify({ token: job.token });
+      return () => ({ path: "/aegis.token.v1.TokenService/IntrospectToken", headers, body });
+    }
+  }
+}
+
+async function main() {
+  const make = await requests();
+  const pool = new Pool(job.url, { connections: job.inFlight, pipelining: 1 });
+  const latencies: number[] = [];
+  let errors = 0;
+  let next = 0;
+  let firstError = "";
+  const deadline = performance.now() + job.seconds * 1000;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: job.inFlight }, async () => {
+      while (performance.now() < deadline) {
+        const request = make(next++);
+        const t0 = performance.now();
+        const res = await pool.request({ ...request, method: "POST" });
+        const text = await res.body.text();
+        latencies.push(performance.now() - t0);
+        if (res.statusCode !== 200) {
+          errors++;
+          firstError ||= `${res.statusCode} ${text.slice(0, 200)}`;
+        }
+      }
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  await pool.close();
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
+  process.stdout.write(
+    `${JSON.stringify({ requests: latencies.length, errors, firstError, perSecond: latencies.length / elapsed, p50: at(0.5), p99: at(0.99) })}\n`,
+  );
+}
+
+void main();

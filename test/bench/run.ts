@@ -1,0 +1,182 @@
+// `npm run bench`: starts a real broker (embedded PGlite; also PostgreSQL
+// when AEGIS_TEST_DATABASE_URL is set) as a child process, drives each case
+// from a separate load-generator process, and prints requests/s, p50/p99 and
+// each case's ratio to the no-op ceiling measured in the same run.
+// Not part of `npm test`: timings belong here, never in tests.
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { AgentService } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
+import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
+import { verifyAccessToken } from "../../src/sdk/index.js";
+import { createPostgresDatabase, dropPostgresDatabase } from "../support/databases.js";
+
+const seconds = Number(process.env.AEGIS_BENCH_SECONDS ?? 10);
+const inFlight = 32;
+const tsx = path.resolve("node_modules/.bin/tsx");
+
+interface Result {
+  requests: number;
+  errors: number;
+  firstError: string;
+  perSecond: number;
+  p50: number;
+  p99: number;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+async function startBroker(env: Record<string, string>): Promise<{ url: string; key: string; child: ChildProcess }> {
+  const dir = mkdtempSync(path.join(tmpdir(), "aegis-bench-"));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const credentialFile = path.join(dir, "admin.key");
+  const child = spawn(tsx, ["src/cli/main.ts", "serve"], {
+    env: {
+      ...process.env,
+      AEGIS_DATA_DIR: dir,
+      AEGIS_PORT: String(port),
+      AEGIS_LOG_LEVEL: "warn",
+      AEGIS_BOOTSTRAP_CREDENTIAL_FILE: credentialFile,
+      AEGIS_RATE_LIMIT_MINTS_PER_MINUTE: "10000000",
+      ...env,
+    },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const until = Date.now() + 60_000;
+  while (
+    !(await fetch(`${url}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    ))
+  ) {
+    if (Date.now() > until || child.exitCode !== null) throw new Error("broker did not start");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { url, key: readFileSync(credentialFile, "utf8").trim(), child };
+}
+
+function load(job: Record<string, unknown>): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      tsx,
+      ["test/bench/load.ts", JSON.stringify({ seconds, inFlight, ...job })],
+      { maxBuffer: 1 << 20 },
+      (error, stdout) => {
+        if (error) reject(error);
+        else resolve(JSON.parse(stdout.trim().split("\n").at(-1) ?? "{}") as Result);
+      },
+    );
+  });
+}
+
+function bearer(key: string): Interceptor {
+  return (next) => (req) => {
+    req.header.set("authorization", `Bearer ${key}`);
+    return next(req);
+  };
+}
+
+async function benchDatabase(label: string, env: Record<string, string>) {
+  const broker = await startBroker(env);
+  try {
+    const admin = createConnectTransport({
+      baseUrl: broker.url,
+      httpVersion: "1.1",
+      interceptors: [bearer(broker.key)],
+    });
+    const agents = createClient(AgentService, admin);
+    const { agent } = await agents.registerAgent({ displayName: "bench agent", scopes: [] });
+    const apiKey = (await agents.createApiKey({ principalId: agent?.id ?? "" })).secret;
+    const { agent: rs } = await agents.registerAgent({ displayName: "resource server", scopes: ["introspect.token"] });
+    const rsKey = (await agents.createApiKey({ principalId: rs?.id ?? "" })).secret;
+    const asRs = createClient(
+      TokenService,
+      createConnectTransport({ baseUrl: broker.url, httpVersion: "1.1", interceptors: [bearer(rsKey)] }),
+    );
+    const rsToken = (await asRs.mintToken({ audience: broker.url, scopes: ["introspect.token"], lifetimeSeconds: 900 }))
+      .accessToken;
+    const asAgent = createClient(
+      TokenService,
+      createConnectTransport({ baseUrl: broker.url, httpVersion: "1.1", interceptors: [bearer(apiKey)] }),
+    );
+    const target = (await asAgent.mintToken({ audience: "https://api.example.com", scopes: [], lifetimeSeconds: 900 }))
+      .accessToken;
+
+    const rows: [string, Result, number | undefined][] = [];
+    const ceiling = await load({ url: broker.url, case: "health" });
+    rows.push(["Health/Check (no-op ceiling)", ceiling, undefined]);
+    rows.push(["MintToken (API key)", await load({ url: broker.url, case: "mint", apiKey }), 3000]);
+    rows.push([
+      "MintToken (DPoP-bound)",
+      await load({ url: broker.url, case: "mint-dpop", apiKey, proofs: 60_000 }),
+      2000,
+    ]);
+    rows.push([
+      "IntrospectToken",
+      await load({ url: broker.url, case: "introspect", bearer: rsToken, token: target }),
+      5000,
+    ]);
+    rows.push(["SDK verifyAccessToken (in-process)", await verifyInProcess(broker.url, target), undefined]);
+
+    console.log(`\n${label}: ${inFlight} in flight, ${seconds} s per case`);
+    console.log("case                                   req/s     p50 ms   p99 ms   vs ceiling  errors  target");
+    for (const [name, r, targetRate] of rows) {
+      console.log(
+        `${name.padEnd(36)} ${r.perSecond.toFixed(0).padStart(8)} ${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(8)} ${`${((100 * r.perSecond) / ceiling.perSecond).toFixed(0)}%`.padStart(11)} ${String(r.errors).padStart(7)}  ${targetRate ? `≥ ${targetRate}/s ${r.perSecond >= targetRate ? "met" : "MISSED"}` : ""}`,
+      );
+      if (r.errors) console.log(`  first error: ${r.firstError}`);
+    }
+  } finally {
+    broker.child.kill("SIGTERM");
+    await new Promise((r) => broker.child.once("exit", r));
+  }
+}
+
+/** The SDK's offline verification, sequentially in this process, with the JWKS fetched once. */
+async function verifyInProcess(url: string, token: string): Promise<Result> {
+  const jwks = (await (await fetch(`${url}/.well-known/jwks.json`)).json()) as { keys: [] };
+  const options = { issuer: url, audience: "https://api.example.com", jwks };
+  const latencies: number[] = [];
+  const deadline = performance.now() + seconds * 1000;
+  const started = performance.now();
+  while (performance.now() < deadline) {
+    const t0 = performance.now();
+    await verifyAccessToken(token, options);
+    latencies.push(performance.now() - t0);
+  }
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.floor(q * latencies.length)] ?? 0;
+  return {
+    requests: latencies.length,
+    errors: 0,
+    firstError: "",
+    perSecond: latencies.length / ((performance.now() - started) / 1000),
+    p50: at(0.5),
+    p99: at(0.99),
+  };
+}
+
+await benchDatabase("PGlite (embedded)", {});
+if (process.env.AEGIS_TEST_DATABASE_URL) {
+  const url = await createPostgresDatabase();
+  try {
+    await benchDatabase("PostgreSQL", {
+      AEGIS_DATABASE_URL: url,
+      AEGIS_ROOT_KEY: Buffer.alloc(32, 1).toString("base64url"),
+    });
+  } finally {
+    await dropPostgresDatabase(url);
+  }
+}
