@@ -3,6 +3,7 @@
 // listener. `startBroker` is what the CLI and the tests call; nothing here
 // listens on import.
 import { randomUUID } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
@@ -87,6 +88,8 @@ async function assemble(
   if (applied.length > 0) log.info({ migrations: applied }, "applied migrations");
 
   const closing = new AbortController();
+  // connect-node listens on the shutdown signal once per call in flight.
+  setMaxListeners(0, closing.signal);
   const prisma = database.prisma;
   const audit = new AuditLog({ prisma, key: auditChainKey(rootKey), clock, log });
   await audit.init();
