@@ -4,11 +4,12 @@
 // refused outright (and never stored or echoed).
 import { calculateJwkThumbprint, importJWK, type JWK } from "jose";
 import type { AgentKey } from "../../gen/prisma/client.js";
+import type { AuditBase } from "../audit/audit-chain.js";
 import type { Caller } from "../auth/caller.js";
 import type { BrokerContext } from "../broker-context.js";
 import { DomainError, invalidArgument, notFound } from "../errors/domain-error.js";
 import { isId, newId } from "../ids.js";
-import type { AuditBase } from "./agents.js";
+import { findAgent } from "./agents.js";
 
 export type KeyUse = AgentKey["use"];
 
@@ -75,10 +76,7 @@ export async function addAgentKey(
   const thumbprint = await calculateJwkThumbprint(jwk, "sha256");
   return ctx.audit.transaction(
     async (tx) => {
-      const agent = isId("principal", input.agentId)
-        ? await tx.principal.findFirst({ where: { id: input.agentId, tenantId: caller.tenantId, kind: "agent" } })
-        : null;
-      if (!agent) throw notFound("agent", "AGENT_NOT_FOUND");
+      const agent = await findAgent(tx, caller.tenantId, input.agentId);
       if (agent.status === "revoked")
         throw new DomainError("failed_precondition", "AGENT_REVOKED", "the agent is revoked");
       if (await tx.agentKey.findUnique({ where: { principalId_thumbprint: { principalId: agent.id, thumbprint } } })) {
@@ -112,10 +110,7 @@ export async function addAgentKey(
 }
 
 export async function listAgentKeys(ctx: Pick<BrokerContext, "prisma">, tenantId: string, agentId: string) {
-  const agent = isId("principal", agentId)
-    ? await ctx.prisma.principal.findFirst({ where: { id: agentId, tenantId, kind: "agent" }, select: { id: true } })
-    : null;
-  if (!agent) throw notFound("agent", "AGENT_NOT_FOUND");
+  await findAgent(ctx.prisma, tenantId, agentId);
   return ctx.prisma.agentKey.findMany({ where: { principalId: agentId }, orderBy: { createdAt: "desc" } });
 }
 

@@ -3,7 +3,7 @@
 // never made by a principal on itself, and void the agent's earlier tokens
 // on every instance through the revocation feed, in the same transaction.
 import type { Principal, Prisma } from "../../gen/prisma/client.js";
-import type { AuditEntry } from "../audit/audit-chain.js";
+import type { AuditBase } from "../audit/audit-chain.js";
 import { type Caller, elevatedScope } from "../auth/caller.js";
 import type { BrokerContext } from "../broker-context.js";
 import {
@@ -17,7 +17,6 @@ import { isId, newId } from "../ids.js";
 import { type Page, pageOf } from "../pagination.js";
 import { RevocationFeed } from "../tokens/revocation-feed.js";
 
-export type AuditBase = Pick<AuditEntry, "requestId" | "tenantId" | "actorId" | "client">;
 export type AgentWithGrants = Principal & { grants: { scope: string }[] };
 
 const maxName = 200;
@@ -59,7 +58,12 @@ export function assertCovers(caller: Caller, wanted: Iterable<string>, what: str
   }
 }
 
-async function findAgent(db: Prisma.TransactionClient | BrokerContext["prisma"], tenantId: string, agentId: string) {
+/** An agent of the tenant, or not_found (also for other tenants' agents). */
+export async function findAgent(
+  db: Prisma.TransactionClient | BrokerContext["prisma"],
+  tenantId: string,
+  agentId: string,
+) {
   const agent = isId("principal", agentId)
     ? await db.principal.findFirst({
         where: { id: agentId, tenantId, kind: "agent" },

@@ -3,12 +3,13 @@
 // needs every grant they hold (or being them): otherwise a member with
 // `apikey.create` could mint themselves the admin's powers.
 import type { ApiKey } from "../../gen/prisma/client.js";
+import type { AuditBase } from "../audit/audit-chain.js";
 import { apiKeyHashPurpose, issueApiKey } from "../auth/api-keys.js";
 import type { Caller } from "../auth/caller.js";
 import type { BrokerContext } from "../broker-context.js";
 import { invalidArgument, notFound } from "../errors/domain-error.js";
 import { RevocationFeed } from "../tokens/revocation-feed.js";
-import { type AuditBase, assertCovers } from "./agents.js";
+import { assertCovers } from "./agents.js";
 
 /** Tells every instance to drop what it cached about a key (its expiry or revocation changed). */
 function keyChanged(ctx: Pick<BrokerContext, "clock">, keyId: string) {

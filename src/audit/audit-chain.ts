@@ -18,6 +18,9 @@ export interface AuditEntry {
   readonly reason: string;
 }
 
+/** The part of an entry that comes from the call: who, from where, which request. */
+export type AuditBase = Pick<AuditEntry, "requestId" | "tenantId" | "actorId" | "client">;
+
 export interface ChainedAuditEvent extends AuditEntry {
   readonly seq: bigint;
   readonly time: Date;

@@ -1,7 +1,7 @@
 // Typed per-call values, set by the interceptors and read by handlers
 // (`ctx.values.get(callKey)`).
 import { type ContextValues, createContextKey, type HandlerContext } from "@connectrpc/connect";
-import type { AuditEntry } from "../audit/audit-chain.js";
+import type { AuditBase } from "../audit/audit-chain.js";
 import type { Caller } from "../auth/caller.js";
 
 export interface CallInfo {
@@ -30,7 +30,7 @@ export function callerOf(ctx: HandlerContext): Caller {
 }
 
 /** An audit entry for this call, to complete with action, target and outcome. */
-export function auditBase(ctx: HandlerContext): Pick<AuditEntry, "requestId" | "tenantId" | "actorId" | "client"> {
+export function auditBase(ctx: HandlerContext): AuditBase {
   const call = callOf(ctx);
   return {
     requestId: call.requestId,
@@ -38,4 +38,13 @@ export function auditBase(ctx: HandlerContext): Pick<AuditEntry, "requestId" | "
     actorId: call.caller?.principalId ?? null,
     client: call.client,
   };
+}
+
+/**
+ * The public URL of the endpoint a request reached: the configured public
+ * base URL plus the request path. DPoP `htu` is checked against this, never
+ * against the Host header a client controls (RFC 9449 §4.3).
+ */
+export function publicUrlOf(publicUrl: string, requestUrl: string): string {
+  return `${publicUrl}${new URL(requestUrl, publicUrl).pathname}`;
 }

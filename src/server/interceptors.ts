@@ -16,7 +16,7 @@ import { DomainError } from "../errors/domain-error.js";
 import { authorize } from "../policy/authorize.js";
 import { Authorization, policyOf } from "../policy/method-policy.js";
 import type { RateLimiter } from "../rate-limit.js";
-import { callKey } from "./call-context.js";
+import { callKey, publicUrlOf } from "./call-context.js";
 
 export const requestIdHeader = "aegis-request-id";
 
@@ -108,7 +108,7 @@ export function guard(deps: {
       try {
         // Guessing keys from one address stops here, before any lookup.
         if (deps.authFailures.exceeded(call.address)) deps.authFailures.hit(call.address, "failed authentications");
-        const url = `${deps.publicUrl}${new URL(req.url, deps.publicUrl).pathname}`;
+        const url = publicUrlOf(deps.publicUrl, req.url);
         call.caller = await deps.authenticator.authenticate(
           readCredentials(req.header, { method: req.requestMethod, url }),
         );

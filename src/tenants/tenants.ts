@@ -1,6 +1,6 @@
 // Tenant domain functions: creation (audited), lookup and listing.
 import type { Tenant } from "../../gen/prisma/client.js";
-import type { AuditEntry } from "../audit/audit-chain.js";
+import type { AuditBase } from "../audit/audit-chain.js";
 import type { BrokerContext } from "../broker-context.js";
 import { DomainError, type FieldViolation, invalidArgument, notFound } from "../errors/domain-error.js";
 import { isId, newId } from "../ids.js";
@@ -8,8 +8,6 @@ import { type Page, pageOf } from "../pagination.js";
 
 const namePattern = /^[a-z][a-z0-9-]{2,62}$/;
 const maxDisplayName = 200;
-
-export type AuditBase = Pick<AuditEntry, "requestId" | "tenantId" | "actorId" | "client">;
 
 export async function createTenant(
   ctx: Pick<BrokerContext, "audit">,

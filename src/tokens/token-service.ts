@@ -4,7 +4,7 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Prisma, SigningKey } from "../../gen/prisma/client.js";
 import { SigningKeyState, TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import type { BrokerContext } from "../broker-context.js";
-import { auditBase, callerOf, callOf } from "../server/call-context.js";
+import { auditBase, callerOf, callOf, publicUrlOf } from "../server/call-context.js";
 import { RevocationFeed } from "./revocation-feed.js";
 import { listSigningKeys, retireSigningKey, rotateSigningKeys } from "./signing-keys.js";
 import { type CallSite, introspectToken, mintToken, revokeToken, type TokenDeps } from "./tokens.js";
@@ -25,7 +25,7 @@ export function callSite(ctx: BrokerContext, call: HandlerContext): CallSite {
     client: info.client,
     clientAddress: info.address,
     method: call.requestMethod,
-    url: `${ctx.config.publicUrl}${new URL(call.url, ctx.config.publicUrl).pathname}`,
+    url: publicUrlOf(ctx.config.publicUrl, call.url),
     headers: call.requestHeader,
   };
 }

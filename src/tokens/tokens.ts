@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { decodeProtectedHeader, importJWK, type JWK, jwtVerify } from "jose";
 import type { PrismaClient } from "../../gen/prisma/client.js";
-import type { AuditEntry } from "../audit/audit-chain.js";
+import type { AuditBase, AuditEntry } from "../audit/audit-chain.js";
 import type { AuditLog, BatchTable } from "../audit/audit-log.js";
 import type { Authenticator } from "../auth/authenticate.js";
 import { type Caller, isElevated } from "../auth/caller.js";
@@ -333,7 +333,7 @@ export async function introspectToken(deps: TokenDeps, caller: Caller, token: st
 export async function revokeToken(
   deps: TokenDeps,
   caller: Caller,
-  auditBase: Pick<AuditEntry, "requestId" | "tenantId" | "actorId" | "client">,
+  auditBase: AuditBase,
   request: { jti: string; token: string },
 ): Promise<void> {
   let jti = request.jti;
