@@ -24,6 +24,8 @@ export interface FieldViolation {
 
 export class DomainError extends Error {
   override name = "DomainError";
+  /** Set once the refusal is in the audit trail, so it is written exactly once. */
+  audited = false;
 
   /**
    * @param code what kind of failure, mapped to a Connect code

@@ -125,7 +125,8 @@ export function guard(deps: {
       }
     }
     refusal ??= authorize(policy, call.caller);
-    if (refusal) {
+    const audited = async (error: DomainError) => {
+      if (error.audited) return;
       const target =
         !req.stream && policy?.targetField ? (req.message as Record<string, unknown>)[camel(policy.targetField)] : "";
       await deps.audit.append({
@@ -136,16 +137,26 @@ export function guard(deps: {
         action: policy?.action || `${req.service.typeName}/${req.method.name}`,
         target: typeof target === "string" ? target.slice(0, 200) : "",
         outcome: "denied",
-        reason: (refusal.detail === refusal.reason ? refusal.reason : `${refusal.reason}: ${refusal.detail}`).slice(
-          0,
-          500,
-        ),
+        reason: (error.detail === error.reason ? error.reason : `${error.reason}: ${error.detail}`).slice(0, 500),
       });
+      error.audited = true;
+    };
+    if (refusal) {
+      await audited(refusal);
       throw refusal;
     }
-    return next(req);
+    try {
+      return await next(req);
+    } catch (error) {
+      // Refusals decided inside a handler (escalation, acting on oneself, not
+      // the owner) are audited here too: every denied attempt, once.
+      if (error instanceof DomainError && deniedCodes.has(error.code)) await audited(error);
+      throw error;
+    }
   };
 }
+
+const deniedCodes = new Set<DomainError["code"]>(["permission_denied", "unauthenticated", "resource_exhausted"]);
 
 function camel(field: string): string {
   return field.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());

@@ -281,6 +281,7 @@ export async function mintToken(deps: TokenDeps, site: CallSite, request: MintRe
   } catch (error) {
     if (error instanceof DomainError && error.code !== "invalid_argument") {
       await deps.audit.append(audit("denied", request.audience, `${error.reason}: ${error.detail}`.slice(0, 500)));
+      error.audited = true;
     }
     throw error;
   }

@@ -91,6 +91,8 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
       where: { action: "token.mint", outcome: "denied", actorId: agentId },
     });
     expect(event?.reason).toMatch(/not held reports.write/);
+    // audited once, by mint itself, not again by the interceptor
+    expect(await t.db.database.prisma.auditEvent.count({ where: { requestId: event?.requestId } })).toBe(1);
   });
 
   it("mints with a signed assertion from a registered key, once per assertion", async () => {
@@ -312,12 +314,28 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
     );
     expect(error?.code).toBe(Code.PermissionDenied);
     expect(error?.findDetails(ErrorDetailSchema)[0]?.reason).toBe("SCOPE_ESCALATION");
+    const events = await t.db.database.prisma.auditEvent.findMany({
+      where: { actorId: member.principalId, outcome: "denied" },
+    });
+    expect(events.map((e) => [e.action, e.target, e.reason.split(":")[0]])).toEqual([
+      ["apikey.create", person.principalId, "SCOPE_ESCALATION"],
+    ]);
   });
 
-  it("refuses status changes on oneself and impossible transitions", async () => {
-    const self = await failure(t.client(AgentService, { key: agentKey }).suspendAgent({ agentId }));
+  it("refuses status changes on oneself, even with the grant, and impossible transitions", async () => {
+    const agents = t.client(AgentService, { key: person.key });
+    const { agent: selfish } = await agents.registerAgent({ displayName: "Self-suspender", scopes: ["agent.suspend"] });
+    const selfishKey = (await agents.createApiKey({ principalId: selfish?.id ?? "" })).secret;
+    const self = await failure(
+      t.client(AgentService, { key: selfishKey }).suspendAgent({ agentId: selfish?.id ?? "" }),
+    );
     expect(self?.code).toBe(Code.PermissionDenied);
-    const again = await failure(t.client(AgentService, { key: person.key }).reactivateAgent({ agentId }));
+    expect(self?.findDetails(ErrorDetailSchema)[0]?.reason).toBe("SELF_STATUS_CHANGE");
+    const denied = await t.db.database.prisma.auditEvent.findMany({
+      where: { actorId: selfish?.id, action: "agent.suspend" },
+    });
+    expect(denied.map((e) => [e.outcome, e.target, e.reason])).toEqual([["denied", selfish?.id, "SELF_STATUS_CHANGE"]]);
+    const again = await failure(agents.reactivateAgent({ agentId }));
     expect(again?.code).toBe(Code.FailedPrecondition);
   });
 });
