@@ -7,13 +7,13 @@ import type { AgentKey } from "../../gen/prisma/client.js";
 import type { AuditBase } from "../audit/audit-chain.js";
 import type { Caller } from "../auth/caller.js";
 import type { BrokerContext } from "../broker-context.js";
+import { hasPrivateKeyMaterial } from "../crypto/jwk.js";
 import { DomainError, invalidArgument, notFound } from "../errors/domain-error.js";
 import { isId, newId } from "../ids.js";
 import { findAgent } from "./agents.js";
 
 export type KeyUse = AgentKey["use"];
 
-const privateMembers = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 const signingAlgs: Record<string, string[]> = {
   "EC:P-256": ["ES256"],
   "EC:P-384": ["ES384"],
@@ -46,7 +46,7 @@ export async function parsePublicJwk(
     throw bad("is not JSON");
   }
   if (typeof jwk !== "object" || jwk === null || Array.isArray(jwk)) throw bad("is not a JWK object");
-  if (privateMembers.some((m) => m in jwk)) throw bad("contains private key material; register the public key only");
+  if (hasPrivateKeyMaterial(jwk)) throw bad("contains private key material; register the public key only");
   const family = jwk.kty === "RSA" ? "RSA" : `${String(jwk.kty)}:${String(jwk.crv)}`;
   const allowed = (use === "signing" ? signingAlgs : encryptionAlgs)[family];
   if (!allowed) throw bad(`key type ${family} is not accepted for ${use}`);

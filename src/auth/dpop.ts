@@ -9,6 +9,7 @@
 //   §8    `nonce` when the server demands one.
 import { createHash } from "node:crypto";
 import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, type JWK, jwtVerify } from "jose";
+import { hasPrivateKeyMaterial } from "../crypto/jwk.js";
 import { invalidDpopProof } from "../errors/domain-error.js";
 
 /** Asymmetric JWS algorithms accepted for proofs; HMAC and `none` never. */
@@ -26,7 +27,6 @@ export const dpopAlgorithms = [
   "RS512",
 ];
 
-const privateJwkMembers = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 const maxProofLength = 8192;
 
 export interface DpopCheck {
@@ -67,7 +67,7 @@ export async function verifyDpopProof(check: DpopCheck): Promise<VerifiedDpopPro
   }
   const jwk = header.jwk as JWK | undefined;
   if (!jwk || typeof jwk !== "object") throw invalidDpopProof("no jwk header");
-  if (privateJwkMembers.some((member) => member in jwk)) throw invalidDpopProof("jwk contains private key material");
+  if (hasPrivateKeyMaterial(jwk)) throw invalidDpopProof("jwk contains private key material");
 
   let payload: Record<string, unknown>;
   try {

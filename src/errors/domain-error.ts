@@ -55,6 +55,11 @@ export class DomainError extends Error {
   get detail(): string {
     return this.options.detail ?? this.reason;
   }
+
+  /** The `reason` column of the refusal's audit event: the reason, then the detail when it adds any. */
+  get auditReason(): string {
+    return (this.detail === this.reason ? this.reason : `${this.reason}: ${this.detail}`).slice(0, 500);
+  }
 }
 
 /** Bad input: one error naming every invalid field. */

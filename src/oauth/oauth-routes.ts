@@ -166,7 +166,7 @@ async function guarded<T>(deps: OAuthDeps, call: CallSite, action: string, work:
         action,
         target: "",
         outcome: "denied",
-        reason: `${error.reason}: ${error.detail}`.slice(0, 500),
+        reason: error.auditReason,
       });
     }
     throw error;

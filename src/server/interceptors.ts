@@ -137,7 +137,7 @@ export function guard(deps: {
         action: policy?.action || `${req.service.typeName}/${req.method.name}`,
         target: typeof target === "string" ? target.slice(0, 200) : "",
         outcome: "denied",
-        reason: (error.detail === error.reason ? error.reason : `${error.reason}: ${error.detail}`).slice(0, 500),
+        reason: error.auditReason,
       });
       error.audited = true;
     };

@@ -94,8 +94,9 @@ export function listSigningKeys(prisma: PrismaClient): Promise<SigningKey[]> {
  */
 export class KeyRing {
   #snapshot: KeyRingSnapshot | undefined;
-  /** Bumped on every reload: verification results cached under another version are void. */
+  /** Bumped whenever the signing or accepted keys change: results cached under another version are void. */
   version = 0;
+  #keySet = "";
 
   constructor(private readonly deps: { prisma: PrismaClient; rootKey: KeyEncryptionProvider; clock: Clock }) {}
 
@@ -120,7 +121,12 @@ export class KeyRing {
       verifiers,
       jwks: rows.map((row) => row.publicJwk as unknown as PublicJwk),
     };
-    this.version++;
+    // The periodic reload usually finds nothing new; keep cached verifications then.
+    const keySet = `${active.kid}|${[...verifiers.keys()].sort().join(",")}`;
+    if (keySet !== this.#keySet) {
+      this.#keySet = keySet;
+      this.version++;
+    }
   }
 
   get snapshot(): KeyRingSnapshot {

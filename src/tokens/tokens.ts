@@ -280,7 +280,7 @@ export async function mintToken(deps: TokenDeps, site: CallSite, request: MintRe
     return { accessToken, tokenType: jkt ? "DPoP" : "Bearer", expiresIn: lifetime, scope, jti: claims.jti };
   } catch (error) {
     if (error instanceof DomainError && error.code !== "invalid_argument") {
-      await deps.audit.append(audit("denied", request.audience, `${error.reason}: ${error.detail}`.slice(0, 500)));
+      await deps.audit.append(audit("denied", request.audience, error.auditReason));
       error.audited = true;
     }
     throw error;
