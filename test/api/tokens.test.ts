@@ -3,7 +3,7 @@
 // list from the issue, each as its own test.
 import { createHmac, randomUUID } from "node:crypto";
 import { Code } from "@connectrpc/connect";
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { type CryptoKey, exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService, KeyUse } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
 import { ErrorDetailSchema } from "../../gen/proto/aegis/errors/v1/errors_pb.js";
@@ -118,6 +118,75 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
     expect((await verifyAccessToken(minted.accessToken, sdkOptions())).sub).toBe(agentId);
     const replay = await failure(client.mintToken({ audience: "a", scopes: [], clientAssertion: assertion }));
     expect(replay?.code).toBe(Code.Unauthenticated);
+  });
+
+  describe("client assertions refuse", () => {
+    let kid = "";
+    let revokedKid = "";
+    let signer: CryptoKey;
+    let stranger: CryptoKey;
+    beforeAll(async () => {
+      const agents = t.client(AgentService, { key: person.key });
+      const own = await generateKeyPair("ES256");
+      signer = own.privateKey;
+      stranger = (await generateKeyPair("ES256")).privateKey;
+      const jwkJson = JSON.stringify(await exportJWK(own.publicKey));
+      kid = (await agents.addAgentKey({ agentId, use: KeyUse.SIGNING, jwkJson })).key?.keyId ?? "";
+      const other = await generateKeyPair("ES256");
+      const otherJwk = JSON.stringify(await exportJWK(other.publicKey));
+      revokedKid = (await agents.addAgentKey({ agentId, use: KeyUse.SIGNING, jwkJson: otherJwk })).key?.keyId ?? "";
+      await t.db.database.prisma.agentKey.update({ where: { id: revokedKid }, data: { revokedAt: new Date() } });
+    });
+
+    const now = () => Math.floor(Date.now() / 1000);
+    const assertion = (o: { aud?: string; exp?: number; iss?: string; key?: CryptoKey; kid?: string } = {}) =>
+      new SignJWT({})
+        .setProtectedHeader({ alg: "ES256", kid: o.kid ?? kid })
+        .setIssuer(o.iss ?? agentId)
+        .setSubject(o.iss ?? agentId)
+        .setAudience(o.aud ?? t.broker.url)
+        .setIssuedAt(now() - 30)
+        .setExpirationTime(o.exp ?? now() + 120)
+        .setJti(randomUUID())
+        .sign(o.key ?? signer);
+
+    it.each([
+      ["for another audience", () => assertion({ aud: "https://evil.example.com" })],
+      ["that lives longer than five minutes", () => assertion({ exp: now() + 600 })],
+      ["that has expired", () => assertion({ exp: now() - 10 })],
+      ["signed by another key under a registered kid", () => assertion({ key: stranger })],
+      ["naming another principal as issuer", () => assertion({ iss: person.principalId })],
+      ["under a revoked key", () => assertion({ kid: revokedKid })],
+      [
+        "HMAC-signed under a registered kid",
+        async () => {
+          const header = b64({ alg: "HS256", kid });
+          const body = b64({
+            iss: agentId,
+            sub: agentId,
+            aud: t.broker.url,
+            exp: now() + 60,
+            iat: now(),
+            jti: randomUUID(),
+          });
+          return `${header}.${body}.${createHmac("sha256", "guess").update(`${header}.${body}`).digest("base64url")}`;
+        },
+      ],
+    ])("%s", async (_, make) => {
+      const error = await failure(
+        t
+          .client(TokenService, { key: undefined })
+          .mintToken({ audience: "a", scopes: [], clientAssertion: await make() }),
+      );
+      expect(error?.code).toBe(Code.Unauthenticated);
+    });
+
+    it("but accepts a well-formed one (the table above is not refusing everything)", async () => {
+      const minted = await t
+        .client(TokenService, { key: undefined })
+        .mintToken({ audience: "a", scopes: [], clientAssertion: await assertion() });
+      expect(minted.accessToken).toBeTruthy();
+    });
   });
 
   it("binds a token to a DPoP key and accepts it only with a matching proof", async () => {
