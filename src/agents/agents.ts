@@ -15,6 +15,8 @@ import {
 } from "../errors/domain-error.js";
 import { isId, newId } from "../ids.js";
 import { type Page, pageOf } from "../pagination.js";
+import { assertCovers, parseScopes } from "../policy/scope-checks.js";
+import { formatScope } from "../policy/scope.js";
 import { RevocationFeed } from "../tokens/revocation-feed.js";
 
 export type AgentWithGrants = Principal & { grants: { scope: string }[] };
@@ -43,18 +45,6 @@ function checkMetadata(violations: FieldViolation[], metadata: Record<string, st
       field: "metadata",
       description: `at most ${maxMetadata} entries, keys 1-200 and values 0-200 characters`,
     });
-  }
-}
-
-/** Every scope in `wanted` is held by `caller`: nobody hands out what they lack. */
-export function assertCovers(caller: Caller, wanted: Iterable<string>, what: string): void {
-  const missing = [...wanted].filter((scope) => !caller.scopes.has(scope));
-  if (missing.length > 0) {
-    throw permissionDenied(
-      "SCOPE_ESCALATION",
-      `${what} needs scopes the caller does not hold`,
-      `not held: ${missing.join(" ")}`,
-    );
   }
 }
 
@@ -90,14 +80,12 @@ export async function registerAgent(
   checkText(violations, "display_name", input.displayName, maxName, true);
   checkText(violations, "description", input.description, maxDescription);
   checkMetadata(violations, input.metadata);
-  if (input.scopes.length > 100 || input.scopes.some((s) => !/^[a-z0-9][a-z0-9._:*-]{0,255}$/.test(s))) {
-    violations.push({ field: "scopes", description: "at most 100 scopes of lower-case letters, digits and . _ : * -" });
-  }
   if (violations.length > 0) throw invalidArgument(violations);
-  const scopes = [...new Set(input.scopes)];
+  const parsed = parseScopes("scopes", input.scopes, { wildcards: true });
+  const scopes = parsed.map(formatScope);
   if (scopes.includes(elevatedScope))
     throw permissionDenied("SCOPE_ESCALATION", "the elevated grant cannot be given to an agent");
-  assertCovers(caller, scopes, "registering an agent with these scopes");
+  assertCovers(caller, parsed, "registering an agent with these scopes");
   const ownerId = input.ownerId || caller.principalId;
 
   return ctx.audit.transaction(

@@ -9,7 +9,8 @@ import type { Caller } from "../auth/caller.js";
 import type { BrokerContext } from "../broker-context.js";
 import { invalidArgument, notFound } from "../errors/domain-error.js";
 import { RevocationFeed } from "../tokens/revocation-feed.js";
-import { assertCovers } from "./agents.js";
+import { assertCovers } from "../policy/scope-checks.js";
+import { ScopeSet } from "../policy/scope.js";
 
 /** Tells every instance to drop what it cached about a key (its expiry or revocation changed). */
 function keyChanged(ctx: Pick<BrokerContext, "clock">, keyId: string) {
@@ -30,11 +31,7 @@ async function targetPrincipal(ctx: Pick<BrokerContext, "prisma">, caller: Calle
 async function assertMayActAs(ctx: Pick<BrokerContext, "prisma">, caller: Caller, principalId: string) {
   const principal = await targetPrincipal(ctx, caller, principalId);
   if (principal.id !== caller.principalId) {
-    assertCovers(
-      caller,
-      principal.grants.map((g) => g.scope),
-      "a key for this principal",
-    );
+    assertCovers(caller, new ScopeSet(principal.grants.map((g) => g.scope)).scopes, "a key for this principal");
   }
   if (principal.status === "revoked") throw notFound("principal", "PRINCIPAL_NOT_FOUND");
   return principal;

@@ -9,6 +9,7 @@ import { unauthenticated } from "../errors/domain-error.js";
 import type { Authenticator } from "./authenticate.js";
 import type { Caller } from "./caller.js";
 import { generateCredential, parseCredential } from "./credential-format.js";
+import { ScopeSet } from "../policy/scope.js";
 
 export const apiKeyHashPurpose = "aegis/api-key-hash/v1";
 
@@ -121,7 +122,7 @@ export function apiKeyAuthenticator(deps: {
         principalId: key.principalId,
         tenantId: key.tenantId,
         kind: key.principal.kind,
-        scopes: new Set(key.principal.grants.map((g) => g.scope)),
+        scopes: new ScopeSet(key.principal.grants.map((g) => g.scope)),
         credentialType: "api_key",
         credentialId: key.id,
       };

@@ -1,6 +1,7 @@
 // Who is calling: the result of authentication, read by authorization, tenant
 // scoping and audit. Later credential types (broker tokens, DPoP) produce the
 // same shape, so nothing downstream changes when they arrive.
+import type { ScopeSet } from "../policy/scope.js";
 
 export type PrincipalKind = "person" | "agent" | "service";
 
@@ -11,8 +12,8 @@ export interface Caller {
   readonly principalId: string;
   readonly tenantId: string;
   readonly kind: PrincipalKind;
-  /** Scopes held, canonical strings. */
-  readonly scopes: ReadonlySet<string>;
+  /** Scopes held (canonical text), with the matching rules of scope.ts. */
+  readonly scopes: ScopeSet;
   /** How the caller proved who it is, e.g. `api_key`; recorded, never secret. */
   readonly credentialType: string;
   /** Id of the credential used (an API key id, later a token `jti`). */

@@ -28,7 +28,9 @@ export function authorize(policy: MethodPolicy | undefined, caller: Caller | und
     case Authorization.SELF:
       return undefined;
     case Authorization.GRANT:
-      return caller.scopes.has(policy.action)
+      // For target actions this says a grant with a selector exists; the
+      // handler checks it covers the target once the target is known.
+      return caller.scopes.allows(policy.action)
         ? undefined
         : permissionDenied("MISSING_GRANT", `missing grant for ${policy.action}`);
     default:

@@ -8,11 +8,10 @@ import {
   SenderConstraint,
   Visibility,
 } from "../../gen/proto/aegis/options/v1/options_pb.js";
+import { actionPattern } from "./scope.js";
 
 export { Authorization, type MethodPolicy, SenderConstraint, Visibility };
 
-/** Lower-case dotted words: `tenant.read`, `credential.lease.redeem`. */
-export const actionPattern = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/;
 
 export function policyOf(method: DescMethod): MethodPolicy | undefined {
   return hasOption(method, policyOption) ? getOption(method, policyOption) : undefined;

@@ -12,6 +12,7 @@
 import { createLocalJWKSet, createRemoteJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from "jose";
 import { verifyDpopProof as verifyProof } from "../auth/dpop.js";
 import { type AccessTokenClaims, verifyAccessTokenJwt } from "../tokens/jwt.js";
+import { parseScope, ScopeSet } from "../policy/scope.js";
 
 export type { AccessTokenClaims };
 
@@ -84,10 +85,19 @@ export async function verifyAccessToken(token: string, options: VerifyAccessToke
   return claims;
 }
 
-/** Throws `insufficient_scope` unless the token carries every scope. */
+/**
+ * Throws `insufficient_scope` unless the token's scopes cover every one of
+ * `scopes` (same matching as the broker: a grant's `*` covers any value).
+ */
 export function requireScopes(claims: Pick<AccessTokenClaims, "scope">, scopes: readonly string[]): void {
-  const held = new Set(claims.scope.split(" "));
-  const missing = scopes.filter((s) => !held.has(s));
+  const held = new ScopeSet(claims.scope.split(" ").filter(Boolean));
+  const missing = scopes.filter((s) => {
+    try {
+      return !held.covers(parseScope(s, { wildcards: true }));
+    } catch {
+      return true;
+    }
+  });
   if (missing.length > 0) throw new AegisTokenError("insufficient_scope", `missing scopes: ${missing.join(" ")}`);
 }
 

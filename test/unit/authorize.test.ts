@@ -2,11 +2,12 @@ import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { MethodPolicySchema } from "../../gen/proto/aegis/options/v1/options_pb.js";
 import type { Caller } from "../../src/auth/caller.js";
+import { ScopeSet } from "../../src/policy/scope.js";
 import { authorize } from "../../src/policy/authorize.js";
 import { Authorization, SenderConstraint, Visibility } from "../../src/policy/method-policy.js";
 
 const policy = (
-  overrides: Partial<{ visibility: Visibility; authorization: Authorization; senderConstraint: SenderConstraint }> = {},
+  overrides: Partial<{ visibility: Visibility; authorization: Authorization; senderConstraint: SenderConstraint; action: string }> = {},
 ) =>
   create(MethodPolicySchema, {
     visibility: Visibility.PUBLIC,
@@ -20,7 +21,7 @@ const caller = (scopes: string[], extra: Partial<Caller> = {}): Caller => ({
   principalId: "prn_aaaaaaaaaaaaaaaaaaaa",
   tenantId: "ten_aaaaaaaaaaaaaaaaaaaa",
   kind: "person",
-  scopes: new Set(scopes),
+  scopes: new ScopeSet(scopes),
   credentialType: "api_key",
   credentialId: "k",
   ...extra,
@@ -40,6 +41,11 @@ describe("authorize", () => {
       "a DPoP-proven caller on a DPoP RPC",
       policy({ senderConstraint: SenderConstraint.DPOP }),
       caller(["tenant.read"], { dpopJkt: "x" }),
+    ],
+    [
+      "a grant with a selector on a target action (the handler checks the target)",
+      policy({ action: "credential.lease.redeem" }),
+      caller(["credential.lease.redeem:provider:gcp:app:*:account:*"]),
     ],
   ])("allows %s", (_, p, c) => {
     expect(authorize(p, c)).toBeUndefined();
@@ -92,6 +98,18 @@ describe("authorize", () => {
       policy({ senderConstraint: SenderConstraint.DPOP }),
       caller(["tenant.read"]),
       "UNAUTHENTICATED",
+    ],
+    [
+      "an action-only grant on a target action",
+      policy({ action: "credential.lease.redeem" }),
+      caller(["credential.lease.redeem"]),
+      "MISSING_GRANT",
+    ],
+    [
+      "a selector grant of another target action",
+      policy({ action: "credential.lease.redeem" }),
+      caller(["credential.lease.create:provider:gcp:app:x:account:y"]),
+      "MISSING_GRANT",
     ],
   ])("denies %s", (_, p, c, reason) => {
     expect(authorize(p, c)?.reason).toBe(reason);
