@@ -8,6 +8,8 @@ export const idPrefixes = {
   principal: "prn",
   grant: "grt",
   agentKey: "kid",
+  credential: "crd",
+  lease: "lse",
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

@@ -3,7 +3,7 @@
 // of well-known, strong kinds are accepted; anything with private parts is
 // refused outright (and never stored or echoed).
 import { calculateJwkThumbprint, importJWK, type JWK } from "jose";
-import type { AgentKey } from "../../gen/prisma/client.js";
+import type { AgentKey, Prisma } from "../../gen/prisma/client.js";
 import type { AuditBase } from "../audit/audit-chain.js";
 import type { Caller } from "../auth/caller.js";
 import type { BrokerContext } from "../broker-context.js";
@@ -66,6 +66,15 @@ export async function parsePublicJwk(
   return { jwk: members, alg };
 }
 
+/**
+ * Whose keys are managed: an agent of the tenant, or the caller itself, so a
+ * person can register the encryption key they seal their own credentials to.
+ */
+async function findKeyHolder(db: Prisma.TransactionClient | BrokerContext["prisma"], caller: Caller, id: string) {
+  if (id !== caller.principalId) return findAgent(db, caller.tenantId, id);
+  return db.principal.findUniqueOrThrow({ where: { id } });
+}
+
 export async function addAgentKey(
   ctx: Pick<BrokerContext, "audit">,
   caller: Caller,
@@ -76,7 +85,7 @@ export async function addAgentKey(
   const thumbprint = await calculateJwkThumbprint(jwk, "sha256");
   return ctx.audit.transaction(
     async (tx) => {
-      const agent = await findAgent(tx, caller.tenantId, input.agentId);
+      const agent = await findKeyHolder(tx, caller, input.agentId);
       if (agent.status === "revoked")
         throw new DomainError("failed_precondition", "AGENT_REVOKED", "the agent is revoked");
       if (await tx.agentKey.findUnique({ where: { principalId_thumbprint: { principalId: agent.id, thumbprint } } })) {
@@ -109,8 +118,8 @@ export async function addAgentKey(
   );
 }
 
-export async function listAgentKeys(ctx: Pick<BrokerContext, "prisma">, tenantId: string, agentId: string) {
-  await findAgent(ctx.prisma, tenantId, agentId);
+export async function listAgentKeys(ctx: Pick<BrokerContext, "prisma">, caller: Caller, agentId: string) {
+  await findKeyHolder(ctx.prisma, caller, agentId);
   return ctx.prisma.agentKey.findMany({ where: { principalId: agentId }, orderBy: { createdAt: "desc" } });
 }
 

@@ -71,7 +71,7 @@ export function agentService(ctx: BrokerContext): ServiceImpl<typeof AgentServic
       return { key: toAgentKey(key) };
     },
     async listAgentKeys(req, call) {
-      return { keys: (await listAgentKeys(ctx, callerOf(call).tenantId, req.agentId)).map(toAgentKey) };
+      return { keys: (await listAgentKeys(ctx, callerOf(call), req.agentId)).map(toAgentKey) };
     },
     async revokeAgentKey(req, call) {
       return { key: toAgentKey(await revokeAgentKey(ctx, callerOf(call), auditBase(call), req.keyId)) };

@@ -15,8 +15,8 @@ import {
 } from "../errors/domain-error.js";
 import { isId, newId } from "../ids.js";
 import { type Page, pageOf } from "../pagination.js";
-import { assertCovers, parseScopes } from "../policy/scope-checks.js";
 import { formatScope } from "../policy/scope.js";
+import { assertCovers, parseScopes } from "../policy/scope-checks.js";
 import { RevocationFeed } from "../tokens/revocation-feed.js";
 
 export type AgentWithGrants = Principal & { grants: { scope: string }[] };
@@ -221,7 +221,14 @@ export async function changeAgentStatus(
           `cannot ${change} an agent that is ${agent.status}`,
         );
       }
-      if (rule.to !== "active") await RevocationFeed.publish(tx, cutoff);
+      if (rule.to !== "active") {
+        await RevocationFeed.publish(tx, cutoff);
+        // Its leases end with it (they stay listed, revoked, for the record).
+        await tx.lease.updateMany({
+          where: { holderId: agentId, state: "active" },
+          data: { state: "revoked", endedAt: now, endReason: `holder ${rule.to}` },
+        });
+      }
       if (rule.to === "deleted") {
         await tx.principal.delete({ where: { id: agentId } });
         return undefined;

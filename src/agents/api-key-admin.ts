@@ -8,9 +8,9 @@ import { apiKeyHashPurpose, issueApiKey } from "../auth/api-keys.js";
 import type { Caller } from "../auth/caller.js";
 import type { BrokerContext } from "../broker-context.js";
 import { invalidArgument, notFound } from "../errors/domain-error.js";
-import { RevocationFeed } from "../tokens/revocation-feed.js";
-import { assertCovers } from "../policy/scope-checks.js";
 import { ScopeSet } from "../policy/scope.js";
+import { assertCovers } from "../policy/scope-checks.js";
+import { RevocationFeed } from "../tokens/revocation-feed.js";
 
 /** Tells every instance to drop what it cached about a key (its expiry or revocation changed). */
 function keyChanged(ctx: Pick<BrokerContext, "clock">, keyId: string) {

@@ -6,10 +6,10 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 import type { Prisma, PrismaClient } from "../../gen/prisma/client.js";
 import type { Clock } from "../clock.js";
 import { unauthenticated } from "../errors/domain-error.js";
+import { formatScope, ScopeSet } from "../policy/scope.js";
 import type { Authenticator } from "./authenticate.js";
 import type { Caller } from "./caller.js";
 import { generateCredential, parseCredential } from "./credential-format.js";
-import { ScopeSet } from "../policy/scope.js";
 
 export const apiKeyHashPurpose = "aegis/api-key-hash/v1";
 
@@ -26,9 +26,16 @@ export interface IssuedApiKey {
 export async function issueApiKey(
   tx: Prisma.TransactionClient,
   hashKey: Buffer,
-  key: { tenantId: string; principalId: string; label: string; expiresAt?: Date },
+  key: {
+    tenantId: string;
+    principalId: string;
+    label: string;
+    expiresAt?: Date;
+    /** A user API token limited to these canonical scopes, instead of an API key. */
+    scopes?: readonly string[];
+  },
 ): Promise<IssuedApiKey> {
-  const credential = generateCredential("apiKey");
+  const credential = generateCredential(key.scopes ? "userToken" : "apiKey");
   await tx.apiKey.create({
     data: {
       id: credential.id,
@@ -37,12 +44,12 @@ export async function issueApiKey(
       label: key.label,
       secretHash: hashCredential(hashKey, credential.text).toString("hex"),
       expiresAt: key.expiresAt ?? null,
+      ...(key.scopes ? { kind: "user_token" as const, scopes: key.scopes.join(" ") } : {}),
     },
   });
   return { id: credential.id, secret: credential.text };
 }
 
-/** Authenticates `Bearer aegis_ak_…` API keys. */
 /**
  * Keys that authenticated recently, so a busy client costs one HMAC, not a
  * database read, per call. Only successes are kept, for at most `ttlMs`;
@@ -78,6 +85,22 @@ export class ApiKeyCache {
   }
 }
 
+/** Whether `bearer` looks like one of ours: an API key or a user API token. */
+export function isApiKeyText(bearer: string): boolean {
+  return bearer.startsWith("aegis_ak_") || bearer.startsWith("aegis_ut_");
+}
+
+/**
+ * What a key may do: all of its principal's grants, or for a user API token
+ * its fixed scopes, and of those only what the principal still holds.
+ */
+function scopesOf(key: { scopes: string | null }, grants: readonly { scope: string }[]): ScopeSet {
+  const held = new ScopeSet(grants.map((g) => g.scope));
+  if (key.scopes === null) return held;
+  return new ScopeSet(new ScopeSet(key.scopes.split(" ")).scopes.filter((s) => held.covers(s)).map(formatScope));
+}
+
+/** Authenticates `Bearer aegis_ak_…` API keys and `Bearer aegis_ut_…` user API tokens. */
 export function apiKeyAuthenticator(deps: {
   prisma: PrismaClient;
   hashKey: Buffer;
@@ -87,7 +110,7 @@ export function apiKeyAuthenticator(deps: {
 }): Authenticator {
   return {
     async authenticate({ bearer, scheme }) {
-      if (!bearer?.startsWith("aegis_ak_")) return undefined;
+      if (!bearer || !isApiKeyText(bearer)) return undefined;
       if (scheme !== "bearer") throw unauthenticated("API keys are Bearer credentials");
       // Shape and checksum first: a mistyped key costs no database work.
       const credential = parseCredential(bearer);
@@ -106,7 +129,9 @@ export function apiKeyAuthenticator(deps: {
         where: { id: credential.id },
         include: { principal: { include: { grants: { select: { scope: true } } } } },
       });
-      if (!key) throw unauthenticated(`API key ${credential.id} does not exist`);
+      if (!key || key.kind !== (credential.kind === "userToken" ? "user_token" : "api_key")) {
+        throw unauthenticated(`API key ${credential.id} does not exist`);
+      }
       const presented = hashCredential(deps.hashKey, credential.text);
       const stored = Buffer.from(key.secretHash, "hex");
       if (stored.length !== presented.length || !timingSafeEqual(presented, stored)) {
@@ -122,8 +147,8 @@ export function apiKeyAuthenticator(deps: {
         principalId: key.principalId,
         tenantId: key.tenantId,
         kind: key.principal.kind,
-        scopes: new ScopeSet(key.principal.grants.map((g) => g.scope)),
-        credentialType: "api_key",
+        scopes: scopesOf(key, key.principal.grants),
+        credentialType: key.kind,
         credentialId: key.id,
       };
       // Revoked-in-the-future keys are not cached: the entry would outlive the revocation.

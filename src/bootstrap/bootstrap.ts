@@ -1,12 +1,13 @@
 // First start on an empty database: create the operators' tenant, an admin
-// person with the elevated grant and every grantable action of this release,
-// and a one-time API key for it. Later starts (and other brokers starting at
+// person with the elevated grant and every grantable action of this release
+// (on every target, for target actions), and a one-time API key for it. Later starts (and other brokers starting at
 // the same moment on a shared database) find the installation row and do
 // nothing; claiming that row decides the race.
 import { apiKeyHashPurpose, issueApiKey } from "../auth/api-keys.js";
 import { elevatedScope } from "../auth/caller.js";
 import type { BrokerContext } from "../broker-context.js";
 import { newId } from "../ids.js";
+import { canonicalScope, isTargetAction } from "../policy/scope.js";
 
 export interface BootstrapResult {
   readonly tenantId: string;
@@ -35,7 +36,7 @@ export async function bootstrap(
           data: { id: newId("principal"), tenantId: tenant.id, kind: "person", displayName: "Bootstrap admin" },
         });
         await tx.grant.createMany({
-          data: [elevatedScope, ...grantableActions].map((scope) => ({
+          data: adminScopes(grantableActions).map((scope) => ({
             id: newId("grant"),
             tenantId: tenant.id,
             principalId: principal.id,
@@ -68,3 +69,16 @@ export async function bootstrap(
 }
 
 class AlreadyInstalled extends Error {}
+
+/**
+ * The first admin's grants: the elevated grant, every action of this release
+ * and, for target actions, every target (`*`), so the admin can grant them
+ * on down. Delegating leases is a grant with no RPC of its own.
+ */
+export function adminScopes(grantableActions: readonly string[]): string[] {
+  const actions = [...grantableActions, "credential.lease.delegate"];
+  return [
+    elevatedScope,
+    ...actions.map((action) => (isTargetAction(action) ? canonicalScope(`${action}:provider:*`) : action)),
+  ];
+}

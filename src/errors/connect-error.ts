@@ -14,6 +14,7 @@ const connectCodes = {
   unauthenticated: Code.Unauthenticated,
   permission_denied: Code.PermissionDenied,
   failed_precondition: Code.FailedPrecondition,
+  aborted: Code.Aborted,
   resource_exhausted: Code.ResourceExhausted,
   deadline_exceeded: Code.DeadlineExceeded,
   unavailable: Code.Unavailable,

@@ -10,6 +10,7 @@ export const domainErrorCodes = [
   "unauthenticated",
   "permission_denied",
   "failed_precondition",
+  "aborted",
   "resource_exhausted",
   "deadline_exceeded",
   "unavailable",

@@ -17,6 +17,7 @@ const byCode = {
   unauthenticated: [401, "invalid_client"],
   permission_denied: [403, "access_denied"],
   failed_precondition: [400, "invalid_request"],
+  aborted: [409, "invalid_request"],
   resource_exhausted: [429, "slow_down"],
   deadline_exceeded: [503, "temporarily_unavailable"],
   unavailable: [503, "temporarily_unavailable"],

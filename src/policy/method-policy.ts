@@ -12,7 +12,6 @@ import { actionPattern } from "./scope.js";
 
 export { Authorization, type MethodPolicy, SenderConstraint, Visibility };
 
-
 export function policyOf(method: DescMethod): MethodPolicy | undefined {
   return hasOption(method, policyOption) ? getOption(method, policyOption) : undefined;
 }

@@ -4,7 +4,7 @@
 // with what was asked and what was held in the audit detail).
 import type { Caller } from "../auth/caller.js";
 import { invalidArgument, permissionDenied } from "../errors/domain-error.js";
-import { formatScope, isSpecific, parseScope, type Scope, ScopeError, ScopeSet } from "./scope.js";
+import { formatScope, parseScope, type Scope, ScopeError, ScopeSet } from "./scope.js";
 
 export const maxScopesPerRequest = 50;
 
@@ -27,24 +27,19 @@ export function parseScopes(field: string, texts: readonly string[], options: { 
 }
 
 /** Every scope in `wanted` is covered by the caller's grants: nobody hands out what they lack. */
-export function assertCovers(caller: Caller, wanted: readonly Scope[], what: string): void {
+export function assertCovers(
+  caller: Caller,
+  wanted: readonly Scope[],
+  what: string,
+  reason = "SCOPE_ESCALATION",
+): void {
   const missing = wanted.filter((scope) => !caller.scopes.covers(scope)).map(formatScope);
   if (missing.length > 0) {
     throw permissionDenied(
-      "SCOPE_ESCALATION",
+      reason,
       `${what} needs scopes the caller does not hold: ${missing.join(" ").slice(0, 300)}`,
       `asked ${wanted.map(formatScope).join(" ")}; not held ${missing.join(" ")}; held ${[...caller.scopes].join(" ")}`,
     );
-  }
-}
-
-/** Requests that name exactly one target: no `*`, every selector key, and a selector on target actions. */
-export function assertSpecific(field: string, scopes: readonly Scope[]): void {
-  const vague = scopes.filter((s) => !isSpecific(s));
-  if (vague.length > 0) {
-    throw invalidArgument([
-      { field, description: `wildcards are not allowed here: ${vague.map(formatScope).join(" ").slice(0, 200)}` },
-    ]);
   }
 }
 

@@ -61,7 +61,8 @@ export function parseScope(text: string, options: { wildcards: boolean }): Scope
     throw new ScopeError(`scope must be 1-${maxScopeLength} characters`);
   }
   const [action = "", ...parts] = text.split(":");
-  if (!actionPattern.test(action)) throw new ScopeError(`action "${action.slice(0, 70)}" is not a dotted lower-case name`);
+  if (!actionPattern.test(action))
+    throw new ScopeError(`action "${action.slice(0, 70)}" is not a dotted lower-case name`);
   if (parts.length === 0) return { action };
   if (!isTargetAction(action)) throw new ScopeError(`action ${action} takes no selector`);
   if (parts.length % 2 !== 0) throw new ScopeError(`selector of ${action} must be key:value pairs`);
@@ -97,9 +98,13 @@ export function canonicalScope(text: string): string {
   return formatScope(parseScope(text, { wildcards: true }));
 }
 
-/** True when the scope names one exact target (no `*`) or is a plain action. */
+/**
+ * True when the scope names one exact target (a selector without `*`), or is
+ * a plain action that takes no selector. An action-only target scope is not.
+ */
 export function isSpecific(scope: Scope): boolean {
-  return !scope.selector || targetKeys.every((key) => scope.selector?.[key] !== wildcard);
+  if (!scope.selector) return !isTargetAction(scope.action);
+  return targetKeys.every((key) => scope.selector?.[key] !== wildcard);
 }
 
 /**

@@ -11,9 +11,10 @@
 //   requireScopes(claims, ["reports.read"]);
 import { createLocalJWKSet, createRemoteJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from "jose";
 import { verifyDpopProof as verifyProof } from "../auth/dpop.js";
-import { type AccessTokenClaims, verifyAccessTokenJwt } from "../tokens/jwt.js";
 import { parseScope, ScopeSet } from "../policy/scope.js";
+import { type AccessTokenClaims, verifyAccessTokenJwt } from "../tokens/jwt.js";
 
+export { openSealedCredential, type SealingRecipient, sealCredential } from "./sealed-credential.js";
 export type { AccessTokenClaims };
 
 export type AegisTokenErrorCode = "invalid_token" | "insufficient_scope" | "invalid_dpop_proof";

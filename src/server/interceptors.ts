@@ -150,7 +150,9 @@ export function guard(deps: {
     } catch (error) {
       // Refusals decided inside a handler (escalation, acting on oneself, not
       // the owner) are audited here too: every denied attempt, once.
-      if (error instanceof DomainError && deniedCodes.has(error.code)) await audited(error);
+      if (error instanceof DomainError && (deniedCodes.has(error.code) || policy?.auditEveryRefusal)) {
+        await audited(error);
+      }
       throw error;
     }
   };

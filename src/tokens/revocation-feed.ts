@@ -16,7 +16,10 @@ export interface RevocationEntry {
   readonly kind: RevocationKind;
   /** A `jti`, a principal id, an API key id, or `*` for signing keys. */
   readonly subject: string;
-  /** For principals: tokens issued before this are void. */
+  /**
+   * For principals: tokens issued before this are void. Without it the entry
+   * only tells instances to drop what they cached (e.g. grants changed).
+   */
   readonly notBefore?: Date;
   /** After this the entry can no longer matter (the last affected token has expired). */
   readonly expiresAt: Date;

@@ -8,6 +8,7 @@ import { auditBase, callerOf, callOf, publicUrlOf } from "../server/call-context
 import { RevocationFeed } from "./revocation-feed.js";
 import { listSigningKeys, retireSigningKey, rotateSigningKeys } from "./signing-keys.js";
 import { type CallSite, introspectToken, mintToken, revokeToken, type TokenDeps } from "./tokens.js";
+import { mintUserApiToken } from "./user-api-tokens.js";
 
 export { TokenService };
 
@@ -79,6 +80,15 @@ export function tokenService(ctx: BrokerContext, tokens: TokenDeps): ServiceImpl
     async revokeToken(req, call) {
       await revokeToken(tokens, callerOf(call), auditBase(call), req);
       return {};
+    },
+    async mintUserApiToken(req, call) {
+      const token = await mintUserApiToken(ctx, callerOf(call), auditBase(call), req);
+      return {
+        tokenId: token.id,
+        secret: token.secret,
+        scopes: [...token.scopes],
+        expireTime: timestampFromDate(token.expiresAt),
+      };
     },
     getJwks() {
       return {

@@ -21,8 +21,8 @@ import {
   permissionDenied,
   unauthenticated,
 } from "../errors/domain-error.js";
-import { assertCovers, parseScopes, scopeSetOf } from "../policy/scope-checks.js";
 import { formatScope, type Scope, ScopeSet } from "../policy/scope.js";
+import { assertCovers, parseScopes, scopeSetOf } from "../policy/scope-checks.js";
 import type { RateLimiter } from "../rate-limit.js";
 import { type AccessTokenClaims, looksLikeJwt, signAccessToken, verifyAccessTokenJwt } from "./jwt.js";
 import { RevocationFeed } from "./revocation-feed.js";
@@ -93,7 +93,6 @@ export interface MintedToken {
   readonly jti: string;
 }
 
-
 /** DPoP proof check shared by mint, the token authenticator and the OAuth routes, replay included. */
 export async function checkDpop(
   deps: Pick<TokenDeps, "clock" | "replay" | "nonces">,
@@ -144,7 +143,7 @@ async function authenticateClient(deps: TokenDeps, site: CallSite, assertion: st
   const authorization = site.headers.get("authorization");
   if (authorization && assertion) throw unauthenticated("both an API key and an assertion were presented");
   if (assertion) return authenticateAssertion(deps, assertion);
-  const match = authorization ? /^Bearer +(aegis_ak_\S+) *$/.exec(authorization) : null;
+  const match = authorization ? /^Bearer +(aegis_(?:ak|ut)_\S+) *$/.exec(authorization) : null;
   if (!match) throw unauthenticated("mint needs an API key (Bearer) or a client assertion");
   const caller = await deps.apiKeys.authenticate({
     bearer: match[1],
@@ -236,7 +235,7 @@ export async function mintToken(deps: TokenDeps, site: CallSite, request: MintRe
       throw unauthenticated(`client_id ${request.clientId.slice(0, 40)} does not match the credential`);
     }
     deps.mintLimiter.hit(`principal:${caller.principalId}`, "token requests for this client");
-    assertCovers(caller, scopes, "this token");
+    assertCovers(caller, scopes, "this token", "SCOPE_NOT_GRANTED");
     const proof = site.headers.get("dpop");
     const jkt = proof ? await checkDpop(deps, proof, site) : undefined;
 

@@ -2,12 +2,17 @@ import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { MethodPolicySchema } from "../../gen/proto/aegis/options/v1/options_pb.js";
 import type { Caller } from "../../src/auth/caller.js";
-import { ScopeSet } from "../../src/policy/scope.js";
 import { authorize } from "../../src/policy/authorize.js";
 import { Authorization, SenderConstraint, Visibility } from "../../src/policy/method-policy.js";
+import { ScopeSet } from "../../src/policy/scope.js";
 
 const policy = (
-  overrides: Partial<{ visibility: Visibility; authorization: Authorization; senderConstraint: SenderConstraint; action: string }> = {},
+  overrides: Partial<{
+    visibility: Visibility;
+    authorization: Authorization;
+    senderConstraint: SenderConstraint;
+    action: string;
+  }> = {},
 ) =>
   create(MethodPolicySchema, {
     visibility: Visibility.PUBLIC,

@@ -15,8 +15,7 @@ import {
 
 const value = fc.stringMatching(/^[a-z0-9][a-z0-9._-]{0,20}$/);
 const grantValue = fc.oneof(value, fc.constant("*"));
-const selector = (v: fc.Arbitrary<string>) =>
-  fc.record({ provider: v, app: v, account: v }) as fc.Arbitrary<Selector>;
+const selector = (v: fc.Arbitrary<string>) => fc.record({ provider: v, app: v, account: v }) as fc.Arbitrary<Selector>;
 const targetAction = fc.constantFrom("credential.lease.create", "credential.lease.redeem", "credential.read");
 const plainAction = fc.constantFrom("tenant.read", "grant.create", "token.revoke");
 const requestScope: fc.Arbitrary<Scope> = fc.oneof(

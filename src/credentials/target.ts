@@ -1,0 +1,36 @@
+// Credential targets (provider, app, account) in requests and in queries.
+import { invalidArgument } from "../errors/domain-error.js";
+import { checkValue, ScopeError, type ScopeSet, type Selector, targetKeys, wildcard } from "../policy/scope.js";
+
+/** A request's target: every key present with a literal value. */
+export function parseTarget(field: string, target: Partial<Selector> | undefined): Selector {
+  const violations = [];
+  for (const key of targetKeys) {
+    try {
+      checkValue(key, target?.[key] ?? "", false);
+    } catch (error) {
+      if (!(error instanceof ScopeError)) throw error;
+      violations.push({ field: `${field}.${key}`, description: error.message });
+    }
+  }
+  if (violations.length > 0) throw invalidArgument(violations);
+  return { provider: target?.provider ?? "", app: target?.app ?? "", account: target?.account ?? "" };
+}
+
+export function targetOf(row: Selector): Selector {
+  return { provider: row.provider, app: row.app, account: row.account };
+}
+
+/**
+ * A `where` matching the targets `action` grants in `scopes` cover, for
+ * listing only what the caller may see. Matches nothing without such grants.
+ */
+export function coveredTargets(scopes: ScopeSet, action: string): Partial<Selector>[] {
+  return scopes.scopes
+    .filter((s) => s.action === action && s.selector)
+    .map((s) => {
+      const where: Record<string, string> = {};
+      for (const key of targetKeys) if (s.selector?.[key] !== wildcard) where[key] = s.selector?.[key] as string;
+      return where;
+    });
+}

@@ -1,0 +1,35 @@
+// GrantService handlers: decode, call one domain function, encode.
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { Grant } from "../../gen/prisma/client.js";
+import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
+import type { BrokerContext } from "../broker-context.js";
+import { auditBase, callerOf } from "../server/call-context.js";
+import { createGrant, deleteGrant, listGrants } from "./grants.js";
+
+export { GrantService };
+
+export function grantService(ctx: BrokerContext): ServiceImpl<typeof GrantService> {
+  return {
+    async createGrant(req, call) {
+      return { grant: toGrant(await createGrant(ctx, callerOf(call), auditBase(call), req)) };
+    },
+    async deleteGrant(req, call) {
+      await deleteGrant(ctx, callerOf(call), auditBase(call), req.grantId);
+      return {};
+    },
+    async listGrants(req, call) {
+      return { grants: (await listGrants(ctx, callerOf(call), req.principalId)).map(toGrant) };
+    },
+  };
+}
+
+function toGrant(grant: Grant) {
+  return {
+    grantId: grant.id,
+    principalId: grant.principalId,
+    scope: grant.scope,
+    grantedBy: grant.grantedBy ?? "",
+    createTime: timestampFromDate(grant.createdAt),
+  };
+}

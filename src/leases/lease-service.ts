@@ -1,0 +1,60 @@
+// LeaseService handlers: decode, call one domain function, encode.
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { Lease } from "../../gen/prisma/client.js";
+import { LeaseService, LeaseState } from "../../gen/proto/aegis/lease/v1/lease_pb.js";
+import type { BrokerContext } from "../broker-context.js";
+import { targetOf } from "../credentials/target.js";
+import { readPage } from "../pagination.js";
+import { auditBase, callerOf } from "../server/call-context.js";
+import { createLease, effectiveState, getLease, listLeases, redeemLease, revokeLease } from "./leases.js";
+
+export { LeaseService };
+
+const states = {
+  active: LeaseState.ACTIVE,
+  exhausted: LeaseState.EXHAUSTED,
+  revoked: LeaseState.REVOKED,
+  expired: LeaseState.EXPIRED,
+} as const satisfies Record<Lease["state"], LeaseState>;
+
+export function leaseService(ctx: BrokerContext): ServiceImpl<typeof LeaseService> {
+  const toLease = (lease: Lease) => ({
+    leaseId: lease.id,
+    credentialId: lease.credentialId ?? "",
+    target: targetOf(lease),
+    holderId: lease.holderId,
+    holderJkt: lease.holderJkt,
+    createdBy: lease.createdBy,
+    maxUses: lease.maxUses,
+    remainingUses: lease.remainingUses,
+    state: states[effectiveState(lease, ctx.clock.now())],
+    expireTime: timestampFromDate(lease.expiresAt),
+    createTime: timestampFromDate(lease.createdAt),
+    ...(lease.endedAt ? { endTime: timestampFromDate(lease.endedAt) } : {}),
+  });
+  return {
+    async createLease(req, call) {
+      return { lease: toLease(await createLease(ctx, callerOf(call), auditBase(call), req)) };
+    },
+    async redeemLease(req, call) {
+      return redeemLease(ctx, callerOf(call), auditBase(call), req.leaseId);
+    },
+    async revokeLease(req, call) {
+      return { lease: toLease(await revokeLease(ctx, callerOf(call), auditBase(call), req.leaseId)) };
+    },
+    async getLease(req, call) {
+      return { lease: toLease(await getLease(ctx, callerOf(call), req.leaseId)) };
+    },
+    async listLeases(req, call) {
+      const state = (Object.keys(states) as Lease["state"][]).find((k) => states[k] === req.state);
+      const { items, nextPageToken } = await listLeases(
+        ctx,
+        callerOf(call),
+        { ...(state ? { state } : {}), holderId: req.holderId, credentialId: req.credentialId },
+        readPage(req),
+      );
+      return { leases: items.map(toLease), nextPageToken };
+    },
+  };
+}

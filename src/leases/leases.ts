@@ -1,0 +1,271 @@
+// Leases: time-boxed, use-counted access to one credential for one holder
+// key. Target, holder and key are fixed at creation; state and uses change
+// only through conditional updates in the database, so transitions are
+// one-way and a lease's last use is redeemed exactly once, whatever the
+// number of concurrent attempts or broker instances.
+import type { Lease, Prisma } from "../../gen/prisma/client.js";
+import { findAgent } from "../agents/agents.js";
+import type { AuditBase } from "../audit/audit-chain.js";
+import type { Caller } from "../auth/caller.js";
+import type { BrokerContext } from "../broker-context.js";
+import { forRecipient } from "../credentials/sealed-jwe.js";
+import { coveredTargets, parseTarget, targetOf } from "../credentials/target.js";
+import {
+  DomainError,
+  type FieldViolation,
+  invalidArgument,
+  notFound,
+  permissionDenied,
+} from "../errors/domain-error.js";
+import { isId, newId } from "../ids.js";
+import { type Page, pageOf } from "../pagination.js";
+import type { Selector } from "../policy/scope.js";
+import { assertTargetAllowed } from "../policy/scope-checks.js";
+
+type Ctx = Pick<BrokerContext, "prisma" | "audit" | "clock">;
+type Db = Prisma.TransactionClient | BrokerContext["prisma"];
+
+export const leaseLimits = {
+  defaultLifetimeSeconds: 300,
+  maxLifetimeSeconds: 86_400,
+  maxUses: 10_000,
+} as const;
+
+const jktPattern = /^[A-Za-z0-9_-]{43}$/;
+
+function ended(state: Lease["state"]): DomainError {
+  const reasons = {
+    exhausted: ["LEASE_EXHAUSTED", "every use of the lease was redeemed"],
+    revoked: ["LEASE_REVOKED", "the lease was revoked"],
+    expired: ["LEASE_EXPIRED", "the lease expired"],
+    active: ["LEASE_NOT_REDEEMABLE", "the lease cannot be redeemed now"],
+  } as const satisfies Record<Lease["state"], readonly [string, string]>;
+  const [reason, message] = reasons[state];
+  return new DomainError("failed_precondition", reason, message);
+}
+
+/** The state to show: an active lease past its expiry is expired, whether or not a redeem has noticed yet. */
+export function effectiveState(lease: Pick<Lease, "state" | "expiresAt">, now: Date): Lease["state"] {
+  return lease.state === "active" && lease.expiresAt <= now ? "expired" : lease.state;
+}
+
+/** A lease of the caller's tenant whose target `action` grants cover; not_found for other tenants' ids. */
+async function findLease(db: Db, caller: Caller, leaseId: string, action: string): Promise<Lease> {
+  const lease = isId("lease", leaseId)
+    ? await db.lease.findFirst({ where: { id: leaseId, tenantId: caller.tenantId } })
+    : null;
+  if (!lease) throw notFound("lease", "LEASE_NOT_FOUND");
+  assertTargetAllowed(caller, { action, selector: targetOf(lease) });
+  return lease;
+}
+
+/** The holder's unrevoked encryption keys among a credential's recipients. */
+async function holderRecipientKeys(db: Db, holderId: string, recipientKids: string): Promise<string[]> {
+  const keys = await db.agentKey.findMany({
+    where: { principalId: holderId, use: "encryption", revokedAt: null, id: { in: recipientKids.split(" ") } },
+    select: { id: true },
+    orderBy: { createdAt: "desc" },
+  });
+  return keys.map((k) => k.id);
+}
+
+export interface CreateLeaseInput {
+  readonly target?: Partial<Selector> | undefined;
+  readonly lifetimeSeconds: number;
+  readonly maxUses: number;
+  readonly holderId: string;
+  readonly holderJkt: string;
+}
+
+export async function createLease(ctx: Ctx, caller: Caller, auditBase: AuditBase, input: CreateLeaseInput) {
+  const target = parseTarget("target", input.target);
+  const violations: FieldViolation[] = [];
+  const lifetime = input.lifetimeSeconds || leaseLimits.defaultLifetimeSeconds;
+  if (lifetime < 1 || lifetime > leaseLimits.maxLifetimeSeconds) {
+    violations.push({ field: "lifetime_seconds", description: `must be 1 to ${leaseLimits.maxLifetimeSeconds}` });
+  }
+  const maxUses = input.maxUses || 1;
+  if (maxUses < 1 || maxUses > leaseLimits.maxUses) {
+    violations.push({ field: "max_uses", description: `must be 1 to ${leaseLimits.maxUses}` });
+  }
+  const delegated = input.holderId !== "" && input.holderId !== caller.principalId;
+  if (delegated && !jktPattern.test(input.holderJkt)) {
+    violations.push({ field: "holder_jkt", description: "a lease for another agent needs its key's JWK thumbprint" });
+  }
+  if (violations.length > 0) throw invalidArgument(violations);
+  assertTargetAllowed(caller, { action: "credential.lease.create", selector: target });
+  if (delegated) assertTargetAllowed(caller, { action: "credential.lease.delegate", selector: target });
+  const holderJkt = delegated ? input.holderJkt : caller.dpopJkt;
+  if (!holderJkt) throw permissionDenied("DPOP_REQUIRED", "creating a lease needs a DPoP-bound token");
+  const holderId = delegated ? input.holderId : caller.principalId;
+
+  const now = ctx.clock.now();
+  return ctx.audit.transaction(
+    async (tx) => {
+      if (delegated) {
+        const holder = await findAgent(tx, caller.tenantId, holderId);
+        if (holder.status !== "active") {
+          throw new DomainError("failed_precondition", "HOLDER_NOT_ACTIVE", `the holder is ${holder.status}`);
+        }
+      }
+      const credential = await tx.credential.findFirst({ where: { tenantId: caller.tenantId, ...target } });
+      if (!credential) throw notFound("credential", "CREDENTIAL_NOT_FOUND");
+      if ((await holderRecipientKeys(tx, holderId, credential.recipientKids)).length === 0) {
+        throw new DomainError(
+          "failed_precondition",
+          "HOLDER_NOT_RECIPIENT",
+          "the credential is not sealed for any encryption key of the holder",
+        );
+      }
+      return tx.lease.create({
+        data: {
+          id: newId("lease"),
+          tenantId: caller.tenantId,
+          credentialId: credential.id,
+          ...target,
+          holderId,
+          holderJkt,
+          createdBy: caller.principalId,
+          maxUses,
+          remainingUses: maxUses,
+          expiresAt: new Date(now.getTime() + lifetime * 1000),
+        },
+      });
+    },
+    (lease) => ({
+      ...auditBase,
+      action: "credential.lease.create",
+      target: lease.id,
+      outcome: "success",
+      reason: `holder ${lease.holderId} uses ${lease.maxUses} until ${lease.expiresAt.toISOString()}`,
+    }),
+  );
+}
+
+export interface Redeemed {
+  readonly sealedJwe: string;
+  readonly keyId: string;
+  readonly remainingUses: number;
+  readonly credentialVersion: number;
+}
+
+export async function redeemLease(ctx: Ctx, caller: Caller, auditBase: AuditBase, leaseId: string): Promise<Redeemed> {
+  const lease = await findLease(ctx.prisma, caller, leaseId, "credential.lease.redeem");
+  if (lease.holderId !== caller.principalId) {
+    throw permissionDenied("NOT_LEASE_HOLDER", "only the lease's holder may redeem it");
+  }
+  if (caller.dpopJkt !== lease.holderJkt) {
+    throw permissionDenied("WRONG_HOLDER_KEY", "the DPoP proof is not made with the lease's key");
+  }
+  const now = ctx.clock.now();
+  const redeemed = await ctx.audit.transaction(
+    async (tx) => {
+      // The one decision point: of concurrent redeems, the database lets
+      // exactly as many through as uses remain (row lock, re-checked WHERE).
+      const [used] = await tx.$queryRaw<{ remaining_uses: number; credential_id: string | null }[]>`
+        UPDATE lease
+           SET remaining_uses = remaining_uses - 1,
+               state = CASE WHEN remaining_uses = 1 THEN 'exhausted'::lease_state ELSE state END,
+               ended_at = CASE WHEN remaining_uses = 1 THEN ${now} ELSE ended_at END
+         WHERE id = ${lease.id} AND state = 'active' AND remaining_uses > 0 AND expires_at > ${now}
+     RETURNING remaining_uses, credential_id`;
+      if (!used) return undefined;
+      const credential = used.credential_id
+        ? await tx.credential.findUnique({ where: { id: used.credential_id } })
+        : null;
+      if (!credential) throw ended("revoked");
+      const [kid] = await holderRecipientKeys(tx, lease.holderId, credential.recipientKids);
+      const sealedJwe = kid ? forRecipient(credential.sealed, kid) : undefined;
+      if (!kid || !sealedJwe) {
+        // Rolls the use back: the holder cannot open the current version.
+        throw new DomainError(
+          "failed_precondition",
+          "HOLDER_NOT_RECIPIENT",
+          "the credential is no longer sealed for any encryption key of the holder",
+        );
+      }
+      return { sealedJwe, keyId: kid, remainingUses: used.remaining_uses, credentialVersion: credential.version };
+    },
+    (result) => ({
+      ...auditBase,
+      action: "credential.lease.redeem",
+      target: lease.id,
+      outcome: result ? "success" : "denied",
+      reason: result ? `remaining ${result.remainingUses} key ${result.keyId}` : "LEASE_NOT_REDEEMABLE",
+    }),
+  );
+  if (redeemed) return redeemed;
+  // Refused: say why, and record an expiry the first time it is noticed.
+  const current = await ctx.prisma.lease.findUniqueOrThrow({ where: { id: lease.id } });
+  const state = effectiveState(current, now);
+  if (state === "expired" && current.state === "active") await expire(ctx, auditBase, lease.id, now);
+  const error = ended(state);
+  error.audited = true; // the transaction above recorded the refusal
+  throw error;
+}
+
+async function expire(ctx: Ctx, auditBase: AuditBase, leaseId: string, now: Date): Promise<void> {
+  await ctx.audit.transaction(
+    (tx) =>
+      tx.lease.updateMany({
+        where: { id: leaseId, state: "active", expiresAt: { lte: now } },
+        data: { state: "expired", endedAt: now },
+      }),
+    () => ({ ...auditBase, action: "credential.lease.expire", target: leaseId, outcome: "success", reason: "" }),
+  );
+}
+
+export async function revokeLease(ctx: Ctx, caller: Caller, auditBase: AuditBase, leaseId: string): Promise<Lease> {
+  const lease = await findLease(ctx.prisma, caller, leaseId, "credential.lease.revoke");
+  const now = ctx.clock.now();
+  return ctx.audit.transaction(
+    async (tx) => {
+      await tx.lease.updateMany({
+        where: { id: lease.id, state: "active" },
+        data: { state: "revoked", endedAt: now, endReason: `revoked by ${caller.principalId}` },
+      });
+      return tx.lease.findUniqueOrThrow({ where: { id: lease.id } });
+    },
+    (l) => ({
+      ...auditBase,
+      action: "credential.lease.revoke",
+      target: l.id,
+      outcome: "success",
+      reason: lease.state === "active" ? "" : `already ${lease.state}`,
+    }),
+  );
+}
+
+export function getLease(ctx: Pick<Ctx, "prisma">, caller: Caller, leaseId: string): Promise<Lease> {
+  return findLease(ctx.prisma, caller, leaseId, "credential.lease.read");
+}
+
+export async function listLeases(
+  ctx: Pick<Ctx, "prisma" | "clock">,
+  caller: Caller,
+  filter: { state?: Lease["state"]; holderId: string; credentialId: string },
+  page: Page,
+) {
+  const now = ctx.clock.now();
+  // Expired-by-time leases may still say active in the table.
+  const state =
+    filter.state === "active"
+      ? { state: "active" as const, expiresAt: { gt: now } }
+      : filter.state === "expired"
+        ? { OR: [{ state: "expired" as const }, { state: "active" as const, expiresAt: { lte: now } }] }
+        : filter.state
+          ? { state: filter.state }
+          : {};
+  const rows = await ctx.prisma.lease.findMany({
+    where: {
+      tenantId: caller.tenantId,
+      AND: [{ OR: coveredTargets(caller.scopes, "credential.lease.read") }, state],
+      ...(filter.holderId ? { holderId: filter.holderId } : {}),
+      ...(filter.credentialId ? { credentialId: filter.credentialId } : {}),
+      ...(page.after ? { id: { gt: page.after } } : {}),
+    },
+    orderBy: { id: "asc" },
+    take: page.size + 1,
+  });
+  return pageOf(rows, page, (l) => l.id);
+}

@@ -1,0 +1,72 @@
+// User API tokens: a person's long-lived, revocable credential for their own
+// automation (`aegis_ut_…`). Stored and checked like an API key, but limited
+// to a fixed list of exact scopes, each covered by the person's grants when
+// minted and again on every use (so taking a grant away narrows the token).
+import type { AuditBase } from "../audit/audit-chain.js";
+import { apiKeyHashPurpose, issueApiKey } from "../auth/api-keys.js";
+import { type Caller, elevatedScope } from "../auth/caller.js";
+import type { BrokerContext } from "../broker-context.js";
+import { invalidArgument, permissionDenied } from "../errors/domain-error.js";
+import { formatScope, isSpecific } from "../policy/scope.js";
+import { assertCovers, parseScopes } from "../policy/scope-checks.js";
+
+const defaultTtlSeconds = 90 * 86_400;
+const maxTtlSeconds = 400 * 86_400;
+
+export interface MintedUserApiToken {
+  readonly id: string;
+  readonly secret: string;
+  readonly scopes: readonly string[];
+  readonly expiresAt: Date;
+}
+
+export async function mintUserApiToken(
+  ctx: Pick<BrokerContext, "audit" | "clock" | "rootKey">,
+  caller: Caller,
+  auditBase: AuditBase,
+  input: { scopes: readonly string[]; label: string; ttlSeconds: bigint },
+): Promise<MintedUserApiToken> {
+  if (input.label.length > 200) throw invalidArgument([{ field: "label", description: "at most 200 characters" }]);
+  const ttl = Number(input.ttlSeconds) || defaultTtlSeconds;
+  if (ttl < 0 || ttl > maxTtlSeconds) {
+    throw invalidArgument([{ field: "ttl_seconds", description: `must be between 0 and ${maxTtlSeconds}` }]);
+  }
+  if (input.scopes.length === 0) throw invalidArgument([{ field: "scopes", description: "name at least one scope" }]);
+  const scopes = parseScopes("scopes", input.scopes, { wildcards: true });
+  const asked = scopes.map(formatScope);
+  const held = [...caller.scopes].join(" ");
+  if (caller.kind !== "person") {
+    throw permissionDenied("PERSONS_ONLY", "only people mint user API tokens", `asked ${asked.join(" ")}`);
+  }
+  const vague = scopes.filter((s) => !isSpecific(s)).map(formatScope);
+  if (vague.length > 0) {
+    throw permissionDenied(
+      "SCOPE_NOT_SPECIFIC",
+      `every scope must name one exact target (no *, every selector key): ${vague.join(" ").slice(0, 300)}`,
+      `asked ${asked.join(" ")}; not specific ${vague.join(" ")}; held ${held}`,
+    );
+  }
+  if (asked.includes(elevatedScope)) {
+    throw permissionDenied("SCOPE_ESCALATION", "the elevated grant cannot go into a user API token");
+  }
+  assertCovers(caller, scopes, "this user API token");
+  const expiresAt = new Date(ctx.clock.now().getTime() + ttl * 1000);
+  const issued = await ctx.audit.transaction(
+    (tx) =>
+      issueApiKey(tx, ctx.rootKey.deriveKey(apiKeyHashPurpose), {
+        tenantId: caller.tenantId,
+        principalId: caller.principalId,
+        label: input.label,
+        expiresAt,
+        scopes: asked,
+      }),
+    (key) => ({
+      ...auditBase,
+      action: "token.user.create",
+      target: key.id,
+      outcome: "success",
+      reason: asked.join(" ").slice(0, 500),
+    }),
+  );
+  return { id: issued.id, secret: issued.secret, scopes: asked, expiresAt };
+}
