@@ -25,7 +25,7 @@ export interface SealedRecipient {
 
 interface GeneralJwe {
   protected: string;
-  recipients: { header: Record<string, unknown>; encrypted_key: string }[];
+  recipients: { header?: Record<string, unknown>; encrypted_key: string }[];
   iv: string;
   ciphertext: string;
   tag: string;
@@ -83,7 +83,10 @@ export function parseSealedJwe(text: string): { jwe: GeneralJwe; recipients: Sea
     throw new SealedJweError("protected is not a base64url JSON header");
   }
   if (!isObject(header)) throw new SealedJweError("protected is not a JSON object");
-  onlyMembers("protected header", header, ["enc", "cty", "typ"]);
+  // One recipient: jose (like most libraries) puts its alg, kid and epk in
+  // the protected header. Several: each recipient's own header holds them.
+  onlyMembers("protected header", header, ["enc", "cty", "typ", "alg", "kid", "epk"]);
+  const shared = header;
   if (header.enc !== "A256GCM") throw new SealedJweError("protected header: enc must be A256GCM");
   bytesOf("iv", jwe.iv, 12);
   bytesOf("tag", jwe.tag, 16);
@@ -93,14 +96,20 @@ export function parseSealedJwe(text: string): { jwe: GeneralJwe; recipients: Sea
   if (!Array.isArray(list) || list.length === 0 || list.length > maxRecipients) {
     throw new SealedJweError(`recipients must be a list of 1 to ${maxRecipients}`);
   }
+  if (list.length > 1 && ["alg", "kid", "epk"].some((k) => k in shared)) {
+    throw new SealedJweError("protected header: alg, kid and epk belong in each recipient's header");
+  }
   const recipients = list.map((recipient: unknown, i): SealedRecipient => {
     const where = `recipients[${i}]`;
     if (!isObject(recipient)) throw new SealedJweError(`${where} must be an object`);
     onlyMembers(where, recipient, ["header", "encrypted_key"]);
     bytesOf(`${where}.encrypted_key`, recipient.encrypted_key, 40);
-    const h = recipient.header;
-    if (!isObject(h)) throw new SealedJweError(`${where}.header must be an object`);
-    onlyMembers(`${where}.header`, h, ["alg", "kid", "epk"]);
+    const own = recipient.header ?? {};
+    if (!isObject(own)) throw new SealedJweError(`${where}.header must be an object`);
+    onlyMembers(`${where}.header`, own, ["alg", "kid", "epk"]);
+    const twice = Object.keys(own).find((k) => k in shared);
+    if (twice) throw new SealedJweError(`${where}.header: ${twice} is also in the protected header`);
+    const h = { ...shared, ...own };
     if (h.alg !== "ECDH-ES+A256KW") throw new SealedJweError(`${where}.header: alg must be ECDH-ES+A256KW`);
     if (typeof h.kid !== "string" || h.kid.length === 0 || h.kid.length > 100) {
       throw new SealedJweError(`${where}.header: kid must name a registered key`);
@@ -116,11 +125,12 @@ export function parseSealedJwe(text: string): { jwe: GeneralJwe; recipients: Sea
 /** The JWE for one recipient only, in flattened JSON serialization. */
 export function forRecipient(text: string, kid: string): string | undefined {
   const jwe = JSON.parse(text) as GeneralJwe;
-  const recipient = jwe.recipients.find((r) => r.header.kid === kid);
+  const shared = JSON.parse(Buffer.from(jwe.protected, "base64url").toString("utf8")) as { kid?: string };
+  const recipient = jwe.recipients.find((r) => (r.header?.kid ?? shared.kid) === kid);
   if (!recipient) return undefined;
   return JSON.stringify({
     protected: jwe.protected,
-    header: recipient.header,
+    ...(recipient.header ? { header: recipient.header } : {}),
     encrypted_key: recipient.encrypted_key,
     iv: jwe.iv,
     ciphertext: jwe.ciphertext,
