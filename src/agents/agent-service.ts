@@ -142,7 +142,7 @@ function toApiKey(key: ApiKey) {
     keyId: key.id,
     principalId: key.principalId,
     label: key.label,
-    prefix: `aegis_ak_${key.id}_`,
+    prefix: `aegis_${key.kind === "user_token" ? "ut" : "ak"}_${key.id}_`,
     createTime: timestampFromDate(key.createdAt),
     ...(key.expiresAt ? { expireTime: timestampFromDate(key.expiresAt) } : {}),
     ...(key.lastUsedAt ? { lastUseTime: timestampFromDate(key.lastUsedAt) } : {}),
