@@ -5,12 +5,23 @@ import { randomBytes } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
+import { CredentialService } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
+import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
+import { LeaseService } from "../../gen/proto/aegis/lease/v1/lease_pb.js";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
+import { sealCredential } from "../../src/sdk/index.js";
+import { dpopClient, startAgent } from "../support/agents.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { createTestDatabase, databaseKinds, type TestDatabase } from "../support/databases.js";
 import { failure } from "../support/errors.js";
 import { type Actor, createActor } from "../support/fixtures.js";
+
+const leaseScopes = [
+  "credential.create:provider:gcp:app:billing:account:deploy",
+  "credential.lease.create:provider:gcp:app:billing:account:deploy",
+  "credential.lease.redeem:provider:gcp:app:billing:account:deploy",
+];
 
 async function within(ms: number, check: () => Promise<boolean>): Promise<number> {
   const started = Date.now();
@@ -62,6 +73,34 @@ describe.each(databaseKinds)("two brokers on one %s database", (kind) => {
     const kid = JSON.parse(Buffer.from(token.accessToken.split(".")[0] ?? "", "base64url").toString()).kid;
     expect(kidsOnB).toContain(kid);
   });
+  it("redeems a single-use lease exactly once when 100 attempts are split across both instances", async () => {
+    const person = await createActor(a, {
+      tenantId: agent.tenantId,
+      scopes: ["agent.register", "agent.key.add", "apikey.create", "grant.create", ...leaseScopes],
+    });
+    const bot = await startAgent(a, person.key, []);
+    for (const scope of leaseScopes) {
+      await a.client(GrantService, { key: person.key }).createGrant({ principalId: bot.agentId, scope });
+    }
+    const target = { provider: "gcp", app: "billing", account: "deploy" };
+    await a.client(CredentialService, { key: person.key }).registerCredential({
+      target,
+      displayName: "deploy",
+      sealedJwe: await sealCredential("s", [{ kid: bot.encryption.kid, jwk: bot.encryption.publicJwk }]),
+    });
+    const token = await bot.token(leaseScopes);
+    const { lease } = await dpopClient(a, LeaseService, token, bot.dpop).createLease({ target });
+    const results = await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        failure(
+          dpopClient(i % 2 ? a : b, LeaseService, token, bot.dpop).redeemLease({ leaseId: lease?.leaseId ?? "" }),
+        ),
+      ),
+    );
+    expect(results.filter((r) => r === undefined)).toHaveLength(1);
+    expect(results.filter((r) => r?.code === Code.FailedPrecondition)).toHaveLength(99);
+  });
+
   it("stops a revoked API key that the other instance has cached, within one second", async () => {
     const keyOn = (broker: TestBroker) =>
       failure(broker.client(TokenService, { key: agent.key }).mintToken({ audience: publicUrl, scopes: [] }));

@@ -2,13 +2,13 @@
 // CPU accounting: N requests in flight over keep-alive HTTP/1.1 connections,
 // Connect protocol with JSON bodies, for a fixed time. Per-request inputs
 // (DPoP proofs) are computed before the clock starts. Prints one JSON line.
-import { randomUUID } from "node:crypto";
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { createHash, randomUUID } from "node:crypto";
+import { exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
 import { Pool } from "undici";
 
 interface Job {
   readonly url: string;
-  readonly case: "health" | "mint" | "mint-dpop" | "introspect";
+  readonly case: "health" | "mint" | "mint-dpop" | "introspect" | "create-lease" | "redeem-lease";
   readonly seconds: number;
   readonly inFlight: number;
   readonly apiKey?: string;
@@ -16,9 +16,40 @@ interface Job {
   readonly token?: string;
   /** How many DPoP proofs to precompute (upper bound on requests). */
   readonly proofs?: number;
+  /** Lease cases: the agent's DPoP private key (its token is `bearer`, DPoP-bound to it). */
+  readonly dpopJwk?: JWK;
+  readonly target?: { provider: string; app: string; account: string };
+  /** Multi-use leases to redeem, round-robin. */
+  readonly leaseIds?: string[];
 }
 
 const job = JSON.parse(process.argv[2] ?? "{}") as Job;
+
+/** Proofs for `path`, signed before the clock starts, fresh for the whole run. */
+async function dpopProofs(
+  path: string,
+  sign: (payload: Record<string, unknown>) => Promise<string>,
+): Promise<string[]> {
+  const proofs: string[] = [];
+  for (let i = 0; i < (job.proofs ?? 50_000); i++) proofs.push(await sign({ htm: "POST", htu: `${job.url}${path}` }));
+  return proofs;
+}
+
+/** A signer for proofs by the agent's own key, bound to its token (`ath`). */
+async function agentSigner(): Promise<(payload: Record<string, unknown>) => Promise<string>> {
+  const { d: _d, ...publicJwk } = job.dpopJwk as JWK;
+  const key = await importJWK(job.dpopJwk as JWK, "ES256");
+  const ath = createHash("sha256")
+    .update(job.bearer ?? "")
+    .digest("base64url");
+  const iat = Math.floor(Date.now() / 1000) + job.seconds / 2;
+  return (payload) =>
+    new SignJWT({ ...payload, ath })
+      .setProtectedHeader({ alg: "ES256", typ: "dpop+jwt", jwk: publicJwk })
+      .setIssuedAt(iat)
+      .setJti(randomUUID())
+      .sign(key);
+}
 
 async function requests(): Promise<(i: number) => { path: string; headers: Record<string, string>; body: string }> {
   const json = { "content-type": "application/json" };
@@ -50,6 +81,22 @@ async function requests(): Promise<(i: number) => { path: string; headers: Recor
         path,
         headers: { ...json, authorization: `Bearer ${job.apiKey}`, dpop: proofs[i % proofs.length] as string },
         body,
+      });
+    }
+    case "create-lease":
+    case "redeem-lease": {
+      const method = job.case === "create-lease" ? "CreateLease" : "RedeemLease";
+      const path = `/aegis.lease.v1.LeaseService/${method}`;
+      const proofs = await dpopProofs(path, await agentSigner());
+      const leaseIds = job.leaseIds ?? [];
+      const bodies =
+        job.case === "create-lease"
+          ? [JSON.stringify({ target: job.target, lifetimeSeconds: 60 })]
+          : leaseIds.map((leaseId) => JSON.stringify({ leaseId }));
+      return (i) => ({
+        path,
+        headers: { ...json, authorization: `DPoP ${job.bearer}`, dpop: proofs[i % proofs.length] as string },
+        body: bodies[i % bodies.length] as string,
       });
     }
     case "introspect": {

@@ -4,15 +4,19 @@
 // each case's ratio to the no-op ceiling measured in the same run.
 // Not part of `npm test`: timings belong here, never in tests.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { createHash, randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { createClient, type Interceptor } from "@connectrpc/connect";
+import { createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { AgentService } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { AgentService, KeyUse } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
+import { CredentialService } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
+import { LeaseService } from "../../gen/proto/aegis/lease/v1/lease_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
-import { verifyAccessToken } from "../../src/sdk/index.js";
+import { sealCredential, verifyAccessToken } from "../../src/sdk/index.js";
 import { createPostgresDatabase, dropPostgresDatabase } from "../support/databases.js";
 
 const seconds = Number(process.env.AEGIS_BENCH_SECONDS ?? 10);
@@ -129,6 +133,17 @@ async function benchDatabase(label: string, env: Record<string, string>) {
       5000,
     ]);
     rows.push(["SDK verifyAccessToken (in-process)", await verifyInProcess(broker.url, target), undefined]);
+    const lease = await leaseSetup(broker.url, admin);
+    rows.push([
+      "CreateLease (DPoP)",
+      await load({ url: broker.url, case: "create-lease", proofs: 40_000, ...lease }),
+      undefined,
+    ]);
+    rows.push([
+      "RedeemLease (DPoP, multi-use)",
+      await load({ url: broker.url, case: "redeem-lease", proofs: 40_000, ...lease }),
+      1500,
+    ]);
 
     console.log(`\n${label}: ${inFlight} in flight, ${seconds} s per case`);
     console.log("case                                   req/s     p50 ms   p99 ms   vs ceiling  errors  target");
@@ -142,6 +157,76 @@ async function benchDatabase(label: string, env: Record<string, string>) {
     broker.child.kill("SIGTERM");
     await new Promise((r) => broker.child.once("exit", r));
   }
+}
+
+/**
+ * An agent with an encryption key and lease grants on one target, a
+ * credential sealed for it, a DPoP key and a token bound to it, and
+ * multi-use leases enough for a whole run.
+ */
+async function leaseSetup(url: string, admin: Transport) {
+  const target = { provider: "bench", app: "billing", account: "deploy" };
+  const selector = "provider:bench:app:billing:account:deploy";
+  const scopes = [`credential.lease.create:${selector}`, `credential.lease.redeem:${selector}`];
+  const agents = createClient(AgentService, admin);
+  const { agent } = await agents.registerAgent({ displayName: "bench lease agent", scopes });
+  const agentId = agent?.id ?? "";
+  const apiKey = (await agents.createApiKey({ principalId: agentId })).secret;
+  const encryption = await generateKeyPair("ECDH-ES+A256KW", { crv: "X25519", extractable: true });
+  const publicJwk = await exportJWK(encryption.publicKey);
+  const { key } = await agents.addAgentKey({
+    agentId,
+    use: KeyUse.ENCRYPTION,
+    jwkJson: JSON.stringify(publicJwk),
+  });
+  await createClient(CredentialService, admin).registerCredential({
+    target,
+    displayName: "bench",
+    sealedJwe: await sealCredential("bench secret", [{ kid: key?.keyId ?? "", jwk: publicJwk }]),
+  });
+  const dpop = await generateKeyPair("ES256", { extractable: true });
+  const dpopJwk = await exportJWK(dpop.privateKey);
+  const { d: _d, ...dpopPublic } = dpopJwk;
+  const proof = (path: string, token?: string) =>
+    new SignJWT({
+      htm: "POST",
+      htu: `${url}${path}`,
+      ...(token ? { ath: createHash("sha256").update(token).digest("base64url") } : {}),
+    })
+      .setProtectedHeader({ alg: "ES256", typ: "dpop+jwt", jwk: dpopPublic })
+      .setIssuedAt()
+      .setJti(randomUUID())
+      .sign(dpop.privateKey);
+  const asAgent = createClient(
+    TokenService,
+    createConnectTransport({ baseUrl: url, httpVersion: "1.1", interceptors: [bearer(apiKey)] }),
+  );
+  const token = (
+    await asAgent.mintToken(
+      { audience: url, scopes, lifetimeSeconds: 900 },
+      { headers: { dpop: await proof("/aegis.token.v1.TokenService/MintToken") } },
+    )
+  ).accessToken;
+  const leases = createClient(
+    LeaseService,
+    createConnectTransport({
+      baseUrl: url,
+      httpVersion: "1.1",
+      interceptors: [
+        (next) => async (req) => {
+          req.header.set("authorization", `DPoP ${token}`);
+          req.header.set("dpop", await proof(new URL(req.url).pathname, token));
+          return next(req);
+        },
+      ],
+    }),
+  );
+  const leaseIds: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    const { lease } = await leases.createLease({ target, maxUses: 10_000, lifetimeSeconds: 3_600 });
+    leaseIds.push(lease?.leaseId ?? "");
+  }
+  return { bearer: token, dpopJwk, target, leaseIds };
 }
 
 /** The SDK's offline verification, sequentially in this process, with the JWKS fetched once. */

@@ -34,12 +34,17 @@ export async function registerEncryptionKey(
   return { kid, publicJwk: { ...publicJwk, kid }, privateJwk: await exportJWK(pair.privateKey) };
 }
 
+/** The broker's public base URL: DPoP `htu` and token audience use it, not the address dialled. */
+export function publicBase(t: TestBroker): string {
+  return t.config.publicUrlGiven ? t.config.publicUrl : t.broker.url;
+}
+
 /** Mints a DPoP-bound broker token with an API key. */
 export async function mintDpopToken(t: TestBroker, apiKey: string, dpop: DpopKey, scopes: string[]): Promise<string> {
-  const url = `${t.broker.url}/${TokenService.typeName}/MintToken`;
+  const url = `${publicBase(t)}/${TokenService.typeName}/MintToken`;
   const minted = await t
     .client(TokenService, { key: apiKey })
-    .mintToken({ audience: t.broker.url, scopes }, { headers: { dpop: await dpop.proof({ method: "POST", url }) } });
+    .mintToken({ audience: publicBase(t), scopes }, { headers: { dpop: await dpop.proof({ method: "POST", url }) } });
   return minted.accessToken;
 }
 
@@ -47,7 +52,8 @@ export async function mintDpopToken(t: TestBroker, apiKey: string, dpop: DpopKey
 export function dpopClient<T extends DescService>(t: TestBroker, service: T, token: string, dpop: DpopKey): Client<T> {
   const prove: Interceptor = (next) => async (req) => {
     req.header.set("authorization", `DPoP ${token}`);
-    req.header.set("dpop", await dpop.proof({ method: req.requestMethod, url: req.url, accessToken: token }));
+    const url = `${publicBase(t)}${new URL(req.url).pathname}`;
+    req.header.set("dpop", await dpop.proof({ method: req.requestMethod, url, accessToken: token }));
     return next(req);
   };
   return createClient(
