@@ -1,6 +1,7 @@
 // The `aegis` command. `serve` runs the broker (what `npm start` does);
 // `migrate` applies database migrations and exits; `root-key generate`
-// prints a fresh root key for AEGIS_ROOT_KEY.
+// prints a fresh root key for AEGIS_ROOT_KEY; `key` and `credential` seal
+// and open credentials on this machine (see credential-commands.ts).
 import { writeFileSync } from "node:fs";
 import type { BootstrapResult } from "../bootstrap/bootstrap.js";
 import { type Config, ConfigError, loadConfig } from "../config.js";
@@ -9,6 +10,7 @@ import { openDatabase } from "../db/database.js";
 import { migrate } from "../db/migrate.js";
 import { createLogger } from "../log.js";
 import { startBroker } from "../server/broker.js";
+import { credentialCommand, credentialUsage, keyCommand, UsageError } from "./credential-commands.js";
 
 const usage = `aegis – credential broker for AI agents
 
@@ -17,7 +19,7 @@ Usage:
   aegis migrate             apply pending database migrations and exit
   aegis root-key generate   print a new random root key for AEGIS_ROOT_KEY
   aegis help                show this text
-`;
+${credentialUsage}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, sub] = argv;
@@ -33,6 +35,8 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(usage);
     return 0;
   }
+  if (command === "key") return keyCommand(argv.slice(1));
+  if (command === "credential") return credentialCommand(argv.slice(1));
   const config = loadConfig();
   const log = createLogger(config.logLevel);
   if (command === "migrate") {
@@ -98,7 +102,10 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    if (error instanceof ConfigError) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`aegis: ${error.message}\n\n${usage}`);
+      process.exitCode = 2;
+    } else if (error instanceof ConfigError) {
       process.stderr.write(`aegis: configuration error: ${error.message}\n`);
       process.exitCode = 2;
     } else {
