@@ -13,6 +13,7 @@ import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { Prisma, PrismaClient } from "../../gen/prisma/client.js";
 import type { Clock } from "../clock.js";
+import { GroupCommit } from "../db/group-commit.js";
 import { type AuditEntry, type ChainedAuditEvent, chainHash, genesisHash } from "./audit-chain.js";
 
 /** A table whose rows can ride along with audit batches: one insert per batch. */
@@ -29,8 +30,6 @@ export interface BatchedRow<Row = unknown> {
 interface Pending {
   readonly entry: AuditEntry;
   readonly row: BatchedRow | undefined;
-  readonly resolve: () => void;
-  readonly reject: (error: unknown) => void;
 }
 
 export class AuditLog {
@@ -39,9 +38,7 @@ export class AuditLog {
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #appended = new EventEmitter();
-  #queue: Pending[] = [];
-  #flushing: Promise<void> | undefined;
-  #closed = false;
+  readonly #batches: GroupCommit<Pending, undefined>;
 
   constructor(deps: { prisma: PrismaClient; key: Buffer; clock: Clock; log: Logger }) {
     this.#prisma = deps.prisma;
@@ -49,6 +46,10 @@ export class AuditLog {
     this.#clock = deps.clock;
     this.#log = deps.log;
     this.#appended.setMaxListeners(0);
+    this.#batches = new GroupCommit(
+      (batch) => this.#writeBatch(batch),
+      (error, events) => this.#log.error({ err: error, events }, "audit write failed"),
+    );
   }
 
   /** Creates the chain head if this database has none yet. */
@@ -95,12 +96,8 @@ export class AuditLog {
    * Appends on its own, batched with concurrent appends; resolves once
    * durable. `row`, when given, is inserted in the same batch transaction.
    */
-  append<Row>(entry: AuditEntry, row?: BatchedRow<Row>): Promise<void> {
-    if (this.#closed) return Promise.reject(new Error("audit log is closed"));
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ entry, row: row as BatchedRow | undefined, resolve, reject });
-      this.#flushing ??= this.#drain();
-    });
+  async append<Row>(entry: AuditEntry, row?: BatchedRow<Row>): Promise<void> {
+    await this.#batches.submit({ entry, row: row as BatchedRow | undefined });
   }
 
   /** Tells tail subscribers of this instance that events were written. */
@@ -116,39 +113,23 @@ export class AuditLog {
 
   /** Stops accepting appends and waits until every queued event is written. */
   async close(): Promise<void> {
-    this.#closed = true;
-    await this.#flushing;
+    await this.#batches.close();
   }
 
-  async #drain(): Promise<void> {
-    while (this.#queue.length > 0) {
-      // Let completions already queued on the event loop (signatures, parsed
-      // requests) append first. Without this turn, batches on the embedded
-      // database held one event each (measured: 1.0 per batch, 163 mints/s);
-      // with it, 463/s. It adds no fixed delay.
-      await new Promise((resolve) => setImmediate(resolve));
-      const batch = this.#queue;
-      this.#queue = [];
-      try {
-        await this.#prisma.$transaction(async (tx) => {
-          const rowsByTable = new Map<BatchTable<unknown>, unknown[]>();
-          for (const { row } of batch) {
-            if (row) rowsByTable.set(row.table, [...(rowsByTable.get(row.table) ?? []), row.row]);
-          }
-          for (const [table, rows] of rowsByTable) await table.insertMany(tx, rows);
-          await this.appendInTransaction(
-            tx,
-            batch.map((p) => p.entry),
-          );
-        }, transactionOptions);
-        for (const pending of batch) pending.resolve();
-        this.notify();
-      } catch (error) {
-        this.#log.error({ err: error, events: batch.length }, "audit write failed");
-        for (const pending of batch) pending.reject(error);
+  async #writeBatch(batch: readonly Pending[]): Promise<undefined[]> {
+    await this.#prisma.$transaction(async (tx) => {
+      const rowsByTable = new Map<BatchTable<unknown>, unknown[]>();
+      for (const { row } of batch) {
+        if (row) rowsByTable.set(row.table, [...(rowsByTable.get(row.table) ?? []), row.row]);
       }
-    }
-    this.#flushing = undefined;
+      for (const [table, rows] of rowsByTable) await table.insertMany(tx, rows);
+      await this.appendInTransaction(
+        tx,
+        batch.map((p) => p.entry),
+      );
+    }, transactionOptions);
+    this.notify();
+    return batch.map(() => undefined);
   }
 }
 
@@ -156,4 +137,4 @@ export class AuditLog {
  * The embedded database runs one transaction at a time, so a transaction may
  * wait its turn behind a batch; give it longer than Prisma's 2 s default.
  */
-const transactionOptions = { maxWait: 10_000, timeout: 15_000 } as const;
+export const transactionOptions = { maxWait: 10_000, timeout: 15_000 } as const;

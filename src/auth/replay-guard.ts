@@ -2,58 +2,41 @@
 // they expire, in the database so every broker instance sees them: a proof
 // replayed against another instance is refused too.
 //
-// Claims arriving in the same event-loop turn share one
+// Claims arriving together (group commit) share one
 // `INSERT … ON CONFLICT DO NOTHING RETURNING key`; a claim wins when its row
 // comes back. Within a batch the first claim of a value wins and any repeat
 // loses, so a replay racing its original still gets exactly one success.
 import { createHash } from "node:crypto";
 import type { PrismaClient } from "../../gen/prisma/client.js";
+import { GroupCommit } from "../db/group-commit.js";
 
 export interface ReplayGuard {
   /** True the first time `value` is seen in `namespace` before `expiresAt`; false on replay. */
   claim(namespace: string, value: string, expiresAt: Date): Promise<boolean>;
 }
 
-interface Pending {
+interface Claim {
   readonly key: string;
   readonly expiresAt: Date;
-  readonly resolve: (first: boolean) => void;
-  readonly reject: (error: unknown) => void;
 }
 
 export function databaseReplayGuard(prisma: PrismaClient): ReplayGuard & { prune(now: Date): Promise<number> } {
-  let queue: Pending[] = [];
-  let scheduled = false;
-
-  const flush = async () => {
-    scheduled = false;
-    const batch = queue;
-    queue = [];
-    const firstOfKey = new Map<string, Pending>();
-    for (const pending of batch) if (!firstOfKey.has(pending.key)) firstOfKey.set(pending.key, pending);
-    try {
-      const inserted = await prisma.replayGuard.createManyAndReturn({
-        data: [...firstOfKey.values()].map(({ key, expiresAt }) => ({ key, expiresAt })),
-        skipDuplicates: true,
-        select: { key: true },
-      });
-      const fresh = new Set(inserted.map((row) => row.key));
-      for (const pending of batch) pending.resolve(firstOfKey.get(pending.key) === pending && fresh.has(pending.key));
-    } catch (error) {
-      for (const pending of batch) pending.reject(error);
-    }
-  };
+  const claims = new GroupCommit<Claim, boolean>(async (batch) => {
+    const firstOfKey = new Map<string, Claim>();
+    for (const claim of batch) if (!firstOfKey.has(claim.key)) firstOfKey.set(claim.key, claim);
+    const inserted = await prisma.replayGuard.createManyAndReturn({
+      data: [...firstOfKey.values()],
+      skipDuplicates: true,
+      select: { key: true },
+    });
+    const fresh = new Set(inserted.map((row) => row.key));
+    return batch.map((claim) => firstOfKey.get(claim.key) === claim && fresh.has(claim.key));
+  });
 
   return {
     claim(namespace, value, expiresAt) {
       const key = createHash("sha256").update(`${namespace}\0${value}`).digest("base64url");
-      return new Promise((resolve, reject) => {
-        queue.push({ key, expiresAt, resolve, reject });
-        if (!scheduled) {
-          scheduled = true;
-          setImmediate(() => void flush());
-        }
-      });
+      return claims.submit({ key, expiresAt });
     },
     async prune(now) {
       return (await prisma.replayGuard.deleteMany({ where: { expiresAt: { lt: now } } })).count;

@@ -7,7 +7,8 @@ import type { BrokerContext } from "../broker-context.js";
 import { targetOf } from "../credentials/target.js";
 import { readPage } from "../pagination.js";
 import { auditBase, callerOf } from "../server/call-context.js";
-import { createLease, effectiveState, getLease, listLeases, redeemLease, revokeLease } from "./leases.js";
+import { createLease, effectiveState, getLease, listLeases, revokeLease } from "./leases.js";
+import { LeaseRedeemer } from "./redeem.js";
 
 export { LeaseService };
 
@@ -19,6 +20,7 @@ const states = {
 } as const satisfies Record<Lease["state"], LeaseState>;
 
 export function leaseService(ctx: BrokerContext): ServiceImpl<typeof LeaseService> {
+  const redeemer = new LeaseRedeemer(ctx);
   const toLease = (lease: Lease) => ({
     leaseId: lease.id,
     credentialId: lease.credentialId ?? "",
@@ -38,7 +40,7 @@ export function leaseService(ctx: BrokerContext): ServiceImpl<typeof LeaseServic
       return { lease: toLease(await createLease(ctx, callerOf(call), auditBase(call), req)) };
     },
     async redeemLease(req, call) {
-      return redeemLease(ctx, callerOf(call), auditBase(call), req.leaseId);
+      return redeemer.redeem(callerOf(call), auditBase(call), req.leaseId);
     },
     async revokeLease(req, call) {
       return { lease: toLease(await revokeLease(ctx, callerOf(call), auditBase(call), req.leaseId)) };

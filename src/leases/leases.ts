@@ -2,13 +2,12 @@
 // key. Target, holder and key are fixed at creation; state and uses change
 // only through conditional updates in the database, so transitions are
 // one-way and a lease's last use is redeemed exactly once, whatever the
-// number of concurrent attempts or broker instances.
+// number of concurrent attempts or broker instances (redeem.ts).
 import type { Lease, Prisma } from "../../gen/prisma/client.js";
 import { findAgent } from "../agents/agents.js";
 import type { AuditBase } from "../audit/audit-chain.js";
 import type { Caller } from "../auth/caller.js";
 import type { BrokerContext } from "../broker-context.js";
-import { forRecipient } from "../credentials/sealed-jwe.js";
 import { coveredTargets, parseTarget, targetOf } from "../credentials/target.js";
 import {
   DomainError,
@@ -33,7 +32,8 @@ export const leaseLimits = {
 
 const jktPattern = /^[A-Za-z0-9_-]{43}$/;
 
-function ended(state: Lease["state"]): DomainError {
+/** Why a lease in `state` cannot be redeemed. */
+export function endedError(state: Lease["state"]): DomainError {
   const reasons = {
     exhausted: ["LEASE_EXHAUSTED", "every use of the lease was redeemed"],
     revoked: ["LEASE_REVOKED", "the lease was revoked"],
@@ -139,79 +139,6 @@ export async function createLease(ctx: Ctx, caller: Caller, auditBase: AuditBase
       outcome: "success",
       reason: `holder ${lease.holderId} uses ${lease.maxUses} until ${lease.expiresAt.toISOString()}`,
     }),
-  );
-}
-
-export interface Redeemed {
-  readonly sealedJwe: string;
-  readonly keyId: string;
-  readonly remainingUses: number;
-  readonly credentialVersion: number;
-}
-
-export async function redeemLease(ctx: Ctx, caller: Caller, auditBase: AuditBase, leaseId: string): Promise<Redeemed> {
-  const lease = await findLease(ctx.prisma, caller, leaseId, "credential.lease.redeem");
-  if (lease.holderId !== caller.principalId) {
-    throw permissionDenied("NOT_LEASE_HOLDER", "only the lease's holder may redeem it");
-  }
-  if (caller.dpopJkt !== lease.holderJkt) {
-    throw permissionDenied("WRONG_HOLDER_KEY", "the DPoP proof is not made with the lease's key");
-  }
-  const now = ctx.clock.now();
-  const redeemed = await ctx.audit.transaction(
-    async (tx) => {
-      // The one decision point: of concurrent redeems, the database lets
-      // exactly as many through as uses remain (row lock, re-checked WHERE).
-      const [used] = await tx.$queryRaw<{ remaining_uses: number; credential_id: string | null }[]>`
-        UPDATE lease
-           SET remaining_uses = remaining_uses - 1,
-               state = CASE WHEN remaining_uses = 1 THEN 'exhausted'::lease_state ELSE state END,
-               ended_at = CASE WHEN remaining_uses = 1 THEN ${now} ELSE ended_at END
-         WHERE id = ${lease.id} AND state = 'active' AND remaining_uses > 0 AND expires_at > ${now}
-     RETURNING remaining_uses, credential_id`;
-      if (!used) return undefined;
-      const credential = used.credential_id
-        ? await tx.credential.findUnique({ where: { id: used.credential_id } })
-        : null;
-      if (!credential) throw ended("revoked");
-      const [kid] = await holderRecipientKeys(tx, lease.holderId, credential.recipientKids);
-      const sealedJwe = kid ? forRecipient(credential.sealed, kid) : undefined;
-      if (!kid || !sealedJwe) {
-        // Rolls the use back: the holder cannot open the current version.
-        throw new DomainError(
-          "failed_precondition",
-          "HOLDER_NOT_RECIPIENT",
-          "the credential is no longer sealed for any encryption key of the holder",
-        );
-      }
-      return { sealedJwe, keyId: kid, remainingUses: used.remaining_uses, credentialVersion: credential.version };
-    },
-    (result) => ({
-      ...auditBase,
-      action: "credential.lease.redeem",
-      target: lease.id,
-      outcome: result ? "success" : "denied",
-      reason: result ? `remaining ${result.remainingUses} key ${result.keyId}` : "LEASE_NOT_REDEEMABLE",
-    }),
-  );
-  if (redeemed) return redeemed;
-  // Refused: say why, and record an expiry the first time it is noticed.
-  const current = await ctx.prisma.lease.findUniqueOrThrow({ where: { id: lease.id } });
-  const state = effectiveState(current, now);
-  if (state === "expired" && current.state === "active") await expire(ctx, auditBase, lease.id, now);
-  const error = ended(state);
-  error.audited = true; // the transaction above recorded the refusal
-  throw error;
-}
-
-async function expire(ctx: Ctx, auditBase: AuditBase, leaseId: string, now: Date): Promise<void> {
-  await ctx.audit.transaction(
-    (tx) =>
-      tx.lease.updateMany({
-        where: { id: leaseId, state: "active", expiresAt: { lte: now } },
-        data: { state: "expired", endedAt: now },
-      }),
-    () => ({ ...auditBase, action: "credential.lease.expire", target: leaseId, outcome: "success", reason: "" }),
   );
 }
 

@@ -51,7 +51,6 @@ export interface BrokerOptions {
 }
 
 export async function startBroker(givenConfig: Config, options: BrokerOptions): Promise<Broker> {
-  const { log } = options;
   // Bind first: with port 0 the public URL (token issuer, DPoP htu) is only
   // known once the port is. Requests before the broker is ready get 503.
   const listener = createListener(givenConfig.tls);

@@ -172,7 +172,7 @@ async function authenticateAssertion(deps: TokenDeps, assertion: string): Promis
     where: { id: kid },
     include: { principal: { include: { grants: { select: { scope: true } } } } },
   });
-  if (!key || key.use !== "signing" || key.revokedAt) throw unauthenticated(`assertion key ${kid} unknown or revoked`);
+  if (key?.use !== "signing" || key.revokedAt) throw unauthenticated(`assertion key ${kid} unknown or revoked`);
   if (key.alg !== alg) throw unauthenticated(`assertion alg ${alg} does not match key ${kid} (${key.alg})`);
   if (key.principal.status !== "active")
     throw unauthenticated(`principal ${key.principalId} is ${key.principal.status}`);

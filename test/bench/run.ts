@@ -21,6 +21,8 @@ import { createPostgresDatabase, dropPostgresDatabase } from "../support/databas
 
 const seconds = Number(process.env.AEGIS_BENCH_SECONDS ?? 10);
 const inFlight = 32;
+/** `AEGIS_BENCH_CASES=redeem-lease,mint`: run only these cases (the ceiling always runs). */
+const only = process.env.AEGIS_BENCH_CASES?.split(",");
 const tsx = path.resolve("node_modules/.bin/tsx");
 
 interface Result {
@@ -46,18 +48,24 @@ async function startBroker(env: Record<string, string>): Promise<{ url: string; 
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const credentialFile = path.join(dir, "admin.key");
-  const child = spawn(tsx, ["src/cli/main.ts", "serve"], {
-    env: {
-      ...process.env,
-      AEGIS_DATA_DIR: dir,
-      AEGIS_PORT: String(port),
-      AEGIS_LOG_LEVEL: "warn",
-      AEGIS_BOOTSTRAP_CREDENTIAL_FILE: credentialFile,
-      AEGIS_RATE_LIMIT_MINTS_PER_MINUTE: "10000000",
-      ...env,
+  // AEGIS_BENCH_PROFILE=DIR writes the broker's CPU profile there (open it in Chrome DevTools).
+  const profile = process.env.AEGIS_BENCH_PROFILE;
+  const child = spawn(
+    process.execPath,
+    [...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : []), "--import", "tsx", "src/cli/main.ts", "serve"],
+    {
+      env: {
+        ...process.env,
+        AEGIS_DATA_DIR: dir,
+        AEGIS_PORT: String(port),
+        AEGIS_LOG_LEVEL: "warn",
+        AEGIS_BOOTSTRAP_CREDENTIAL_FILE: credentialFile,
+        AEGIS_RATE_LIMIT_MINTS_PER_MINUTE: "10000000",
+        ...env,
+      },
+      stdio: ["ignore", "ignore", "inherit"],
     },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
+  );
   const until = Date.now() + 60_000;
   while (
     !(await fetch(`${url}/readyz`).then(
@@ -118,32 +126,27 @@ async function benchDatabase(label: string, env: Record<string, string>) {
     const target = (await asAgent.mintToken({ audience: "https://api.example.com", scopes: [], lifetimeSeconds: 900 }))
       .accessToken;
 
-    const rows: [string, Result, number | undefined][] = [];
-    const ceiling = await load({ url: broker.url, case: "health" });
-    rows.push(["Health/Check (no-op ceiling)", ceiling, undefined]);
-    rows.push(["MintToken (API key)", await load({ url: broker.url, case: "mint", apiKey }), 3000]);
-    rows.push([
-      "MintToken (DPoP-bound)",
-      await load({ url: broker.url, case: "mint-dpop", apiKey, proofs: 60_000 }),
-      2000,
-    ]);
-    rows.push([
-      "IntrospectToken",
-      await load({ url: broker.url, case: "introspect", bearer: rsToken, token: target }),
-      5000,
-    ]);
-    rows.push(["SDK verifyAccessToken (in-process)", await verifyInProcess(broker.url, target), undefined]);
     const lease = await leaseSetup(broker.url, admin);
-    rows.push([
-      "CreateLease (DPoP)",
-      await load({ url: broker.url, case: "create-lease", proofs: 40_000, ...lease }),
-      undefined,
-    ]);
-    rows.push([
-      "RedeemLease (DPoP, multi-use)",
-      await load({ url: broker.url, case: "redeem-lease", proofs: 40_000, ...lease }),
-      1500,
-    ]);
+    const url = broker.url;
+    const cases: [id: string, name: string, run: () => Promise<Result>, target?: number][] = [
+      ["mint", "MintToken (API key)", () => load({ url, case: "mint", apiKey }), 3000],
+      ["mint-dpop", "MintToken (DPoP-bound)", () => load({ url, case: "mint-dpop", apiKey, proofs: 60_000 }), 2000],
+      ["introspect", "IntrospectToken", () => load({ url, case: "introspect", bearer: rsToken, token: target }), 5000],
+      ["sdk-verify", "SDK verifyAccessToken (in-process)", () => verifyInProcess(url, target)],
+      ["create-lease", "CreateLease (DPoP)", () => load({ url, case: "create-lease", proofs: 40_000, ...lease })],
+      [
+        "redeem-lease",
+        "RedeemLease (DPoP, multi-use)",
+        () => load({ url, case: "redeem-lease", proofs: 40_000, ...lease }),
+        1500,
+      ],
+    ];
+    const ceiling = await load({ url, case: "health" });
+    const rows: [string, Result, number | undefined][] = [["Health/Check (no-op ceiling)", ceiling, undefined]];
+    for (const [id, name, run, targetRate] of cases) {
+      if (only && !only.includes(id)) continue;
+      rows.push([name, await run(), targetRate]);
+    }
 
     console.log(`\n${label}: ${inFlight} in flight, ${seconds} s per case`);
     console.log("case                                   req/s     p50 ms   p99 ms   vs ceiling  errors  target");

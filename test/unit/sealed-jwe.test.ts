@@ -42,7 +42,9 @@ describe("sealed credentials", () => {
     expect(parseSealedJwe(single).recipients).toEqual([{ kid: "kid_x", crv: "X25519" }]);
     expect(await openSealedCredential(forRecipient(single, "kid_x") ?? "", x.privateJwk)).toBe("only me");
     const withPShared = (JSON.parse(single) as Json).protected as string;
-    const twoWithShared = mutate((j) => void (j.protected = withPShared));
+    const twoWithShared = mutate((j) => {
+      j.protected = withPShared;
+    });
     expect(() => parseSealedJwe(twoWithShared)).toThrow("belong in each recipient's header");
   });
 
@@ -61,33 +63,119 @@ describe("sealed credentials", () => {
   it.each([
     ["not JSON", () => "eyJhbGciOi...", "is not JSON"],
     ["compact serialization", () => JSON.stringify("a.b.c.d.e"), "not a JSON object"],
-    ["over 64 KiB", () => mutate((j) => void (j.ciphertext = "A".repeat(70_000))), "at most 65536 bytes"],
-    ["a shared unprotected header", () => mutate((j) => void (j.unprotected = { alg: "dir" })), "unexpected member"],
-    ["enc A128GCM", () => mutate((j) => void (j.protected = header({ enc: "A128GCM" }))), "enc must be A256GCM"],
-    ["compression", () => mutate((j) => void (j.protected = header({ enc: "A256GCM", zip: "DEF" }))), "member zip"],
-    ["crit", () => mutate((j) => void (j.protected = header({ enc: "A256GCM", crit: ["x"] }))), "member crit"],
-    ["alg dir", () => mutate((j) => void (recipient(j).header.alg = "dir")), "alg must be ECDH-ES+A256KW"],
-    ["alg RSA1_5", () => mutate((j) => void (recipient(j).header.alg = "RSA1_5")), "alg must be ECDH-ES+A256KW"],
+    [
+      "over 64 KiB",
+      () =>
+        mutate((j) => {
+          j.ciphertext = "A".repeat(70_000);
+        }),
+      "at most 65536 bytes",
+    ],
+    [
+      "a shared unprotected header",
+      () =>
+        mutate((j) => {
+          j.unprotected = { alg: "dir" };
+        }),
+      "unexpected member",
+    ],
+    [
+      "enc A128GCM",
+      () =>
+        mutate((j) => {
+          j.protected = header({ enc: "A128GCM" });
+        }),
+      "enc must be A256GCM",
+    ],
+    [
+      "compression",
+      () =>
+        mutate((j) => {
+          j.protected = header({ enc: "A256GCM", zip: "DEF" });
+        }),
+      "member zip",
+    ],
+    [
+      "crit",
+      () =>
+        mutate((j) => {
+          j.protected = header({ enc: "A256GCM", crit: ["x"] });
+        }),
+      "member crit",
+    ],
+    [
+      "alg dir",
+      () =>
+        mutate((j) => {
+          recipient(j).header.alg = "dir";
+        }),
+      "alg must be ECDH-ES+A256KW",
+    ],
+    [
+      "alg RSA1_5",
+      () =>
+        mutate((j) => {
+          recipient(j).header.alg = "RSA1_5";
+        }),
+      "alg must be ECDH-ES+A256KW",
+    ],
     [
       "a private epk",
-      () => mutate((j) => void ((recipient(j).header.epk as Record<string, unknown>).d = "AAAA")),
+      () =>
+        mutate((j) => {
+          (recipient(j).header.epk as Record<string, unknown>).d = "AAAA";
+        }),
       "member d",
     ],
     [
       "an Ed25519 epk",
-      () => mutate((j) => void ((recipient(j).header.epk as Record<string, unknown>).crv = "Ed25519")),
+      () =>
+        mutate((j) => {
+          (recipient(j).header.epk as Record<string, unknown>).crv = "Ed25519";
+        }),
       "X25519 or P-256",
     ],
     ["no kid", () => mutate((j) => void delete recipient(j).header.kid), "kid must name"],
     [
       "a repeated kid",
-      () => mutate((j) => void (j.recipients = [j.recipients[0], j.recipients[0]] as never)),
+      () =>
+        mutate((j) => {
+          j.recipients = [j.recipients[0], j.recipients[0]] as never;
+        }),
       "each kid at most once",
     ],
-    ["no recipients", () => mutate((j) => void (j.recipients = [])), "list of 1 to 32"],
-    ["a short iv", () => mutate((j) => void (j.iv = "AAAA")), "iv must be 12 bytes"],
-    ["a short tag", () => mutate((j) => void (j.tag = "AAAA")), "tag must be 16 bytes"],
-    ["a bad encrypted_key", () => mutate((j) => void (recipient(j).encrypted_key = "!!")), "must be base64url"],
+    [
+      "no recipients",
+      () =>
+        mutate((j) => {
+          j.recipients = [];
+        }),
+      "list of 1 to 32",
+    ],
+    [
+      "a short iv",
+      () =>
+        mutate((j) => {
+          j.iv = "AAAA";
+        }),
+      "iv must be 12 bytes",
+    ],
+    [
+      "a short tag",
+      () =>
+        mutate((j) => {
+          j.tag = "AAAA";
+        }),
+      "tag must be 16 bytes",
+    ],
+    [
+      "a bad encrypted_key",
+      () =>
+        mutate((j) => {
+          recipient(j).encrypted_key = "!!";
+        }),
+      "must be base64url",
+    ],
   ])("refuses %s", (_, make, message) => {
     expect(() => parseSealedJwe(make())).toThrow(SealedJweError);
     expect(() => parseSealedJwe(make())).toThrow(message);

@@ -1,0 +1,55 @@
+// Group commit: requests that arrive while a batch is being written join the
+// next batch, and each batch is one database round of work (one transaction,
+// one multi-row statement). Under load this turns N transactions into a few;
+// alone, a request waits one event-loop turn and no more.
+
+interface Pending<In, Out> {
+  readonly input: In;
+  readonly resolve: (output: Out) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+export class GroupCommit<In, Out> {
+  #queue: Pending<In, Out>[] = [];
+  #running: Promise<void> | undefined;
+  #closed = false;
+
+  /** `write` gets every request of a batch, in arrival order, and answers each, in the same order. */
+  constructor(
+    private readonly write: (batch: readonly In[]) => Promise<readonly Out[]>,
+    private readonly onError: (error: unknown, size: number) => void = () => {},
+  ) {}
+
+  submit(input: In): Promise<Out> {
+    if (this.#closed) return Promise.reject(new Error("closed"));
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ input, resolve, reject });
+      this.#running ??= this.#drain();
+    });
+  }
+
+  /** Refuses new requests and waits until every queued one is written. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#running;
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      // Let completions already queued on the event loop join this batch.
+      // Without this turn, batches on the embedded database held one request
+      // each (measured for audit appends: 1.0 per batch, 163/s; with it 463/s).
+      await new Promise((resolve) => setImmediate(resolve));
+      const batch = this.#queue;
+      this.#queue = [];
+      try {
+        const outputs = await this.write(batch.map((p) => p.input));
+        for (const [i, pending] of batch.entries()) pending.resolve(outputs[i] as Out);
+      } catch (error) {
+        this.onError(error, batch.length);
+        for (const pending of batch) pending.reject(error);
+      }
+    }
+    this.#running = undefined;
+  }
+}
