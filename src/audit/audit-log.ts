@@ -11,7 +11,7 @@
 // broker instances sharing the database.
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
-import type { Prisma, PrismaClient } from "../../gen/prisma/client.js";
+import { Prisma, type PrismaClient } from "../../gen/prisma/client.js";
 import type { Clock } from "../clock.js";
 import { GroupCommit } from "../db/group-commit.js";
 import { type AuditEntry, type ChainedAuditEvent, chainHash, genesisHash } from "./audit-chain.js";
@@ -74,8 +74,16 @@ export class AuditLog {
       previous = event;
       return event;
     });
-    await tx.auditEvent.createMany({ data: events });
-    await tx.auditChainHead.update({ where: { id: 1 }, data: { seq: previous.seq, hash: previous.hash } });
+    // Plain SQL on this hot path: Prisma's query compiler plans every
+    // multi-row createMany anew (its shape changes with the row count).
+    const rows = events.map(
+      (e) => Prisma.sql`(${e.seq}, ${e.time}, ${e.requestId}, ${e.tenantId}, ${e.actorId}, ${e.client}, ${e.action},
+        ${e.target}, ${e.outcome}::audit_outcome, ${e.reason}, ${e.prevHash}, ${e.hash})`,
+    );
+    await tx.$executeRaw`
+      INSERT INTO audit_event (seq, time, request_id, tenant_id, actor_id, client, action, target, outcome, reason, prev_hash, hash)
+      VALUES ${Prisma.join(rows)}`;
+    await tx.$executeRaw`UPDATE audit_chain_head SET seq = ${previous.seq}, hash = ${previous.hash} WHERE id = 1`;
   }
 
   /** Runs `work` and audits it in one transaction; the entry may depend on the result. */

@@ -7,7 +7,7 @@
 // comes back. Within a batch the first claim of a value wins and any repeat
 // loses, so a replay racing its original still gets exactly one success.
 import { createHash } from "node:crypto";
-import type { PrismaClient } from "../../gen/prisma/client.js";
+import { Prisma, type PrismaClient } from "../../gen/prisma/client.js";
 import { GroupCommit } from "../db/group-commit.js";
 
 export interface ReplayGuard {
@@ -24,11 +24,10 @@ export function databaseReplayGuard(prisma: PrismaClient): ReplayGuard & { prune
   const claims = new GroupCommit<Claim, boolean>(async (batch) => {
     const firstOfKey = new Map<string, Claim>();
     for (const claim of batch) if (!firstOfKey.has(claim.key)) firstOfKey.set(claim.key, claim);
-    const inserted = await prisma.replayGuard.createManyAndReturn({
-      data: [...firstOfKey.values()],
-      skipDuplicates: true,
-      select: { key: true },
-    });
+    const values = [...firstOfKey.values()].map((c) => Prisma.sql`(${c.key}, ${c.expiresAt})`);
+    const inserted = await prisma.$queryRaw<{ key: string }[]>`
+      INSERT INTO replay_guard (key, expires_at) VALUES ${Prisma.join(values)}
+      ON CONFLICT (key) DO NOTHING RETURNING key`;
     const fresh = new Set(inserted.map((row) => row.key));
     return batch.map((claim) => firstOfKey.get(claim.key) === claim && fresh.has(claim.key));
   });

@@ -4,7 +4,7 @@
 // gets the last use, across instances), and one audit append records every
 // outcome. A lease's fixed facts (tenant, holder, key, target) are cached;
 // its uses and state are only ever read under the lock.
-import { Prisma } from "../../gen/prisma/client.js";
+import { type Lease, Prisma } from "../../gen/prisma/client.js";
 import type { AuditBase, AuditEntry } from "../audit/audit-chain.js";
 import { transactionOptions } from "../audit/audit-log.js";
 import type { Caller } from "../auth/caller.js";
@@ -118,10 +118,8 @@ export class LeaseRedeemer {
       // Why the others were refused: their state now (an expiry is recorded once).
       const refusedIds = [...leases.keys()].filter((id) => !before.has(id));
       const current = refusedIds.length
-        ? await tx.lease.findMany({
-            where: { id: { in: refusedIds } },
-            select: { id: true, state: true, expiresAt: true },
-          })
+        ? await tx.$queryRaw<Pick<Lease, "id" | "state" | "expiresAt">[]>`
+            SELECT id, state::text AS state, expires_at AS "expiresAt" FROM lease WHERE id IN (${Prisma.join(refusedIds)})`
         : [];
       const expired = current
         .filter((l) => l.state === "active" && effectiveState(l, now) === "expired")
@@ -179,12 +177,16 @@ export class LeaseRedeemer {
   async #material(tx: Prisma.TransactionClient, leases: LeaseFacts[]) {
     const credentialIds = [...new Set(leases.flatMap((l) => (l.credentialId ? [l.credentialId] : [])))];
     const holderIds = [...new Set(leases.map((l) => l.holderId))];
-    const credentials = await tx.credential.findMany({ where: { id: { in: credentialIds } } });
-    const keys = await tx.agentKey.findMany({
-      where: { principalId: { in: holderIds }, use: "encryption", revokedAt: null },
-      select: { id: true, principalId: true },
-      orderBy: { createdAt: "desc" },
-    });
+    // Plain SQL: these run on every batch, and Prisma plans `IN` lists anew for each length.
+    const credentials = credentialIds.length
+      ? await tx.$queryRaw<{ id: string; sealed: string; recipientKids: string; version: number }[]>`
+          SELECT id, sealed, recipient_kids AS "recipientKids", version FROM credential
+           WHERE id IN (${Prisma.join(credentialIds)})`
+      : [];
+    const keys = await tx.$queryRaw<{ id: string; principalId: string }[]>`
+      SELECT id, principal_id AS "principalId" FROM agent_key
+       WHERE principal_id IN (${Prisma.join(holderIds)}) AND use = 'encryption' AND revoked_at IS NULL
+       ORDER BY created_at DESC`;
     const material = new Map<string, Omit<Redeemed, "remainingUses">>();
     for (const lease of leases) {
       const credential = credentials.find((c) => c.id === lease.credentialId);

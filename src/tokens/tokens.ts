@@ -3,7 +3,7 @@
 // feed, no database), introspect (RFC 7662) and revoke (RFC 7009).
 import { randomBytes } from "node:crypto";
 import { decodeProtectedHeader, importJWK, type JWK, jwtVerify } from "jose";
-import type { PrismaClient } from "../../gen/prisma/client.js";
+import { Prisma, type PrismaClient } from "../../gen/prisma/client.js";
 import type { AuditBase, AuditEntry } from "../audit/audit-chain.js";
 import type { AuditLog, BatchTable } from "../audit/audit-log.js";
 import type { Authenticator } from "../auth/authenticate.js";
@@ -211,7 +211,9 @@ async function authenticateAssertion(deps: TokenDeps, assertion: string): Promis
 
 /** Issued-token rows ride in the audit batch of their mint. */
 const issuedTokens: BatchTable<{ jti: string; tenantId: string; principalId: string; expiresAt: Date }> = {
-  insertMany: (tx, rows) => tx.issuedToken.createMany({ data: rows }),
+  insertMany: (tx, rows) => tx.$executeRaw`
+    INSERT INTO issued_token (jti, tenant_id, principal_id, expires_at)
+    VALUES ${Prisma.join(rows.map((r) => Prisma.sql`(${r.jti}, ${r.tenantId}, ${r.principalId}, ${r.expiresAt})`))}`,
 };
 
 export async function mintToken(deps: TokenDeps, site: CallSite, request: MintRequest): Promise<MintedToken> {
