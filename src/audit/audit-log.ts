@@ -81,9 +81,10 @@ export class AuditLog {
         ${e.target}, ${e.outcome}::audit_outcome, ${e.reason}, ${e.prevHash}, ${e.hash})`,
     );
     await tx.$executeRaw`
-      INSERT INTO audit_event (seq, time, request_id, tenant_id, actor_id, client, action, target, outcome, reason, prev_hash, hash)
-      VALUES ${Prisma.join(rows)}`;
-    await tx.$executeRaw`UPDATE audit_chain_head SET seq = ${previous.seq}, hash = ${previous.hash} WHERE id = 1`;
+      WITH appended AS (
+        INSERT INTO audit_event (seq, time, request_id, tenant_id, actor_id, client, action, target, outcome, reason, prev_hash, hash)
+        VALUES ${Prisma.join(rows)})
+      UPDATE audit_chain_head SET seq = ${previous.seq}, hash = ${previous.hash} WHERE id = 1`;
   }
 
   /** Runs `work` and audits it in one transaction; the entry may depend on the result. */
