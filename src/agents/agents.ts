@@ -17,7 +17,7 @@ import { isId, newId } from "../ids.js";
 import { type Page, pageOf } from "../pagination.js";
 import { formatScope } from "../policy/scope.js";
 import { assertCovers, parseScopes } from "../policy/scope-checks.js";
-import { RevocationFeed } from "../tokens/revocation-feed.js";
+import { principalCutoff, RevocationFeed } from "../tokens/revocation-feed.js";
 
 export type AgentWithGrants = Principal & { grants: { scope: string }[] };
 
@@ -204,12 +204,7 @@ export async function changeAgentStatus(
     throw permissionDenied("SELF_STATUS_CHANGE", "a principal cannot change its own status");
   }
   const now = ctx.clock.now();
-  const cutoff = {
-    kind: "principal" as const,
-    subject: agentId,
-    notBefore: now,
-    expiresAt: new Date(now.getTime() + (ctx.config.tokenLifetime.maxSeconds + 60) * 1000),
-  };
+  const cutoff = principalCutoff(agentId, now, ctx.config.tokenLifetime.maxSeconds);
   const rule = transitions[change];
   const result = await ctx.audit.transaction(
     async (tx) => {

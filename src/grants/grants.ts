@@ -11,7 +11,7 @@ import { DomainError, invalidArgument, notFound, permissionDenied } from "../err
 import { isId, newId } from "../ids.js";
 import { formatScope, isTargetAction, parseScope, type Scope, ScopeError, ScopeSet } from "../policy/scope.js";
 import { assertCovers } from "../policy/scope-checks.js";
-import { RevocationFeed } from "../tokens/revocation-feed.js";
+import { principalCutoff, RevocationFeed } from "../tokens/revocation-feed.js";
 
 type Ctx = Pick<BrokerContext, "prisma" | "audit" | "clock" | "config" | "feed">;
 
@@ -107,12 +107,7 @@ export async function deleteGrant(ctx: Ctx, caller: Caller, auditBase: AuditBase
   const scope = new ScopeSet([grant.scope]).scopes[0] ?? { action: grant.scope };
   assertMayChange(caller, grant.principalId, scope, "taking away");
   const now = ctx.clock.now();
-  const cutoff = {
-    kind: "principal" as const,
-    subject: grant.principalId,
-    notBefore: now,
-    expiresAt: new Date(now.getTime() + (ctx.config.tokenLifetime.maxSeconds + 60) * 1000),
-  };
+  const cutoff = principalCutoff(grant.principalId, now, ctx.config.tokenLifetime.maxSeconds);
   await ctx.audit.transaction(
     async (tx) => {
       await tx.grant.deleteMany({ where: { id: grant.id } });

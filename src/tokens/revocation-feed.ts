@@ -27,6 +27,19 @@ export interface RevocationEntry {
 
 const overlapMs = 5_000;
 
+/**
+ * Voids every token `principalId` holds that was issued up to `now` (it was
+ * suspended, revoked, or lost a grant), for as long as such a token can live.
+ */
+export function principalCutoff(principalId: string, now: Date, maxTokenSeconds: number): RevocationEntry {
+  return {
+    kind: "principal",
+    subject: principalId,
+    notBefore: now,
+    expiresAt: new Date(now.getTime() + (maxTokenSeconds + 60) * 1000),
+  };
+}
+
 export class RevocationFeed {
   readonly #revokedTokens = new Map<string, number>();
   readonly #principalCutoffs = new Map<string, { notBefore: number; expiresAt: number }>();

@@ -3,20 +3,17 @@
 // database, not in a log line, not in a response.
 
 import { toJsonString } from "@bufbuild/protobuf";
-import { Code, type ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CredentialService, GetCredentialResponseSchema } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
-import { ErrorDetailSchema } from "../../gen/proto/aegis/errors/v1/errors_pb.js";
 import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
 import { LeaseService } from "../../gen/proto/aegis/lease/v1/lease_pb.js";
 import { openSealedCredential, sealCredential } from "../../src/sdk/index.js";
 import { type EncryptionKey, registerEncryptionKey, startAgent } from "../support/agents.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
-import { failure } from "../support/errors.js";
+import { failure, reasonOf } from "../support/errors.js";
 import { type Actor, createActor } from "../support/fixtures.js";
-
-const reasonOf = (error: ConnectError | undefined) => error?.findDetails(ErrorDetailSchema)[0]?.reason;
 
 const ownerScopes = [
   "agent.register",

@@ -2,19 +2,17 @@
 // beyond their own grants; user API tokens carry exact, held scopes only;
 // every escalation attempt is refused and audited with what was asked and
 // what was held.
-import { Code, type ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
-import { ErrorDetailSchema } from "../../gen/proto/aegis/errors/v1/errors_pb.js";
 import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
-import { failure } from "../support/errors.js";
+import { failure, reasonOf } from "../support/errors.js";
 import { type Actor, createActor } from "../support/fixtures.js";
 
-const reasonOf = (error: ConnectError | undefined) => error?.findDetails(ErrorDetailSchema)[0]?.reason;
 const exact = "credential.lease.redeem:provider:gcp:app:billing:account:deploy";
 
 describe.each(databaseKinds)("grants and user API tokens on %s", (kind) => {

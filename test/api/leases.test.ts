@@ -2,11 +2,10 @@
 // credential on their machine for an agent, grants lease actions on its
 // target, and the agent creates, redeems and opens it with a DPoP-bound
 // token. Then every way it must fail, each audited.
-import { Code, type ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
 import { CredentialService } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
-import { ErrorDetailSchema } from "../../gen/proto/aegis/errors/v1/errors_pb.js";
 import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
 import { LeaseService, LeaseState } from "../../gen/proto/aegis/lease/v1/lease_pb.js";
 import { newId } from "../../src/ids.js";
@@ -15,7 +14,7 @@ import { dpopClient, mintDpopToken, type RunningAgent, registerEncryptionKey, st
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
 import { createDpopKey } from "../support/dpop.js";
-import { failure } from "../support/errors.js";
+import { failure, reasonOf } from "../support/errors.js";
 import { type Actor, createActor } from "../support/fixtures.js";
 
 const ownerScopes = [
@@ -34,8 +33,6 @@ const ownerScopes = [
   "credential.lease.read:provider:gcp",
   "credential.lease.delegate:provider:gcp",
 ];
-
-const reasonOf = (error: ConnectError | undefined) => error?.findDetails(ErrorDetailSchema)[0]?.reason;
 
 describe.each(databaseKinds)("credential leases on %s", (kind) => {
   let t: TestBroker;
