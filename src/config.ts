@@ -45,6 +45,15 @@ export interface Config {
   readonly rateLimits: {
     readonly mintsPerMinute: number;
     readonly authFailuresPerMinute: number;
+    /** Wrong user codes entered on the verification page: per address, and over all addresses. */
+    readonly userCodeFailuresPerMinute: number;
+    readonly userCodeFailuresPerMinuteGlobal: number;
+  };
+  /** Device flow (RFC 8628): code lifetime and minimum polling interval (seconds); refresh token lifetime. */
+  readonly deviceFlow: {
+    readonly codeSeconds: number;
+    readonly intervalSeconds: number;
+    readonly refreshTokenSeconds: number;
   };
 }
 
@@ -124,6 +133,19 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimits: Object.freeze({
       mintsPerMinute: integer(read, "AEGIS_RATE_LIMIT_MINTS_PER_MINUTE", 1_200, 1, 10_000_000),
       authFailuresPerMinute: integer(read, "AEGIS_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE", 30, 1, 10_000_000),
+      userCodeFailuresPerMinute: integer(read, "AEGIS_RATE_LIMIT_USER_CODE_FAILURES_PER_MINUTE", 10, 1, 10_000),
+      userCodeFailuresPerMinuteGlobal: integer(
+        read,
+        "AEGIS_RATE_LIMIT_USER_CODE_FAILURES_PER_MINUTE_GLOBAL",
+        200,
+        1,
+        1_000_000,
+      ),
+    }),
+    deviceFlow: Object.freeze({
+      codeSeconds: integer(read, "AEGIS_DEVICE_CODE_TTL_S", 600, 1, 3_600),
+      intervalSeconds: integer(read, "AEGIS_DEVICE_POLL_INTERVAL_S", 5, 1, 60),
+      refreshTokenSeconds: integer(read, "AEGIS_REFRESH_TOKEN_TTL_S", 30 * 86_400, 60, 400 * 86_400),
     }),
   });
 }

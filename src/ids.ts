@@ -10,6 +10,9 @@ export const idPrefixes = {
   agentKey: "kid",
   credential: "crd",
   lease: "lse",
+  oauthClient: "cli",
+  deviceAuthorization: "dev",
+  refreshToken: "rft",
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

@@ -28,6 +28,15 @@ const byReason: Readonly<Record<string, readonly [number, string]>> = {
   USE_DPOP_NONCE: [400, "use_dpop_nonce"],
   SCOPE_NOT_GRANTED: [400, "invalid_scope"],
   UNSUPPORTED_GRANT_TYPE: [400, "unsupported_grant_type"],
+  // RFC 8628 §3.5 and RFC 6749 §5.2 outcomes of the device flow.
+  AUTHORIZATION_PENDING: [400, "authorization_pending"],
+  SLOW_DOWN: [400, "slow_down"],
+  EXPIRED_TOKEN: [400, "expired_token"],
+  ACCESS_DENIED: [400, "access_denied"],
+  INVALID_GRANT: [400, "invalid_grant"],
+  INVALID_CLIENT: [401, "invalid_client"],
+  INVALID_SCOPE: [400, "invalid_scope"],
+  INVALID_TARGET: [400, "invalid_target"],
 };
 
 export function toOAuthError(error: unknown): OAuthErrorResponse {

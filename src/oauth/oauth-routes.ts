@@ -7,6 +7,14 @@ import type { Authenticator } from "../auth/authenticate.js";
 import { readCredentials } from "../auth/authenticate.js";
 import type { Caller } from "../auth/caller.js";
 import { dpopAlgorithms } from "../auth/dpop.js";
+import {
+  beginDeviceAuthorization,
+  type DeviceDeps,
+  exchangeDeviceCode,
+  refreshAccessToken,
+  revokeRefreshToken,
+  type TokenSet,
+} from "../device/device-flow.js";
 import { DomainError, invalidArgument, permissionDenied, unauthenticated } from "../errors/domain-error.js";
 import { toOAuthError } from "../errors/oauth-error.js";
 import type { NodeServerRequest, NodeServerResponse } from "../server/node-http.js";
@@ -14,9 +22,11 @@ import { type CallSite, introspectToken, mintToken, revokeToken, type TokenDeps 
 
 const maxFormBytes = 64 * 1024;
 const jwtBearerAssertion = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+const deviceCodeGrant = "urn:ietf:params:oauth:grant-type:device_code";
 
 export interface OAuthDeps {
   readonly tokens: TokenDeps;
+  readonly device: DeviceDeps;
   readonly authenticator: Authenticator;
   readonly audit: AuditLog;
   readonly publicUrl: string;
@@ -26,15 +36,16 @@ export function authorizationServerMetadata(issuer: string) {
   return {
     issuer,
     token_endpoint: `${issuer}/oauth/token`,
+    device_authorization_endpoint: `${issuer}/oauth/device_authorization`,
     jwks_uri: `${issuer}/.well-known/jwks.json`,
     introspection_endpoint: `${issuer}/oauth/introspect`,
     revocation_endpoint: `${issuer}/oauth/revoke`,
-    grant_types_supported: ["client_credentials"],
+    grant_types_supported: ["client_credentials", deviceCodeGrant, "refresh_token"],
     response_types_supported: [],
-    token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+    token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
     token_endpoint_auth_signing_alg_values_supported: dpopAlgorithms,
     introspection_endpoint_auth_methods_supported: ["client_secret_basic", "bearer"],
-    revocation_endpoint_auth_methods_supported: ["client_secret_basic", "bearer"],
+    revocation_endpoint_auth_methods_supported: ["client_secret_basic", "bearer", "none"],
     dpop_signing_alg_values_supported: dpopAlgorithms,
     access_token_signing_alg_values_supported: ["ES256"],
   };
@@ -60,8 +71,24 @@ export async function handleOAuth(
     send(200, authorizationServerMetadata(deps.publicUrl), { "cache-control": "public, max-age=300" });
     return true;
   }
+  if (req.method === "GET" && path === "/.well-known/oauth-protected-resource") {
+    // RFC 9728: the broker's own API is a resource protected by itself.
+    send(
+      200,
+      {
+        resource: deps.publicUrl,
+        authorization_servers: [deps.publicUrl],
+        bearer_methods_supported: ["header"],
+        dpop_signing_alg_values_supported: dpopAlgorithms,
+        dpop_bound_access_tokens_required: false,
+      },
+      { "cache-control": "public, max-age=300" },
+    );
+    return true;
+  }
   const endpoints: Record<string, (form: URLSearchParams, call: CallSite) => Promise<unknown>> = {
     "/oauth/token": (form, call) => token(deps, form, call),
+    "/oauth/device_authorization": (form, call) => deviceAuthorization(deps, form, call),
     "/oauth/introspect": (form, call) => introspect(deps, form, call),
     "/oauth/revoke": (form, call) => revoke(deps, form, call),
   };
@@ -109,12 +136,55 @@ function basicCredentials(headers: Headers): { clientId: string; secret: string 
   };
 }
 
+/** RFC 8628 §3.1–3.2. Public clients name themselves with `client_id`. */
+async function deviceAuthorization(deps: OAuthDeps, form: URLSearchParams, call: CallSite) {
+  const begun = await beginDeviceAuthorization(deps.device, call, {
+    clientId: form.get("client_id") ?? "",
+    scopes: (form.get("scope") ?? "").split(" ").filter(Boolean),
+    audience: form.get("audience") ?? form.get("resource") ?? "",
+  });
+  return {
+    device_code: begun.deviceCode,
+    user_code: begun.userCode,
+    verification_uri: begun.verificationUri,
+    verification_uri_complete: begun.verificationUriComplete,
+    expires_in: begun.expiresIn,
+    interval: begun.interval,
+  };
+}
+
+function tokenResponse(tokens: TokenSet) {
+  return {
+    access_token: tokens.accessToken,
+    token_type: tokens.tokenType,
+    expires_in: tokens.expiresIn,
+    scope: tokens.scope,
+    refresh_token: tokens.refreshToken,
+  };
+}
+
 async function token(deps: OAuthDeps, form: URLSearchParams, call: CallSite) {
-  if (form.get("grant_type") !== "client_credentials") {
-    throw new DomainError("invalid_argument", "UNSUPPORTED_GRANT_TYPE", "only client_credentials is supported here");
+  const grantType = form.get("grant_type");
+  const clientId = form.get("client_id") ?? "";
+  if (grantType === deviceCodeGrant) {
+    return tokenResponse(
+      await exchangeDeviceCode(deps.device, call, { clientId, deviceCode: form.get("device_code") ?? "" }),
+    );
+  }
+  if (grantType === "refresh_token") {
+    return tokenResponse(
+      await refreshAccessToken(deps.device, call, { clientId, refreshToken: form.get("refresh_token") ?? "" }),
+    );
+  }
+  if (grantType !== "client_credentials") {
+    throw new DomainError(
+      "invalid_argument",
+      "UNSUPPORTED_GRANT_TYPE",
+      `grant_type ${String(grantType).slice(0, 60)} is not supported`,
+    );
   }
   const basic = basicCredentials(call.headers);
-  const clientId = basic?.clientId ?? form.get("client_id") ?? "";
+  const clientName = basic?.clientId ?? clientId;
   const secret = basic?.secret ?? form.get("client_secret") ?? "";
   const assertion =
     form.get("client_assertion_type") === jwtBearerAssertion ? (form.get("client_assertion") ?? "") : "";
@@ -129,7 +199,7 @@ async function token(deps: OAuthDeps, form: URLSearchParams, call: CallSite) {
       scopes: (form.get("scope") ?? "").split(" ").filter(Boolean),
       lifetimeSeconds: 0,
       clientAssertion: assertion,
-      ...(clientId ? { clientId } : {}),
+      ...(clientName ? { clientId: clientName } : {}),
     },
   );
   return {
@@ -183,7 +253,13 @@ function introspect(deps: OAuthDeps, form: URLSearchParams, call: CallSite) {
   });
 }
 
-function revoke(deps: OAuthDeps, form: URLSearchParams, call: CallSite) {
+async function revoke(deps: OAuthDeps, form: URLSearchParams, call: CallSite) {
+  // RFC 7009 §2.1: a public client revokes its own refresh token by client_id alone.
+  const token = form.get("token") ?? "";
+  if (token.startsWith("aegis_rt_")) {
+    await revokeRefreshToken(deps.device, call, form.get("client_id") ?? "", token);
+    return {};
+  }
   return guarded(deps, call, "token.revoke", async (caller) => {
     const audit = {
       requestId: call.requestId,

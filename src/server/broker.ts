@@ -20,6 +20,7 @@ import type { Config } from "../config.js";
 import { loadRootKey } from "../crypto/root-key.js";
 import { type Database, openDatabase } from "../db/database.js";
 import { migrate } from "../db/migrate.js";
+import { type DeviceDeps, refreshTokenHashPurpose } from "../device/device-flow.js";
 import { HealthMonitor } from "../health/health-service.js";
 import { grantableActions } from "../policy/method-policy.js";
 import { RateLimiter } from "../rate-limit.js";
@@ -142,11 +143,18 @@ async function assemble(
   }, 60_000);
   housekeeping.unref();
 
+  const device: DeviceDeps = {
+    ...tokens,
+    rootKeyHash: rootKey.deriveKey(refreshTokenHashPurpose),
+    deviceConfig: config.deviceFlow,
+    codeFailures: new RateLimiter(config.rateLimits.userCodeFailuresPerMinute, clock),
+    codeFailuresGlobal: new RateLimiter(config.rateLimits.userCodeFailuresPerMinuteGlobal, clock),
+  };
   const health = new HealthMonitor(services.map((s) => s.typeName));
   const authenticator = authenticatorChain([apiKeys, tokenAuthenticator(tokens)]);
 
   const rpc = connectNodeAdapter({
-    routes: routes(ctx, health, tokens),
+    routes: routes(ctx, health, tokens, device),
     interceptors: [
       observe({ log }),
       deadline(config.requestTimeoutMs),
@@ -171,7 +179,8 @@ async function assemble(
     fallback: httpRoutes({
       health,
       database,
-      oauth: { tokens, authenticator, audit, publicUrl: config.publicUrl },
+      oauth: { tokens, device, authenticator, audit, publicUrl: config.publicUrl },
+      page: { ctx, device },
     }),
   });
 

@@ -1,7 +1,8 @@
 // Everything on the port that is not an RPC: liveness, readiness, the OAuth
-// endpoints, and 404 for anything else.
+// endpoints, the device flow's verification page, and 404 for anything else.
 import { randomUUID } from "node:crypto";
 import type { Database } from "../db/database.js";
+import { type PageDeps, verificationPage } from "../device/verification-page.js";
 import type { HealthMonitor } from "../health/health-service.js";
 import { handleOAuth, type OAuthDeps } from "../oauth/oauth-routes.js";
 import type { NodeServerRequest, NodeServerResponse } from "./node-http.js";
@@ -11,7 +12,8 @@ export function clientOf(req: NodeServerRequest): string {
   return `${req.socket?.remoteAddress ?? "unknown"} ${agent}`.trim();
 }
 
-export function httpRoutes(deps: { health: HealthMonitor; database: Database; oauth: OAuthDeps }) {
+export function httpRoutes(deps: { health: HealthMonitor; database: Database; oauth: OAuthDeps; page: PageDeps }) {
+  const verification = verificationPage(deps.page);
   return async (req: NodeServerRequest, res: NodeServerResponse): Promise<void> => {
     const reply = (status: number, body: object) => {
       res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store" });
@@ -30,6 +32,7 @@ export function httpRoutes(deps: { health: HealthMonitor; database: Database; oa
     };
     res.setHeader("aegis-request-id", site.requestId);
     if (await handleOAuth(deps.oauth, req, res, site)) return;
+    if (await verification(req, res, site)) return;
     reply(404, { error: "not_found" });
   };
 }

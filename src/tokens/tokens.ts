@@ -216,6 +216,69 @@ const issuedTokens: BatchTable<{ jti: string; tenantId: string; principalId: str
     VALUES ${Prisma.join(rows.map((r) => Prisma.sql`(${r.jti}, ${r.tenantId}, ${r.principalId}, ${r.expiresAt})`))}`,
 };
 
+/** What an issued token says: who it is for, for which client, where, with what. */
+export interface TokenGrant {
+  readonly subject: Pick<Caller, "principalId" | "tenantId" | "kind">;
+  /** `client_id`: the agent itself, or the OAuth client a person logged in with. */
+  readonly clientId: string;
+  readonly audience: string;
+  /** Canonical scopes, space-separated. */
+  readonly scope: string;
+  readonly lifetimeSeconds: number;
+  /** Binds the token to this DPoP key (`cnf.jkt`). */
+  readonly jkt?: string;
+}
+
+/**
+ * Signs a token for an already decided grant and records it: the response
+ * waits for the audit batch, so no token leaves unaudited.
+ */
+export async function issueAccessToken(deps: TokenDeps, site: CallSite, grant: TokenGrant): Promise<MintedToken> {
+  const iat = Math.floor(deps.clock.now().getTime() / 1000);
+  const claims: AccessTokenClaims = {
+    iss: deps.config.publicUrl,
+    sub: grant.subject.principalId,
+    aud: grant.audience,
+    exp: iat + grant.lifetimeSeconds,
+    iat,
+    jti: randomBytes(16).toString("base64url"),
+    client_id: grant.clientId,
+    tenant_id: grant.subject.tenantId,
+    scope: grant.scope,
+    principal_kind: grant.subject.kind,
+    ...(grant.jkt ? { cnf: { jkt: grant.jkt } } : {}),
+  };
+  const accessToken = await signAccessToken(deps.keyRing.snapshot.signer, claims);
+  await deps.audit.append(
+    {
+      requestId: site.requestId,
+      tenantId: grant.subject.tenantId,
+      actorId: grant.subject.principalId,
+      client: site.client,
+      action: "token.mint",
+      target: claims.jti,
+      outcome: "success",
+      reason: grant.clientId === grant.subject.principalId ? "" : `client ${grant.clientId}`,
+    },
+    {
+      table: issuedTokens,
+      row: {
+        jti: claims.jti,
+        tenantId: grant.subject.tenantId,
+        principalId: grant.subject.principalId,
+        expiresAt: new Date(claims.exp * 1000),
+      },
+    },
+  );
+  return {
+    accessToken,
+    tokenType: grant.jkt ? "DPoP" : "Bearer",
+    expiresIn: grant.lifetimeSeconds,
+    scope: grant.scope,
+    jti: claims.jti,
+  };
+}
+
 export async function mintToken(deps: TokenDeps, site: CallSite, request: MintRequest): Promise<MintedToken> {
   const { defaultSeconds, maxSeconds } = deps.config.tokenLifetime;
   const scopes = validateMint(request, maxSeconds);
@@ -241,35 +304,14 @@ export async function mintToken(deps: TokenDeps, site: CallSite, request: MintRe
     const proof = site.headers.get("dpop");
     const jkt = proof ? await checkDpop(deps, proof, site) : undefined;
 
-    const iat = Math.floor(deps.clock.now().getTime() / 1000);
-    const lifetime = request.lifetimeSeconds || defaultSeconds;
-    const scope = scopes.map(formatScope).join(" ");
-    const claims: AccessTokenClaims = {
-      iss: deps.config.publicUrl,
-      sub: caller.principalId,
-      aud: request.audience,
-      exp: iat + lifetime,
-      iat,
-      jti: randomBytes(16).toString("base64url"),
-      client_id: caller.principalId,
-      tenant_id: caller.tenantId,
-      scope,
-      principal_kind: caller.kind,
-      ...(jkt ? { cnf: { jkt } } : {}),
-    };
-    const accessToken = await signAccessToken(deps.keyRing.snapshot.signer, claims);
-    const owner = caller;
-    // The response waits for its batch: no token leaves unaudited.
-    await deps.audit.append(audit("success", claims.jti, ""), {
-      table: issuedTokens,
-      row: {
-        jti: claims.jti,
-        tenantId: owner.tenantId,
-        principalId: owner.principalId,
-        expiresAt: new Date(claims.exp * 1000),
-      },
+    return await issueAccessToken(deps, site, {
+      subject: caller,
+      clientId: caller.principalId,
+      audience: request.audience,
+      scope: scopes.map(formatScope).join(" "),
+      lifetimeSeconds: request.lifetimeSeconds || defaultSeconds,
+      ...(jkt ? { jkt } : {}),
     });
-    return { accessToken, tokenType: jkt ? "DPoP" : "Bearer", expiresIn: lifetime, scope, jti: claims.jti };
   } catch (error) {
     if (error instanceof DomainError && error.code !== "invalid_argument") {
       await deps.audit.append(audit("denied", request.audience, error.auditReason));

@@ -1,0 +1,81 @@
+// DeviceAuthService handlers: decode, call one domain function, encode.
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { OAuthClient } from "../../gen/prisma/client.js";
+import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
+import type { BrokerContext } from "../broker-context.js";
+import { auditBase, callerOf, callOf } from "../server/call-context.js";
+import { callSite } from "../tokens/token-service.js";
+import { setLocalPassword } from "./accounts.js";
+import { createOAuthClient, disableOAuthClient } from "./clients.js";
+import {
+  beginDeviceAuthorization,
+  type DeviceDeps,
+  decideDeviceAuthorization,
+  exchangeDeviceCode,
+  refreshAccessToken,
+  type TokenSet,
+} from "./device-flow.js";
+
+export { DeviceAuthService };
+
+export function deviceService(ctx: BrokerContext, device: DeviceDeps): ServiceImpl<typeof DeviceAuthService> {
+  return {
+    async beginDeviceAuthorization(req, call) {
+      return beginDeviceAuthorization(device, callSite(ctx, call), req);
+    },
+    async exchangeDeviceCode(req, call) {
+      return { tokens: toTokens(await exchangeDeviceCode(device, callSite(ctx, call), req)) };
+    },
+    async refreshAccessToken(req, call) {
+      return { tokens: toTokens(await refreshAccessToken(device, callSite(ctx, call), req)) };
+    },
+    async approveDeviceAuthorization(req, call) {
+      const scopes = await decideDeviceAuthorization(device, callerOf(call), auditBase(call), callOf(call).address, {
+        userCode: req.userCode,
+        approve: true,
+        scopes: req.scopes,
+      });
+      return { scopes };
+    },
+    async denyDeviceAuthorization(req, call) {
+      await decideDeviceAuthorization(device, callerOf(call), auditBase(call), callOf(call).address, {
+        userCode: req.userCode,
+        approve: false,
+        scopes: [],
+      });
+      return {};
+    },
+    async createOAuthClient(req, call) {
+      return { client: toClient(await createOAuthClient(ctx, callerOf(call), auditBase(call), req)) };
+    },
+    async disableOAuthClient(req, call) {
+      return { client: toClient(await disableOAuthClient(ctx, callerOf(call), auditBase(call), req.clientId)) };
+    },
+    async setLocalPassword(req, call) {
+      await setLocalPassword(ctx, callerOf(call), auditBase(call), req);
+      return {};
+    },
+  };
+}
+
+function toTokens(tokens: TokenSet) {
+  return {
+    accessToken: tokens.accessToken,
+    tokenType: tokens.tokenType,
+    expiresIn: tokens.expiresIn,
+    scope: tokens.scope,
+    refreshToken: tokens.refreshToken,
+  };
+}
+
+function toClient(client: OAuthClient) {
+  return {
+    clientId: client.id,
+    name: client.name,
+    allowedScopes: client.allowedScopes.split(" ").filter(Boolean),
+    allowedAudiences: client.allowedAudiences.split(" ").filter(Boolean),
+    disabled: client.disabled,
+    createTime: timestampFromDate(client.createdAt),
+  };
+}

@@ -1,0 +1,237 @@
+// The OAuth device flow (RFC 8628) against the running broker: an
+// independent client library completes it from the discovery URL with DPoP,
+// the token verifies with the SDK, and the abuse cases fail as they must.
+
+import { createHash } from "node:crypto";
+import { Code } from "@connectrpc/connect";
+import { exportJWK, SignJWT } from "jose";
+import * as oauth from "oauth4webapi";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
+import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
+import { verifyAccessToken } from "../../src/sdk/index.js";
+import { startTestBroker, type TestBroker } from "../support/broker.js";
+import { databaseKinds } from "../support/databases.js";
+import { failure, reasonOf } from "../support/errors.js";
+import { type Actor, createActor } from "../support/fixtures.js";
+
+const insecure = { [oauth.allowInsecureRequests]: true } as const;
+
+describe.each(databaseKinds)("device flow on %s", (kind) => {
+  let t: TestBroker;
+  let person: Actor;
+  let clientId: string;
+  let as: oauth.AuthorizationServer;
+
+  beforeAll(async () => {
+    t = await startTestBroker(kind, { AEGIS_DEVICE_POLL_INTERVAL_S: "1" });
+    person = await createActor(t, {
+      scopes: ["oauth_client.create", "oauth_client.disable", "reports.read", "reports.write"],
+    });
+    const { client } = await t.client(DeviceAuthService, { key: person.key }).createOAuthClient({
+      name: "Aegis CLI",
+      allowedScopes: ["reports.read", "reports.write"],
+    });
+    clientId = client?.clientId ?? "";
+    const issuer = new URL(t.broker.url);
+    as = await oauth.processDiscoveryResponse(
+      issuer,
+      await oauth.discoveryRequest(issuer, { algorithm: "oauth2", ...insecure }),
+    );
+  });
+  afterAll(() => t.stop());
+
+  const device = (key?: string) => t.client(DeviceAuthService, { key });
+  const form = (path: string, body: Record<string, string>, headers: Record<string, string> = {}) =>
+    fetch(`${t.broker.url}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", ...headers },
+      body: new URLSearchParams(body),
+    });
+  const begin = async (scope = "reports.read") =>
+    (await (await form("/oauth/device_authorization", { client_id: clientId, scope })).json()) as {
+      device_code: string;
+      user_code: string;
+      interval: number;
+    };
+  const poll = async (deviceCode: string) =>
+    (await (
+      await form("/oauth/token", {
+        grant_type: "urn:ietf:params:oauth:grant-type:device_code",
+        client_id: clientId,
+        device_code: deviceCode,
+      })
+    ).json()) as { error?: string; access_token?: string; refresh_token?: string };
+
+  it("advertises the device flow and the protected resource in metadata", async () => {
+    expect(as.device_authorization_endpoint).toBe(`${t.broker.url}/oauth/device_authorization`);
+    expect(as.grant_types_supported).toEqual(
+      expect.arrayContaining(["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"]),
+    );
+    expect(as.dpop_signing_alg_values_supported).toContain("ES256");
+    const resource = await (await fetch(`${t.broker.url}/.well-known/oauth-protected-resource`)).json();
+    expect(resource).toMatchObject({ resource: t.broker.url, authorization_servers: [t.broker.url] });
+  });
+
+  it("completes with an off-the-shelf client and DPoP; the token verifies with the SDK", async () => {
+    const client: oauth.Client = { client_id: clientId };
+    const keyPair = await oauth.generateKeyPair("ES256");
+    const DPoP = oauth.DPoP(client, keyPair);
+    const started = await oauth.processDeviceAuthorizationResponse(
+      as,
+      client,
+      await oauth.deviceAuthorizationRequest(
+        as,
+        client,
+        oauth.None(),
+        { scope: "reports.read reports.write" },
+        insecure,
+      ),
+    );
+    expect(started.user_code).toMatch(/^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/);
+    expect(started.verification_uri_complete).toBe(`${t.broker.url}/device?user_code=${started.user_code}`);
+    // Pending first.
+    const pending = await oauth
+      .processDeviceCodeResponse(
+        as,
+        client,
+        await oauth.deviceCodeGrantRequest(as, client, oauth.None(), started.device_code, { DPoP, ...insecure }),
+      )
+      .catch((e: oauth.ResponseBodyError) => e.error);
+    expect(pending).toBe("authorization_pending");
+
+    // The person approves a subset, typed in lower case without the dash.
+    const { scopes } = await device(person.key).approveDeviceAuthorization({
+      userCode: started.user_code.toLowerCase().replace("-", ""),
+      scopes: ["reports.read"],
+    });
+    expect(scopes).toEqual(["reports.read"]);
+    await new Promise((r) => setTimeout(r, 1_100));
+    const tokens = await oauth.processDeviceCodeResponse(
+      as,
+      client,
+      await oauth.deviceCodeGrantRequest(as, client, oauth.None(), started.device_code, { DPoP, ...insecure }),
+    );
+    expect(tokens.token_type).toBe("dpop");
+    expect(tokens.scope).toBe("reports.read");
+    const resourceUrl = `${t.broker.url}/reports`;
+    const proof = await new SignJWT({
+      htm: "GET",
+      htu: resourceUrl,
+      ath: createHash("sha256").update(tokens.access_token).digest("base64url"),
+    })
+      .setProtectedHeader({ alg: "ES256", typ: "dpop+jwt", jwk: await exportJWK(keyPair.publicKey) })
+      .setIssuedAt()
+      .setJti(crypto.randomUUID())
+      .sign(keyPair.privateKey);
+    const claims = await verifyAccessToken(tokens.access_token, {
+      issuer: t.broker.url,
+      audience: t.broker.url,
+      jwksUri: `${t.broker.url}/.well-known/jwks.json`,
+      dpop: { proof, method: "GET", url: resourceUrl },
+    });
+    expect(claims).toMatchObject({ sub: person.principalId, client_id: clientId, scope: "reports.read" });
+    expect(claims.cnf?.jkt).toBeTruthy();
+
+    // A device code is exchanged once.
+    await new Promise((r) => setTimeout(r, 1_100));
+    expect((await poll(started.device_code)).error).toBe("invalid_grant");
+  });
+
+  it("answers polling faster than the interval with slow_down and adds 5 s for that code", async () => {
+    const started = await begin();
+    expect(started.interval).toBe(1);
+    expect((await poll(started.device_code)).error).toBe("authorization_pending");
+    expect((await poll(started.device_code)).error).toBe("slow_down");
+    const row = await t.db.database.prisma.deviceAuthorization.findFirstOrThrow({
+      where: { userCode: started.user_code.replace("-", "") },
+    });
+    expect(row.intervalSeconds).toBe(6);
+    // Still too fast for the new interval.
+    await new Promise((r) => setTimeout(r, 1_100));
+    expect((await poll(started.device_code)).error).toBe("slow_down");
+  });
+
+  it("reports a denial as access_denied", async () => {
+    const started = await begin();
+    await device(person.key).denyDeviceAuthorization({ userCode: started.user_code });
+    expect((await poll(started.device_code)).error).toBe("access_denied");
+  });
+
+  it("refuses unknown and disabled clients, and scopes the client may not ask for", async () => {
+    const unknown = await form("/oauth/device_authorization", { client_id: "cli_nope", scope: "reports.read" });
+    expect(unknown.status).toBe(401);
+    expect(((await unknown.json()) as { error: string }).error).toBe("invalid_client");
+    const scope = await form("/oauth/device_authorization", { client_id: clientId, scope: "tenant.create" });
+    expect(((await scope.json()) as { error: string }).error).toBe("invalid_scope");
+    const { client } = await device(person.key).createOAuthClient({ name: "old", allowedScopes: ["reports.read"] });
+    await device(person.key).disableOAuthClient({ clientId: client?.clientId ?? "" });
+    const disabled = await failure(device().beginDeviceAuthorization({ clientId: client?.clientId ?? "" }));
+    expect(disabled?.code).toBe(Code.Unauthenticated);
+  });
+
+  it("rotates refresh tokens, and a reused one revokes the whole family and its access tokens", async () => {
+    const started = await begin();
+    const other = await createActor(t, { tenantId: person.tenantId, scopes: ["reports.read"] });
+    await device(other.key).approveDeviceAuthorization({ userCode: started.user_code });
+    const first = await poll(started.device_code);
+    expect(first.refresh_token).toMatch(/^aegis_rt_/);
+    const refresh = (token: string) =>
+      form("/oauth/token", { grant_type: "refresh_token", client_id: clientId, refresh_token: token }).then(
+        (r) => r.json() as Promise<{ error?: string; access_token?: string; refresh_token?: string }>,
+      );
+    const second = await refresh(first.refresh_token ?? "");
+    expect(second.refresh_token).toBeTruthy();
+    expect(second.refresh_token).not.toBe(first.refresh_token);
+    const whoAmI = (token: string) => failure(t.client(PrincipalService, { key: token }).whoAmI({}));
+    expect(await whoAmI(second.access_token ?? "")).toBeUndefined();
+
+    // The old one again: refused, and everything of the family stops.
+    expect((await refresh(first.refresh_token ?? "")).error).toBe("invalid_grant");
+    expect((await refresh(second.refresh_token ?? "")).error).toBe("invalid_grant");
+    expect((await whoAmI(second.access_token ?? ""))?.code).toBe(Code.Unauthenticated);
+    const revoked = await t.db.database.prisma.auditEvent.count({ where: { action: "device.refresh.revoke_family" } });
+    expect(revoked).toBeGreaterThan(0);
+  });
+
+  it("expires device codes", async () => {
+    const short = await startTestBroker(kind, { AEGIS_DEVICE_CODE_TTL_S: "1" });
+    try {
+      const owner = await createActor(short, { scopes: ["oauth_client.create", "reports.read"] });
+      const { client } = await short
+        .client(DeviceAuthService, { key: owner.key })
+        .createOAuthClient({ name: "cli", allowedScopes: ["reports.read"] });
+      const started = await short.client(DeviceAuthService, { key: undefined }).beginDeviceAuthorization({
+        clientId: client?.clientId ?? "",
+        scopes: ["reports.read"],
+      });
+      await new Promise((r) => setTimeout(r, 1_200));
+      const expired = await failure(
+        short
+          .client(DeviceAuthService, { key: undefined })
+          .exchangeDeviceCode({ clientId: client?.clientId ?? "", deviceCode: started.deviceCode }),
+      );
+      expect(reasonOf(expired)).toBe("EXPIRED_TOKEN");
+      const approve = await failure(
+        short.client(DeviceAuthService, { key: owner.key }).approveDeviceAuthorization({ userCode: started.userCode }),
+      );
+      expect(reasonOf(approve)).toBe("INVALID_USER_CODE");
+    } finally {
+      await short.stop();
+    }
+  });
+  it("rate-limits wrong user codes per address, and audits each", async () => {
+    const approve = (userCode: string) => failure(device(person.key).approveDeviceAuthorization({ userCode }));
+    const results = [];
+    for (let i = 0; i < 11; i++) results.push(await approve("BBBB-BBBB"));
+    expect(results.slice(0, 10).every((e) => reasonOf(e) === "INVALID_USER_CODE")).toBe(true);
+    expect(results[10]?.code).toBe(Code.ResourceExhausted);
+    // Over the limit, even a right code is not looked up.
+    const started = await begin();
+    expect((await approve(started.user_code))?.code).toBe(Code.ResourceExhausted);
+    const audited = await t.db.database.prisma.auditEvent.count({
+      where: { action: "device.approve", outcome: "denied", actorId: person.principalId },
+    });
+    expect(audited).toBeGreaterThanOrEqual(12);
+  });
+});
