@@ -11,6 +11,7 @@ import { migrate } from "../db/migrate.js";
 import { createLogger } from "../log.js";
 import { startBroker } from "../server/broker.js";
 import { credentialCommand, credentialUsage, keyCommand, UsageError } from "./credential-commands.js";
+import { loginCommand, loginUsage, logoutCommand, whoamiCommand } from "./login-commands.js";
 
 const usage = `aegis – credential broker for AI agents
 
@@ -19,7 +20,7 @@ Usage:
   aegis migrate             apply pending database migrations and exit
   aegis root-key generate   print a new random root key for AEGIS_ROOT_KEY
   aegis help                show this text
-${credentialUsage}`;
+${loginUsage}${credentialUsage}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, sub] = argv;
@@ -36,6 +37,9 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === "key") return keyCommand(argv.slice(1));
+  if (command === "login") return loginCommand(argv.slice(1));
+  if (command === "whoami") return whoamiCommand();
+  if (command === "logout") return logoutCommand();
   if (command === "credential") return credentialCommand(argv.slice(1));
   const config = loadConfig();
   const log = createLogger(config.logLevel);

@@ -1,0 +1,248 @@
+// `aegis login`, `aegis whoami`, `aegis logout`: the device flow as people
+// know it from `gh auth login`. Everything is found from the broker's OAuth
+// metadata. The tokens and a DPoP key (every token is bound to it) are kept
+// in the user's config directory, readable by the user only; an expired
+// access token is refreshed silently.
+import { spawn } from "node:child_process";
+import { createHash, randomUUID } from "node:crypto";
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
+import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
+import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
+import { UsageError } from "./credential-commands.js";
+
+export const loginUsage = `
+  aegis login --server URL --client-id ID [--scope "a b"] [--audience AUD]
+                            sign in with the device flow: shows a code and a URL (and opens a
+                            browser when it can); keeps the tokens and a DPoP key in
+                            $AEGIS_CONFIG_DIR or ~/.config/aegis (0600)
+  aegis whoami              show who you are signed in as (refreshes the token when needed)
+  aegis logout              revoke the tokens and forget them
+`;
+
+interface Stored {
+  server: string;
+  clientId: string;
+  tokenEndpoint: string;
+  revocationEndpoint: string;
+  dpopJwk: JWK;
+  accessToken: string;
+  refreshToken: string;
+  expiresAt: number;
+}
+
+interface TokenResponse {
+  access_token?: string;
+  refresh_token?: string;
+  expires_in?: number;
+  error?: string;
+  error_description?: string;
+}
+
+function configFile(): string {
+  const base =
+    process.env.AEGIS_CONFIG_DIR ?? path.join(process.env.XDG_CONFIG_HOME ?? path.join(homedir(), ".config"), "aegis");
+  return path.join(base, "credentials.json");
+}
+
+function save(stored: Stored): void {
+  const file = configFile();
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  writeFileSync(file, `${JSON.stringify(stored, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600); // an older file keeps its mode on overwrite
+}
+
+function load(): Stored {
+  try {
+    return JSON.parse(readFileSync(configFile(), "utf8")) as Stored;
+  } catch {
+    throw new UsageError("not signed in: run aegis login --server URL --client-id ID");
+  }
+}
+
+async function proof(jwk: JWK, method: string, url: string, accessToken?: string, nonce?: string): Promise<string> {
+  const { d: _d, ...publicJwk } = jwk;
+  return new SignJWT({
+    htm: method,
+    htu: url,
+    ...(accessToken ? { ath: createHash("sha256").update(accessToken).digest("base64url") } : {}),
+    ...(nonce ? { nonce } : {}),
+  })
+    .setProtectedHeader({ alg: "ES256", typ: "dpop+jwt", jwk: publicJwk })
+    .setIssuedAt()
+    .setJti(randomUUID())
+    .sign(await importJWK(jwk, "ES256"));
+}
+
+/** POSTs a form to an OAuth endpoint with a DPoP proof, answering one `use_dpop_nonce` challenge. */
+async function postForm(url: string, jwk: JWK, body: Record<string, string>): Promise<TokenResponse> {
+  let nonce: string | undefined;
+  for (let attempt = 0; ; attempt++) {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        dpop: await proof(jwk, "POST", url, undefined, nonce),
+      },
+      body: new URLSearchParams(body),
+    });
+    const json = (await response.json().catch(() => ({ error: `HTTP ${response.status}` }))) as TokenResponse;
+    nonce = response.headers.get("dpop-nonce") ?? undefined;
+    if (json.error === "use_dpop_nonce" && nonce && attempt === 0) continue;
+    return json;
+  }
+}
+
+function openBrowser(url: string): void {
+  const browser = process.env.BROWSER;
+  if (browser === "none") return;
+  const command =
+    browser ??
+    (process.platform === "darwin" ? "open" : process.env.DISPLAY || process.env.WAYLAND_DISPLAY ? "xdg-open" : "");
+  if (!command) return;
+  const child = spawn(command, [url], { stdio: "ignore", detached: true });
+  child.on("error", () => {}); // no browser: the printed URL is enough
+  child.unref();
+}
+
+export async function loginCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      server: { type: "string" },
+      "client-id": { type: "string", default: process.env.AEGIS_CLIENT_ID },
+      scope: { type: "string", default: "" },
+      audience: { type: "string", default: "" },
+    },
+  });
+  const server = values.server?.replace(/\/$/, "");
+  const clientId = values["client-id"];
+  if (!server || !clientId) throw new UsageError("login needs --server URL and --client-id ID");
+  const metadata = (await (await fetch(`${server}/.well-known/oauth-authorization-server`)).json()) as Record<
+    string,
+    string
+  >;
+  const dpop = await generateKeyPair("ES256", { extractable: true });
+  const dpopJwk = await exportJWK(dpop.privateKey);
+  const started = (await (
+    await fetch(metadata.device_authorization_endpoint ?? "", {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({
+        client_id: clientId,
+        scope: values.scope,
+        ...(values.audience ? { audience: values.audience } : {}),
+      }),
+    })
+  ).json()) as Record<string, string | number>;
+  if (started.error)
+    throw new Error(`device authorization refused: ${started.error} ${started.error_description ?? ""}`);
+  process.stdout.write(
+    `To sign in, open ${started.verification_uri} and enter the code ${started.user_code}\n` +
+      `(or open ${started.verification_uri_complete})\n`,
+  );
+  openBrowser(String(started.verification_uri_complete));
+  let interval = Number(started.interval ?? 5);
+  const deadline = Date.now() + Number(started.expires_in ?? 600) * 1000;
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, interval * 1000));
+    const answer = await postForm(metadata.token_endpoint ?? "", dpopJwk, {
+      grant_type: "urn:ietf:params:oauth:grant-type:device_code",
+      client_id: clientId,
+      device_code: String(started.device_code),
+    });
+    if (answer.error === "authorization_pending") continue;
+    if (answer.error === "slow_down") {
+      interval += 5;
+      continue;
+    }
+    if (answer.error === "access_denied") {
+      process.stderr.write("aegis: access denied: the request was denied in the browser\n");
+      return 1;
+    }
+    if (answer.error) {
+      process.stderr.write(
+        `aegis: login failed: ${answer.error}${answer.error === "expired_token" ? " (the code expired; run login again)" : ""}\n`,
+      );
+      return 1;
+    }
+    save({
+      server,
+      clientId,
+      tokenEndpoint: metadata.token_endpoint ?? "",
+      revocationEndpoint: metadata.revocation_endpoint ?? "",
+      dpopJwk,
+      accessToken: answer.access_token ?? "",
+      refreshToken: answer.refresh_token ?? "",
+      expiresAt: Date.now() + (answer.expires_in ?? 0) * 1000,
+    });
+    process.stdout.write(`Logged in to ${server}.\n`);
+    return 0;
+  }
+  process.stderr.write("aegis: login failed: the code expired; run login again\n");
+  return 1;
+}
+
+/** The stored session, its access token refreshed (and the rotated refresh token kept) when near expiry. */
+async function session(): Promise<Stored> {
+  const stored = load();
+  if (stored.expiresAt - Date.now() > 30_000) return stored;
+  const answer = await postForm(stored.tokenEndpoint, stored.dpopJwk, {
+    grant_type: "refresh_token",
+    client_id: stored.clientId,
+    refresh_token: stored.refreshToken,
+  });
+  if (answer.error) throw new UsageError(`session expired (${answer.error}): run aegis login again`);
+  const refreshed = {
+    ...stored,
+    accessToken: answer.access_token ?? "",
+    refreshToken: answer.refresh_token ?? stored.refreshToken,
+    expiresAt: Date.now() + (answer.expires_in ?? 0) * 1000,
+  };
+  save(refreshed);
+  return refreshed;
+}
+
+function dpopTransport(stored: Stored) {
+  const prove: Interceptor = (next) => async (req) => {
+    req.header.set("authorization", `DPoP ${stored.accessToken}`);
+    req.header.set("dpop", await proof(stored.dpopJwk, req.requestMethod, req.url, stored.accessToken));
+    return next(req);
+  };
+  return createConnectTransport({ baseUrl: stored.server, httpVersion: "1.1", interceptors: [prove] });
+}
+
+export async function whoamiCommand(): Promise<number> {
+  const stored = await session();
+  const { principal, scopes } = await createClient(PrincipalService, dpopTransport(stored)).whoAmI({});
+  process.stdout.write(
+    `${principal?.displayName} (${principal?.id}) in tenant ${principal?.tenantId} at ${stored.server}\n` +
+      `scopes: ${scopes.join(" ") || "(none)"}\n`,
+  );
+  return 0;
+}
+
+export async function logoutCommand(): Promise<number> {
+  const stored = load();
+  // Revoking the refresh token ends its family (and the access tokens issued with it).
+  await fetch(stored.revocationEndpoint, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({
+      token: stored.refreshToken,
+      token_type_hint: "refresh_token",
+      client_id: stored.clientId,
+    }),
+  }).catch(() => undefined);
+  await createClient(TokenService, dpopTransport(stored))
+    .revokeToken({ token: stored.accessToken })
+    .catch(() => undefined);
+  rmSync(configFile(), { force: true });
+  process.stdout.write(`Logged out of ${stored.server}.\n`);
+  return 0;
+}
