@@ -437,3 +437,11 @@ export async function decideDeviceAuthorization(
   );
   return scopes;
 }
+
+/** Forgets what can no longer be used: device codes a day past expiry, expired sessions and refresh tokens. */
+export async function pruneDeviceFlow(prisma: TokenDeps["prisma"], now: Date): Promise<void> {
+  const dayAgo = new Date(now.getTime() - 86_400_000);
+  await prisma.deviceAuthorization.deleteMany({ where: { expiresAt: { lt: dayAgo } } });
+  await prisma.webSession.deleteMany({ where: { expiresAt: { lt: now } } });
+  await prisma.refreshToken.deleteMany({ where: { expiresAt: { lt: dayAgo } } });
+}

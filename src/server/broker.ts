@@ -20,7 +20,7 @@ import type { Config } from "../config.js";
 import { loadRootKey } from "../crypto/root-key.js";
 import { type Database, openDatabase } from "../db/database.js";
 import { migrate } from "../db/migrate.js";
-import { type DeviceDeps, refreshTokenHashPurpose } from "../device/device-flow.js";
+import { type DeviceDeps, pruneDeviceFlow, refreshTokenHashPurpose } from "../device/device-flow.js";
 import { HealthMonitor } from "../health/health-service.js";
 import { grantableActions } from "../policy/method-policy.js";
 import { RateLimiter } from "../rate-limit.js";
@@ -140,6 +140,7 @@ async function assemble(
   const housekeeping = setInterval(() => {
     void replay.prune(clock.now()).catch((error) => log.warn({ err: error }, "replay guard prune failed"));
     void keyRing.reload().catch((error) => log.warn({ err: error }, "signing key reload failed"));
+    void pruneDeviceFlow(prisma, clock.now()).catch((error) => log.warn({ err: error }, "device flow prune failed"));
   }, 60_000);
   housekeeping.unref();
 

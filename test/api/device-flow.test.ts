@@ -133,6 +133,27 @@ describe.each(databaseKinds)("device flow on %s", (kind) => {
     expect(claims).toMatchObject({ sub: person.principalId, client_id: clientId, scope: "reports.read" });
     expect(claims.cnf?.jkt).toBeTruthy();
 
+    // The refresh token is bound to the same key: no proof, or another key's, is refused.
+    const refreshTokenText = tokens.refresh_token ?? "";
+    const bare = await form("/oauth/token", {
+      grant_type: "refresh_token",
+      client_id: clientId,
+      refresh_token: refreshTokenText,
+    });
+    expect(((await bare.json()) as { error: string }).error).toBe("invalid_grant");
+    const otherKey = oauth.DPoP(client, await oauth.generateKeyPair("ES256"));
+    const wrongKey = await oauth
+      .processRefreshTokenResponse(
+        as,
+        client,
+        await oauth.refreshTokenGrantRequest(as, client, oauth.None(), refreshTokenText, {
+          DPoP: otherKey,
+          ...insecure,
+        }),
+      )
+      .catch((e: oauth.ResponseBodyError) => e.error);
+    expect(wrongKey).toBe("invalid_grant");
+
     // A device code is exchanged once.
     await new Promise((r) => setTimeout(r, 1_100));
     expect((await poll(started.device_code)).error).toBe("invalid_grant");
@@ -150,6 +171,25 @@ describe.each(databaseKinds)("device flow on %s", (kind) => {
     // Still too fast for the new interval.
     await new Promise((r) => setTimeout(r, 1_100));
     expect((await poll(started.device_code)).error).toBe("slow_down");
+  });
+
+  it("tells an off-the-shelf client that polls too fast to slow down", async () => {
+    const client: oauth.Client = { client_id: clientId };
+    const started = await oauth.processDeviceAuthorizationResponse(
+      as,
+      client,
+      await oauth.deviceAuthorizationRequest(as, client, oauth.None(), { scope: "reports.read" }, insecure),
+    );
+    const pollOnce = async () =>
+      oauth
+        .processDeviceCodeResponse(
+          as,
+          client,
+          await oauth.deviceCodeGrantRequest(as, client, oauth.None(), started.device_code, insecure),
+        )
+        .catch((e: oauth.ResponseBodyError) => e.error);
+    expect(await pollOnce()).toBe("authorization_pending");
+    expect(await pollOnce()).toBe("slow_down");
   });
 
   it("reports a denial as access_denied", async () => {
@@ -192,6 +232,25 @@ describe.each(databaseKinds)("device flow on %s", (kind) => {
     expect((await whoAmI(second.access_token ?? ""))?.code).toBe(Code.Unauthenticated);
     const revoked = await t.db.database.prisma.auditEvent.count({ where: { action: "device.refresh.revoke_family" } });
     expect(revoked).toBeGreaterThan(0);
+  });
+
+  it("limits wrong user codes over all addresses too", async () => {
+    const strict = await startTestBroker(kind, {
+      AEGIS_RATE_LIMIT_USER_CODE_FAILURES_PER_MINUTE: "100",
+      AEGIS_RATE_LIMIT_USER_CODE_FAILURES_PER_MINUTE_GLOBAL: "3",
+    });
+    try {
+      const owner = await createActor(strict, { scopes: [] });
+      const approve = () =>
+        failure(
+          strict.client(DeviceAuthService, { key: owner.key }).approveDeviceAuthorization({ userCode: "CCCC-CCCC" }),
+        );
+      const codes = [];
+      for (let i = 0; i < 4; i++) codes.push((await approve())?.code);
+      expect(codes).toEqual([Code.NotFound, Code.NotFound, Code.NotFound, Code.ResourceExhausted]);
+    } finally {
+      await strict.stop();
+    }
   });
 
   it("expires device codes", async () => {
