@@ -1,6 +1,7 @@
 // First start on an empty database: create the operators' tenant, an admin
 // person with the elevated grant and every grantable action of this release
-// (on every target, for target actions), and a one-time API key for it. Later starts (and other brokers starting at
+// (on every target, for target actions), the public client `aegis login`
+// uses, and a one-time API key for the admin. Later starts (and other brokers starting at
 // the same moment on a shared database) find the installation row and do
 // nothing; claiming that row decides the race.
 import { apiKeyHashPurpose, issueApiKey } from "../auth/api-keys.js";
@@ -44,6 +45,18 @@ export async function bootstrap(
             grantedBy: "bootstrap",
           })),
         });
+        // The public client `aegis login` uses by default, so signing in needs only the server's URL.
+        await tx.oAuthClient.create({
+          data: {
+            id: defaultCliClientId,
+            tenantId: tenant.id,
+            name: "aegis CLI",
+            allowedScopes: adminScopes(grantableActions)
+              .filter((scope) => scope !== elevatedScope)
+              .join(" "),
+            allowedAudiences: "",
+          },
+        });
         const key = await issueApiKey(tx, hashKey, {
           tenantId: tenant.id,
           principalId: principal.id,
@@ -69,6 +82,9 @@ export async function bootstrap(
 }
 
 class AlreadyInstalled extends Error {}
+
+/** The operators' tenant's public client for `aegis login`; other tenants register their own. */
+export const defaultCliClientId = "aegis-cli";
 
 /**
  * The first admin's grants: the elevated grant, every action of this release

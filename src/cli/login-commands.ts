@@ -14,11 +14,13 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
+import { defaultCliClientId } from "../bootstrap/bootstrap.js";
 import { UsageError } from "./credential-commands.js";
 
 export const loginUsage = `
-  aegis login --server URL --client-id ID [--scope "a b"] [--audience AUD]
-                            sign in with the device flow: shows a code and a URL (and opens a
+  aegis login --server URL [--client-id ID] [--scope "a b"] [--audience AUD]
+                            sign in with the device flow (client aegis-cli of the operators'
+                            tenant unless given): shows a code and a URL (and opens a
                             browser when it can); keeps the tokens and a DPoP key in
                             $AEGIS_CONFIG_DIR or ~/.config/aegis (0600)
   aegis whoami              show who you are signed in as (refreshes the token when needed)
@@ -61,7 +63,7 @@ function load(): Stored {
   try {
     return JSON.parse(readFileSync(configFile(), "utf8")) as Stored;
   } catch {
-    throw new UsageError("not signed in: run aegis login --server URL --client-id ID");
+    throw new UsageError("not signed in: run aegis login --server URL");
   }
 }
 
@@ -115,14 +117,14 @@ export async function loginCommand(args: string[]): Promise<number> {
     args,
     options: {
       server: { type: "string" },
-      "client-id": { type: "string", default: process.env.AEGIS_CLIENT_ID },
+      "client-id": { type: "string", default: process.env.AEGIS_CLIENT_ID ?? defaultCliClientId },
       scope: { type: "string", default: "" },
       audience: { type: "string", default: "" },
     },
   });
   const server = values.server?.replace(/\/$/, "");
   const clientId = values["client-id"];
-  if (!server || !clientId) throw new UsageError("login needs --server URL and --client-id ID");
+  if (!server || !clientId) throw new UsageError("login needs --server URL");
   const metadata = (await (await fetch(`${server}/.well-known/oauth-authorization-server`)).json()) as Record<
     string,
     string

@@ -25,6 +25,10 @@ describe.each(databaseKinds)("bootstrap on %s", (kind) => {
     const again = await second.client(PrincipalService, { key: first.adminKey }).whoAmI({});
     expect(again.principal?.id).toBe(me.principal?.id);
     expect(await db.database.prisma.tenant.count()).toBe(1);
+    // The default public client for `aegis login`, without the elevated grant.
+    const cli = await db.database.prisma.oAuthClient.findUniqueOrThrow({ where: { id: "aegis-cli" } });
+    expect(cli.allowedScopes).toContain("credential.lease.create:provider:*:app:*:account:*");
+    expect(cli.allowedScopes.split(" ")).not.toContain("broker.admin");
   });
 
   it("bootstraps exactly once when brokers start on one database at the same moment", async () => {
