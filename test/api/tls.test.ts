@@ -71,4 +71,16 @@ describe("TLS listener", () => {
     });
     expect(body).toBe('1.1 {"status":"ok"}');
   });
+
+  it("marks the verification page's cookies Secure on TLS", async () => {
+    const cookie = await new Promise<string>((resolve, reject) => {
+      https
+        .get(`${t.broker.url}/device`, { ca }, (res) => {
+          res.resume();
+          resolve(String(res.headers["set-cookie"]));
+        })
+        .on("error", reject);
+    });
+    expect(cookie).toMatch(/^aegis_login=\w+; Path=\/device; HttpOnly; SameSite=Lax; Max-Age=600; Secure$/);
+  });
 });
