@@ -14,7 +14,6 @@ import {
   decideDeviceAuthorization,
   exchangeDeviceCode,
   refreshAccessToken,
-  type TokenSet,
 } from "./device-flow.js";
 
 export { DeviceAuthService };
@@ -25,10 +24,10 @@ export function deviceService(ctx: BrokerContext, device: DeviceDeps): ServiceIm
       return beginDeviceAuthorization(device, callSite(ctx, call), req);
     },
     async exchangeDeviceCode(req, call) {
-      return { tokens: toTokens(await exchangeDeviceCode(device, callSite(ctx, call), req)) };
+      return { tokens: await exchangeDeviceCode(device, callSite(ctx, call), req) };
     },
     async refreshAccessToken(req, call) {
-      return { tokens: toTokens(await refreshAccessToken(device, callSite(ctx, call), req)) };
+      return { tokens: await refreshAccessToken(device, callSite(ctx, call), req) };
     },
     async approveDeviceAuthorization(req, call) {
       const scopes = await decideDeviceAuthorization(device, callerOf(call), auditBase(call), callOf(call).address, {
@@ -56,16 +55,6 @@ export function deviceService(ctx: BrokerContext, device: DeviceDeps): ServiceIm
       await setLocalPassword(ctx, callerOf(call), auditBase(call), req);
       return {};
     },
-  };
-}
-
-function toTokens(tokens: TokenSet) {
-  return {
-    accessToken: tokens.accessToken,
-    tokenType: tokens.tokenType,
-    expiresIn: tokens.expiresIn,
-    scope: tokens.scope,
-    refreshToken: tokens.refreshToken,
   };
 }
 

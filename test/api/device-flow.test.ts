@@ -192,6 +192,22 @@ describe.each(databaseKinds)("device flow on %s", (kind) => {
     expect(await pollOnce()).toBe("slow_down");
   });
 
+  it("runs the same flow over RPC: begin, approve, exchange, refresh", async () => {
+    const anonymous = device();
+    const begun = await anonymous.beginDeviceAuthorization({ clientId, scopes: ["reports.read"] });
+    const pending = await failure(anonymous.exchangeDeviceCode({ clientId, deviceCode: begun.deviceCode }));
+    expect(reasonOf(pending)).toBe("AUTHORIZATION_PENDING");
+    expect(pending?.code).toBe(Code.FailedPrecondition);
+    await device(person.key).approveDeviceAuthorization({ userCode: begun.userCode });
+    await new Promise((r) => setTimeout(r, 1_100));
+    const { tokens } = await anonymous.exchangeDeviceCode({ clientId, deviceCode: begun.deviceCode });
+    expect(tokens).toMatchObject({ tokenType: "Bearer", scope: "reports.read" });
+    const me = await t.client(PrincipalService, { key: tokens?.accessToken }).whoAmI({});
+    expect(me.principal?.id).toBe(person.principalId);
+    const refreshed = await anonymous.refreshAccessToken({ clientId, refreshToken: tokens?.refreshToken ?? "" });
+    expect(refreshed.tokens?.refreshToken).not.toBe(tokens?.refreshToken);
+  });
+
   it("reports a denial as access_denied", async () => {
     const started = await begin();
     await device(person.key).denyDeviceAuthorization({ userCode: started.user_code });
