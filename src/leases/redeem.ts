@@ -90,30 +90,9 @@ export class LeaseRedeemer {
     const now = this.ctx.clock.now();
     const outcomes = await this.ctx.prisma.$transaction(async (tx) => {
       const leases = new Map(batch.map((r) => [r.lease.id, r.lease]));
-      const material = await this.#material(tx, [...leases.values()]);
-
-      // Take uses: as many per lease as were asked for and remain.
       const asked = new Map<string, number>();
-      for (const { lease } of batch) {
-        if (material.has(lease.id)) asked.set(lease.id, (asked.get(lease.id) ?? 0) + 1);
-      }
-      const before = new Map<string, number>();
-      if (asked.size > 0) {
-        const wanted = Prisma.join([...asked].map(([id, n]) => Prisma.sql`(${id}, ${n}::int)`));
-        const rows = await tx.$queryRaw<{ id: string; before: number }[]>`
-          UPDATE lease l
-             SET remaining_uses = b.before - LEAST(w.n, b.before),
-                 state = CASE WHEN b.before <= w.n THEN 'exhausted'::lease_state ELSE l.state END,
-                 ended_at = CASE WHEN b.before <= w.n THEN ${now} ELSE l.ended_at END
-            FROM (SELECT id, remaining_uses AS before FROM lease
-                   WHERE id IN (${Prisma.join([...asked.keys()])})
-                     AND state = 'active' AND remaining_uses > 0 AND expires_at > ${now}
-                   FOR UPDATE) b,
-                 (VALUES ${wanted}) AS w(id, n)
-           WHERE l.id = b.id AND w.id = b.id
-       RETURNING l.id, b.before`;
-        for (const row of rows) before.set(row.id, Number(row.before));
-      }
+      for (const { lease } of batch) asked.set(lease.id, (asked.get(lease.id) ?? 0) + 1);
+      const { material, before } = await this.#take(tx, asked, now);
 
       // Why the others were refused: their state now (an expiry is recorded once).
       const refusedIds = [...leases.keys()].filter((id) => !before.has(id));
@@ -173,30 +152,53 @@ export class LeaseRedeemer {
     return outcomes;
   }
 
-  /** For each lease, the credential's current material for its holder's own key, if there is one. */
-  async #material(tx: Prisma.TransactionClient, leases: LeaseFacts[]) {
-    const credentialIds = [...new Set(leases.flatMap((l) => (l.credentialId ? [l.credentialId] : [])))];
-    const holderIds = [...new Set(leases.map((l) => l.holderId))];
-    // Plain SQL: these run on every batch, and Prisma plans `IN` lists anew for each length.
-    const credentials = credentialIds.length
-      ? await tx.$queryRaw<{ id: string; sealed: string; recipientKids: string; version: number }[]>`
-          SELECT id, sealed, recipient_kids AS "recipientKids", version FROM credential
-           WHERE id IN (${Prisma.join(credentialIds)})`
-      : [];
-    const keys = await tx.$queryRaw<{ id: string; principalId: string }[]>`
-      SELECT id, principal_id AS "principalId" FROM agent_key
-       WHERE principal_id IN (${Prisma.join(holderIds)}) AND use = 'encryption' AND revoked_at IS NULL
-       ORDER BY created_at DESC`;
+  /**
+   * One statement for the whole batch: finds, for each lease, the current
+   * material sealed for its holder's newest encryption key, and takes as
+   * many uses as were asked for and remain from the leases that have such
+   * material (row locks decide between concurrent batches and instances).
+   * A lease without material for its holder keeps its uses.
+   */
+  async #take(tx: Prisma.TransactionClient, asked: ReadonlyMap<string, number>, now: Date) {
+    const wanted = Prisma.join([...asked].map(([id, n]) => Prisma.sql`(${id}::text, ${n}::int)`));
+    const rows = await tx.$queryRaw<
+      { id: string; sealed: string; version: number; kid: string; before: number | null }[]
+    >`
+      WITH wanted(id, n) AS (VALUES ${wanted}),
+      material AS (
+        SELECT l.id, c.sealed, c.version, k.id AS kid
+          FROM lease l
+          JOIN credential c ON c.id = l.credential_id
+          JOIN LATERAL (
+                 SELECT a.id FROM agent_key a
+                  WHERE a.principal_id = l.holder_id AND a.use = 'encryption' AND a.revoked_at IS NULL
+                    AND position(' ' || a.id || ' ' IN ' ' || c.recipient_kids || ' ') > 0
+                  ORDER BY a.created_at DESC LIMIT 1) k ON true
+         WHERE l.id IN (SELECT id FROM wanted)),
+      taken AS (
+        UPDATE lease l
+           SET remaining_uses = b.before - LEAST(w.n, b.before),
+               state = CASE WHEN b.before <= w.n THEN 'exhausted'::lease_state ELSE l.state END,
+               ended_at = CASE WHEN b.before <= w.n THEN ${now} ELSE l.ended_at END
+          FROM (SELECT id, remaining_uses AS before FROM lease
+                 WHERE id IN (SELECT id FROM material)
+                   AND state = 'active' AND remaining_uses > 0 AND expires_at > ${now}
+                 FOR UPDATE) b,
+               wanted w
+         WHERE l.id = b.id AND w.id = b.id
+     RETURNING l.id, b.before)
+      SELECT m.id, m.sealed, m.version, m.kid, t.before
+        FROM material m LEFT JOIN taken t ON t.id = m.id`;
     const material = new Map<string, Omit<Redeemed, "remainingUses">>();
-    for (const lease of leases) {
-      const credential = credentials.find((c) => c.id === lease.credentialId);
-      if (!credential) continue;
-      const recipients = new Set(credential.recipientKids.split(" "));
-      const key = keys.find((k) => k.principalId === lease.holderId && recipients.has(k.id));
-      const sealedJwe = key && forRecipient(credential.sealed, key.id);
-      if (key && sealedJwe) material.set(lease.id, { sealedJwe, keyId: key.id, credentialVersion: credential.version });
+    const before = new Map<string, number>();
+    for (const row of rows) {
+      const sealedJwe = forRecipient(row.sealed, row.kid);
+      // recipient_kids is derived from the JWE itself; a mismatch is corruption, not a refusal.
+      if (!sealedJwe) throw new Error(`credential material of lease ${row.id} lacks recipient ${row.kid}`);
+      material.set(row.id, { sealedJwe, keyId: row.kid, credentialVersion: Number(row.version) });
+      if (row.before !== null) before.set(row.id, Number(row.before));
     }
-    return material;
+    return { material, before };
   }
 }
 

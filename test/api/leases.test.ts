@@ -27,6 +27,7 @@ const ownerScopes = [
   "grant.delete",
   "credential.create:provider:gcp",
   "credential.delete:provider:gcp",
+  "credential.update:provider:gcp",
   "credential.lease.create:provider:gcp",
   "credential.lease.redeem:provider:gcp",
   "credential.lease.revoke:provider:gcp",
@@ -272,6 +273,26 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
     });
     const gone = await t.db.database.prisma.lease.findUniqueOrThrow({ where: { id: open?.leaseId ?? "" } });
     expect(gone).toMatchObject({ state: "revoked", endReason: "credential deleted" });
+  });
+
+  it("keeps the use when the credential is no longer sealed for the holder, and serves re-sealed material", async () => {
+    const { agent, target, grants, credential, mine, secret } = await world();
+    const { leases, lease } = await leaseFor(agent, target, grants, 3);
+    const credentials = t.client(CredentialService, { key: person.key });
+    const onlyMine = await sealCredential("rotated", [{ kid: mine.kid, jwk: mine.publicJwk }]);
+    await credentials.updateCredential({ credentialId: credential?.credentialId ?? "", sealedJwe: onlyMine });
+    const refused = await failure(leases.redeemLease({ leaseId: lease.leaseId }));
+    expect(reasonOf(refused)).toBe("HOLDER_NOT_RECIPIENT");
+    const row = await t.db.database.prisma.lease.findUniqueOrThrow({ where: { id: lease.leaseId } });
+    expect(row.remainingUses).toBe(3);
+    // Re-sealed for the agent again: version 3 is what the next redeem opens.
+    await credentials.updateCredential({
+      credentialId: credential?.credentialId ?? "",
+      sealedJwe: await sealCredential(`${secret}-v3`, [{ kid: agent.encryption.kid, jwk: agent.encryption.publicJwk }]),
+    });
+    const redeemed = await leases.redeemLease({ leaseId: lease.leaseId });
+    expect(redeemed).toMatchObject({ remainingUses: 2, credentialVersion: 3 });
+    expect(await openSealedCredential(redeemed.sealedJwe, agent.encryption.privateJwk)).toBe(`${secret}-v3`);
   });
 
   it("ends an agent's leases when it is suspended or revoked", async () => {
