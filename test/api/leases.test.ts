@@ -74,10 +74,10 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
     return { token, leases, lease: lease ?? (undefined as never) };
   }
 
-  /** The person's LeaseService client, with a DPoP-bound token for `scopes`. */
-  async function ownerLeases(scopes: string[]) {
+  /** A LeaseService client of the person (or of `key`'s owner), with a DPoP-bound token for `scopes`. */
+  async function ownerLeases(scopes: string[], key = person.key) {
     const dpop = await createDpopKey();
-    return dpopClient(t, LeaseService, await mintDpopToken(t, person.key, dpop, scopes), dpop);
+    return dpopClient(t, LeaseService, await mintDpopToken(t, key, dpop, scopes), dpop);
   }
 
   async function lastDenial(action: string) {
@@ -293,6 +293,38 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
     const redeemed = await leases.redeemLease({ leaseId: lease.leaseId });
     expect(redeemed).toMatchObject({ remainingUses: 2, credentialVersion: 3 });
     expect(await openSealedCredential(redeemed.sealedJwe, agent.encryption.privateJwk)).toBe(`${secret}-v3`);
+  });
+
+  it("shows leases to holders of credential.lease.read on their target, filtered and paged", async () => {
+    const { agent, target, grants } = await world();
+    const leases = agent.client(LeaseService, await agent.token(grants));
+    const made = [];
+    for (let i = 0; i < 3; i++) made.push((await leases.createLease({ target, maxUses: 2 })).lease?.leaseId ?? "");
+    await leases.redeemLease({ leaseId: made[0] as string });
+    await leases.redeemLease({ leaseId: made[0] as string });
+
+    const reader = await ownerLeases(["credential.lease.read:provider:gcp"]);
+    const got = await reader.getLease({ leaseId: made[0] as string });
+    expect(got.lease).toMatchObject({ state: LeaseState.EXHAUSTED, remainingUses: 0, holderId: agent.agentId });
+    const active = await reader.listLeases({ holderId: agent.agentId, state: LeaseState.ACTIVE, pageSize: 1 });
+    expect(active.leases).toHaveLength(1);
+    const rest = await reader.listLeases({
+      holderId: agent.agentId,
+      state: LeaseState.ACTIVE,
+      pageSize: 1,
+      pageToken: active.nextPageToken,
+    });
+    expect([active.leases[0]?.leaseId, rest.leases[0]?.leaseId].sort()).toEqual([made[1], made[2]].sort());
+    expect(rest.nextPageToken).toBe("");
+
+    // A read grant on another provider sees none of them; another tenant cannot even find one.
+    const aws = await createActor(t, { tenantId: person.tenantId, scopes: ["credential.lease.read:provider:aws"] });
+    const narrow = await ownerLeases(["credential.lease.read:provider:aws"], aws.key);
+    expect((await narrow.listLeases({ holderId: agent.agentId })).leases).toHaveLength(0);
+    expect(reasonOf(await failure(narrow.getLease({ leaseId: made[1] as string })))).toBe("TARGET_NOT_GRANTED");
+    const stranger = await createActor(t, { scopes: ["credential.lease.read:provider:gcp"] });
+    const theirs = await ownerLeases(["credential.lease.read:provider:gcp"], stranger.key);
+    expect((await failure(theirs.getLease({ leaseId: made[1] as string })))?.code).toBe(Code.NotFound);
   });
 
   it("ends an agent's leases when it is suspended or revoked", async () => {
