@@ -183,6 +183,9 @@ export class LeaseRedeemer {
           FROM (SELECT id, remaining_uses AS before FROM lease
                  WHERE id IN (SELECT id FROM material)
                    AND state = 'active' AND remaining_uses > 0 AND expires_at > ${now}
+                 -- Row locks in id order, then the audit head: batches of
+                 -- several instances cannot deadlock on each other.
+                 ORDER BY id
                  FOR UPDATE) b,
                wanted w
          WHERE l.id = b.id AND w.id = b.id
