@@ -14,6 +14,7 @@ import {
   permissionDenied,
 } from "../errors/domain-error.js";
 import { isId, newId } from "../ids.js";
+import { endActiveLeases } from "../leases/lease-locks.js";
 import { type Page, pageOf } from "../pagination.js";
 import { formatScope } from "../policy/scope.js";
 import { assertCovers, parseScopes } from "../policy/scope-checks.js";
@@ -219,10 +220,7 @@ export async function changeAgentStatus(
       if (rule.to !== "active") {
         await RevocationFeed.publish(tx, cutoff);
         // Its leases end with it (they stay listed, revoked, for the record).
-        await tx.lease.updateMany({
-          where: { holderId: agentId, state: "active" },
-          data: { state: "revoked", endedAt: now, endReason: `holder ${rule.to}` },
-        });
+        await endActiveLeases(tx, { holderId: agentId }, `holder ${rule.to}`, now);
       }
       if (rule.to === "deleted") {
         await tx.principal.delete({ where: { id: agentId } });

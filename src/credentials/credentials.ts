@@ -7,6 +7,7 @@ import type { Caller } from "../auth/caller.js";
 import type { BrokerContext } from "../broker-context.js";
 import { DomainError, invalidArgument, notFound } from "../errors/domain-error.js";
 import { isId, newId } from "../ids.js";
+import { endActiveLeases } from "../leases/lease-locks.js";
 import { type Page, pageOf } from "../pagination.js";
 import type { Selector } from "../policy/scope.js";
 import { assertTargetAllowed } from "../policy/scope-checks.js";
@@ -182,10 +183,7 @@ export async function deleteCredential(
     async (tx) => {
       const credential = await findCredential(tx, caller, credentialId, "credential.delete");
       const now = ctx.clock.now();
-      await tx.lease.updateMany({
-        where: { credentialId: credential.id, state: "active" },
-        data: { state: "revoked", endedAt: now, endReason: "credential deleted" },
-      });
+      await endActiveLeases(tx, { credentialId: credential.id }, "credential deleted", now);
       await tx.credential.delete({ where: { id: credential.id } });
     },
     () => ({ ...auditBase, action: "credential.delete", target: credentialId, outcome: "success", reason: "" }),
