@@ -56,7 +56,7 @@ async function checkRecipients(db: Db, tenantId: string, recipients: SealedRecip
 }
 
 /** A credential of the caller's tenant that `action` grants cover; not_found for other tenants' ids. */
-export async function findCredential(db: Db, caller: Caller, credentialId: string, action: string) {
+async function findCredential(db: Db, caller: Caller, credentialId: string, action: string) {
   const credential = isId("credential", credentialId)
     ? await db.credential.findFirst({ where: { id: credentialId, tenantId: caller.tenantId } })
     : null;

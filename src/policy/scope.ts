@@ -122,11 +122,6 @@ export function covers(grant: Scope, wanted: Scope): boolean {
   return true;
 }
 
-/** A target as a request scope for `action`. */
-export function targetScope(action: string, selector: Selector): Scope {
-  return { action, selector };
-}
-
 /**
  * The scopes a caller holds, parsed once. `has` is exact (canonical text);
  * `allows` and `covers` apply the matching rules.
