@@ -18,7 +18,7 @@ import {
 } from "../errors/domain-error.js";
 import { isId, newId } from "../ids.js";
 import { type Page, pageOf } from "../pagination.js";
-import type { Selector } from "../policy/scope.js";
+import { type Selector, targetKeys } from "../policy/scope.js";
 import { assertTargetAllowed } from "../policy/scope-checks.js";
 
 type Ctx = Pick<BrokerContext, "prisma" | "audit" | "clock">;
@@ -75,6 +75,7 @@ export interface CreateLeaseInput {
   readonly maxUses: number;
   readonly holderId: string;
   readonly holderJkt: string;
+  readonly idempotencyKey?: string;
 }
 
 export async function createLease(ctx: Ctx, caller: Caller, auditBase: AuditBase, input: CreateLeaseInput) {
@@ -92,54 +93,95 @@ export async function createLease(ctx: Ctx, caller: Caller, auditBase: AuditBase
   if (delegated && !jktPattern.test(input.holderJkt)) {
     violations.push({ field: "holder_jkt", description: "a lease for another agent needs its key's JWK thumbprint" });
   }
+  const idempotencyKey = input.idempotencyKey ?? "";
+  if (idempotencyKey && !/^[A-Za-z0-9._:-]{1,100}$/.test(idempotencyKey)) {
+    violations.push({ field: "idempotency_key", description: "1-100 of A-Z a-z 0-9 . _ : -" });
+  }
   if (violations.length > 0) throw invalidArgument(violations);
   assertTargetAllowed(caller, { action: "credential.lease.create", selector: target });
   if (delegated) assertTargetAllowed(caller, { action: "credential.lease.delegate", selector: target });
   const holderJkt = delegated ? input.holderJkt : caller.dpopJkt;
   if (!holderJkt) throw permissionDenied("DPOP_REQUIRED", "creating a lease needs a DPoP-bound token");
+  const boundJkt: string = holderJkt;
   const holderId = delegated ? input.holderId : caller.principalId;
 
+  // A retry with the same key gets the first call's lease, if it asked for the same.
+  const earlier = () =>
+    idempotencyKey
+      ? ctx.prisma.lease.findUnique({
+          where: { createdBy_idempotencyKey: { createdBy: caller.principalId, idempotencyKey } },
+        })
+      : Promise.resolve(null);
+  const sameRequest = (lease: Lease) => {
+    if (
+      lease.holderId !== holderId ||
+      lease.maxUses !== maxUses ||
+      targetKeys.some((key) => lease[key] !== target[key])
+    ) {
+      throw new DomainError(
+        "failed_precondition",
+        "IDEMPOTENCY_KEY_REUSED",
+        "this idempotency key was used for another lease request",
+      );
+    }
+    return lease;
+  };
+  const before = await earlier();
+  if (before) return sameRequest(before);
+
   const now = ctx.clock.now();
-  return ctx.audit.transaction(
-    async (tx) => {
-      if (delegated) {
-        const holder = await findAgent(tx, caller.tenantId, holderId);
-        if (holder.status !== "active") {
-          throw new DomainError("failed_precondition", "HOLDER_NOT_ACTIVE", `the holder is ${holder.status}`);
+  try {
+    return await insertLease();
+  } catch (error) {
+    // Two retries raced: the unique (creator, key) let one through; answer with it.
+    const winner = await earlier();
+    if (winner) return sameRequest(winner);
+    throw error;
+  }
+
+  function insertLease() {
+    return ctx.audit.transaction(
+      async (tx) => {
+        if (delegated) {
+          const holder = await findAgent(tx, caller.tenantId, holderId);
+          if (holder.status !== "active") {
+            throw new DomainError("failed_precondition", "HOLDER_NOT_ACTIVE", `the holder is ${holder.status}`);
+          }
         }
-      }
-      const credential = await tx.credential.findFirst({ where: { tenantId: caller.tenantId, ...target } });
-      if (!credential) throw notFound("credential", "CREDENTIAL_NOT_FOUND");
-      if ((await holderRecipientKeys(tx, holderId, credential.recipientKids)).length === 0) {
-        throw new DomainError(
-          "failed_precondition",
-          "HOLDER_NOT_RECIPIENT",
-          "the credential is not sealed for any encryption key of the holder",
-        );
-      }
-      return tx.lease.create({
-        data: {
-          id: newId("lease"),
-          tenantId: caller.tenantId,
-          credentialId: credential.id,
-          ...target,
-          holderId,
-          holderJkt,
-          createdBy: caller.principalId,
-          maxUses,
-          remainingUses: maxUses,
-          expiresAt: new Date(now.getTime() + lifetime * 1000),
-        },
-      });
-    },
-    (lease) => ({
-      ...auditBase,
-      action: "credential.lease.create",
-      target: lease.id,
-      outcome: "success",
-      reason: `holder ${lease.holderId} uses ${lease.maxUses} until ${lease.expiresAt.toISOString()}`,
-    }),
-  );
+        const credential = await tx.credential.findFirst({ where: { tenantId: caller.tenantId, ...target } });
+        if (!credential) throw notFound("credential", "CREDENTIAL_NOT_FOUND");
+        if ((await holderRecipientKeys(tx, holderId, credential.recipientKids)).length === 0) {
+          throw new DomainError(
+            "failed_precondition",
+            "HOLDER_NOT_RECIPIENT",
+            "the credential is not sealed for any encryption key of the holder",
+          );
+        }
+        return tx.lease.create({
+          data: {
+            id: newId("lease"),
+            tenantId: caller.tenantId,
+            credentialId: credential.id,
+            ...target,
+            holderId,
+            holderJkt: boundJkt,
+            createdBy: caller.principalId,
+            maxUses,
+            remainingUses: maxUses,
+            expiresAt: new Date(now.getTime() + lifetime * 1000),
+            idempotencyKey: idempotencyKey || null,
+          },
+        });
+      },
+      (lease) => ({
+        ...auditBase,
+        action: "credential.lease.create",
+        target: lease.id,
+        outcome: "success",
+        reason: `holder ${lease.holderId} uses ${lease.maxUses} until ${lease.expiresAt.toISOString()}`,
+      }),
+    );
+  }
 }
 
 export async function revokeLease(ctx: Ctx, caller: Caller, auditBase: AuditBase, leaseId: string): Promise<Lease> {

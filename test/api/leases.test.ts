@@ -327,6 +327,25 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
     expect((await failure(theirs.getLease({ leaseId: made[1] as string })))?.code).toBe(Code.NotFound);
   });
 
+  it("makes CreateLease retries safe with an idempotency key", async () => {
+    const { agent, target, grants } = await world();
+    const leases = agent.client(LeaseService, await agent.token(grants));
+    const first = await leases.createLease({ target, maxUses: 2, idempotencyKey: "deploy-42" });
+    const retries = await Promise.all(
+      [1, 2, 3].map(() => leases.createLease({ target, maxUses: 2, idempotencyKey: "deploy-42" })),
+    );
+    for (const retry of retries) expect(retry.lease?.leaseId).toBe(first.lease?.leaseId);
+    const other = await failure(leases.createLease({ target, maxUses: 3, idempotencyKey: "deploy-42" }));
+    expect(reasonOf(other)).toBe("IDEMPOTENCY_KEY_REUSED");
+    const bad = await failure(leases.createLease({ target, idempotencyKey: "no spaces" }));
+    expect(bad?.code).toBe(Code.InvalidArgument);
+    // Racing first calls: the unique (creator, key) lets one through, the others get its lease.
+    const racing = await Promise.all([1, 2, 3].map(() => leases.createLease({ target, idempotencyKey: "deploy-43" })));
+    expect(new Set(racing.map((r) => r.lease?.leaseId)).size).toBe(1);
+    const count = await t.db.database.prisma.lease.count({ where: { holderId: agent.agentId } });
+    expect(count).toBe(2);
+  });
+
   it("ends an agent's leases when it is suspended or revoked", async () => {
     for (const change of ["suspendAgent", "revokeAgent"] as const) {
       const { agent, target, grants } = await world();
