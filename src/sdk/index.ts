@@ -14,6 +14,7 @@ import { verifyDpopProof as verifyProof } from "../auth/dpop.js";
 import { parseScope, ScopeSet } from "../policy/scope.js";
 import { type AccessTokenClaims, verifyAccessTokenJwt } from "../tokens/jwt.js";
 
+export { AegisCallError, type AgentCredentials, mintAgentToken, redeemLease } from "./agent.js";
 export { openSealedCredential, type SealingRecipient, sealCredential } from "./sealed-credential.js";
 export type { AccessTokenClaims };
 

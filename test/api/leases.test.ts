@@ -9,7 +9,13 @@ import { CredentialService } from "../../gen/proto/aegis/credential/v1/credentia
 import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
 import { LeaseService, LeaseState } from "../../gen/proto/aegis/lease/v1/lease_pb.js";
 import { newId } from "../../src/ids.js";
-import { openSealedCredential, sealCredential } from "../../src/sdk/index.js";
+import {
+  AegisCallError,
+  mintAgentToken,
+  openSealedCredential,
+  redeemLease,
+  sealCredential,
+} from "../../src/sdk/index.js";
 import { dpopClient, mintDpopToken, type RunningAgent, registerEncryptionKey, startAgent } from "../support/agents.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
@@ -116,6 +122,19 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
       target: lease.leaseId,
       actorId: agent.agentId,
     });
+  });
+
+  it("lets an agent do it all with the SDK: mint a DPoP token, redeem, open; refusals carry the reason", async () => {
+    const { agent, target, grants, secret } = await world();
+    const sdkAgent = { brokerUrl: t.broker.url, dpopKey: agent.dpop.privateJwk };
+    const token = await mintAgentToken(sdkAgent, agent.apiKey, { scopes: grants });
+    const { lease } = await agent.client(LeaseService, await agent.token(grants)).createLease({ target });
+    // The lease is bound to the key of the token that created it: the SDK holds the same key.
+    const opened = await redeemLease(sdkAgent, token, lease?.leaseId ?? "", agent.encryption.privateJwk);
+    expect(opened).toMatchObject({ secret, remainingUses: 0, keyId: agent.encryption.kid });
+    const again = await redeemLease(sdkAgent, token, lease?.leaseId ?? "", agent.encryption.privateJwk).catch((e) => e);
+    expect(again).toBeInstanceOf(AegisCallError);
+    expect(again).toMatchObject({ code: "failed_precondition", reason: "LEASE_EXHAUSTED" });
   });
 
   it("redeems a single-use lease exactly once under 100 concurrent attempts", async () => {

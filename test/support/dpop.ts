@@ -5,6 +5,8 @@ import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK, SignJWT }
 
 export interface DpopKey {
   readonly jwk: JWK;
+  /** The private half, for code that signs its own proofs (the SDK). */
+  readonly privateJwk: JWK;
   readonly jkt: string;
   proof(options: {
     method: string;
@@ -18,10 +20,11 @@ export interface DpopKey {
 }
 
 export async function createDpopKey(alg = "ES256"): Promise<DpopKey> {
-  const { privateKey, publicKey } = await generateKeyPair(alg);
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
   const jwk = await exportJWK(publicKey);
   return {
     jwk,
+    privateJwk: await exportJWK(privateKey),
     jkt: await calculateJwkThumbprint(jwk, "sha256"),
     proof({ method, url, accessToken, iat, jti, nonce, header }) {
       return new SignJWT({
