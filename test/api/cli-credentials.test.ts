@@ -82,6 +82,19 @@ describe("aegis credential commands", () => {
     expect((await aegis(["credential", "open", "--key", otherKey], stored.sealed)).code).not.toBe(0);
   });
 
+  it("answers --help on every command with the usage, exit code 0", async () => {
+    const results = await Promise.all(
+      ["serve", "migrate", "login", "whoami", "logout", "key", "credential"].map((command) =>
+        aegis([command, "--help"], ""),
+      ),
+    );
+    for (const result of results) {
+      expect(result.code).toBe(0);
+      expect(result.stdout).toContain("aegis login --server URL");
+      expect(result.stdout).toContain("aegis credential put");
+    }
+  });
+
   it("refuses wrong usage with exit code 2 and the usage text", async () => {
     const result = await aegis(["credential", "put", "--provider", "gcp"], "x");
     expect(result.code).toBe(2);
