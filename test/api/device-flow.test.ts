@@ -24,7 +24,7 @@ describe.each(databaseKinds)("device flow on %s", (kind) => {
   let as: oauth.AuthorizationServer;
 
   beforeAll(async () => {
-    t = await startTestBroker(kind, { AEGIS_DEVICE_POLL_INTERVAL_S: "1" });
+    t = await startTestBroker(kind, { AEGIS_DEVICE_POLL_INTERVAL_S: "2" });
     person = await createActor(t, {
       scopes: ["oauth_client.create", "oauth_client.disable", "reports.read", "reports.write"],
     });
@@ -106,7 +106,7 @@ describe.each(databaseKinds)("device flow on %s", (kind) => {
       scopes: ["reports.read"],
     });
     expect(scopes).toEqual(["reports.read"]);
-    await new Promise((r) => setTimeout(r, 1_100));
+    await new Promise((r) => setTimeout(r, 2_100));
     const tokens = await oauth.processDeviceCodeResponse(
       as,
       client,
@@ -155,21 +155,21 @@ describe.each(databaseKinds)("device flow on %s", (kind) => {
     expect(wrongKey).toBe("invalid_grant");
 
     // A device code is exchanged once.
-    await new Promise((r) => setTimeout(r, 1_100));
+    await new Promise((r) => setTimeout(r, 2_100));
     expect((await poll(started.device_code)).error).toBe("invalid_grant");
   });
 
   it("answers polling faster than the interval with slow_down and adds 5 s for that code", async () => {
     const started = await begin();
-    expect(started.interval).toBe(1);
+    expect(started.interval).toBe(2);
     expect((await poll(started.device_code)).error).toBe("authorization_pending");
     expect((await poll(started.device_code)).error).toBe("slow_down");
     const row = await t.db.database.prisma.deviceAuthorization.findFirstOrThrow({
       where: { userCode: started.user_code.replace("-", "") },
     });
-    expect(row.intervalSeconds).toBe(6);
+    expect(row.intervalSeconds).toBe(7);
     // Still too fast for the new interval.
-    await new Promise((r) => setTimeout(r, 1_100));
+    await new Promise((r) => setTimeout(r, 2_100));
     expect((await poll(started.device_code)).error).toBe("slow_down");
   });
 
@@ -199,7 +199,7 @@ describe.each(databaseKinds)("device flow on %s", (kind) => {
     expect(reasonOf(pending)).toBe("AUTHORIZATION_PENDING");
     expect(pending?.code).toBe(Code.FailedPrecondition);
     await device(person.key).approveDeviceAuthorization({ userCode: begun.userCode });
-    await new Promise((r) => setTimeout(r, 1_100));
+    await new Promise((r) => setTimeout(r, 2_100));
     const { tokens } = await anonymous.exchangeDeviceCode({ clientId, deviceCode: begun.deviceCode });
     expect(tokens).toMatchObject({ tokenType: "Bearer", scope: "reports.read" });
     const me = await t.client(PrincipalService, { key: tokens?.accessToken }).whoAmI({});
