@@ -4,17 +4,17 @@
 // in the user's config directory, readable by the user only; an expired
 // access token is refreshed silently.
 import { spawn } from "node:child_process";
-import { createHash, randomUUID } from "node:crypto";
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
+import { exportJWK, generateKeyPair, type JWK } from "jose";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import { defaultCliClientId } from "../bootstrap/bootstrap.js";
+import { createDpopProof } from "../sdk/dpop-proof.js";
 import { UsageError } from "./credential-commands.js";
 
 export const loginUsage = `
@@ -67,20 +67,6 @@ function load(): Stored {
   }
 }
 
-async function proof(jwk: JWK, method: string, url: string, accessToken?: string, nonce?: string): Promise<string> {
-  const { d: _d, ...publicJwk } = jwk;
-  return new SignJWT({
-    htm: method,
-    htu: url,
-    ...(accessToken ? { ath: createHash("sha256").update(accessToken).digest("base64url") } : {}),
-    ...(nonce ? { nonce } : {}),
-  })
-    .setProtectedHeader({ alg: "ES256", typ: "dpop+jwt", jwk: publicJwk })
-    .setIssuedAt()
-    .setJti(randomUUID())
-    .sign(await importJWK(jwk, "ES256"));
-}
-
 /** POSTs a form to an OAuth endpoint with a DPoP proof, answering one `use_dpop_nonce` challenge. */
 async function postForm(url: string, jwk: JWK, body: Record<string, string>): Promise<TokenResponse> {
   let nonce: string | undefined;
@@ -89,7 +75,7 @@ async function postForm(url: string, jwk: JWK, body: Record<string, string>): Pr
       method: "POST",
       headers: {
         "content-type": "application/x-www-form-urlencoded",
-        dpop: await proof(jwk, "POST", url, undefined, nonce),
+        dpop: await createDpopProof(jwk, { method: "POST", url, ...(nonce ? { nonce } : {}) }),
       },
       body: new URLSearchParams(body),
     });
@@ -213,7 +199,14 @@ async function session(): Promise<Stored> {
 function dpopTransport(stored: Stored) {
   const prove: Interceptor = (next) => async (req) => {
     req.header.set("authorization", `DPoP ${stored.accessToken}`);
-    req.header.set("dpop", await proof(stored.dpopJwk, req.requestMethod, req.url, stored.accessToken));
+    req.header.set(
+      "dpop",
+      await createDpopProof(stored.dpopJwk, {
+        method: req.requestMethod,
+        url: req.url,
+        accessToken: stored.accessToken,
+      }),
+    );
     return next(req);
   };
   return createConnectTransport({ baseUrl: stored.server, httpVersion: "1.1", interceptors: [prove] });

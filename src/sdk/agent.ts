@@ -1,10 +1,10 @@
 // The agent side: mint a DPoP-bound broker token with an API key, then
 // redeem a lease and open the secret locally. Plain fetch on the Connect
 // protocol (JSON), so an agent needs nothing but this module and jose.
-import { createHash, randomUUID } from "node:crypto";
 import { fromBinary } from "@bufbuild/protobuf";
-import { importJWK, type JWK, SignJWT } from "jose";
+import type { JWK } from "jose";
 import { ErrorDetailSchema } from "../../gen/proto/aegis/errors/v1/errors_pb.js";
+import { createDpopProof } from "./dpop-proof.js";
 import { openSealedCredential } from "./sealed-credential.js";
 
 /** A refusal from the broker: the Connect error code and the stable Aegis reason. */
@@ -23,20 +23,6 @@ export interface AgentCredentials {
   readonly brokerUrl: string;
   /** The agent's DPoP key pair as a private JWK (ES256); every token is bound to it. */
   readonly dpopKey: JWK;
-}
-
-async function proof(key: JWK, url: string, accessToken?: string, nonce?: string): Promise<string> {
-  const { d: _d, ...publicJwk } = key;
-  return new SignJWT({
-    htm: "POST",
-    htu: url,
-    ...(accessToken ? { ath: createHash("sha256").update(accessToken).digest("base64url") } : {}),
-    ...(nonce ? { nonce } : {}),
-  })
-    .setProtectedHeader({ alg: "ES256", typ: "dpop+jwt", jwk: publicJwk })
-    .setIssuedAt()
-    .setJti(randomUUID())
-    .sign(await importJWK(key, "ES256"));
 }
 
 /** The stable reason in a Connect error's `aegis.errors.v1.ErrorDetail`, if there is one. */
@@ -64,7 +50,12 @@ async function call<T>(
       headers: {
         "content-type": "application/json",
         authorization: token ? `DPoP ${token}` : `Bearer ${"bearer" in auth ? auth.bearer : ""}`,
-        dpop: await proof(agent.dpopKey, url, token, nonce),
+        dpop: await createDpopProof(agent.dpopKey, {
+          method: "POST",
+          url,
+          ...(token ? { accessToken: token } : {}),
+          ...(nonce ? { nonce } : {}),
+        }),
       },
       body: JSON.stringify(body),
     });

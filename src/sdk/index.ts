@@ -15,6 +15,7 @@ import { parseScope, ScopeSet } from "../policy/scope.js";
 import { type AccessTokenClaims, verifyAccessTokenJwt } from "../tokens/jwt.js";
 
 export { AegisCallError, type AgentCredentials, mintAgentToken, redeemLease } from "./agent.js";
+export { createDpopProof } from "./dpop-proof.js";
 export { openSealedCredential, type SealingRecipient, sealCredential } from "./sealed-credential.js";
 export type { AccessTokenClaims };
 
