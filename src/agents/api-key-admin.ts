@@ -8,8 +8,7 @@ import { apiKeyHashPurpose, issueApiKey } from "../auth/api-keys.js";
 import type { Caller } from "../auth/caller.js";
 import type { BrokerContext } from "../broker-context.js";
 import { invalidArgument, notFound } from "../errors/domain-error.js";
-import { ScopeSet } from "../policy/scope.js";
-import { assertCovers } from "../policy/scope-checks.js";
+import { assertMayActAs, getPrincipalWithGrants } from "../principals/principals.js";
 import { RevocationFeed } from "../tokens/revocation-feed.js";
 
 /** Tells every instance to drop what it cached about a key (its expiry or revocation changed). */
@@ -19,20 +18,9 @@ function keyChanged(ctx: Pick<BrokerContext, "clock">, keyId: string) {
 
 const maxTtlSeconds = 400 * 86_400;
 
-async function targetPrincipal(ctx: Pick<BrokerContext, "prisma">, caller: Caller, principalId: string) {
-  const principal = await ctx.prisma.principal.findFirst({
-    where: { id: principalId, tenantId: caller.tenantId },
-    include: { grants: { select: { scope: true } } },
-  });
-  if (!principal) throw notFound("principal", "PRINCIPAL_NOT_FOUND");
-  return principal;
-}
-
-async function assertMayActAs(ctx: Pick<BrokerContext, "prisma">, caller: Caller, principalId: string) {
-  const principal = await targetPrincipal(ctx, caller, principalId);
-  if (principal.id !== caller.principalId) {
-    assertCovers(caller, new ScopeSet(principal.grants.map((g) => g.scope)).scopes, "a key for this principal");
-  }
+async function keyHolder(ctx: Pick<BrokerContext, "prisma">, caller: Caller, principalId: string) {
+  const principal = await getPrincipalWithGrants(ctx.prisma, caller.tenantId, principalId);
+  assertMayActAs(caller, principal, "a key for this principal");
   if (principal.status === "revoked") throw notFound("principal", "PRINCIPAL_NOT_FOUND");
   return principal;
 }
@@ -47,7 +35,7 @@ export async function createApiKey(
   if (input.ttlSeconds < 0 || input.ttlSeconds > maxTtlSeconds) {
     throw invalidArgument([{ field: "ttl_seconds", description: `must be between 0 and ${maxTtlSeconds}` }]);
   }
-  const principal = await assertMayActAs(ctx, caller, input.principalId);
+  const principal = await keyHolder(ctx, caller, input.principalId);
   const expiresAt = input.ttlSeconds ? new Date(ctx.clock.now().getTime() + input.ttlSeconds * 1000) : undefined;
   return ctx.audit.transaction(
     async (tx) => {
@@ -70,7 +58,7 @@ export async function createApiKey(
 }
 
 export async function listApiKeys(ctx: Pick<BrokerContext, "prisma">, caller: Caller, principalId: string) {
-  await targetPrincipal(ctx, caller, principalId);
+  await getPrincipalWithGrants(ctx.prisma, caller.tenantId, principalId);
   return ctx.prisma.apiKey.findMany({ where: { principalId }, orderBy: { createdAt: "desc" } });
 }
 
@@ -92,7 +80,7 @@ export async function rotateApiKey(
     throw invalidArgument([{ field: "grace_seconds", description: "must be between 0 and 2592000 (30 days)" }]);
   }
   const old = await findKey(ctx, caller, input.keyId);
-  await assertMayActAs(ctx, caller, old.principalId);
+  await keyHolder(ctx, caller, old.principalId);
   const now = ctx.clock.now();
   if (old.revokedAt || (old.expiresAt && old.expiresAt <= now)) throw notFound("API key", "API_KEY_NOT_FOUND");
   const grace = (input.graceSeconds || ctx.config.apiKeyRotationGraceSeconds) * 1000;

@@ -14,7 +14,8 @@ import type { Logger } from "pino";
 import { Prisma, type PrismaClient } from "../../gen/prisma/client.js";
 import type { Clock } from "../clock.js";
 import { GroupCommit } from "../db/group-commit.js";
-import { type AuditEntry, type ChainedAuditEvent, chainHash, genesisHash } from "./audit-chain.js";
+import type { DomainError } from "../errors/domain-error.js";
+import { type AuditBase, type AuditEntry, type ChainedAuditEvent, chainHash, genesisHash } from "./audit-chain.js";
 
 /** A table whose rows can ride along with audit batches: one insert per batch. */
 export interface BatchTable<Row> {
@@ -107,6 +108,16 @@ export class AuditLog {
    */
   async append<Row>(entry: AuditEntry, row?: BatchedRow<Row>): Promise<void> {
     await this.#batches.submit({ entry, row: row as BatchedRow | undefined });
+  }
+
+  /**
+   * Records a refused call, once: a refusal already in the trail (say, from
+   * a handler, before the interceptor sees it) is not written again.
+   */
+  async denied(base: AuditBase, action: string, target: string, error: DomainError): Promise<void> {
+    if (error.audited) return;
+    await this.append({ ...base, action, target, outcome: "denied", reason: error.auditReason });
+    error.audited = true;
   }
 
   /** Tells tail subscribers of this instance that events were written. */

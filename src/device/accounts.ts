@@ -5,9 +5,8 @@ import { randomBytes, scrypt, timingSafeEqual } from "node:crypto";
 import type { AuditBase } from "../audit/audit-chain.js";
 import type { Caller } from "../auth/caller.js";
 import type { BrokerContext } from "../broker-context.js";
-import { DomainError, invalidArgument, notFound } from "../errors/domain-error.js";
-import { ScopeSet } from "../policy/scope.js";
-import { assertCovers } from "../policy/scope-checks.js";
+import { DomainError, invalidArgument } from "../errors/domain-error.js";
+import { assertMayActAs, getPrincipalWithGrants } from "../principals/principals.js";
 
 const params = { N: 1 << 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 } as const;
 const keyLength = 32;
@@ -50,18 +49,11 @@ export async function setLocalPassword(
     violations.push({ field: "password", description: "12 to 1024 characters" });
   }
   if (violations.length) throw invalidArgument(violations);
-  const person = await ctx.prisma.principal.findFirst({
-    where: { id: input.principalId, tenantId: caller.tenantId },
-    include: { grants: { select: { scope: true } } },
-  });
-  if (!person) throw notFound("principal", "PRINCIPAL_NOT_FOUND");
+  const person = await getPrincipalWithGrants(ctx.prisma, caller.tenantId, input.principalId);
   if (person.kind !== "person") {
     throw new DomainError("failed_precondition", "NOT_A_PERSON", "only people sign in with a password");
   }
-  // Setting someone's password is acting as them.
-  if (person.id !== caller.principalId) {
-    assertCovers(caller, new ScopeSet(person.grants.map((g) => g.scope)).scopes, "a password for this person");
-  }
+  assertMayActAs(caller, person, "a password for this person");
   const taken = await ctx.prisma.localAccount.findUnique({ where: { username } });
   if (taken && taken.principalId !== person.id) {
     throw new DomainError("already_exists", "USERNAME_TAKEN", "this username is taken");

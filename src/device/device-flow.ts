@@ -170,18 +170,14 @@ async function audited<T>(deps: DeviceDeps, site: CallSite, action: string, work
   try {
     return await work();
   } catch (error) {
-    if (error instanceof DomainError && !error.audited && !["AUTHORIZATION_PENDING"].includes(error.reason)) {
-      await deps.audit.append({
-        requestId: site.requestId,
-        tenantId: null,
-        actorId: null,
-        client: site.client,
+    // "Pending" is the normal answer while the person decides, not a refusal.
+    if (error instanceof DomainError && error.reason !== "AUTHORIZATION_PENDING") {
+      await deps.audit.denied(
+        { requestId: site.requestId, tenantId: null, actorId: null, client: site.client },
         action,
-        target: "",
-        outcome: "denied",
-        reason: error.auditReason,
-      });
-      error.audited = true;
+        "",
+        error,
+      );
     }
     throw error;
   }

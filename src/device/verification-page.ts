@@ -16,7 +16,7 @@ import { base62Alphabet, randomText } from "../crypto/random-text.js";
 import { DomainError } from "../errors/domain-error.js";
 import { ScopeSet } from "../policy/scope.js";
 import { RateLimiter } from "../rate-limit.js";
-import type { NodeServerRequest, NodeServerResponse } from "../server/node-http.js";
+import { type NodeServerRequest, type NodeServerResponse, readForm } from "../server/node-http.js";
 import { verifyPassword } from "./accounts.js";
 import { type DeviceDeps, decideDeviceAuthorization, displayUserCode, findPendingByUserCode } from "./device-flow.js";
 
@@ -342,17 +342,9 @@ export function verificationPage(deps: PageDeps) {
       send(res, 405, page("Not allowed", "<p>Use the form.</p>"), { allow: "POST" });
       return true;
     }
-    let size = 0;
-    const chunks: Buffer[] = [];
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > maxFormBytes) {
-        send(res, 413, page("Too large", "<p>That form was too large.</p>"));
-        return true;
-      }
-      chunks.push(chunk);
-    }
-    await post(req, res, site, new URLSearchParams(Buffer.concat(chunks).toString("utf8")));
+    const form = await readForm(req, maxFormBytes);
+    if (form) await post(req, res, site, form);
+    else send(res, 413, page("Too large", "<p>That form was too large.</p>"));
     return true;
   };
 }

@@ -3,7 +3,7 @@
 // elevated grant is given only at bootstrap. Taking a grant away voids the
 // principal's earlier tokens on every instance (they carry the old scopes);
 // giving one drops cached grants so it applies at once.
-import type { Grant, Prisma } from "../../gen/prisma/client.js";
+import type { Grant } from "../../gen/prisma/client.js";
 import type { AuditBase } from "../audit/audit-chain.js";
 import { type Caller, elevatedScope } from "../auth/caller.js";
 import type { BrokerContext } from "../broker-context.js";
@@ -11,6 +11,7 @@ import { DomainError, invalidArgument, notFound, permissionDenied } from "../err
 import { isId, newId } from "../ids.js";
 import { formatScope, isTargetAction, parseScope, type Scope, ScopeError, ScopeSet } from "../policy/scope.js";
 import { assertCovers } from "../policy/scope-checks.js";
+import { getPrincipal } from "../principals/principals.js";
 import { principalCutoff, RevocationFeed } from "../tokens/revocation-feed.js";
 
 type Ctx = Pick<BrokerContext, "prisma" | "audit" | "clock" | "config" | "feed">;
@@ -43,14 +44,6 @@ function assertMayChange(caller: Caller, principalId: string, scope: Scope, verb
   assertCovers(caller, [scope], `${verb} this scope`);
 }
 
-async function findPrincipal(db: Prisma.TransactionClient | Ctx["prisma"], caller: Caller, id: string) {
-  const principal = isId("principal", id)
-    ? await db.principal.findFirst({ where: { id, tenantId: caller.tenantId } })
-    : null;
-  if (!principal) throw notFound("principal", "PRINCIPAL_NOT_FOUND");
-  return principal;
-}
-
 export async function createGrant(
   ctx: Ctx,
   caller: Caller,
@@ -67,7 +60,7 @@ export async function createGrant(
   };
   const grant = await ctx.audit.transaction(
     async (tx) => {
-      const principal = await findPrincipal(tx, caller, input.principalId);
+      const principal = await getPrincipal(tx, caller.tenantId, input.principalId);
       if (principal.status === "revoked") {
         throw new DomainError("failed_precondition", "PRINCIPAL_REVOKED", "the principal is revoked");
       }
@@ -125,6 +118,6 @@ export async function deleteGrant(ctx: Ctx, caller: Caller, auditBase: AuditBase
 }
 
 export async function listGrants(ctx: Pick<Ctx, "prisma">, caller: Caller, principalId: string): Promise<Grant[]> {
-  await findPrincipal(ctx.prisma, caller, principalId);
+  await getPrincipal(ctx.prisma, caller.tenantId, principalId);
   return ctx.prisma.grant.findMany({ where: { principalId }, orderBy: { scope: "asc" } });
 }

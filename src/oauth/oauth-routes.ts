@@ -17,7 +17,7 @@ import {
 } from "../device/device-flow.js";
 import { DomainError, invalidArgument, permissionDenied, unauthenticated } from "../errors/domain-error.js";
 import { toOAuthError } from "../errors/oauth-error.js";
-import type { NodeServerRequest, NodeServerResponse } from "../server/node-http.js";
+import { type NodeServerRequest, type NodeServerResponse, readForm } from "../server/node-http.js";
 import { type CallSite, introspectToken, mintToken, revokeToken, type TokenDeps } from "../tokens/tokens.js";
 
 const maxFormBytes = 64 * 1024;
@@ -104,23 +104,14 @@ export async function handleOAuth(
     if (!String(req.headers["content-type"] ?? "").startsWith("application/x-www-form-urlencoded")) {
       throw invalidArgument([{ field: "content-type", description: "must be application/x-www-form-urlencoded" }]);
     }
-    send(200, await endpoint(await readForm(req), call));
+    const form = await readForm(req, maxFormBytes);
+    if (!form) throw invalidArgument([{ field: "body", description: "larger than 64 KiB" }]);
+    send(200, await endpoint(form, call));
   } catch (error) {
     const out = toOAuthError(error);
     send(out.status, out.body, out.headers);
   }
   return true;
-}
-
-async function readForm(req: NodeServerRequest): Promise<URLSearchParams> {
-  let size = 0;
-  const chunks: Buffer[] = [];
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > maxFormBytes) throw invalidArgument([{ field: "body", description: "larger than 64 KiB" }]);
-    chunks.push(chunk);
-  }
-  return new URLSearchParams(Buffer.concat(chunks).toString("utf8"));
 }
 
 /** RFC 6749 §2.3.1 client_secret_basic: `client_id:client_secret`, each form-urlencoded. */
@@ -228,16 +219,17 @@ async function guarded<T>(deps: OAuthDeps, call: CallSite, action: string, work:
     return await work(caller);
   } catch (error) {
     if (error instanceof DomainError && (error.code === "unauthenticated" || error.code === "permission_denied")) {
-      await deps.audit.append({
-        requestId: call.requestId,
-        tenantId: caller?.tenantId ?? null,
-        actorId: caller?.principalId ?? null,
-        client: call.client,
+      await deps.audit.denied(
+        {
+          requestId: call.requestId,
+          tenantId: caller?.tenantId ?? null,
+          actorId: caller?.principalId ?? null,
+          client: call.client,
+        },
         action,
-        target: "",
-        outcome: "denied",
-        reason: error.auditReason,
-      });
+        "",
+        error,
+      );
     }
     throw error;
   }

@@ -26,11 +26,11 @@ export function principalService(ctx: BrokerContext): ServiceImpl<typeof Princip
   return {
     async whoAmI(_req, call) {
       const caller = callerOf(call);
-      const principal = await getPrincipal(ctx, caller.tenantId, caller.principalId);
+      const principal = await getPrincipal(ctx.prisma, caller.tenantId, caller.principalId);
       return { principal: toMessage(principal), scopes: [...caller.scopes].sort() };
     },
     async getPrincipal(req, call) {
-      return { principal: toMessage(await getPrincipal(ctx, callerOf(call).tenantId, req.principalId)) };
+      return { principal: toMessage(await getPrincipal(ctx.prisma, callerOf(call).tenantId, req.principalId)) };
     },
     async listPrincipals(req, call) {
       const filter = {

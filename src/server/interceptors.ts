@@ -125,21 +125,20 @@ export function guard(deps: {
       }
     }
     refusal ??= authorize(policy, call.caller);
-    const audited = async (error: DomainError) => {
-      if (error.audited) return;
+    const audited = (error: DomainError) => {
       const target =
         !req.stream && policy?.targetField ? (req.message as Record<string, unknown>)[camel(policy.targetField)] : "";
-      await deps.audit.append({
-        requestId: call.requestId,
-        tenantId: call.caller?.tenantId ?? null,
-        actorId: call.caller?.principalId ?? null,
-        client: call.client,
-        action: policy?.action || `${req.service.typeName}/${req.method.name}`,
-        target: typeof target === "string" ? target.slice(0, 200) : "",
-        outcome: "denied",
-        reason: error.auditReason,
-      });
-      error.audited = true;
+      return deps.audit.denied(
+        {
+          requestId: call.requestId,
+          tenantId: call.caller?.tenantId ?? null,
+          actorId: call.caller?.principalId ?? null,
+          client: call.client,
+        },
+        policy?.action || `${req.service.typeName}/${req.method.name}`,
+        typeof target === "string" ? target.slice(0, 200) : "",
+        error,
+      );
     };
     if (refusal) {
       await audited(refusal);

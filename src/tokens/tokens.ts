@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { decodeProtectedHeader, importJWK, type JWK, jwtVerify } from "jose";
 import { Prisma, type PrismaClient } from "../../gen/prisma/client.js";
-import type { AuditBase, AuditEntry } from "../audit/audit-chain.js";
+import type { AuditBase } from "../audit/audit-chain.js";
 import type { AuditLog, BatchTable } from "../audit/audit-log.js";
 import type { Authenticator } from "../auth/authenticate.js";
 import { type Caller, isElevated } from "../auth/caller.js";
@@ -283,16 +283,6 @@ export async function mintToken(deps: TokenDeps, site: CallSite, request: MintRe
   const { defaultSeconds, maxSeconds } = deps.config.tokenLifetime;
   const scopes = validateMint(request, maxSeconds);
   let caller: Caller | undefined;
-  const audit = (outcome: AuditEntry["outcome"], target: string, reason: string): AuditEntry => ({
-    requestId: site.requestId,
-    tenantId: caller?.tenantId ?? null,
-    actorId: caller?.principalId ?? null,
-    client: site.client,
-    action: "token.mint",
-    target,
-    outcome,
-    reason,
-  });
   try {
     deps.mintLimiter.hit(`address:${site.clientAddress}`, "token requests from this address");
     caller = await authenticateClient(deps, site, request.clientAssertion);
@@ -314,8 +304,13 @@ export async function mintToken(deps: TokenDeps, site: CallSite, request: MintRe
     });
   } catch (error) {
     if (error instanceof DomainError && error.code !== "invalid_argument") {
-      await deps.audit.append(audit("denied", request.audience, error.auditReason));
-      error.audited = true;
+      const base = {
+        requestId: site.requestId,
+        tenantId: caller?.tenantId ?? null,
+        actorId: caller?.principalId ?? null,
+        client: site.client,
+      };
+      await deps.audit.denied(base, "token.mint", request.audience, error);
     }
     throw error;
   }
