@@ -208,6 +208,101 @@ describe.each(databaseKinds)("device flow on %s", (kind) => {
     expect(refreshed.tokens?.refreshToken).not.toBe(tokens?.refreshToken);
   });
 
+  it("keeps codes and tokens to their own client and tenant, and approvals within what is asked and held", async () => {
+    const { client: other } = await device(person.key).createOAuthClient({
+      name: "other",
+      allowedScopes: ["reports.read"],
+    });
+    const started = await begin();
+    // Another client cannot exchange this device code.
+    const foreignExchange = await form("/oauth/token", {
+      grant_type: "urn:ietf:params:oauth:grant-type:device_code",
+      client_id: other?.clientId ?? "",
+      device_code: started.device_code,
+    });
+    expect(((await foreignExchange.json()) as { error: string }).error).toBe("invalid_grant");
+    // Approving more than was asked, or more than one holds, is refused.
+    const notAsked = await failure(
+      device(person.key).approveDeviceAuthorization({ userCode: started.user_code, scopes: ["reports.write"] }),
+    );
+    expect(notAsked?.code).toBe(Code.InvalidArgument);
+    const lesser = await createActor(t, { tenantId: person.tenantId, scopes: [] });
+    const notHeld = await failure(device(lesser.key).approveDeviceAuthorization({ userCode: started.user_code }));
+    expect(reasonOf(notHeld)).toBe("SCOPE_ESCALATION");
+
+    // Its refresh token only works for the client it was issued to.
+    await device(person.key).approveDeviceAuthorization({ userCode: started.user_code });
+    await new Promise((r) => setTimeout(r, 2_100));
+    const tokens = await poll(started.device_code);
+    const foreignRefresh = await form("/oauth/token", {
+      grant_type: "refresh_token",
+      client_id: other?.clientId ?? "",
+      refresh_token: tokens.refresh_token ?? "",
+    });
+    expect(((await foreignRefresh.json()) as { error: string }).error).toBe("invalid_grant");
+  });
+
+  it("refuses a sign-in whose form token does not match its cookie (login CSRF)", async () => {
+    const page = await fetch(`${t.broker.url}/device`);
+    const cookie = String(page.headers.get("set-cookie")).split(";")[0] ?? "";
+    const forged = await fetch(`${t.broker.url}/device/login`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", cookie },
+      body: new URLSearchParams({ login_csrf: "forged", username: "alice", password: "whatever it is" }),
+      redirect: "manual",
+    });
+    expect(forged.status).toBe(403);
+    expect(forged.headers.get("set-cookie")).not.toContain("aegis_session");
+    const audited = await t.db.database.prisma.auditEvent.count({
+      where: { action: "device.login", outcome: "denied", reason: "CSRF_MISMATCH" },
+    });
+    expect(audited).toBeGreaterThan(0);
+  });
+
+  it("hides a user code from people of other tenants", async () => {
+    // Its own broker: the wrong entry counts against this address's limit.
+    const iso = await startTestBroker(kind);
+    try {
+      const owner = await createActor(iso, { scopes: ["oauth_client.create", "reports.read"] });
+      const { client } = await iso
+        .client(DeviceAuthService, { key: owner.key })
+        .createOAuthClient({ name: "cli", allowedScopes: ["reports.read"] });
+      const begun = await iso
+        .client(DeviceAuthService, { key: undefined })
+        .beginDeviceAuthorization({ clientId: client?.clientId ?? "", scopes: ["reports.read"] });
+      const stranger = await createActor(iso, { scopes: ["reports.read"] });
+      const crossTenant = await failure(
+        iso.client(DeviceAuthService, { key: stranger.key }).approveDeviceAuthorization({ userCode: begun.userCode }),
+      );
+      expect(reasonOf(crossTenant)).toBe("INVALID_USER_CODE");
+      const row = await iso.db.database.prisma.deviceAuthorization.findFirstOrThrow({});
+      expect(row.status).toBe("pending");
+    } finally {
+      await iso.stop();
+    }
+  });
+
+  it("never lets a client or a password be set up beyond the caller's own grants", async () => {
+    const member = await createActor(t, {
+      tenantId: person.tenantId,
+      scopes: ["oauth_client.create", "account.password.set", "reports.read"],
+    });
+    const wideClient = await failure(
+      device(member.key).createOAuthClient({ name: "wide", allowedScopes: ["reports.write"] }),
+    );
+    expect(reasonOf(wideClient)).toBe("SCOPE_ESCALATION");
+    // Setting the password of a more privileged person would be taking over their account.
+    const takeover = await failure(
+      device(member.key).setLocalPassword({
+        principalId: person.principalId,
+        username: "mallory",
+        password: "long enough password",
+      }),
+    );
+    expect(reasonOf(takeover)).toBe("SCOPE_ESCALATION");
+    expect(await t.db.database.prisma.localAccount.count({ where: { principalId: person.principalId } })).toBe(0);
+  });
+
   it("reports a denial as access_denied", async () => {
     const started = await begin();
     await device(person.key).denyDeviceAuthorization({ userCode: started.user_code });
