@@ -12,8 +12,14 @@ import { actionPattern } from "./scope.js";
 
 export { Authorization, type MethodPolicy, SenderConstraint, Visibility };
 
+const policies = new WeakMap<DescMethod, MethodPolicy | undefined>();
+
+/** The method's declared policy; decoded from its options once, then remembered (every call asks). */
 export function policyOf(method: DescMethod): MethodPolicy | undefined {
-  return hasOption(method, policyOption) ? getOption(method, policyOption) : undefined;
+  if (!policies.has(method)) {
+    policies.set(method, hasOption(method, policyOption) ? getOption(method, policyOption) : undefined);
+  }
+  return policies.get(method);
 }
 
 /** Everything wrong with a method's policy; empty when it is complete and consistent. */

@@ -5,7 +5,6 @@
 import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import { createContextValues } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { AuditLog } from "../audit/audit-log.js";
 import { auditChainKey } from "../audit/audit-queries.js";
@@ -32,6 +31,7 @@ import { clientOf, httpRoutes } from "./http-routes.js";
 import { deadline, guard, observe } from "./interceptors.js";
 import { createListener, type Listener } from "./listener.js";
 import { routes, services } from "./routes.js";
+import { rpcHandler } from "./rpc-handler.js";
 
 export interface Broker {
   /** Base URL the broker listens on. */
@@ -154,7 +154,8 @@ async function assemble(
   const health = new HealthMonitor(services.map((s) => s.typeName));
   const authenticator = authenticatorChain([apiKeys, tokenAuthenticator(tokens)]);
 
-  const rpc = connectNodeAdapter({
+  const rpc = rpcHandler({
+    log,
     routes: routes(ctx, health, tokens, device),
     interceptors: [
       observe({ log }),
