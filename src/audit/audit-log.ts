@@ -2,13 +2,18 @@
 //
 // - `appendInTransaction`: inside a mutation's own transaction, so the event
 //   and the change commit or roll back together.
-// - `append`: on its own (denied calls). Concurrent appends are group
-//   committed: whoever arrives while a batch is being written joins the next
-//   batch, one transaction per batch, and each caller's promise resolves only
-//   once its batch is durable. Nothing is answered before it is audited.
+// - `append`: on its own (denied calls, minted tokens). Concurrent appends
+//   are group committed: whoever arrives while a batch is being written joins
+//   the next batch, and each caller's promise resolves only once its batch is
+//   durable. Nothing is answered before it is audited.
 //
-// Appending locks the single chain-head row, which orders writers across all
-// broker instances sharing the database.
+// Either way an append is one statement: it moves the single chain-head row
+// from the head this instance last saw to the new last event (compare and
+// set) and inserts the events, and any rows riding along, only if that move
+// succeeded. Another writer (an instance, a transaction) that moved the head
+// first makes the move miss; the append then reads the head and links again.
+// The head row's lock orders writers across all instances sharing the
+// database, and a miss costs one statement, not a lost or forked event.
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import { Prisma, type PrismaClient } from "../../gen/prisma/client.js";
@@ -17,9 +22,15 @@ import { GroupCommit } from "../db/group-commit.js";
 import type { DomainError } from "../errors/domain-error.js";
 import { type AuditBase, type AuditEntry, type ChainedAuditEvent, chainHash, genesisHash } from "./audit-chain.js";
 
-/** A table whose rows can ride along with audit batches: one insert per batch. */
+/**
+ * A table whose rows can ride along with audit batches: inserted by the
+ * batch's own statement, and only when its events are.
+ */
 export interface BatchTable<Row> {
-  insertMany(tx: Prisma.TransactionClient, rows: Row[]): Promise<unknown>;
+  /** `table (column, …)` to insert into. */
+  readonly into: string;
+  /** A query yielding `rows` in those columns (say, `SELECT * FROM unnest(…)` over array parameters). */
+  select(rows: readonly Row[]): Prisma.Sql;
 }
 
 /** A row that must commit with its audit event (e.g. recording an issued token). */
@@ -33,6 +44,14 @@ interface Pending {
   readonly row: BatchedRow | undefined;
 }
 
+interface ChainHead {
+  readonly seq: bigint;
+  readonly hash: string;
+}
+
+/** Misses in a row after which an append gives up (each miss means another writer made progress). */
+const maxHeadMisses = 50;
+
 export class AuditLog {
   readonly #prisma: PrismaClient;
   readonly #key: Buffer;
@@ -40,6 +59,8 @@ export class AuditLog {
   readonly #log: Logger;
   readonly #appended = new EventEmitter();
   readonly #batches: GroupCommit<Pending, undefined>;
+  /** The head as this instance last wrote or read it: a guess the append's compare and set checks. */
+  #head: ChainHead | undefined;
 
   constructor(deps: { prisma: PrismaClient; key: Buffer; clock: Clock; log: Logger }) {
     this.#prisma = deps.prisma;
@@ -63,29 +84,7 @@ export class AuditLog {
 
   /** Appends within the caller's transaction; call `notify` after it commits. */
   async appendInTransaction(tx: Prisma.TransactionClient, entries: readonly AuditEntry[]): Promise<void> {
-    if (entries.length === 0) return;
-    const [head] = await tx.$queryRaw<{ seq: bigint; hash: string }[]>`
-      SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE`;
-    if (!head) throw new Error("audit chain head missing; AuditLog.init() was not run");
-    let previous = { seq: BigInt(head.seq), hash: head.hash };
-    const time = this.#clock.now();
-    const events: ChainedAuditEvent[] = entries.map((entry) => {
-      const unhashed = { ...entry, seq: previous.seq + 1n, time, prevHash: previous.hash };
-      const event = { ...unhashed, hash: chainHash(this.#key, unhashed) };
-      previous = event;
-      return event;
-    });
-    // Plain SQL on this hot path: Prisma's query compiler plans every
-    // multi-row createMany anew (its shape changes with the row count).
-    const rows = events.map(
-      (e) => Prisma.sql`(${e.seq}, ${e.time}, ${e.requestId}, ${e.tenantId}, ${e.actorId}, ${e.client}, ${e.action},
-        ${e.target}, ${e.outcome}::audit_outcome, ${e.reason}, ${e.prevHash}, ${e.hash})`,
-    );
-    await tx.$executeRaw`
-      WITH appended AS (
-        INSERT INTO audit_event (seq, time, request_id, tenant_id, actor_id, client, action, target, outcome, reason, prev_hash, hash)
-        VALUES ${Prisma.join(rows)})
-      UPDATE audit_chain_head SET seq = ${previous.seq}, hash = ${previous.hash} WHERE id = 1`;
+    await this.#appendChained(tx, entries, []);
   }
 
   /** Runs `work` and audits it in one transaction; the entry may depend on the result. */
@@ -137,20 +136,91 @@ export class AuditLog {
   }
 
   async #writeBatch(batch: readonly Pending[]): Promise<undefined[]> {
-    await this.#prisma.$transaction(async (tx) => {
-      const rowsByTable = new Map<BatchTable<unknown>, unknown[]>();
-      for (const { row } of batch) {
-        if (row) rowsByTable.set(row.table, [...(rowsByTable.get(row.table) ?? []), row.row]);
-      }
-      for (const [table, rows] of rowsByTable) await table.insertMany(tx, rows);
-      await this.appendInTransaction(
-        tx,
-        batch.map((p) => p.entry),
-      );
-    }, transactionOptions);
+    const rowsByTable = new Map<BatchTable<unknown>, unknown[]>();
+    for (const { row } of batch) {
+      if (row) rowsByTable.set(row.table, [...(rowsByTable.get(row.table) ?? []), row.row]);
+    }
+    await this.#appendChained(
+      this.#prisma,
+      batch.map((p) => p.entry),
+      [...rowsByTable],
+    );
     this.notify();
     return batch.map(() => undefined);
   }
+
+  /** Links `entries` to the head and writes them (and `riders`) in one statement; see the top of this file. */
+  async #appendChained(
+    db: PrismaClient | Prisma.TransactionClient,
+    entries: readonly AuditEntry[],
+    riders: readonly [BatchTable<unknown>, unknown[]][],
+  ): Promise<void> {
+    if (entries.length === 0) return;
+    for (let misses = 0; ; misses++) {
+      const head = this.#head ?? (await this.#readHead(db));
+      const time = this.#clock.now();
+      let previous = head;
+      const events: ChainedAuditEvent[] = entries.map((entry) => {
+        const unhashed = { ...entry, seq: previous.seq + 1n, time, prevHash: previous.hash };
+        const event = { ...unhashed, hash: chainHash(this.#key, unhashed) };
+        previous = event;
+        return event;
+      });
+      const [result] = await db.$queryRaw<{ moved: number }[]>(appendStatement(head, previous, time, events, riders));
+      if (result?.moved === 1) {
+        this.#head = { seq: previous.seq, hash: previous.hash };
+        return;
+      }
+      this.#head = undefined;
+      if (misses === maxHeadMisses) throw new Error(`audit chain head moved under ${maxHeadMisses} appends in a row`);
+    }
+  }
+
+  async #readHead(db: PrismaClient | Prisma.TransactionClient): Promise<ChainHead> {
+    const [head] = await db.$queryRaw<{ seq: bigint; hash: string }[]>`
+      SELECT seq, hash FROM audit_chain_head WHERE id = 1`;
+    if (!head) throw new Error("audit chain head missing; AuditLog.init() was not run");
+    return { seq: BigInt(head.seq), hash: head.hash };
+  }
+}
+
+/**
+ * Moves the head from `from` to `to` and inserts the events and riders, all
+ * or nothing, in one statement. Arrays (`unnest`) keep the statement's text
+ * the same for every batch size, which keeps parsing it cheap.
+ */
+function appendStatement(
+  from: ChainHead,
+  to: ChainHead,
+  time: Date,
+  events: readonly ChainedAuditEvent[],
+  riders: readonly [BatchTable<unknown>, unknown[]][],
+): Prisma.Sql {
+  const column = (pick: (event: ChainedAuditEvent) => string | null) => events.map(pick);
+  const rides = riders.map(
+    ([table, rows], i) => Prisma.sql`,
+    ride${Prisma.raw(String(i))} AS (
+      INSERT INTO ${Prisma.raw(table.into)}
+      SELECT * FROM (${table.select(rows)}) AS r WHERE EXISTS (SELECT 1 FROM head))`,
+  );
+  return Prisma.sql`
+    WITH head AS (
+      UPDATE audit_chain_head SET seq = ${to.seq}, hash = ${to.hash}
+       WHERE id = 1 AND seq = ${from.seq} AND hash = ${from.hash}
+      RETURNING 1),
+    appended AS (
+      INSERT INTO audit_event (seq, time, request_id, tenant_id, actor_id, client, action, target, outcome, reason, prev_hash, hash)
+      SELECT e.seq, ${time}::timestamptz, e.request_id, e.tenant_id, e.actor_id, e.client, e.action, e.target,
+             e.outcome::audit_outcome, e.reason, e.prev_hash, e.hash
+        FROM unnest(${column((e) => e.seq.toString())}::bigint[], ${column((e) => e.requestId)}::text[],
+                    ${column((e) => e.tenantId)}::text[], ${column((e) => e.actorId)}::text[],
+                    ${column((e) => e.client)}::text[], ${column((e) => e.action)}::text[],
+                    ${column((e) => e.target)}::text[], ${column((e) => e.outcome)}::text[],
+                    ${column((e) => e.reason)}::text[], ${column((e) => e.prevHash)}::text[],
+                    ${column((e) => e.hash)}::text[])
+          AS e(seq, request_id, tenant_id, actor_id, client, action, target, outcome, reason, prev_hash, hash)
+       WHERE EXISTS (SELECT 1 FROM head))${rides.length > 0 ? Prisma.join(rides, "") : Prisma.empty}
+    SELECT count(*)::int AS moved FROM head`;
 }
 
 /**

@@ -211,9 +211,10 @@ async function authenticateAssertion(deps: TokenDeps, assertion: string): Promis
 
 /** Issued-token rows ride in the audit batch of their mint. */
 const issuedTokens: BatchTable<{ jti: string; tenantId: string; principalId: string; expiresAt: Date }> = {
-  insertMany: (tx, rows) => tx.$executeRaw`
-    INSERT INTO issued_token (jti, tenant_id, principal_id, expires_at)
-    VALUES ${Prisma.join(rows.map((r) => Prisma.sql`(${r.jti}, ${r.tenantId}, ${r.principalId}, ${r.expiresAt})`))}`,
+  into: "issued_token (jti, tenant_id, principal_id, expires_at)",
+  select: (rows) => Prisma.sql`
+    SELECT * FROM unnest(${rows.map((r) => r.jti)}::text[], ${rows.map((r) => r.tenantId)}::text[],
+                         ${rows.map((r) => r.principalId)}::text[], ${rows.map((r) => r.expiresAt.toISOString())}::timestamptz[])`,
 };
 
 /** What an issued token says: who it is for, for which client, where, with what. */

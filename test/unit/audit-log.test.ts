@@ -1,0 +1,115 @@
+// AuditLog against real databases: appends from several writers that each
+// guess the chain head (two instances, group-committed batches, appends
+// inside transactions, a rolled-back one) still make one intact chain.
+import { randomBytes } from "node:crypto";
+import pino from "pino";
+import { afterEach, describe, expect, it } from "vitest";
+import type { AuditEntry } from "../../src/audit/audit-chain.js";
+import { AuditLog } from "../../src/audit/audit-log.js";
+import { auditChainKey, verifyAuditChain } from "../../src/audit/audit-queries.js";
+import { systemClock } from "../../src/clock.js";
+import { RootKey } from "../../src/crypto/root-key.js";
+import { type Database, openDatabase } from "../../src/db/database.js";
+import { migrate } from "../../src/db/migrate.js";
+import { createTestDatabase, databaseKinds, type TestDatabase } from "../support/databases.js";
+
+const rootKey = new RootKey(randomBytes(32));
+const log = pino({ level: "silent" });
+
+function entry(target: string): AuditEntry {
+  return {
+    requestId: `req_${target}`,
+    tenantId: null,
+    actorId: null,
+    client: "test",
+    action: "test.append",
+    target,
+    outcome: "success",
+    reason: "",
+  };
+}
+
+describe.each(databaseKinds)("AuditLog on %s", (kind) => {
+  let db: TestDatabase;
+  const extra: Database[] = [];
+  afterEach(async () => {
+    for (const other of extra.splice(0)) await other.close();
+    await db.drop();
+  });
+
+  /** Two writers on one database: on PostgreSQL each with its own connection pool, as two instances have. */
+  async function twoWriters(): Promise<[AuditLog, AuditLog]> {
+    db = await createTestDatabase(kind);
+    await migrate(db.database);
+    const second = db.url ? await openDatabase({ kind: "postgres", url: db.url, poolSize: 4 }) : db.database;
+    if (second !== db.database) extra.push(second);
+    const writers = [db.database, second].map(
+      (database) => new AuditLog({ prisma: database.prisma, key: auditChainKey(rootKey), clock: systemClock, log }),
+    ) as [AuditLog, AuditLog];
+    await writers[0].init();
+    return writers;
+  }
+
+  async function targets(): Promise<string[]> {
+    const rows = await db.database.prisma.auditEvent.findMany({ orderBy: { seq: "asc" } });
+    expect(rows.map((row) => row.seq)).toEqual(rows.map((_, i) => BigInt(i + 1)));
+    return rows.map((row) => row.target);
+  }
+
+  it("keeps one chain when two instances append at once, in batches and in transactions", async () => {
+    const [a, b] = await twoWriters();
+    const written: string[] = [];
+    const work: Promise<unknown>[] = [];
+    for (let i = 0; i < 60; i++) {
+      const writer = i % 2 ? a : b;
+      const target = `t${i}`;
+      written.push(target);
+      work.push(
+        i % 3 === 0
+          ? writer.transaction(
+              async () => undefined,
+              () => entry(target),
+            )
+          : writer.append(entry(target)),
+      );
+    }
+    await Promise.all(work);
+    expect((await targets()).sort()).toEqual(written.sort());
+    expect(await verifyAuditChain({ prisma: db.database.prisma, rootKey })).toMatchObject({
+      intact: true,
+      eventsChecked: 60n,
+    });
+  });
+
+  it("appends after a transaction that appended and then rolled back", async () => {
+    const [a] = await twoWriters();
+    await a.append(entry("before"));
+    await expect(
+      a.transaction(
+        async () => {
+          throw new Error("the mutation failed");
+        },
+        () => entry("never"),
+      ),
+    ).rejects.toThrow("the mutation failed");
+    await expect(
+      db.database.prisma.$transaction(async (tx) => {
+        await a.appendInTransaction(tx, [entry("rolled back")]);
+        throw new Error("rolled back after the append");
+      }),
+    ).rejects.toThrow("rolled back after the append");
+    await a.append(entry("after"));
+    expect(await targets()).toEqual(["before", "after"]);
+    expect(await verifyAuditChain({ prisma: db.database.prisma, rootKey })).toMatchObject({ intact: true });
+  });
+
+  it("links to events another instance wrote since its last append", async () => {
+    const [a, b] = await twoWriters();
+    await a.append(entry("a1"));
+    await b.append(entry("b1"));
+    await b.append(entry("b2"));
+    await a.append(entry("a2")); // a's guess of the head is two events old
+    expect(await targets()).toEqual(["a1", "b1", "b2", "a2"]);
+    expect(await verifyAuditChain({ prisma: db.database.prisma, rootKey })).toMatchObject({ intact: true });
+  });
+});
