@@ -8,7 +8,7 @@
 // token it signed has expired. Private keys are sealed under the root key.
 // Every change writes a `signing_keys` event to the revocation feed, so all
 // instances reload their KeyRing within one poll.
-import { randomBytes } from "node:crypto";
+import { createPrivateKey, type KeyObject, randomBytes } from "node:crypto";
 import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
 import type { Prisma, PrismaClient, SigningKey } from "../../gen/prisma/client.js";
 import type { Clock } from "../clock.js";
@@ -24,7 +24,7 @@ export interface PublicJwk extends JWK {
 }
 
 export interface KeyRingSnapshot {
-  readonly signer: { kid: string; privateKey: CryptoKey };
+  readonly signer: { kid: string; privateKey: KeyObject };
   readonly verifiers: ReadonlyMap<string, CryptoKey>;
   readonly jwks: readonly PublicJwk[];
 }
@@ -117,7 +117,7 @@ export class KeyRing {
       verifiers.set(row.kid, (await importJWK(row.publicJwk as JWK, accessTokenAlg)) as CryptoKey);
     }
     this.#snapshot = {
-      signer: { kid: active.kid, privateKey: (await importJWK(opened, accessTokenAlg)) as CryptoKey },
+      signer: { kid: active.kid, privateKey: createPrivateKey({ key: opened, format: "jwk" }) },
       verifiers,
       jwks: rows.map((row) => row.publicJwk as unknown as PublicJwk),
     };

@@ -249,7 +249,7 @@ export async function issueAccessToken(deps: TokenDeps, site: CallSite, grant: T
     principal_kind: grant.subject.kind,
     ...(grant.jkt ? { cnf: { jkt: grant.jkt } } : {}),
   };
-  const accessToken = await signAccessToken(deps.keyRing.snapshot.signer, claims);
+  const accessToken = signAccessToken(deps.keyRing.snapshot.signer, claims);
   await deps.audit.append(
     {
       requestId: site.requestId,
