@@ -31,6 +31,8 @@ export interface Config {
   readonly requestTimeoutMs: number;
   /** How long shutdown waits for in-flight calls before closing connections. */
   readonly shutdownGraceMs: number;
+  /** How long an HTTP/1.1 client may take to send a request's headers (slow clients hold connections). */
+  readonly headersTimeoutMs: number;
   /** Where to write the one-time bootstrap credential; undefined prints it to stdout. */
   readonly bootstrapCredentialFile: string | undefined;
   /** Broker token lifetime when the client asks for none, and the most it may ask for (seconds). */
@@ -125,6 +127,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxMessageBytes: integer(read, "AEGIS_MAX_MESSAGE_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
     requestTimeoutMs: integer(read, "AEGIS_REQUEST_TIMEOUT_MS", 30_000, 100, 3_600_000),
     shutdownGraceMs: integer(read, "AEGIS_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    headersTimeoutMs: integer(read, "AEGIS_HTTP_HEADERS_TIMEOUT_MS", 20_000, 1_000, 300_000),
     bootstrapCredentialFile: read("AEGIS_BOOTSTRAP_CREDENTIAL_FILE"),
     tokenLifetime: Object.freeze(tokenLifetime(read)),
     dpopNonceRequired: boolean(read, "AEGIS_DPOP_NONCE", false),

@@ -54,7 +54,7 @@ export interface BrokerOptions {
 export async function startBroker(givenConfig: Config, options: BrokerOptions): Promise<Broker> {
   // Bind first: with port 0 the public URL (token issuer, DPoP htu) is only
   // known once the port is. Requests before the broker is ready get 503.
-  const listener = createListener(givenConfig.tls);
+  const listener = createListener(givenConfig.tls, givenConfig);
   const port = await listener.listen(givenConfig.port, givenConfig.host);
   const host = givenConfig.host.includes(":") ? `[${givenConfig.host}]` : givenConfig.host;
   const url = `${givenConfig.tls ? "https" : "http"}://${host}:${port}`;

@@ -22,7 +22,10 @@ export interface Listener {
   close(graceMs: number): Promise<void>;
 }
 
-export function createListener(tls: { certFile: string; keyFile: string } | undefined): Listener {
+export function createListener(
+  tls: { certFile: string; keyFile: string } | undefined,
+  limits: { headersTimeoutMs: number },
+): Listener {
   const sessions = new Set<http2.ServerHttp2Session>();
   let current: NodeHandler | undefined;
   const handler: NodeHandler = (req, res) => {
@@ -30,11 +33,22 @@ export function createListener(tls: { certFile: string; keyFile: string } | unde
     res.writeHead(503, { "retry-after": "1" });
     res.end();
   };
-  const h1 = http.createServer(handler as http.RequestListener);
-  // Slowloris and idle-connection limits for HTTP/1.1.
-  h1.headersTimeout = 20_000;
-  h1.requestTimeout = 0; // streams (audit tail) may run long; RPC deadlines bound unary calls
-  h1.keepAliveTimeout = 5_000;
+  const h1 = http.createServer(
+    {
+      // Slowloris and idle-connection limits for HTTP/1.1.
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: 0, // streams (audit tail) may run long; RPC deadlines bound unary calls
+      keepAliveTimeout: 5_000,
+      connectionsCheckingInterval: 1_000,
+    },
+    handler as http.RequestListener,
+  );
+  // Sockets reach this server from the front one below; it never listens
+  // itself. Node starts an HTTP server's connection tracking (which enforces
+  // headersTimeout and lets closeIdleConnections work) on "listening" only:
+  // without this, a client sending its headers slowly was never cut off, and
+  // shutdown waited for idle keep-alive connections to time out.
+  if (!tls) h1.emit("listening");
 
   const h2 = tls
     ? http2.createSecureServer({
