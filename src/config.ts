@@ -3,11 +3,14 @@
 //
 // A bad value stops start-up with a ConfigError naming the variable and what
 // is wrong with it, so an operator never finds out at the first request.
+import { availableParallelism } from "node:os";
 import path from "node:path";
 
 export interface Config {
   /** Interface to listen on. */
   readonly host: string;
+  /** Broker processes serving the port (1: the broker runs in this process alone). */
+  readonly workers: number;
   /** TCP port; 0 picks a free one (tests). */
   readonly port: number;
   /** URL clients use to reach the broker; DPoP `htu`, token `iss` and OAuth metadata derive from it. */
@@ -115,6 +118,7 @@ export function loadConfig(env: Env = process.env): Config {
 
   return Object.freeze({
     host,
+    workers: workers(read),
     port,
     publicUrl,
     publicUrlGiven: read("AEGIS_PUBLIC_URL") !== undefined,
@@ -179,6 +183,18 @@ function tokenLifetime(read: (name: string) => string | undefined) {
   }
   return { defaultSeconds, maxSeconds };
 }
+
+/** `auto`: one per core the process may use (see the README on what runs where). */
+function workers(read: (name: string) => string | undefined): number {
+  const raw = read("AEGIS_WORKERS");
+  if (raw === "auto") return Math.min(availableParallelism(), maxWorkers);
+  if (raw !== undefined && !/^\d+$/.test(raw)) {
+    throw new ConfigError("AEGIS_WORKERS", `must be a whole number or auto, got "${raw}"`);
+  }
+  return integer(read, "AEGIS_WORKERS", 1, 1, maxWorkers);
+}
+
+const maxWorkers = 64;
 
 function boolean(read: (name: string) => string | undefined, name: string, fallback: boolean): boolean {
   const raw = read(name);

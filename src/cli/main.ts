@@ -2,7 +2,9 @@
 // `migrate` applies database migrations and exits; `root-key generate`
 // prints a fresh root key for AEGIS_ROOT_KEY; `key` and `credential` seal
 // and open credentials on this machine (see credential-commands.ts).
+import cluster from "node:cluster";
 import { writeFileSync } from "node:fs";
+import type { Logger } from "pino";
 import type { BootstrapResult } from "../bootstrap/bootstrap.js";
 import { type Config, ConfigError, loadConfig } from "../config.js";
 import { generateRootKeyText } from "../crypto/root-key.js";
@@ -10,6 +12,7 @@ import { openDatabase } from "../db/database.js";
 import { migrate } from "../db/migrate.js";
 import { createLogger } from "../log.js";
 import { startBroker } from "../server/broker.js";
+import { isWorkerMessage, runWorkers, type WorkerMessage } from "../server/workers.js";
 import { credentialCommand, credentialUsage, keyCommand, UsageError } from "./credential-commands.js";
 import { loginCommand, loginUsage, logoutCommand, whoamiCommand } from "./login-commands.js";
 
@@ -42,7 +45,9 @@ async function main(argv: string[]): Promise<number> {
   if (command === "logout") return logoutCommand();
   if (command === "credential") return credentialCommand(argv.slice(1));
   const config = loadConfig();
-  const log = createLogger(config.logLevel);
+  const root = createLogger(config.logLevel);
+  // Several broker processes write to one output: each line says which wrote it.
+  const log = cluster.worker ? root.child({ worker: cluster.worker.id }) : root;
   if (command === "migrate") {
     const db = await openDatabase(
       config.databaseUrl ? { kind: "postgres", url: config.databaseUrl } : { kind: "pglite", dataDir: config.dataDir },
@@ -56,23 +61,37 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === "serve") {
-    const broker = await startBroker(config, { log });
-    if (broker.bootstrap) announceBootstrap(config, broker.bootstrap);
-    await new Promise<void>((resolve) => {
-      const stop = (signal: string) => {
-        log.info({ signal }, "signal received");
-        broker.close().then(resolve, (error) => {
-          log.error({ err: error }, "shutdown failed");
-          resolve();
-        });
-      };
-      process.once("SIGTERM", () => stop("SIGTERM"));
-      process.once("SIGINT", () => stop("SIGINT"));
-    });
+    if (config.workers > 1 && cluster.isPrimary) return runWorkers(config, log);
+    await serve(config, log);
     return 0;
   }
   process.stderr.write(`aegis: unknown command "${argv.join(" ")}"\n\n${usage}`);
   return 2;
+}
+
+/** Runs one broker in this process (alone, or as a worker) until a signal or the supervisor says stop. */
+async function serve(config: Config, log: Logger): Promise<void> {
+  const broker = await startBroker(config, { log });
+  if (broker.bootstrap) announceBootstrap(config, broker.bootstrap);
+  if (cluster.isWorker) process.send?.({ aegis: "listening", url: broker.url } satisfies WorkerMessage);
+  await new Promise<void>((resolve) => {
+    const stop = (why: string) => {
+      log.info({ why }, "stopping");
+      broker.close().then(resolve, (error) => {
+        log.error({ err: error }, "shutdown failed");
+        resolve();
+      });
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+    if (cluster.isWorker) {
+      process.on("message", (message) => {
+        if (isWorkerMessage(message) && message.aegis === "shutdown") stop("supervisor");
+      });
+    }
+  });
+  // A worker's channel to the supervisor would keep this process alive.
+  if (cluster.isWorker) process.disconnect?.();
 }
 
 /**

@@ -87,7 +87,7 @@ export function loadRootKey(config: Config, log: Logger): RootKey {
         "Generate one with: aegis root-key generate",
     );
   }
-  const file = path.join(config.dataDir, "root.key");
+  const file = embeddedRootKeyFile(config);
   if (existsSync(file)) return new RootKey(readKeyFile(file, file, log));
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   writeFileSync(file, `${generateRootKeyText()}\n`, { mode: 0o600, flag: "wx" });
@@ -98,6 +98,11 @@ export function loadRootKey(config: Config, log: Logger): RootKey {
       "For production supply AEGIS_ROOT_KEY or AEGIS_ROOT_KEY_FILE from a secret store.",
   );
   return new RootKey(readKeyFile(file, file, log));
+}
+
+/** Where the embedded database's generated root key is kept. */
+export function embeddedRootKeyFile(config: Pick<Config, "dataDir">): string {
+  return path.join(config.dataDir, "root.key");
 }
 
 function readKeyFile(file: string, source: string, log: Logger): Buffer {

@@ -44,7 +44,9 @@ export type DatabaseTarget =
   | { readonly kind: "pglite"; readonly dataDir: string | undefined }; // undefined: in memory
 
 export async function openDatabase(target: DatabaseTarget): Promise<Database> {
-  return target.kind === "postgres" ? openPostgres(target.url, target.poolSize ?? 10) : openPglite(target.dataDir);
+  return target.kind === "postgres"
+    ? openPostgres(target.url, target.poolSize ?? 10)
+    : (await openEmbedded(target.dataDir)).database;
 }
 
 async function openPostgres(url: string, poolSize: number): Promise<Database> {
@@ -75,7 +77,11 @@ async function openPostgres(url: string, poolSize: number): Promise<Database> {
   };
 }
 
-async function openPglite(dataDir: string | undefined): Promise<Database> {
+/**
+ * The embedded database: the Database over it and its one PGlite session,
+ * which the primary of several broker processes serves to its workers.
+ */
+export async function openEmbedded(dataDir: string | undefined): Promise<{ database: Database; lite: PGlite }> {
   let dir: string | undefined;
   if (dataDir !== undefined) {
     dir = path.join(dataDir, "pglite");
@@ -91,7 +97,7 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
   // PGlite has a single connection shared by everything in the process, so
   // session-level locks do not exclude anyone here: queue sessions instead.
   let queue: Promise<unknown> = Promise.resolve();
-  return {
+  const database: Database = {
     kind: "pglite",
     prisma,
     withSession(work) {
@@ -105,6 +111,7 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
       await lite.close();
     },
   };
+  return { database, lite };
 }
 
 async function ping(prisma: PrismaClient): Promise<boolean> {

@@ -77,6 +77,11 @@ describe("aegis CLI", () => {
   it.each([
     [{ AEGIS_PORT: "http" }, "AEGIS_PORT: must be a whole number"],
     [{ AEGIS_DATABASE_URL: "postgres://127.0.0.1:1/none" }, "AEGIS_ROOT_KEY: required with AEGIS_DATABASE_URL"],
+    [
+      { AEGIS_WORKERS: "2", AEGIS_DATABASE_URL: "postgres://127.0.0.1:1/none" },
+      "AEGIS_ROOT_KEY: required with AEGIS_DATABASE_URL",
+    ],
+    [{ AEGIS_WORKERS: "none" }, "AEGIS_WORKERS: must be a whole number or auto"],
   ])("stops with exit code 2 naming the variable for %o", async (env, message) => {
     const cli = run(["serve"], { AEGIS_DATA_DIR: mkdtempSync(path.join(tmpdir(), "aegis-cli-")), ...env });
     expect(await cli.exit).toBe(2);

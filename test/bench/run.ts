@@ -1,7 +1,9 @@
 // `npm run bench`: starts a real broker (embedded PGlite; also PostgreSQL
 // when AEGIS_TEST_DATABASE_URL is set) as a child process, drives each case
 // from a separate load-generator process, and prints requests/s, p50/p99 and
-// each case's ratio to the no-op ceiling measured in the same run.
+// each case's ratio to the no-op ceiling measured in the same run. Each
+// database runs once per worker count in AEGIS_BENCH_WORKERS (default: one
+// process, then two workers).
 // Not part of `npm test`: timings belong here, never in tests.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
@@ -23,6 +25,8 @@ const seconds = Number(process.env.AEGIS_BENCH_SECONDS ?? 10);
 const inFlight = 32;
 /** `AEGIS_BENCH_CASES=redeem-lease,mint`: run only these cases (the ceiling always runs). */
 const only = process.env.AEGIS_BENCH_CASES?.split(",");
+/** `AEGIS_BENCH_WORKERS=1,2`: the AEGIS_WORKERS settings to run each database with. */
+const workerCounts = (process.env.AEGIS_BENCH_WORKERS ?? "1,2").split(",");
 const tsx = path.resolve("node_modules/.bin/tsx");
 
 interface Result {
@@ -256,15 +260,22 @@ async function verifyInProcess(url: string, token: string): Promise<Result> {
   };
 }
 
-await benchDatabase("PGlite (embedded)", {});
+// Two workers start together; both are up long before the setup above ends and a case starts.
+const processes = (workers: string) => (workers === "1" ? "one process" : `${workers} workers`);
+for (const workers of workerCounts) {
+  await benchDatabase(`PGlite (embedded), ${processes(workers)}`, { AEGIS_WORKERS: workers });
+}
 if (process.env.AEGIS_TEST_DATABASE_URL) {
-  const url = await createPostgresDatabase();
-  try {
-    await benchDatabase("PostgreSQL", {
-      AEGIS_DATABASE_URL: url,
-      AEGIS_ROOT_KEY: Buffer.alloc(32, 1).toString("base64url"),
-    });
-  } finally {
-    await dropPostgresDatabase(url);
+  for (const workers of workerCounts) {
+    const url = await createPostgresDatabase();
+    try {
+      await benchDatabase(`PostgreSQL, ${processes(workers)}`, {
+        AEGIS_WORKERS: workers,
+        AEGIS_DATABASE_URL: url,
+        AEGIS_ROOT_KEY: Buffer.alloc(32, 1).toString("base64url"),
+      });
+    } finally {
+      await dropPostgresDatabase(url);
+    }
   }
 }

@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 
@@ -14,6 +15,8 @@ describe("loadConfig", () => {
       maxMessageBytes: 1048576,
       requestTimeoutMs: 30000,
       shutdownGraceMs: 10000,
+      headersTimeoutMs: 20000,
+      workers: 1,
     });
     expect(config.dataDir.endsWith("/data")).toBe(true);
     expect(Object.isFrozen(config)).toBe(true);
@@ -29,8 +32,16 @@ describe("loadConfig", () => {
     [{ AEGIS_PUBLIC_URL: "https://x/?a=1" }, /^AEGIS_PUBLIC_URL: must not have a query/],
     [{ AEGIS_MAX_MESSAGE_BYTES: "10" }, /^AEGIS_MAX_MESSAGE_BYTES: must be between/],
     [{ AEGIS_ROOT_KEY: "a", AEGIS_ROOT_KEY_FILE: "/k" }, /^AEGIS_ROOT_KEY: set AEGIS_ROOT_KEY or AEGIS_ROOT_KEY_FILE/],
+    [{ AEGIS_WORKERS: "0" }, /^AEGIS_WORKERS: must be between 1 and 64/],
+    [{ AEGIS_WORKERS: "many" }, /^AEGIS_WORKERS: must be a whole number or auto/],
+    [{ AEGIS_HTTP_HEADERS_TIMEOUT_MS: "10" }, /^AEGIS_HTTP_HEADERS_TIMEOUT_MS: must be between/],
   ])("names the variable for %o", (env, message) => {
     expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it("runs one worker per usable core for AEGIS_WORKERS=auto", () => {
+    expect(loadConfig({ AEGIS_WORKERS: "auto" }).workers).toBe(Math.min(availableParallelism(), 64));
+    expect(loadConfig({ AEGIS_WORKERS: "3" }).workers).toBe(3);
   });
 
   it("derives the public URL from TLS and accepts an explicit one", () => {

@@ -1,0 +1,209 @@
+// `aegis serve` with AEGIS_WORKERS=2 on the embedded database, as an
+// operator runs it: two broker processes on one port, the primary serving
+// the data directory's PGlite to both. What one worker decides, the other
+// must honour: revocations, single-use leases, the audit chain.
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import type { DescService } from "@bufbuild/protobuf";
+import { Code, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AgentService } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
+import { AuditService } from "../../gen/proto/aegis/audit/v1/audit_pb.js";
+import { CredentialService } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
+import { LeaseService } from "../../gen/proto/aegis/lease/v1/lease_pb.js";
+import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
+import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
+import { sealCredential } from "../../src/sdk/index.js";
+import { registerEncryptionKey, startAgent } from "../support/agents.js";
+import type { TestBroker } from "../support/broker.js";
+import { failure } from "../support/errors.js";
+
+const tsx = path.resolve("node_modules/.bin/tsx");
+const main = path.resolve("src/cli/main.ts");
+
+interface Served {
+  readonly child: ChildProcess;
+  output(): string;
+  readonly exit: Promise<number | null>;
+}
+
+function serve(dataDir: string): Served {
+  const child = spawn(tsx, [main, "serve"], {
+    env: {
+      ...process.env,
+      AEGIS_WORKERS: "2",
+      AEGIS_DATA_DIR: dataDir,
+      AEGIS_PORT: "0",
+      AEGIS_LOG_LEVEL: "info",
+      AEGIS_BOOTSTRAP_CREDENTIAL_FILE: path.join(dataDir, "admin.key"),
+    },
+  });
+  let output = "";
+  child.stdout?.on("data", (d) => (output += d));
+  child.stderr?.on("data", (d) => (output += d));
+  const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { child, output: () => output, exit };
+}
+
+async function waitFor(predicate: () => boolean, ms = 45_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > until) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Log lines of one kind, parsed. */
+function lines(served: Served, msg: string): Record<string, unknown>[] {
+  return served
+    .output()
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+    .filter((line) => line.msg === msg);
+}
+
+const childrenOf = (pid: number | undefined): number[] => {
+  try {
+    return execFileSync("pgrep", ["-P", String(pid)])
+      .toString()
+      .trim()
+      .split("\n")
+      .map(Number);
+  } catch {
+    return []; // pgrep exits 1 when there are none
+  }
+};
+
+/** The primary (tsx runs it as its own child) and the workers, its children. */
+function workerPids(served: Served): number[] {
+  const [primary] = childrenOf(served.child.pid);
+  return primary === undefined ? [] : [primary, ...childrenOf(primary)];
+}
+
+describe("aegis serve with AEGIS_WORKERS=2 on the embedded database", () => {
+  const dataDir = mkdtempSync(path.join(tmpdir(), "aegis-workers-"));
+  let served: Served;
+  let url = "";
+  let adminKey = "";
+  /** Enough of a TestBroker for the agent fixtures, against the child process. */
+  let t: TestBroker;
+
+  beforeAll(async () => {
+    served = serve(dataDir);
+    await waitFor(() => served.output().includes("aegis broker workers listening"));
+    url = String(lines(served, "aegis broker workers listening")[0]?.url);
+    adminKey = readFileSync(path.join(dataDir, "admin.key"), "utf8").trim();
+    const client = <T extends DescService>(service: T, options: { key?: string } = {}) =>
+      createClient(
+        service,
+        createConnectTransport({
+          baseUrl: url,
+          httpVersion: "1.1",
+          interceptors: [
+            (next) => (req) => {
+              req.header.set("authorization", `Bearer ${options.key ?? adminKey}`);
+              return next(req);
+            },
+          ],
+        }),
+      );
+    t = { broker: { url }, config: { publicUrlGiven: false, publicUrl: url }, client } as unknown as TestBroker;
+  }, 60_000);
+
+  afterAll(() => {
+    // After a failure: end the primary and its workers too, not only tsx's wrapper process.
+    if (served.child.exitCode !== null) return;
+    for (const pid of [...workerPids(served), served.child.pid]) process.kill(pid as number, "SIGKILL");
+  });
+
+  it("bootstraps once, and both workers answer calls", async () => {
+    expect(served.output().match(/Bootstrap admin credential written/g)).toHaveLength(1);
+    expect(lines(served, "aegis broker listening").map((l) => l.worker)).toEqual(expect.arrayContaining([1, 2]));
+    // Connections are dealt to the workers in turn; enough concurrent calls open several.
+    await Promise.all(Array.from({ length: 24 }, () => t.client(PrincipalService).whoAmI({})));
+    const answered = new Set(
+      lines(served, "rpc")
+        .filter((l) => l.procedure === "aegis.principal.v1.PrincipalService/WhoAmI")
+        .map((l) => l.worker),
+    );
+    expect(answered).toEqual(new Set([1, 2]));
+  });
+
+  it("refuses a revoked token on every worker within a second", async () => {
+    const agents = t.client(AgentService);
+    const { agent } = await agents.registerAgent({ displayName: "revoked soon", scopes: [] });
+    const { secret } = await agents.createApiKey({ principalId: agent?.id ?? "" });
+    const { accessToken, jti } = await t.client(TokenService, { key: secret }).mintToken({ audience: url, scopes: [] });
+    const asToken = () => t.client(PrincipalService, { key: accessToken }).whoAmI({});
+    await Promise.all(Array.from({ length: 8 }, asToken));
+    await t.client(TokenService, { key: secret }).revokeToken({ jti });
+    await new Promise((r) => setTimeout(r, 1000));
+    const results = await Promise.all(Array.from({ length: 16 }, () => failure(asToken())));
+    expect(results.map((r) => r?.code)).toEqual(Array(16).fill(Code.Unauthenticated));
+  });
+
+  it("redeems a single-use lease exactly once under 100 concurrent attempts across the workers", async () => {
+    const target = { provider: "gcp", app: "billing-workers", account: "deploy-bot" };
+    const selector = "provider:gcp:app:billing-workers:account:deploy-bot";
+    const scopes = [`credential.lease.create:${selector}`, `credential.lease.redeem:${selector}`];
+    const admin = await t.client(PrincipalService).whoAmI({});
+    const agent = await startAgent(t, adminKey, scopes);
+    const mine = await registerEncryptionKey(t, adminKey, admin.principal?.id ?? "", "P-256");
+    await t.client(CredentialService).registerCredential({
+      target,
+      displayName: "deploy key",
+      sealedJwe: await sealCredential("sk-live-workers", [
+        { kid: mine.kid, jwk: mine.publicJwk },
+        { kid: agent.encryption.kid, jwk: agent.encryption.publicJwk },
+      ]),
+    });
+    const leases = agent.client(LeaseService, await agent.token(scopes));
+    const { lease } = await leases.createLease({ target, maxUses: 1 });
+    const results = await Promise.all(
+      Array.from({ length: 100 }, () => failure(leases.redeemLease({ leaseId: lease?.leaseId ?? "" }))),
+    );
+    expect(results.filter((r) => r === undefined)).toHaveLength(1);
+    expect(results.filter((r) => r?.code === Code.FailedPrecondition)).toHaveLength(99);
+    const redeemedBy = new Set(
+      lines(served, "rpc")
+        .filter((l) => l.procedure === "aegis.lease.v1.LeaseService/RedeemLease")
+        .map((l) => l.worker),
+    );
+    expect(redeemedBy).toEqual(new Set([1, 2]));
+    const { events } = await t.client(AuditService).queryAuditEvents({
+      filter: { action: "credential.lease.redeem" },
+      pageSize: 1000,
+    });
+    expect(events.filter((e) => e.target === lease?.leaseId)).toHaveLength(100);
+  });
+
+  it("replaces a worker that dies and keeps serving", async () => {
+    const [, victim] = workerPids(served);
+    process.kill(victim as number, "SIGKILL");
+    await waitFor(() => served.output().includes("a broker worker exited; starting another"));
+    await waitFor(() => lines(served, "aegis broker listening").length >= 3);
+    await Promise.all(Array.from({ length: 8 }, () => t.client(PrincipalService).whoAmI({})));
+    expect(workerPids(served)).toHaveLength(3); // the primary and two workers
+  });
+
+  it("stops cleanly on SIGTERM and starts again on the same data, its audit chain intact", async () => {
+    served.child.kill("SIGTERM");
+    expect(await served.exit).toBe(0);
+    expect(served.output()).toContain("shut down");
+
+    served = serve(dataDir);
+    await waitFor(() => served.output().includes("aegis broker workers listening"));
+    url = String(lines(served, "aegis broker workers listening")[0]?.url);
+    (t as unknown as { broker: { url: string } }).broker.url = url;
+    expect(served.output()).not.toContain("Bootstrap admin credential");
+    const verdict = await t.client(AuditService).verifyAuditChain({});
+    expect(verdict.intact).toBe(true);
+    expect(verdict.eventsChecked).toBeGreaterThan(100n);
+    served.child.kill("SIGTERM");
+    expect(await served.exit).toBe(0);
+  }, 60_000);
+});
