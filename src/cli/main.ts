@@ -47,7 +47,7 @@ async function main(argv: string[]): Promise<number> {
   const config = loadConfig();
   const root = createLogger(config.logLevel);
   // Several broker processes write to one output: each line says which wrote it.
-  const log = cluster.worker ? root.child({ worker: cluster.worker.id }) : root;
+  const log = cluster.worker ? root.child({ worker: cluster.worker.id, pid: process.pid }) : root;
   if (command === "migrate") {
     const db = await openDatabase(
       config.databaseUrl ? { kind: "postgres", url: config.databaseUrl } : { kind: "pglite", dataDir: config.dataDir },

@@ -2,7 +2,7 @@
 // operator runs it: two broker processes on one port, the primary serving
 // the data directory's PGlite to both. What one worker decides, the other
 // must honour: revocations, single-use leases, the audit chain.
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -32,6 +32,7 @@ interface Served {
 
 function serve(dataDir: string): Served {
   const child = spawn(tsx, [main, "serve"], {
+    detached: true, // its own process group, so a failed test can end every process of it
     env: {
       ...process.env,
       AEGIS_WORKERS: "2",
@@ -66,22 +67,12 @@ function lines(served: Served, msg: string): Record<string, unknown>[] {
     .filter((line) => line.msg === msg);
 }
 
-const childrenOf = (pid: number | undefined): number[] => {
-  try {
-    return execFileSync("pgrep", ["-P", String(pid)])
-      .toString()
-      .trim()
-      .split("\n")
-      .map(Number);
-  } catch {
-    return []; // pgrep exits 1 when there are none
-  }
-};
-
-/** The primary (tsx runs it as its own child) and the workers, its children. */
+/** The pids of the workers now serving, from the log: those that said they listen, less those reported dead. */
 function workerPids(served: Served): number[] {
-  const [primary] = childrenOf(served.child.pid);
-  return primary === undefined ? [] : [primary, ...childrenOf(primary)];
+  const dead = new Set(lines(served, "a broker worker exited; starting another").map((l) => Number(l.pid)));
+  return lines(served, "aegis broker listening")
+    .map((l) => Number(l.pid))
+    .filter((pid) => !dead.has(pid));
 }
 
 describe("aegis serve with AEGIS_WORKERS=2 on the embedded database", () => {
@@ -116,8 +107,7 @@ describe("aegis serve with AEGIS_WORKERS=2 on the embedded database", () => {
 
   afterAll(() => {
     // After a failure: end the primary and its workers too, not only tsx's wrapper process.
-    if (served.child.exitCode !== null) return;
-    for (const pid of [...workerPids(served), served.child.pid]) process.kill(pid as number, "SIGKILL");
+    if (served.child.exitCode === null) process.kill(-(served.child.pid as number), "SIGKILL");
   });
 
   it("bootstraps once, and both workers answer calls", async () => {
@@ -182,12 +172,15 @@ describe("aegis serve with AEGIS_WORKERS=2 on the embedded database", () => {
   });
 
   it("replaces a worker that dies and keeps serving", async () => {
-    const [, victim] = workerPids(served);
+    const [victim, survivor] = workerPids(served);
     process.kill(victim as number, "SIGKILL");
     await waitFor(() => served.output().includes("a broker worker exited; starting another"));
     await waitFor(() => lines(served, "aegis broker listening").length >= 3);
     await Promise.all(Array.from({ length: 8 }, () => t.client(PrincipalService).whoAmI({})));
-    expect(workerPids(served)).toHaveLength(3); // the primary and two workers
+    const now = workerPids(served);
+    expect(now).toHaveLength(2);
+    expect(now).toContain(survivor);
+    expect(now).not.toContain(victim);
   });
 
   it("stops cleanly on SIGTERM and starts again on the same data, its audit chain intact", async () => {
