@@ -9,6 +9,7 @@
 import { createHash } from "node:crypto";
 import { Prisma, type PrismaClient } from "../../gen/prisma/client.js";
 import { GroupCommit } from "../db/group-commit.js";
+import { pruneExpired } from "../db/prune.js";
 
 export interface ReplayGuard {
   /** True the first time `value` is seen in `namespace` before `expiresAt`; false on replay. */
@@ -37,8 +38,6 @@ export function databaseReplayGuard(prisma: PrismaClient): ReplayGuard & { prune
       const key = createHash("sha256").update(`${namespace}\0${value}`).digest("base64url");
       return claims.submit({ key, expiresAt });
     },
-    async prune(now) {
-      return (await prisma.replayGuard.deleteMany({ where: { expiresAt: { lt: now } } })).count;
-    },
+    prune: (now) => pruneExpired(prisma, "replay_guard", now),
   };
 }

@@ -19,6 +19,7 @@ import type { Config } from "../config.js";
 import { loadRootKey } from "../crypto/root-key.js";
 import { type Database, openDatabase } from "../db/database.js";
 import { migrate } from "../db/migrate.js";
+import { pruneExpired } from "../db/prune.js";
 import { type DeviceDeps, pruneDeviceFlow, refreshTokenHashPurpose } from "../device/device-flow.js";
 import { HealthMonitor } from "../health/health-service.js";
 import { grantableActions } from "../policy/method-policy.js";
@@ -135,10 +136,14 @@ async function assemble(
     config,
     verified: new VerifiedTokens(),
   };
-  // Housekeeping every instance does: forget expired single-use values and
-  // re-read the key set, so retiring keys drop out of the JWKS on time.
+  // Housekeeping every instance does: forget what expired (single-use
+  // values, issued tokens, feed entries) and re-read the key set, so retiring
+  // keys drop out of the JWKS on time.
   const housekeeping = setInterval(() => {
     void replay.prune(clock.now()).catch((error) => log.warn({ err: error }, "replay guard prune failed"));
+    for (const table of ["issued_token", "revocation_event"] as const) {
+      void pruneExpired(prisma, table, clock.now()).catch((error) => log.warn({ err: error, table }, "prune failed"));
+    }
     void keyRing.reload().catch((error) => log.warn({ err: error }, "signing key reload failed"));
     void pruneDeviceFlow(prisma, clock.now()).catch((error) => log.warn({ err: error }, "device flow prune failed"));
   }, 60_000);

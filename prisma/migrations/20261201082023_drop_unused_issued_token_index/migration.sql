@@ -1,0 +1,2 @@
+-- DropIndex
+DROP INDEX "issued_token_principal_id_idx";
