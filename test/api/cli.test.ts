@@ -1,5 +1,4 @@
 // The `aegis` command as an operator runs it: real processes, real signals.
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -8,29 +7,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { describe, expect, it } from "vitest";
 import { AuditService } from "../../gen/proto/aegis/audit/v1/audit_pb.js";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/proto/grpc/health/v1/health_pb.js";
-
-const tsx = path.resolve("node_modules/.bin/tsx");
-const main = path.resolve("src/cli/main.ts");
-
-function run(
-  args: string[],
-  env: Record<string, string>,
-): { child: ChildProcess; output: () => string; exit: Promise<number | null> } {
-  const child = spawn(tsx, [main, ...args], { env: { ...process.env, AEGIS_LOG_LEVEL: "info", ...env } });
-  let output = "";
-  child.stdout?.on("data", (d) => (output += d));
-  child.stderr?.on("data", (d) => (output += d));
-  const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  return { child, output: () => output, exit };
-}
-
-async function waitFor(predicate: () => boolean, ms = 30_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > until) throw new Error("timed out waiting");
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { runAegis as run, waitFor } from "../support/cli.js";
 
 describe("aegis CLI", () => {
   it("serves on the embedded default, writes the one-time credential 0600, and shuts down cleanly on SIGTERM", async () => {

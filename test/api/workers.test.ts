@@ -2,7 +2,6 @@
 // operator runs it: two broker processes on one port, the primary serving
 // the data directory's PGlite to both. What one worker decides, the other
 // must honour: revocations, single-use leases, the audit chain.
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -19,46 +18,24 @@ import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import { sealCredential } from "../../src/sdk/index.js";
 import { registerEncryptionKey, startAgent } from "../support/agents.js";
 import type { TestBroker } from "../support/broker.js";
+import { type RunningCli, runAegis, waitFor } from "../support/cli.js";
 import { failure } from "../support/errors.js";
 
-const tsx = path.resolve("node_modules/.bin/tsx");
-const main = path.resolve("src/cli/main.ts");
-
-interface Served {
-  readonly child: ChildProcess;
-  output(): string;
-  readonly exit: Promise<number | null>;
-}
-
-function serve(dataDir: string): Served {
-  const child = spawn(tsx, [main, "serve"], {
-    detached: true, // its own process group, so a failed test can end every process of it
-    env: {
-      ...process.env,
+function serve(dataDir: string): RunningCli {
+  return runAegis(
+    ["serve"],
+    {
       AEGIS_WORKERS: "2",
       AEGIS_DATA_DIR: dataDir,
       AEGIS_PORT: "0",
-      AEGIS_LOG_LEVEL: "info",
       AEGIS_BOOTSTRAP_CREDENTIAL_FILE: path.join(dataDir, "admin.key"),
     },
-  });
-  let output = "";
-  child.stdout?.on("data", (d) => (output += d));
-  child.stderr?.on("data", (d) => (output += d));
-  const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  return { child, output: () => output, exit };
-}
-
-async function waitFor(predicate: () => boolean, ms = 45_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > until) throw new Error("timed out waiting");
-    await new Promise((r) => setTimeout(r, 50));
-  }
+    { detached: true }, // its own process group, so a failed test can end every process of it
+  );
 }
 
 /** Log lines of one kind, parsed. */
-function lines(served: Served, msg: string): Record<string, unknown>[] {
+function lines(served: RunningCli, msg: string): Record<string, unknown>[] {
   return served
     .output()
     .split("\n")
@@ -68,7 +45,7 @@ function lines(served: Served, msg: string): Record<string, unknown>[] {
 }
 
 /** The pids of the workers now serving, from the log: those that said they listen, less those reported dead. */
-function workerPids(served: Served): number[] {
+function workerPids(served: RunningCli): number[] {
   const dead = new Set(lines(served, "a broker worker exited; starting another").map((l) => Number(l.pid)));
   return lines(served, "aegis broker listening")
     .map((l) => Number(l.pid))
@@ -77,7 +54,7 @@ function workerPids(served: Served): number[] {
 
 describe("aegis serve with AEGIS_WORKERS=2 on the embedded database", () => {
   const dataDir = mkdtempSync(path.join(tmpdir(), "aegis-workers-"));
-  let served: Served;
+  let served: RunningCli;
   let url = "";
   let adminKey = "";
   /** Enough of a TestBroker for the agent fixtures, against the child process. */
@@ -85,7 +62,7 @@ describe("aegis serve with AEGIS_WORKERS=2 on the embedded database", () => {
 
   beforeAll(async () => {
     served = serve(dataDir);
-    await waitFor(() => served.output().includes("aegis broker workers listening"));
+    await waitFor(() => served.output().includes("aegis broker workers listening"), 45_000);
     url = String(lines(served, "aegis broker workers listening")[0]?.url);
     adminKey = readFileSync(path.join(dataDir, "admin.key"), "utf8").trim();
     const client = <T extends DescService>(service: T, options: { key?: string } = {}) =>
@@ -189,7 +166,7 @@ describe("aegis serve with AEGIS_WORKERS=2 on the embedded database", () => {
     expect(served.output()).toContain("shut down");
 
     served = serve(dataDir);
-    await waitFor(() => served.output().includes("aegis broker workers listening"));
+    await waitFor(() => served.output().includes("aegis broker workers listening"), 45_000);
     url = String(lines(served, "aegis broker workers listening")[0]?.url);
     (t as unknown as { broker: { url: string } }).broker.url = url;
     expect(served.output()).not.toContain("Bootstrap admin credential");

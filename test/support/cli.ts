@@ -1,0 +1,42 @@
+// The `aegis` command as a child process, as an operator runs it.
+import { type ChildProcess, spawn } from "node:child_process";
+import path from "node:path";
+
+const tsx = path.resolve("node_modules/.bin/tsx");
+const main = path.resolve("src/cli/main.ts");
+
+export interface RunningCli {
+  readonly child: ChildProcess;
+  /** Everything written to stdout and stderr so far. */
+  output(): string;
+  readonly exit: Promise<number | null>;
+}
+
+/**
+ * Starts `aegis ...args` with info-level logs. `detached` gives it its own
+ * process group, so `process.kill(-pid)` ends it with every process it started.
+ */
+export function runAegis(
+  args: string[],
+  env: Record<string, string>,
+  options: { detached?: boolean } = {},
+): RunningCli {
+  const child = spawn(tsx, [main, ...args], {
+    detached: options.detached ?? false,
+    env: { ...process.env, AEGIS_LOG_LEVEL: "info", ...env },
+  });
+  let output = "";
+  child.stdout?.on("data", (d) => (output += d));
+  child.stderr?.on("data", (d) => (output += d));
+  const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { child, output: () => output, exit };
+}
+
+/** Resolves once `predicate` holds; rejects after `ms`. */
+export async function waitFor(predicate: () => boolean, ms = 30_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > until) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
