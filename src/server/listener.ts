@@ -33,16 +33,15 @@ export function createListener(
     res.writeHead(503, { "retry-after": "1" });
     res.end();
   };
-  const h1 = http.createServer(
-    {
-      // Slowloris and idle-connection limits for HTTP/1.1.
-      headersTimeout: limits.headersTimeoutMs,
-      requestTimeout: 0, // streams (audit tail) may run long; RPC deadlines bound unary calls
-      keepAliveTimeout: 5_000,
-      connectionsCheckingInterval: 1_000,
-    },
-    handler as http.RequestListener,
-  );
+  // Slowloris and idle-connection limits for HTTP/1.1, on whichever server
+  // speaks it: the plain one below, or the TLS server (allowHTTP1).
+  const http1Limits = {
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: 0, // streams (audit tail) may run long; RPC deadlines bound unary calls
+    keepAliveTimeout: 5_000,
+    connectionsCheckingInterval: 1_000,
+  };
+  const h1 = http.createServer(http1Limits, handler as http.RequestListener);
   // Sockets reach this server from the front one below; it never listens
   // itself. Node starts an HTTP server's connection tracking (which enforces
   // headersTimeout and lets closeIdleConnections work) on "listening" only:
@@ -57,6 +56,9 @@ export function createListener(
         allowHTTP1: true,
       })
     : http2.createServer();
+  // The TLS server reads its HTTP/1.1 limits as properties; the checking
+  // interval only when it starts listening, which is later.
+  if (tls) Object.assign(h2, http1Limits);
   h2.on("request", handler);
   h2.on("session", (session) => {
     sessions.add(session);

@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import https from "node:https";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import tls from "node:tls";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -42,7 +43,11 @@ describe("TLS listener", () => {
       { stdio: "ignore" },
     );
     ca = readFileSync(certFile);
-    t = await startTestBroker("pglite", { AEGIS_TLS_CERT_FILE: certFile, AEGIS_TLS_KEY_FILE: keyFile });
+    t = await startTestBroker("pglite", {
+      AEGIS_TLS_CERT_FILE: certFile,
+      AEGIS_TLS_KEY_FILE: keyFile,
+      AEGIS_HTTP_HEADERS_TIMEOUT_MS: "1000",
+    });
   });
   afterAll(() => t?.stop());
 
@@ -82,5 +87,17 @@ describe("TLS listener", () => {
         .on("error", reject);
     });
     expect(cookie).toMatch(/^aegis_login=\w+; Path=\/device; HttpOnly; SameSite=Lax; Max-Age=600; Secure$/);
+  });
+
+  it("answers 408 and hangs up on an HTTP/1.1 client too slow to send its headers", async () => {
+    const { hostname, port } = new URL(t.broker.url);
+    const socket = tls.connect({ host: hostname, port: Number(port), ca, ALPNProtocols: ["http/1.1"] });
+    let received = "";
+    socket.on("data", (chunk) => (received += chunk));
+    await new Promise((resolve) => socket.once("secureConnect", resolve));
+    // The request line and one header, then nothing: the headers never end.
+    socket.write("GET /healthz HTTP/1.1\r\nHost: localhost\r\n");
+    await new Promise((resolve) => socket.once("close", resolve));
+    expect(received).toMatch(/^HTTP\/1\.1 408 /);
   });
 });
