@@ -138,7 +138,10 @@ export class AuditLog {
   async #writeBatch(batch: readonly Pending[]): Promise<undefined[]> {
     const rowsByTable = new Map<BatchTable<unknown>, unknown[]>();
     for (const { row } of batch) {
-      if (row) rowsByTable.set(row.table, [...(rowsByTable.get(row.table) ?? []), row.row]);
+      if (!row) continue;
+      const rows = rowsByTable.get(row.table);
+      if (rows) rows.push(row.row);
+      else rowsByTable.set(row.table, [row.row]);
     }
     await this.#appendChained(
       this.#prisma,
