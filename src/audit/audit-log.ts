@@ -9,9 +9,9 @@
 //
 // Either way an append is one statement: it moves the single chain-head row
 // from the head this instance last saw to the new last event (compare and
-// set) and inserts the events, and any rows riding along, only if that move
-// succeeded. Another writer (an instance, a transaction) that moved the head
-// first makes the move miss; the append then reads the head and links again.
+// set) and inserts the events only if that move succeeded. Another writer
+// (an instance, a transaction) that moved the head first makes the move miss;
+// the append then reads the head and links again.
 // The head row's lock orders writers across all instances sharing the
 // database, and a miss costs one statement, not a lost or forked event.
 import { EventEmitter } from "node:events";
@@ -21,28 +21,6 @@ import type { Clock } from "../clock.js";
 import { GroupCommit } from "../db/group-commit.js";
 import type { DomainError } from "../errors/domain-error.js";
 import { type AuditBase, type AuditEntry, type ChainedAuditEvent, chainHash, genesisHash } from "./audit-chain.js";
-
-/**
- * A table whose rows can ride along with audit batches: inserted by the
- * batch's own statement, and only when its events are.
- */
-export interface BatchTable<Row> {
-  /** `table (column, …)` to insert into. */
-  readonly into: string;
-  /** A query yielding `rows` in those columns (say, `SELECT * FROM unnest(…)` over array parameters). */
-  select(rows: readonly Row[]): Prisma.Sql;
-}
-
-/** A row that must commit with its audit event (e.g. recording an issued token). */
-export interface BatchedRow<Row = unknown> {
-  readonly table: BatchTable<Row>;
-  readonly row: Row;
-}
-
-interface Pending {
-  readonly entry: AuditEntry;
-  readonly row: BatchedRow | undefined;
-}
 
 interface ChainHead {
   readonly seq: bigint;
@@ -58,7 +36,7 @@ export class AuditLog {
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #appended = new EventEmitter();
-  readonly #batches: GroupCommit<Pending, undefined>;
+  readonly #batches: GroupCommit<AuditEntry, undefined>;
   /** The head as this instance last wrote or read it: a guess the append's compare and set checks. */
   #head: ChainHead | undefined;
 
@@ -84,7 +62,7 @@ export class AuditLog {
 
   /** Appends within the caller's transaction; call `notify` after it commits. */
   async appendInTransaction(tx: Prisma.TransactionClient, entries: readonly AuditEntry[]): Promise<void> {
-    await this.#appendChained(tx, entries, []);
+    await this.#appendChained(tx, entries);
   }
 
   /** Runs `work` and audits it in one transaction; the entry may depend on the result. */
@@ -101,12 +79,9 @@ export class AuditLog {
     return result;
   }
 
-  /**
-   * Appends on its own, batched with concurrent appends; resolves once
-   * durable. `row`, when given, is inserted in the same batch transaction.
-   */
-  async append<Row>(entry: AuditEntry, row?: BatchedRow<Row>): Promise<void> {
-    await this.#batches.submit({ entry, row: row as BatchedRow | undefined });
+  /** Appends on its own, batched with concurrent appends; resolves once durable. */
+  async append(entry: AuditEntry): Promise<void> {
+    await this.#batches.submit(entry);
   }
 
   /**
@@ -135,29 +110,14 @@ export class AuditLog {
     await this.#batches.close();
   }
 
-  async #writeBatch(batch: readonly Pending[]): Promise<undefined[]> {
-    const rowsByTable = new Map<BatchTable<unknown>, unknown[]>();
-    for (const { row } of batch) {
-      if (!row) continue;
-      const rows = rowsByTable.get(row.table);
-      if (rows) rows.push(row.row);
-      else rowsByTable.set(row.table, [row.row]);
-    }
-    await this.#appendChained(
-      this.#prisma,
-      batch.map((p) => p.entry),
-      [...rowsByTable],
-    );
+  async #writeBatch(batch: readonly AuditEntry[]): Promise<undefined[]> {
+    await this.#appendChained(this.#prisma, batch);
     this.notify();
     return batch.map(() => undefined);
   }
 
-  /** Links `entries` to the head and writes them (and `riders`) in one statement; see the top of this file. */
-  async #appendChained(
-    db: PrismaClient | Prisma.TransactionClient,
-    entries: readonly AuditEntry[],
-    riders: readonly [BatchTable<unknown>, unknown[]][],
-  ): Promise<void> {
+  /** Links `entries` to the head and writes them in one statement; see the top of this file. */
+  async #appendChained(db: PrismaClient | Prisma.TransactionClient, entries: readonly AuditEntry[]): Promise<void> {
     if (entries.length === 0) return;
     for (let misses = 0; ; misses++) {
       const head = this.#head ?? (await this.#readHead(db));
@@ -169,8 +129,8 @@ export class AuditLog {
         previous = event;
         return event;
       });
-      const [result] = await db.$queryRaw<{ moved: number }[]>(appendStatement(head, previous, time, events, riders));
-      if (result?.moved === 1) {
+      const [result] = await db.$queryRaw<{ moved: boolean }[]>(appendStatement(head, time, events));
+      if (result?.moved) {
         this.#head = { seq: previous.seq, hash: previous.hash };
         return;
       }
@@ -188,42 +148,22 @@ export class AuditLog {
 }
 
 /**
- * Moves the head from `from` to `to` and inserts the events and riders, all
- * or nothing, in one statement. Arrays (`unnest`) keep the statement's text
- * the same for every batch size, which keeps parsing it cheap.
+ * Calls `audit_append` (prisma/migrations/…_audit_append_function): it moves
+ * the head from `from` to the last event and inserts the events, all or
+ * nothing. A function, so the database plans its statements once per session
+ * instead of once per batch; arrays (`unnest`) keep the call the same for
+ * every batch size.
  */
-function appendStatement(
-  from: ChainHead,
-  to: ChainHead,
-  time: Date,
-  events: readonly ChainedAuditEvent[],
-  riders: readonly [BatchTable<unknown>, unknown[]][],
-): Prisma.Sql {
+function appendStatement(from: ChainHead, time: Date, events: readonly ChainedAuditEvent[]): Prisma.Sql {
   const column = (pick: (event: ChainedAuditEvent) => string | null) => events.map(pick);
-  const rides = riders.map(
-    ([table, rows], i) => Prisma.sql`,
-    ride${Prisma.raw(String(i))} AS (
-      INSERT INTO ${Prisma.raw(table.into)}
-      SELECT * FROM (${table.select(rows)}) AS r WHERE EXISTS (SELECT 1 FROM head))`,
-  );
   return Prisma.sql`
-    WITH head AS (
-      UPDATE audit_chain_head SET seq = ${to.seq}, hash = ${to.hash}
-       WHERE id = 1 AND seq = ${from.seq} AND hash = ${from.hash}
-      RETURNING 1),
-    appended AS (
-      INSERT INTO audit_event (seq, time, request_id, tenant_id, actor_id, client, action, target, outcome, reason, prev_hash, hash)
-      SELECT e.seq, ${time}::timestamptz, e.request_id, e.tenant_id, e.actor_id, e.client, e.action, e.target,
-             e.outcome::audit_outcome, e.reason, e.prev_hash, e.hash
-        FROM unnest(${column((e) => e.seq.toString())}::bigint[], ${column((e) => e.requestId)}::text[],
-                    ${column((e) => e.tenantId)}::text[], ${column((e) => e.actorId)}::text[],
-                    ${column((e) => e.client)}::text[], ${column((e) => e.action)}::text[],
-                    ${column((e) => e.target)}::text[], ${column((e) => e.outcome)}::text[],
-                    ${column((e) => e.reason)}::text[], ${column((e) => e.prevHash)}::text[],
-                    ${column((e) => e.hash)}::text[])
-          AS e(seq, request_id, tenant_id, actor_id, client, action, target, outcome, reason, prev_hash, hash)
-       WHERE EXISTS (SELECT 1 FROM head))${rides.length > 0 ? Prisma.join(rides, "") : Prisma.empty}
-    SELECT count(*)::int AS moved FROM head`;
+    SELECT audit_append(${from.seq}, ${from.hash}, ${time}::timestamptz,
+      ${column((e) => e.seq.toString())}::bigint[], ${column((e) => e.requestId)}::text[],
+      ${column((e) => e.tenantId)}::text[], ${column((e) => e.actorId)}::text[],
+      ${column((e) => e.client)}::text[], ${column((e) => e.action)}::text[],
+      ${column((e) => e.target)}::text[], ${column((e) => e.outcome)}::text[],
+      ${column((e) => e.reason)}::text[], ${column((e) => e.prevHash)}::text[],
+      ${column((e) => e.hash)}::text[]) AS moved`;
 }
 
 /**

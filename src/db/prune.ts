@@ -1,13 +1,12 @@
-// Forgetting rows whose time has passed (issued tokens, replay-guard values,
-// revocation-feed entries), a bounded batch per statement. Under load these
-// tables gain thousands of rows a second; one DELETE of a minute's worth
-// would hold the embedded database's only session, or the table's locks, for
-// seconds. Between batches other work gets its turn.
+// Forgetting rows whose time has passed (replay-guard values, revocation-feed
+// entries), a bounded batch per statement. Under load these tables gain
+// thousands of rows a second; one DELETE of a minute's worth would hold the
+// embedded database's only session, or the table's locks, for seconds.
+// Between batches other work gets its turn.
 import { Prisma, type PrismaClient } from "../../gen/prisma/client.js";
 
 /** The tables that expire rows, and their key and expiry columns (constants, never input). */
 const expiring = {
-  issued_token: { key: "jti", expiry: "expires_at" },
   replay_guard: { key: "key", expiry: "expires_at" },
   revocation_event: { key: "id", expiry: "expires_at" },
 } as const;

@@ -153,53 +153,25 @@ export class LeaseRedeemer {
   }
 
   /**
-   * One statement for the whole batch: finds, for each lease, the current
-   * material sealed for its holder's newest encryption key, and takes as
-   * many uses as were asked for and remain from the leases that have such
-   * material (row locks decide between concurrent batches and instances).
-   * A lease without material for its holder keeps its uses.
+   * One call for the whole batch (`lease_take_uses`, in the migrations):
+   * finds, for each lease, the current material sealed for its holder's
+   * newest encryption key, and takes as many uses as were asked for and
+   * remain from the leases that have such material (row locks decide between
+   * concurrent batches and instances). A lease without material for its
+   * holder keeps its uses.
    */
   async #take(tx: Prisma.TransactionClient, asked: ReadonlyMap<string, number>, now: Date) {
-    const wanted = Prisma.join([...asked].map(([id, n]) => Prisma.sql`(${id}::text, ${n}::int)`));
     const rows = await tx.$queryRaw<
-      { id: string; sealed: string; version: number; kid: string; before: number | null }[]
-    >`
-      WITH wanted(id, n) AS (VALUES ${wanted}),
-      material AS (
-        SELECT l.id, c.sealed, c.version, k.id AS kid
-          FROM lease l
-          JOIN credential c ON c.id = l.credential_id
-          JOIN LATERAL (
-                 SELECT a.id FROM agent_key a
-                  WHERE a.principal_id = l.holder_id AND a.use = 'encryption' AND a.revoked_at IS NULL
-                    AND position(' ' || a.id || ' ' IN ' ' || c.recipient_kids || ' ') > 0
-                  ORDER BY a.created_at DESC LIMIT 1) k ON true
-         WHERE l.id IN (SELECT id FROM wanted)),
-      taken AS (
-        UPDATE lease l
-           SET remaining_uses = b.before - LEAST(w.n, b.before),
-               state = CASE WHEN b.before <= w.n THEN 'exhausted'::lease_state ELSE l.state END,
-               ended_at = CASE WHEN b.before <= w.n THEN ${now} ELSE l.ended_at END
-          FROM (SELECT id, remaining_uses AS before FROM lease
-                 WHERE id IN (SELECT id FROM material)
-                   AND state = 'active' AND remaining_uses > 0 AND expires_at > ${now}
-                 -- Row locks in id order, then the audit head: batches of
-                 -- several instances cannot deadlock on each other.
-                 ORDER BY id
-                 FOR UPDATE) b,
-               wanted w
-         WHERE l.id = b.id AND w.id = b.id
-     RETURNING l.id, b.before)
-      SELECT m.id, m.sealed, m.version, m.kid, t.before
-        FROM material m LEFT JOIN taken t ON t.id = m.id`;
+      { lease_id: string; sealed: string; version: number; kid: string; before: number | null }[]
+    >`SELECT * FROM lease_take_uses(${[...asked.keys()]}::text[], ${[...asked.values()]}::int[], ${now}::timestamptz)`;
     const material = new Map<string, Omit<Redeemed, "remainingUses">>();
     const before = new Map<string, number>();
     for (const row of rows) {
       const sealedJwe = forRecipient(row.sealed, row.kid);
       // recipient_kids is derived from the JWE itself; a mismatch is corruption, not a refusal.
-      if (!sealedJwe) throw new Error(`credential material of lease ${row.id} lacks recipient ${row.kid}`);
-      material.set(row.id, { sealedJwe, keyId: row.kid, credentialVersion: Number(row.version) });
-      if (row.before !== null) before.set(row.id, Number(row.before));
+      if (!sealedJwe) throw new Error(`credential material of lease ${row.lease_id} lacks recipient ${row.kid}`);
+      material.set(row.lease_id, { sealedJwe, keyId: row.kid, credentialVersion: Number(row.version) });
+      if (row.before !== null) before.set(row.lease_id, Number(row.before));
     }
     return { material, before };
   }

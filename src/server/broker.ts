@@ -137,13 +137,13 @@ async function assemble(
     verified: new VerifiedTokens(),
   };
   // Housekeeping every instance does: forget what expired (single-use
-  // values, issued tokens, feed entries) and re-read the key set, so retiring
-  // keys drop out of the JWKS on time.
+  // values, feed entries) and re-read the key set, so retiring keys drop out
+  // of the JWKS on time.
   const housekeeping = setInterval(() => {
     void replay.prune(clock.now()).catch((error) => log.warn({ err: error }, "replay guard prune failed"));
-    for (const table of ["issued_token", "revocation_event"] as const) {
-      void pruneExpired(prisma, table, clock.now()).catch((error) => log.warn({ err: error, table }, "prune failed"));
-    }
+    void pruneExpired(prisma, "revocation_event", clock.now()).catch((error) =>
+      log.warn({ err: error }, "revocation feed prune failed"),
+    );
     void keyRing.reload().catch((error) => log.warn({ err: error }, "signing key reload failed"));
     void pruneDeviceFlow(prisma, clock.now()).catch((error) => log.warn({ err: error }, "device flow prune failed"));
   }, 60_000);

@@ -1,11 +1,10 @@
 // Broker tokens: mint (client authenticated by API key or RFC 7523
 // assertion, optionally DPoP-bound), verify (offline: key ring + revocation
 // feed, no database), introspect (RFC 7662) and revoke (RFC 7009).
-import { randomBytes } from "node:crypto";
 import { decodeProtectedHeader, importJWK, type JWK, jwtVerify } from "jose";
-import { Prisma, type PrismaClient } from "../../gen/prisma/client.js";
+import type { PrismaClient } from "../../gen/prisma/client.js";
 import type { AuditBase } from "../audit/audit-chain.js";
-import type { AuditLog, BatchTable } from "../audit/audit-log.js";
+import type { AuditLog } from "../audit/audit-log.js";
 import type { Authenticator } from "../auth/authenticate.js";
 import { type Caller, isElevated } from "../auth/caller.js";
 import { DpopNonceRequired, dpopAlgorithms, verifyDpopProof } from "../auth/dpop.js";
@@ -24,6 +23,7 @@ import {
 import { formatScope, type Scope, ScopeSet } from "../policy/scope.js";
 import { assertCovers, parseScopes, scopeSetOf } from "../policy/scope-checks.js";
 import type { RateLimiter } from "../rate-limit.js";
+import { type JtiFacts, newJti, parseJti } from "./jti.js";
 import { type AccessTokenClaims, looksLikeJwt, signAccessToken, verifyAccessTokenJwt } from "./jwt.js";
 import { RevocationFeed } from "./revocation-feed.js";
 import type { KeyRing } from "./signing-keys.js";
@@ -209,14 +209,6 @@ async function authenticateAssertion(deps: TokenDeps, assertion: string): Promis
   };
 }
 
-/** Issued-token rows ride in the audit batch of their mint. */
-const issuedTokens: BatchTable<{ jti: string; tenantId: string; principalId: string; expiresAt: Date }> = {
-  into: "issued_token (jti, tenant_id, principal_id, expires_at)",
-  select: (rows) => Prisma.sql`
-    SELECT * FROM unnest(${rows.map((r) => r.jti)}::text[], ${rows.map((r) => r.tenantId)}::text[],
-                         ${rows.map((r) => r.principalId)}::text[], ${rows.map((r) => r.expiresAt.toISOString())}::timestamptz[])`,
-};
-
 /** What an issued token says: who it is for, for which client, where, with what. */
 export interface TokenGrant {
   readonly subject: Pick<Caller, "principalId" | "tenantId" | "kind">;
@@ -242,7 +234,7 @@ export async function issueAccessToken(deps: TokenDeps, site: CallSite, grant: T
     aud: grant.audience,
     exp: iat + grant.lifetimeSeconds,
     iat,
-    jti: randomBytes(16).toString("base64url"),
+    jti: newJti({ principalId: grant.subject.principalId, exp: iat + grant.lifetimeSeconds }),
     client_id: grant.clientId,
     tenant_id: grant.subject.tenantId,
     scope: grant.scope,
@@ -250,27 +242,16 @@ export async function issueAccessToken(deps: TokenDeps, site: CallSite, grant: T
     ...(grant.jkt ? { cnf: { jkt: grant.jkt } } : {}),
   };
   const accessToken = signAccessToken(deps.keyRing.snapshot.signer, claims);
-  await deps.audit.append(
-    {
-      requestId: site.requestId,
-      tenantId: grant.subject.tenantId,
-      actorId: grant.subject.principalId,
-      client: site.client,
-      action: "token.mint",
-      target: claims.jti,
-      outcome: "success",
-      reason: grant.clientId === grant.subject.principalId ? "" : `client ${grant.clientId}`,
-    },
-    {
-      table: issuedTokens,
-      row: {
-        jti: claims.jti,
-        tenantId: grant.subject.tenantId,
-        principalId: grant.subject.principalId,
-        expiresAt: new Date(claims.exp * 1000),
-      },
-    },
-  );
+  await deps.audit.append({
+    requestId: site.requestId,
+    tenantId: grant.subject.tenantId,
+    actorId: grant.subject.principalId,
+    client: site.client,
+    action: "token.mint",
+    target: claims.jti,
+    outcome: "success",
+    reason: grant.clientId === grant.subject.principalId ? "" : `client ${grant.clientId}`,
+  });
   return {
     accessToken,
     tokenType: grant.jkt ? "DPoP" : "Bearer",
@@ -360,6 +341,29 @@ export async function introspectToken(deps: TokenDeps, caller: Caller, token: st
   }
 }
 
+/** What a revocation request names: the token's id, owner and expiry, when it names one of ours. */
+async function revocationSubject(
+  deps: TokenDeps,
+  request: { jti: string; token: string },
+): Promise<(JtiFacts & { jti: string; tenantId?: string }) | undefined> {
+  if (request.jti) {
+    if (request.jti.length > 128) throw invalidArgument([{ field: "jti", description: "too long" }]);
+    const facts = parseJti(request.jti);
+    return facts && { ...facts, jti: request.jti };
+  }
+  if (!request.token) throw invalidArgument([{ field: "jti", description: "give a jti or a token" }]);
+  try {
+    const claims = await verifyAccessTokenJwt(request.token, deps.keyRing.lookup, {
+      issuer: deps.config.publicUrl,
+      now: deps.clock.now(),
+      clockToleranceSeconds: 365 * 86_400, // an expired token may still be revoked (no-op)
+    });
+    return { jti: claims.jti, principalId: claims.sub, exp: claims.exp, tenantId: claims.tenant_id };
+  } catch {
+    return undefined;
+  }
+}
+
 /** RFC 7009: revoke by jti or token; unknown, expired or foreign tokens are a silent no-op. */
 export async function revokeToken(
   deps: TokenDeps,
@@ -367,32 +371,22 @@ export async function revokeToken(
   auditBase: AuditBase,
   request: { jti: string; token: string },
 ): Promise<void> {
-  let jti = request.jti;
-  if (!jti && request.token) {
-    try {
-      jti = (
-        await verifyAccessTokenJwt(request.token, deps.keyRing.lookup, {
-          issuer: deps.config.publicUrl,
-          now: deps.clock.now(),
-          clockToleranceSeconds: 365 * 86_400, // an expired token may still be revoked (no-op)
-        })
-      ).jti;
-    } catch {
-      return;
-    }
-  }
-  if (!jti || jti.length > 64) throw invalidArgument([{ field: "jti", description: "give a jti or a token" }]);
-  const issued = await deps.prisma.issuedToken.findUnique({ where: { jti } });
-  const now = deps.clock.now();
-  if (!issued || issued.expiresAt <= now) return;
-  if (issued.tenantId !== caller.tenantId && !isElevated(caller)) return; // looks like an unknown token
-  const allowed = issued.principalId === caller.principalId || caller.scopes.has("token.revoke") || isElevated(caller);
-  if (!allowed)
+  const token = await revocationSubject(deps, request);
+  const expiresAt = new Date((token?.exp ?? 0) * 1000);
+  if (!token || expiresAt <= deps.clock.now()) return;
+  const owned = token.principalId === caller.principalId;
+  const tenantId = owned
+    ? caller.tenantId
+    : (token.tenantId ??
+      (await deps.prisma.principal.findUnique({ where: { id: token.principalId }, select: { tenantId: true } }))
+        ?.tenantId);
+  if (tenantId !== caller.tenantId && !isElevated(caller)) return; // looks like an unknown token
+  if (!owned && !caller.scopes.has("token.revoke") && !isElevated(caller))
     throw permissionDenied("NOT_TOKEN_OWNER", "only the token's owner or a holder of token.revoke may revoke it");
-  const entry = { kind: "token" as const, subject: jti, expiresAt: issued.expiresAt };
+  const entry = { kind: "token" as const, subject: token.jti, expiresAt };
   await deps.audit.transaction(
     (tx) => RevocationFeed.publish(tx, entry),
-    () => ({ ...auditBase, action: "token.revoke", target: jti, outcome: "success", reason: "" }),
+    () => ({ ...auditBase, action: "token.revoke", target: token.jti, outcome: "success", reason: "" }),
   );
   deps.feed.apply(entry);
 }

@@ -13,7 +13,7 @@ import { requireScopes, verifyAccessToken } from "../../src/sdk/index.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
 import { createDpopKey } from "../support/dpop.js";
-import { failure } from "../support/errors.js";
+import { failure, reasonOf } from "../support/errors.js";
 import { type Actor, createActor } from "../support/fixtures.js";
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
@@ -283,6 +283,32 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
     await expect(asAgent.whoAmI({})).rejects.toMatchObject({ code: Code.Unauthenticated });
     const introspected = await t.client(TokenService).introspectToken({ token: own.accessToken });
     expect(introspected.active).toBe(false);
+  });
+
+  it("lets only the owner or a token.revoke holder of its tenant revoke by jti; made-up jtis revoke nothing", async () => {
+    const own = await tokens(agentKey);
+    const works = async () =>
+      expect((await t.client(TokenService).introspectToken({ token: own.accessToken })).active).toBe(true);
+    const peer = await createActor(t, { tenantId: person.tenantId, kind: "service" });
+    const refused = await failure(t.client(TokenService, { key: peer.key }).revokeToken({ jti: own.jti }));
+    expect(refused?.code).toBe(Code.PermissionDenied);
+    expect(reasonOf(refused)).toBe("NOT_TOKEN_OWNER");
+    // Another tenant's revoker cannot tell the token exists, let alone revoke it.
+    const foreign = await createActor(t, { kind: "service", scopes: ["token.revoke"] });
+    await t.client(TokenService, { key: foreign.key }).revokeToken({ jti: own.jti });
+    // A jti in the owner's name with another random part, or no jti shape at all, names no token.
+    const [owner, exp] = own.jti.split(".");
+    const asAgent = t.client(TokenService, { key: agentKey });
+    await asAgent.revokeToken({ jti: `${owner}.${exp}.${"A".repeat(22)}` });
+    await asAgent.revokeToken({ jti: randomUUID() });
+    await expect(asAgent.revokeToken({ jti: "x".repeat(129) })).rejects.toMatchObject({
+      code: Code.InvalidArgument,
+    });
+    await works();
+
+    const revoker = await createActor(t, { tenantId: person.tenantId, kind: "service", scopes: ["token.revoke"] });
+    await t.client(TokenService, { key: revoker.key }).revokeToken({ jti: own.jti });
+    expect((await t.client(TokenService).introspectToken({ token: own.accessToken })).active).toBe(false);
   });
 
   it("introspects for holders of introspect.token only, and only within their tenant", async () => {

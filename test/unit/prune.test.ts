@@ -14,17 +14,11 @@ describe.each(databaseKinds)("pruneExpired on %s", (kind) => {
     const prisma = db.database.prisma;
     const now = new Date("2026-12-01T12:00:00Z");
     const at = (seconds: number) => new Date(now.getTime() + seconds * 1000);
-    const token = (i: number, expiresAt: Date) => ({ jti: `jti-${i}`, tenantId: "ten", principalId: "prn", expiresAt });
-    await prisma.issuedToken.createMany({
-      data: [
-        ...Array.from({ length: 25 }, (_, i) => token(i, at(-1 - i))),
-        ...Array.from({ length: 3 }, (_, i) => token(100 + i, at(60))),
-      ],
-    });
+    const value = (key: string, expiresAt: Date) => ({ key, expiresAt });
     await prisma.replayGuard.createMany({
       data: [
-        { key: "old", expiresAt: at(-5) },
-        { key: "fresh", expiresAt: at(5) },
+        ...Array.from({ length: 25 }, (_, i) => value(`old-${i}`, at(-1 - i))),
+        ...Array.from({ length: 3 }, (_, i) => value(`fresh-${i}`, at(60 + i))),
       ],
     });
     await prisma.revocationEvent.createMany({
@@ -34,16 +28,14 @@ describe.each(databaseKinds)("pruneExpired on %s", (kind) => {
       ],
     });
 
-    expect(await pruneExpired(prisma, "issued_token", now, 10)).toBe(25);
-    expect(await pruneExpired(prisma, "replay_guard", now, 10)).toBe(1);
+    expect(await pruneExpired(prisma, "replay_guard", now, 10)).toBe(25);
     expect(await pruneExpired(prisma, "revocation_event", now, 10)).toBe(1);
 
-    expect((await prisma.issuedToken.findMany({ orderBy: { jti: "asc" } })).map((t) => t.jti)).toEqual([
-      "jti-100",
-      "jti-101",
-      "jti-102",
+    expect((await prisma.replayGuard.findMany({ orderBy: { key: "asc" } })).map((r) => r.key)).toEqual([
+      "fresh-0",
+      "fresh-1",
+      "fresh-2",
     ]);
-    expect((await prisma.replayGuard.findMany()).map((r) => r.key)).toEqual(["fresh"]);
     expect((await prisma.revocationEvent.findMany()).map((r) => r.subject)).toEqual(["still"]);
   });
 });
