@@ -6,10 +6,13 @@ import type { AuditLog } from "./audit/audit-log.js";
 import type { Clock } from "./clock.js";
 import type { Config } from "./config.js";
 import type { KeyEncryptionProvider } from "./crypto/root-key.js";
+import type { SqlClient } from "./db/database.js";
 import type { RevocationFeed } from "./tokens/revocation-feed.js";
 
 export interface BrokerContext {
   readonly prisma: PrismaClient;
+  /** The driver itself, for the few hot-path statements (see db/database.ts). */
+  readonly sql: SqlClient;
   readonly audit: AuditLog;
   readonly clock: Clock;
   readonly log: Logger;

@@ -16,8 +16,9 @@
 // database, and a miss costs one statement, not a lost or forked event.
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
-import { Prisma, type PrismaClient } from "../../gen/prisma/client.js";
+import type { Prisma, PrismaClient } from "../../gen/prisma/client.js";
 import type { Clock } from "../clock.js";
+import { type SqlClient, type SqlQuery, sqlOf } from "../db/database.js";
 import { GroupCommit } from "../db/group-commit.js";
 import type { DomainError } from "../errors/domain-error.js";
 import { type AuditBase, type AuditEntry, type ChainedAuditEvent, chainHash, genesisHash } from "./audit-chain.js";
@@ -32,6 +33,7 @@ const maxHeadMisses = 50;
 
 export class AuditLog {
   readonly #prisma: PrismaClient;
+  readonly #sql: SqlClient;
   readonly #key: Buffer;
   readonly #clock: Clock;
   readonly #log: Logger;
@@ -40,8 +42,9 @@ export class AuditLog {
   /** The head as this instance last wrote or read it: a guess the append's compare and set checks. */
   #head: ChainHead | undefined;
 
-  constructor(deps: { prisma: PrismaClient; key: Buffer; clock: Clock; log: Logger }) {
+  constructor(deps: { prisma: PrismaClient; sql: SqlClient; key: Buffer; clock: Clock; log: Logger }) {
     this.#prisma = deps.prisma;
+    this.#sql = deps.sql;
     this.#key = deps.key;
     this.#clock = deps.clock;
     this.#log = deps.log;
@@ -60,9 +63,9 @@ export class AuditLog {
     });
   }
 
-  /** Appends within the caller's transaction; call `notify` after it commits. */
-  async appendInTransaction(tx: Prisma.TransactionClient, entries: readonly AuditEntry[]): Promise<void> {
-    await this.#appendChained(tx, entries);
+  /** Appends within the caller's transaction (Prisma's or the driver's); call `notify` after it commits. */
+  async appendInTransaction(tx: Prisma.TransactionClient | SqlQuery, entries: readonly AuditEntry[]): Promise<void> {
+    await this.#appendChained(sqlOf(tx), entries);
   }
 
   /** Runs `work` and audits it in one transaction; the entry may depend on the result. */
@@ -111,13 +114,13 @@ export class AuditLog {
   }
 
   async #writeBatch(batch: readonly AuditEntry[]): Promise<undefined[]> {
-    await this.#appendChained(this.#prisma, batch);
+    await this.#appendChained(this.#sql, batch);
     this.notify();
     return batch.map(() => undefined);
   }
 
   /** Links `entries` to the head and writes them in one statement; see the top of this file. */
-  async #appendChained(db: PrismaClient | Prisma.TransactionClient, entries: readonly AuditEntry[]): Promise<void> {
+  async #appendChained(db: SqlQuery, entries: readonly AuditEntry[]): Promise<void> {
     if (entries.length === 0) return;
     for (let misses = 0; ; misses++) {
       const head = this.#head ?? (await this.#readHead(db));
@@ -129,7 +132,7 @@ export class AuditLog {
         previous = event;
         return event;
       });
-      const [result] = await db.$queryRaw<{ moved: boolean }[]>(appendStatement(head, time, events));
+      const [result] = await db.query<{ moved: boolean }>(appendStatement, appendParameters(head, time, events));
       if (result?.moved) {
         this.#head = { seq: previous.seq, hash: previous.hash };
         return;
@@ -139,9 +142,10 @@ export class AuditLog {
     }
   }
 
-  async #readHead(db: PrismaClient | Prisma.TransactionClient): Promise<ChainHead> {
-    const [head] = await db.$queryRaw<{ seq: bigint; hash: string }[]>`
-      SELECT seq, hash FROM audit_chain_head WHERE id = 1`;
+  async #readHead(db: SqlQuery): Promise<ChainHead> {
+    const [head] = await db.query<{ seq: bigint | string; hash: string }>(
+      "SELECT seq, hash FROM audit_chain_head WHERE id = 1",
+    );
     if (!head) throw new Error("audit chain head missing; AuditLog.init() was not run");
     return { seq: BigInt(head.seq), hash: head.hash };
   }
@@ -154,16 +158,27 @@ export class AuditLog {
  * instead of once per batch; arrays (`unnest`) keep the call the same for
  * every batch size.
  */
-function appendStatement(from: ChainHead, time: Date, events: readonly ChainedAuditEvent[]): Prisma.Sql {
+const appendStatement = `SELECT audit_append($1::bigint, $2::text, $3::timestamptz, $4::bigint[], $5::text[], $6::text[],
+  $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[]) AS moved`;
+
+function appendParameters(from: ChainHead, time: Date, events: readonly ChainedAuditEvent[]): unknown[] {
   const column = (pick: (event: ChainedAuditEvent) => string | null) => events.map(pick);
-  return Prisma.sql`
-    SELECT audit_append(${from.seq}, ${from.hash}, ${time}::timestamptz,
-      ${column((e) => e.seq.toString())}::bigint[], ${column((e) => e.requestId)}::text[],
-      ${column((e) => e.tenantId)}::text[], ${column((e) => e.actorId)}::text[],
-      ${column((e) => e.client)}::text[], ${column((e) => e.action)}::text[],
-      ${column((e) => e.target)}::text[], ${column((e) => e.outcome)}::text[],
-      ${column((e) => e.reason)}::text[], ${column((e) => e.prevHash)}::text[],
-      ${column((e) => e.hash)}::text[]) AS moved`;
+  return [
+    from.seq.toString(),
+    from.hash,
+    time.toISOString(),
+    column((e) => e.seq.toString()),
+    column((e) => e.requestId),
+    column((e) => e.tenantId),
+    column((e) => e.actorId),
+    column((e) => e.client),
+    column((e) => e.action),
+    column((e) => e.target),
+    column((e) => e.outcome),
+    column((e) => e.reason),
+    column((e) => e.prevHash),
+    column((e) => e.hash),
+  ];
 }
 
 /**

@@ -3,11 +3,12 @@
 // replayed against another instance is refused too.
 //
 // Claims arriving together (group commit) share one
-// `INSERT … ON CONFLICT DO NOTHING RETURNING key`; a claim wins when its row
-// comes back. Within a batch the first claim of a value wins and any repeat
+// `INSERT … ON CONFLICT DO NOTHING RETURNING key`, sent straight to the
+// driver (a hot path: see db/database.ts); a claim wins when its row comes
+// back. Within a batch the first claim of a value wins and any repeat
 // loses, so a replay racing its original still gets exactly one success.
 import { createHash } from "node:crypto";
-import { Prisma, type PrismaClient } from "../../gen/prisma/client.js";
+import type { Database } from "../db/database.js";
 import { GroupCommit } from "../db/group-commit.js";
 import { pruneExpired } from "../db/prune.js";
 
@@ -21,14 +22,18 @@ interface Claim {
   readonly expiresAt: Date;
 }
 
-export function databaseReplayGuard(prisma: PrismaClient): ReplayGuard & { prune(now: Date): Promise<number> } {
+export function databaseReplayGuard(
+  database: Pick<Database, "prisma" | "sql">,
+): ReplayGuard & { prune(now: Date): Promise<number> } {
   const claims = new GroupCommit<Claim, boolean>(async (batch) => {
     const firstOfKey = new Map<string, Claim>();
     for (const claim of batch) if (!firstOfKey.has(claim.key)) firstOfKey.set(claim.key, claim);
-    const values = [...firstOfKey.values()].map((c) => Prisma.sql`(${c.key}, ${c.expiresAt})`);
-    const inserted = await prisma.$queryRaw<{ key: string }[]>`
-      INSERT INTO replay_guard (key, expires_at) VALUES ${Prisma.join(values)}
-      ON CONFLICT (key) DO NOTHING RETURNING key`;
+    const claims = [...firstOfKey.values()];
+    const inserted = await database.sql.query<{ key: string }>(
+      `INSERT INTO replay_guard (key, expires_at) SELECT * FROM unnest($1::text[], $2::timestamptz[])
+       ON CONFLICT (key) DO NOTHING RETURNING key`,
+      [claims.map((c) => c.key), claims.map((c) => c.expiresAt.toISOString())],
+    );
     const fresh = new Set(inserted.map((row) => row.key));
     return batch.map((claim) => firstOfKey.get(claim.key) === claim && fresh.has(claim.key));
   });
@@ -38,6 +43,6 @@ export function databaseReplayGuard(prisma: PrismaClient): ReplayGuard & { prune
       const key = createHash("sha256").update(`${namespace}\0${value}`).digest("base64url");
       return claims.submit({ key, expiresAt });
     },
-    prune: (now) => pruneExpired(prisma, "replay_guard", now),
+    prune: (now) => pruneExpired(database.prisma, "replay_guard", now),
   };
 }

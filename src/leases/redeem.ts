@@ -4,13 +4,13 @@
 // gets the last use, across instances), and one audit append records every
 // outcome. A lease's fixed facts (tenant, holder, key, target) are cached;
 // its uses and state are only ever read under the lock.
-import { type Lease, Prisma } from "../../gen/prisma/client.js";
+import type { Lease } from "../../gen/prisma/client.js";
 import type { AuditBase, AuditEntry } from "../audit/audit-chain.js";
-import { transactionOptions } from "../audit/audit-log.js";
 import type { Caller } from "../auth/caller.js";
 import type { BrokerContext } from "../broker-context.js";
 import { forRecipient } from "../credentials/sealed-jwe.js";
 import { targetOf } from "../credentials/target.js";
+import type { SqlQuery } from "../db/database.js";
 import { GroupCommit } from "../db/group-commit.js";
 import { DomainError, notFound, permissionDenied } from "../errors/domain-error.js";
 import { isId } from "../ids.js";
@@ -18,7 +18,7 @@ import type { Selector } from "../policy/scope.js";
 import { assertTargetAllowed } from "../policy/scope-checks.js";
 import { effectiveState, endedError } from "./leases.js";
 
-type Ctx = Pick<BrokerContext, "prisma" | "audit" | "clock" | "log">;
+type Ctx = Pick<BrokerContext, "prisma" | "sql" | "audit" | "clock" | "log">;
 
 /** What never changes about a lease. */
 interface LeaseFacts {
@@ -88,7 +88,8 @@ export class LeaseRedeemer {
 
   async #write(batch: readonly Request[]): Promise<Outcome[]> {
     const now = this.ctx.clock.now();
-    const outcomes = await this.ctx.prisma.$transaction(async (tx) => {
+    // On the driver, not Prisma: this transaction is the hot path (see db/database.ts).
+    const outcomes = await this.ctx.sql.transaction(async (tx) => {
       const leases = new Map(batch.map((r) => [r.lease.id, r.lease]));
       const asked = new Map<string, number>();
       for (const { lease } of batch) asked.set(lease.id, (asked.get(lease.id) ?? 0) + 1);
@@ -97,17 +98,19 @@ export class LeaseRedeemer {
       // Why the others were refused: their state now (an expiry is recorded once).
       const refusedIds = [...leases.keys()].filter((id) => !before.has(id));
       const current = refusedIds.length
-        ? await tx.$queryRaw<Pick<Lease, "id" | "state" | "expiresAt">[]>`
-            SELECT id, state::text AS state, expires_at AS "expiresAt" FROM lease WHERE id IN (${Prisma.join(refusedIds)})`
+        ? await tx.query<Pick<Lease, "id" | "state" | "expiresAt">>(
+            `SELECT id, state::text AS state, expires_at AS "expiresAt" FROM lease WHERE id = ANY($1::text[])`,
+            [refusedIds],
+          )
         : [];
       const expired = current
         .filter((l) => l.state === "active" && effectiveState(l, now) === "expired")
         .map((l) => l.id);
       if (expired.length) {
-        await tx.lease.updateMany({
-          where: { id: { in: expired }, state: "active" },
-          data: { state: "expired", endedAt: now },
-        });
+        await tx.query(
+          `UPDATE lease SET state = 'expired', ended_at = $2::timestamptz WHERE id = ANY($1::text[]) AND state = 'active'`,
+          [expired, now.toISOString()],
+        );
       }
       const stateOf = new Map(current.map((l) => [l.id, effectiveState(l, now)]));
 
@@ -146,7 +149,7 @@ export class LeaseRedeemer {
       }
       await this.ctx.audit.appendInTransaction(tx, entries);
       return results;
-    }, transactionOptions);
+    });
     this.ctx.audit.notify();
     for (const outcome of outcomes) if ("refused" in outcome) outcome.refused.audited = true;
     return outcomes;
@@ -160,10 +163,18 @@ export class LeaseRedeemer {
    * concurrent batches and instances). A lease without material for its
    * holder keeps its uses.
    */
-  async #take(tx: Prisma.TransactionClient, asked: ReadonlyMap<string, number>, now: Date) {
-    const rows = await tx.$queryRaw<
-      { lease_id: string; sealed: string; version: number; kid: string; before: number | null }[]
-    >`SELECT * FROM lease_take_uses(${[...asked.keys()]}::text[], ${[...asked.values()]}::int[], ${now}::timestamptz)`;
+  async #take(tx: SqlQuery, asked: ReadonlyMap<string, number>, now: Date) {
+    const rows = await tx.query<{
+      lease_id: string;
+      sealed: string;
+      version: number;
+      kid: string;
+      before: number | null;
+    }>("SELECT * FROM lease_take_uses($1::text[], $2::int[], $3::timestamptz)", [
+      [...asked.keys()],
+      [...asked.values()],
+      now.toISOString(),
+    ]);
     const material = new Map<string, Omit<Redeemed, "remainingUses">>();
     const before = new Map<string, number>();
     for (const row of rows) {

@@ -92,7 +92,7 @@ async function assemble(
   // connect-node listens on the shutdown signal once per call in flight.
   setMaxListeners(0, closing.signal);
   const prisma = database.prisma;
-  const audit = new AuditLog({ prisma, key: auditChainKey(rootKey), clock, log });
+  const audit = new AuditLog({ prisma, sql: database.sql, key: auditChainKey(rootKey), clock, log });
   await audit.init();
   await prisma.$transaction((tx) => ensureSigningKeys(tx, rootKey));
   const keyRing = new KeyRing({ prisma, rootKey, clock });
@@ -105,10 +105,20 @@ async function assemble(
     onSigningKeysChanged: () => keyRing.reload(),
   });
   await feed.start();
-  const ctx: BrokerContext = { prisma, audit, clock, log, rootKey, config, feed, closing: closing.signal };
+  const ctx: BrokerContext = {
+    prisma,
+    sql: database.sql,
+    audit,
+    clock,
+    log,
+    rootKey,
+    config,
+    feed,
+    closing: closing.signal,
+  };
   const bootstrapped = await bootstrap(ctx, grantableActions(services));
 
-  const replay = databaseReplayGuard(prisma);
+  const replay = databaseReplayGuard(database);
   const lastUsed = new LastUsedRecorder(prisma);
   lastUsed.start();
   const apiKeyCache = new ApiKeyCache();

@@ -44,7 +44,14 @@ describe.each(databaseKinds)("AuditLog on %s", (kind) => {
     const second = db.url ? await openDatabase({ kind: "postgres", url: db.url, poolSize: 4 }) : db.database;
     if (second !== db.database) extra.push(second);
     const writers = [db.database, second].map(
-      (database) => new AuditLog({ prisma: database.prisma, key: auditChainKey(rootKey), clock: systemClock, log }),
+      (database) =>
+        new AuditLog({
+          prisma: database.prisma,
+          sql: database.sql,
+          key: auditChainKey(rootKey),
+          clock: systemClock,
+          log,
+        }),
     ) as [AuditLog, AuditLog];
     await writers[0].init();
     return writers;
