@@ -4,7 +4,6 @@
 // one-way and a lease's last use is redeemed exactly once, whatever the
 // number of concurrent attempts or broker instances (redeem.ts).
 import type { Lease, Prisma } from "../../gen/prisma/client.js";
-import { findAgent } from "../agents/agents.js";
 import type { AuditBase } from "../audit/audit-chain.js";
 import type { Caller } from "../auth/caller.js";
 import type { BrokerContext } from "../broker-context.js";
@@ -21,7 +20,7 @@ import { type Page, pageOf } from "../pagination.js";
 import { type Selector, targetKeys } from "../policy/scope.js";
 import { assertTargetAllowed } from "../policy/scope-checks.js";
 
-type Ctx = Pick<BrokerContext, "prisma" | "audit" | "clock">;
+type Ctx = Pick<BrokerContext, "prisma" | "sql" | "audit" | "clock">;
 type Db = Prisma.TransactionClient | BrokerContext["prisma"];
 
 export const leaseLimits = {
@@ -57,16 +56,6 @@ async function findLease(db: Db, caller: Caller, leaseId: string, action: string
   if (!lease) throw notFound("lease", "LEASE_NOT_FOUND");
   assertTargetAllowed(caller, { action, selector: targetOf(lease) });
   return lease;
-}
-
-/** The holder's unrevoked encryption keys among a credential's recipients. */
-async function holderRecipientKeys(db: Db, holderId: string, recipientKids: string): Promise<string[]> {
-  const keys = await db.agentKey.findMany({
-    where: { principalId: holderId, use: "encryption", revokedAt: null, id: { in: recipientKids.split(" ") } },
-    select: { id: true },
-    orderBy: { createdAt: "desc" },
-  });
-  return keys.map((k) => k.id);
 }
 
 export interface CreateLeaseInput {
@@ -139,50 +128,78 @@ export async function createLease(ctx: Ctx, caller: Caller, auditBase: AuditBase
     throw error;
   }
 
-  function insertLease() {
-    return ctx.audit.transaction(
-      async (tx) => {
-        if (delegated) {
-          const holder = await findAgent(tx, caller.tenantId, holderId);
-          if (holder.status !== "active") {
-            throw new DomainError("failed_precondition", "HOLDER_NOT_ACTIVE", `the holder is ${holder.status}`);
-          }
+  // On the driver, not Prisma: creating a lease is a hot path (see db/database.ts).
+  async function insertLease(): Promise<Lease> {
+    const lease = await ctx.sql.transaction(async (tx) => {
+      if (delegated) {
+        const [holder] = await tx.query<{ status: string }>(
+          "SELECT status::text AS status FROM principal WHERE id = $1 AND tenant_id = $2 AND kind = 'agent'",
+          [holderId, caller.tenantId],
+        );
+        if (!holder) throw notFound("agent", "AGENT_NOT_FOUND");
+        if (holder.status !== "active") {
+          throw new DomainError("failed_precondition", "HOLDER_NOT_ACTIVE", `the holder is ${holder.status}`);
         }
-        const credential = await tx.credential.findFirst({ where: { tenantId: caller.tenantId, ...target } });
-        if (!credential) throw notFound("credential", "CREDENTIAL_NOT_FOUND");
-        if ((await holderRecipientKeys(tx, holderId, credential.recipientKids)).length === 0) {
-          throw new DomainError(
-            "failed_precondition",
-            "HOLDER_NOT_RECIPIENT",
-            "the credential is not sealed for any encryption key of the holder",
-          );
-        }
-        return tx.lease.create({
-          data: {
-            id: newId("lease"),
-            tenantId: caller.tenantId,
-            credentialId: credential.id,
-            ...target,
-            holderId,
-            holderJkt: boundJkt,
-            createdBy: caller.principalId,
-            maxUses,
-            remainingUses: maxUses,
-            expiresAt: new Date(now.getTime() + lifetime * 1000),
-            idempotencyKey: idempotencyKey || null,
-          },
-        });
-      },
-      (lease) => ({
-        ...auditBase,
-        action: "credential.lease.create",
-        target: lease.id,
-        outcome: "success",
-        reason: `holder ${lease.holderId} uses ${lease.maxUses} until ${lease.expiresAt.toISOString()}`,
-      }),
-    );
+      }
+      const [credential] = await tx.query<{ id: string; recipient: boolean }>(
+        `SELECT c.id, EXISTS (
+                  SELECT 1 FROM agent_key a
+                   WHERE a.principal_id = $5 AND a.use = 'encryption' AND a.revoked_at IS NULL
+                     AND position(' ' || a.id || ' ' IN ' ' || c.recipient_kids || ' ') > 0) AS recipient
+           FROM credential c WHERE c.tenant_id = $1 AND c.provider = $2 AND c.app = $3 AND c.account = $4`,
+        [caller.tenantId, target.provider, target.app, target.account, holderId],
+      );
+      if (!credential) throw notFound("credential", "CREDENTIAL_NOT_FOUND");
+      if (!credential.recipient) {
+        throw new DomainError(
+          "failed_precondition",
+          "HOLDER_NOT_RECIPIENT",
+          "the credential is not sealed for any encryption key of the holder",
+        );
+      }
+      const [created] = await tx.query<Lease>(
+        `INSERT INTO lease (id, tenant_id, credential_id, provider, app, account, holder_id, holder_jkt, created_by,
+                            max_uses, remaining_uses, state, expires_at, created_at, idempotency_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 'active', $11::timestamptz, $12::timestamptz, $13)
+         RETURNING ${leaseColumns}`,
+        [
+          newId("lease"),
+          caller.tenantId,
+          credential.id,
+          target.provider,
+          target.app,
+          target.account,
+          holderId,
+          boundJkt,
+          caller.principalId,
+          maxUses,
+          new Date(now.getTime() + lifetime * 1000).toISOString(),
+          now.toISOString(),
+          idempotencyKey || null,
+        ],
+      );
+      const row = created as Lease;
+      await ctx.audit.appendInTransaction(tx, [
+        {
+          ...auditBase,
+          action: "credential.lease.create",
+          target: row.id,
+          outcome: "success",
+          reason: `holder ${row.holderId} uses ${row.maxUses} until ${row.expiresAt.toISOString()}`,
+        },
+      ]);
+      return row;
+    });
+    ctx.audit.notify();
+    return lease;
   }
 }
+
+/** Every column of a lease row under its Prisma field name, for raw statements that return leases. */
+const leaseColumns = `id, tenant_id AS "tenantId", credential_id AS "credentialId", provider, app, account,
+  holder_id AS "holderId", holder_jkt AS "holderJkt", created_by AS "createdBy", max_uses AS "maxUses",
+  remaining_uses AS "remainingUses", state::text AS state, expires_at AS "expiresAt", created_at AS "createdAt",
+  ended_at AS "endedAt", end_reason AS "endReason", idempotency_key AS "idempotencyKey"`;
 
 export async function revokeLease(ctx: Ctx, caller: Caller, auditBase: AuditBase, leaseId: string): Promise<Lease> {
   const lease = await findLease(ctx.prisma, caller, leaseId, "credential.lease.revoke");
