@@ -141,11 +141,9 @@ export async function createLease(ctx: Ctx, caller: Caller, auditBase: AuditBase
           throw new DomainError("failed_precondition", "HOLDER_NOT_ACTIVE", `the holder is ${holder.status}`);
         }
       }
+      // holder_recipient_key (migrations) is the one rule RedeemLease applies too.
       const [credential] = await tx.query<{ id: string; recipient: boolean }>(
-        `SELECT c.id, EXISTS (
-                  SELECT 1 FROM agent_key a
-                   WHERE a.principal_id = $5 AND a.use = 'encryption' AND a.revoked_at IS NULL
-                     AND position(' ' || a.id || ' ' IN ' ' || c.recipient_kids || ' ') > 0) AS recipient
+        `SELECT c.id, holder_recipient_key($5, c.recipient_kids) IS NOT NULL AS recipient
            FROM credential c WHERE c.tenant_id = $1 AND c.provider = $2 AND c.app = $3 AND c.account = $4`,
         [caller.tenantId, target.provider, target.app, target.account, holderId],
       );

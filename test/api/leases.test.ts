@@ -314,6 +314,30 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
     expect(await openSealedCredential(redeemed.sealedJwe, agent.encryption.privateJwk)).toBe(`${secret}-v3`);
   });
 
+  it("refuses to create a lease on a credential not sealed for one of the holder's live keys", async () => {
+    const { agent, target, grants, credential, mine } = await world();
+    const leases = agent.client(LeaseService, await agent.token(grants));
+    const credentials = t.client(CredentialService, { key: person.key });
+    await credentials.updateCredential({
+      credentialId: credential?.credentialId ?? "",
+      sealedJwe: await sealCredential("owner only", [{ kid: mine.kid, jwk: mine.publicJwk }]),
+    });
+    const notSealed = await failure(leases.createLease({ target }));
+    expect(notSealed?.code).toBe(Code.FailedPrecondition);
+    expect(reasonOf(notSealed)).toBe("HOLDER_NOT_RECIPIENT");
+
+    // Sealed for the agent's key again, but that key is revoked: still no lease.
+    await credentials.updateCredential({
+      credentialId: credential?.credentialId ?? "",
+      sealedJwe: await sealCredential("again", [{ kid: agent.encryption.kid, jwk: agent.encryption.publicJwk }]),
+    });
+    await t.db.database.prisma.agentKey.update({
+      where: { id: agent.encryption.kid },
+      data: { revokedAt: new Date() },
+    });
+    expect(reasonOf(await failure(leases.createLease({ target })))).toBe("HOLDER_NOT_RECIPIENT");
+  });
+
   it("shows leases to holders of credential.lease.read on their target, filtered and paged", async () => {
     const { agent, target, grants } = await world();
     const leases = agent.client(LeaseService, await agent.token(grants));
