@@ -157,13 +157,14 @@ export async function openEmbedded(dataDir: string | undefined): Promise<{ datab
 function onClient(client: pg.PoolClient | pg.Pool): SqlQuery {
   return {
     query: async <Row>(sql: string, params: readonly unknown[] = []) =>
-      (await client.query(sql, [...params])).rows as Row[],
+      (await client.query(sql, params as unknown[])).rows as Row[],
   };
 }
 
 function onSession(db: Pick<PGlite, "query">): SqlQuery {
   return {
-    query: async <Row>(sql: string, params: readonly unknown[] = []) => (await db.query<Row>(sql, [...params])).rows,
+    query: async <Row>(sql: string, params: readonly unknown[] = []) =>
+      (await db.query<Row>(sql, params as unknown[])).rows,
   };
 }
 

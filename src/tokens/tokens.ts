@@ -228,13 +228,14 @@ export interface TokenGrant {
  */
 export async function issueAccessToken(deps: TokenDeps, site: CallSite, grant: TokenGrant): Promise<MintedToken> {
   const iat = Math.floor(deps.clock.now().getTime() / 1000);
+  const exp = iat + grant.lifetimeSeconds;
   const claims: AccessTokenClaims = {
     iss: deps.config.publicUrl,
     sub: grant.subject.principalId,
     aud: grant.audience,
-    exp: iat + grant.lifetimeSeconds,
+    exp,
     iat,
-    jti: newJti({ principalId: grant.subject.principalId, exp: iat + grant.lifetimeSeconds }),
+    jti: newJti({ principalId: grant.subject.principalId, exp }),
     client_id: grant.clientId,
     tenant_id: grant.subject.tenantId,
     scope: grant.scope,
@@ -372,8 +373,9 @@ export async function revokeToken(
   request: { jti: string; token: string },
 ): Promise<void> {
   const token = await revocationSubject(deps, request);
-  const expiresAt = new Date((token?.exp ?? 0) * 1000);
-  if (!token || expiresAt <= deps.clock.now()) return;
+  if (!token) return;
+  const expiresAt = new Date(token.exp * 1000);
+  if (expiresAt <= deps.clock.now()) return;
   const owned = token.principalId === caller.principalId;
   const tenantId = owned
     ? caller.tenantId
