@@ -16,7 +16,9 @@ import { PGlite } from "@electric-sql/pglite";
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { PrismaPGlite } from "pglite-prisma-adapter";
+import type { Logger } from "pino";
 import { type Prisma, PrismaClient } from "../../gen/prisma/client.js";
+import { startAutovacuum } from "./autovacuum.js";
 
 /** The Prisma client or an interactive transaction: what domain functions take. */
 export type Db = PrismaClient | Prisma.TransactionClient;
@@ -66,12 +68,26 @@ export interface Database {
 
 export type DatabaseTarget =
   | { readonly kind: "postgres"; readonly url: string; readonly poolSize?: number }
-  | { readonly kind: "pglite"; readonly dataDir: string | undefined }; // undefined: in memory
+  | ({ readonly kind: "pglite"; readonly dataDir: string | undefined } & EmbeddedOptions); // undefined: in memory
+
+export interface EmbeddedOptions {
+  /** Where autovacuum rounds report (see ./autovacuum.ts); silent without. */
+  readonly log?: Pick<Logger, "debug" | "warn">;
+  /** How often the embedded database checks for tables to VACUUM or ANALYZE. */
+  readonly autovacuumMs?: number;
+}
+
+/**
+ * Autovacuum's own check is once a minute per database. A new embedded broker's
+ * tables go from empty to busy within seconds, and its plans depend on the
+ * first ANALYZE, so it looks more often: a check is one catalog query.
+ */
+const defaultAutovacuumMs = 15_000;
 
 export async function openDatabase(target: DatabaseTarget): Promise<Database> {
   return target.kind === "postgres"
     ? openPostgres(target.url, target.poolSize ?? 10)
-    : (await openEmbedded(target.dataDir)).database;
+    : (await openEmbedded(target.dataDir, target)).database;
 }
 
 async function openPostgres(url: string, poolSize: number): Promise<Database> {
@@ -120,7 +136,10 @@ async function openPostgres(url: string, poolSize: number): Promise<Database> {
  * The embedded database: the Database over it and its one PGlite session,
  * which the primary of several broker processes serves to its workers.
  */
-export async function openEmbedded(dataDir: string | undefined): Promise<{ database: Database; lite: PGlite }> {
+export async function openEmbedded(
+  dataDir: string | undefined,
+  { log, autovacuumMs = defaultAutovacuumMs }: EmbeddedOptions = {},
+): Promise<{ database: Database; lite: PGlite }> {
   let dir: string | undefined;
   if (dataDir !== undefined) {
     dir = path.join(dataDir, "pglite");
@@ -133,6 +152,11 @@ export async function openEmbedded(dataDir: string | undefined): Promise<{ datab
   // PGlite has a single connection shared by everything in the process, so
   // session-level locks do not exclude anyone here: queue sessions instead.
   let queue: Promise<unknown> = Promise.resolve();
+  // PostgreSQL's autovacuum never runs in PGlite's single-user backend.
+  const autovacuum = startAutovacuum(session, autovacuumMs, (round) => {
+    if ("error" in round) return log?.warn({ err: round.error }, "embedded database autovacuum failed");
+    if (round.done.length) log?.debug({ tables: round.done, ms: round.ms }, "embedded database vacuumed and analyzed");
+  });
   const database: Database = {
     kind: "pglite",
     prisma,
@@ -147,6 +171,7 @@ export async function openEmbedded(dataDir: string | undefined): Promise<{ datab
     },
     ping: () => ping(prisma),
     async close() {
+      await autovacuum.stop();
       await prisma.$disconnect();
       await lite.close();
     },

@@ -83,7 +83,9 @@ async function assemble(
   const database =
     options.database ??
     (await openDatabase(
-      config.databaseUrl ? { kind: "postgres", url: config.databaseUrl } : { kind: "pglite", dataDir: config.dataDir },
+      config.databaseUrl
+        ? { kind: "postgres", url: config.databaseUrl }
+        : { kind: "pglite", dataDir: config.dataDir, log },
     ));
   const applied = await migrate(database);
   if (applied.length > 0) log.info({ migrations: applied }, "applied migrations");

@@ -46,7 +46,7 @@ export async function runWorkers(config: Config, log: Logger): Promise<number> {
     if (config.rootKey === undefined && config.rootKeyFile === undefined) {
       env.AEGIS_ROOT_KEY_FILE = embeddedRootKeyFile(config);
     }
-    const { database, lite } = await openEmbedded(config.dataDir);
+    const { database, lite } = await openEmbedded(config.dataDir, { log });
     const applied = await migrate(database);
     if (applied.length > 0) log.info({ migrations: applied }, "applied migrations");
     const server = await servePglite(lite, path.join(config.dataDir, "run"), log);
