@@ -10,6 +10,12 @@
 //   the client goes away before the response is complete.
 // - A unary response (Connect sets its content-length) is written with one
 //   `end(body)`: one socket write, no per-chunk promises and listeners.
+// - A unary call gets no signal of its own (an abort controller and two
+//   listeners per call): its signal is the shutdown signal. Unary handlers
+//   never watch their signal, and each ends within its deadline; a client
+//   that goes away mid-call only misses the answer, and what the call did is
+//   audited as usual. Streams (audit tail) keep a signal of their own, which
+//   a departing client aborts.
 //
 // HTTP/2 requests and streaming responses take connect-node's own path.
 import type { IncomingHttpHeaders } from "node:http";
@@ -37,6 +43,7 @@ export interface RpcHandlerOptions extends ConnectRouterOptions {
   /** Serves every path that is not an RPC. */
   readonly fallback: NodeHandler;
   readonly log: Logger;
+  readonly shutdownSignal: AbortSignal;
 }
 
 export function rpcHandler(options: RpcHandlerOptions): NodeHandler {
@@ -51,7 +58,9 @@ export function rpcHandler(options: RpcHandlerOptions): NodeHandler {
     if (!handler) return options.fallback(req, res);
     const values = options.contextValues(req);
     const universal =
-      "stream" in req ? universalRequestFromNodeRequest(req, res, undefined, values) : http1Request(req, res, values);
+      "stream" in req
+        ? universalRequestFromNodeRequest(req, res, undefined, values)
+        : http1Request(req, res, values, handler.method.methodKind === "unary" ? options.shutdownSignal : undefined);
     handler(universal)
       .then((response) => writeResponse(response, res))
       .catch((reason: unknown) => {
@@ -62,7 +71,26 @@ export function rpcHandler(options: RpcHandlerOptions): NodeHandler {
   };
 }
 
-function http1Request(req: NodeServerRequest, res: NodeServerResponse, values: ContextValues): UniversalServerRequest {
+function http1Request(
+  req: NodeServerRequest,
+  res: NodeServerResponse,
+  values: ContextValues,
+  signal: AbortSignal | undefined,
+): UniversalServerRequest {
+  const encrypted = "encrypted" in req.socket && req.socket.encrypted;
+  return {
+    httpVersion: req.httpVersion,
+    method: req.method ?? "",
+    url: new URL(req.url ?? "", `${encrypted ? "https" : "http"}://${req.headers.host ?? "localhost"}`).toString(),
+    header: webHeaders(req.headers),
+    body: req as AsyncIterable<Uint8Array>,
+    signal: signal ?? clientSignal(req, res),
+    contextValues: values,
+  };
+}
+
+/** Aborted when the client goes away before the response is complete. */
+function clientSignal(req: NodeServerRequest, res: NodeServerResponse): AbortSignal {
   const abort = new AbortController();
   const onClose = () => {
     req.off("error", onError);
@@ -75,16 +103,7 @@ function http1Request(req: NodeServerRequest, res: NodeServerResponse, values: C
   // The request emits "close" once its body is read; the response closes when the exchange ends.
   res.once("close", onClose);
   req.once("error", onError);
-  const encrypted = "encrypted" in req.socket && req.socket.encrypted;
-  return {
-    httpVersion: req.httpVersion,
-    method: req.method ?? "",
-    url: new URL(req.url ?? "", `${encrypted ? "https" : "http"}://${req.headers.host ?? "localhost"}`).toString(),
-    header: webHeaders(req.headers),
-    body: req as AsyncIterable<Uint8Array>,
-    signal: abort.signal,
-    contextValues: values,
-  };
+  return abort.signal;
 }
 
 /** The same conversion as connect-node's: every value of every field, in order. */

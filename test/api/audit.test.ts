@@ -68,6 +68,26 @@ describe.each(databaseKinds)("AuditService on %s", (kind) => {
     abort.abort();
   });
 
+  it("ends a tail on the server when its HTTP/1.1 client goes away", async () => {
+    const abort = new AbortController();
+    const stream = t
+      .client(AuditService, { protocol: "connect" })
+      .tailAuditEvents({ filter: { action: "tenant.create" } }, { signal: abort.signal });
+    const iterator = stream[Symbol.asyncIterator]();
+    const first = iterator.next().catch(() => undefined);
+    // The call's log line is written when the server side of the stream ends.
+    const tails = () => t.logs.filter((line) => line.includes("AuditService/TailAuditEvents")).length;
+    const before = tails();
+    await new Promise((r) => setTimeout(r, 200));
+    abort.abort();
+    await first;
+    const until = Date.now() + 5_000;
+    while (tails() === before) {
+      if (Date.now() > until) throw new Error("the tail did not end after its client left");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  });
+
   it("verifies an intact chain, then detects a modified event and a deleted one", async () => {
     const prisma = t.db.database.prisma;
     expect(await verify()).toMatchObject({ intact: true, firstBadSeq: 0n });
