@@ -33,6 +33,8 @@ interface Result {
   requests: number;
   /** Broker CPU (all its processes) per request, µs: steadier than req/s on a shared host. */
   cpuPerRequest?: number;
+  /** The part of it spent on the event loops (main threads). */
+  loopPerRequest?: number;
   errors: number;
   firstError: string;
   perSecond: number;
@@ -101,15 +103,30 @@ function load(job: Record<string, unknown>): Promise<Result> {
 
 const clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }));
 
-/** CPU seconds used so far by `pid` and its descendants (cluster workers), from /proc. */
-function cpuSeconds(pid: number): number {
+/**
+ * CPU seconds used so far by `pid` and its descendants (cluster workers), from
+ * /proc: by all their threads, and by their main threads alone (the event
+ * loops, which is what one broker process saturates first).
+ */
+function cpuSeconds(pid: number): { all: number; loops: number } {
+  // Fields after the parenthesised command: state ppid … utime(14) stime(15).
+  const ticksOf = (file: string) => {
+    const fields = readFileSync(file, "utf8").split(") ")[1]?.split(" ") ?? [];
+    return { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) };
+  };
   const stats = readdirSync("/proc")
     .filter((name) => /^\d+$/.test(name))
     .flatMap((name) => {
       try {
-        // Fields after the parenthesised command: state ppid … utime(14) stime(15).
-        const fields = readFileSync(`/proc/${name}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-        return [{ pid: Number(name), ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) }];
+        const all = ticksOf(`/proc/${name}/stat`);
+        return [
+          {
+            pid: Number(name),
+            ppid: all.ppid,
+            ticks: all.ticks,
+            loop: ticksOf(`/proc/${name}/task/${name}/stat`).ticks,
+          },
+        ];
       } catch {
         return []; // exited meanwhile
       }
@@ -119,14 +136,23 @@ function cpuSeconds(pid: number): number {
     grew = false;
     for (const s of stats) if (!tree.has(s.pid) && tree.has(s.ppid)) grew = tree.add(s.pid).size > 0;
   }
-  return stats.filter((s) => tree.has(s.pid)).reduce((sum, s) => sum + s.ticks, 0) / clockTicks;
+  const mine = stats.filter((s) => tree.has(s.pid));
+  const sum = (pick: (s: (typeof mine)[number]) => number) =>
+    mine.reduce((total, s) => total + pick(s), 0) / clockTicks;
+  return { all: sum((s) => s.ticks), loops: sum((s) => s.loop) };
 }
 
 /** Runs one case against the broker, adding the broker's CPU per request to the load's figures. */
 async function measured(pid: number, run: () => Promise<Result>): Promise<Result> {
   const before = cpuSeconds(pid);
   const result = await run();
-  return { ...result, cpuPerRequest: ((cpuSeconds(pid) - before) * 1e6) / Math.max(result.requests, 1) };
+  const after = cpuSeconds(pid);
+  const perRequest = (seconds: number) => (seconds * 1e6) / Math.max(result.requests, 1);
+  return {
+    ...result,
+    cpuPerRequest: perRequest(after.all - before.all),
+    loopPerRequest: perRequest(after.loops - before.loops),
+  };
 }
 
 function bearer(key: string): Interceptor {
@@ -188,11 +214,11 @@ async function benchDatabase(label: string, env: Record<string, string>) {
 
     console.log(`\n${label}: ${inFlight} in flight, ${seconds} s per case`);
     console.log(
-      "case                                   req/s     p50 ms   p99 ms   vs ceiling  cpu µs/req  errors  target",
+      "case                                   req/s     p50 ms   p99 ms   vs ceiling  cpu µs/req  loop µs/req  errors  target",
     );
     for (const [name, r, targetRate] of rows) {
       console.log(
-        `${name.padEnd(36)} ${r.perSecond.toFixed(0).padStart(8)} ${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(8)} ${`${((100 * r.perSecond) / ceiling.perSecond).toFixed(0)}%`.padStart(11)} ${(r.cpuPerRequest?.toFixed(0) ?? "").padStart(11)} ${String(r.errors).padStart(7)}  ${targetRate ? `≥ ${targetRate}/s ${r.perSecond >= targetRate ? "met" : "MISSED"}` : ""}`,
+        `${name.padEnd(36)} ${r.perSecond.toFixed(0).padStart(8)} ${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(8)} ${`${((100 * r.perSecond) / ceiling.perSecond).toFixed(0)}%`.padStart(11)} ${(r.cpuPerRequest?.toFixed(0) ?? "").padStart(11)} ${(r.loopPerRequest?.toFixed(0) ?? "").padStart(12)} ${String(r.errors).padStart(7)}  ${targetRate ? `≥ ${targetRate}/s ${r.perSecond >= targetRate ? "met" : "MISSED"}` : ""}`,
       );
       if (r.errors) console.log(`  first error: ${r.firstError}`);
     }
