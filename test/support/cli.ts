@@ -2,8 +2,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
 
-const tsx = path.resolve("node_modules/.bin/tsx");
-const main = path.resolve("src/cli/main.ts");
+// The package's own executable, in this process's Node: one process, so
+// signals reach the broker itself. (tsx's CLI runs the script in a child,
+// relays signals to it and kills it outright when it has not reacted within
+// 30 ms, as when its event loop is busy with a database statement.)
+const bin = path.resolve("src/cli/bin.mjs");
 
 export interface RunningCli {
   readonly child: ChildProcess;
@@ -21,7 +24,7 @@ export function runAegis(
   env: Record<string, string>,
   options: { detached?: boolean } = {},
 ): RunningCli {
-  const child = spawn(tsx, [main, ...args], {
+  const child = spawn(process.execPath, [bin, ...args], {
     detached: options.detached ?? false,
     env: { ...process.env, AEGIS_LOG_LEVEL: "info", ...env },
   });
