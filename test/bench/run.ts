@@ -5,6 +5,12 @@
 // database runs once per worker count in AEGIS_BENCH_WORKERS (default: one
 // process, then two workers).
 // Not part of `npm test`: timings belong here, never in tests.
+//
+// AEGIS_BENCH_COMPARE=DIR compares this checkout (B) with the one in DIR (A)
+// instead: both brokers run side by side and each case's load alternates
+// between them in short slices, so the host's drift (on the bench host its
+// speed wanders by a third within minutes) hits both alike. It prints the
+// medians and the median per-slice ratio B/A.
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
@@ -28,6 +34,10 @@ const only = process.env.AEGIS_BENCH_CASES?.split(",");
 /** `AEGIS_BENCH_WORKERS=1,2`: the AEGIS_WORKERS settings to run each database with. */
 const workerCounts = (process.env.AEGIS_BENCH_WORKERS ?? "1,2").split(",");
 const tsx = path.resolve("node_modules/.bin/tsx");
+/** Another checkout to compare with (its own node_modules and generated code), and how. */
+const compareWith = process.env.AEGIS_BENCH_COMPARE;
+const slices = Number(process.env.AEGIS_BENCH_SLICES ?? 10);
+const sliceSeconds = Number(process.env.AEGIS_BENCH_SECONDS ?? 3);
 
 interface Result {
   requests: number;
@@ -51,7 +61,15 @@ function freePort(): Promise<number> {
   });
 }
 
-async function startBroker(env: Record<string, string>): Promise<{ url: string; key: string; child: ChildProcess }> {
+interface RunningBroker {
+  readonly url: string;
+  /** The bootstrap admin's key. */
+  readonly key: string;
+  readonly child: ChildProcess;
+}
+
+/** Starts the broker of the checkout in `cwd` (this one by default) on a new embedded data directory. */
+async function startBroker(env: Record<string, string>, cwd = process.cwd()): Promise<RunningBroker> {
   const dir = mkdtempSync(path.join(tmpdir(), "aegis-bench-"));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -72,6 +90,7 @@ async function startBroker(env: Record<string, string>): Promise<{ url: string; 
         ...env,
       },
       stdio: ["ignore", "ignore", "inherit"],
+      cwd,
     },
   );
   const until = Date.now() + 60_000;
@@ -87,11 +106,11 @@ async function startBroker(env: Record<string, string>): Promise<{ url: string; 
   return { url, key: readFileSync(credentialFile, "utf8").trim(), child };
 }
 
-function load(job: Record<string, unknown>): Promise<Result> {
+function load(job: Record<string, unknown>, forSeconds = seconds): Promise<Result> {
   return new Promise((resolve, reject) => {
     execFile(
       tsx,
-      ["test/bench/load.ts", JSON.stringify({ seconds, inFlight, ...job })],
+      ["test/bench/load.ts", JSON.stringify({ seconds: forSeconds, inFlight, ...job })],
       { maxBuffer: 1 << 20 },
       (error, stdout) => {
         if (error) reject(error);
@@ -162,69 +181,159 @@ function bearer(key: string): Interceptor {
   };
 }
 
+interface Case {
+  readonly id: string;
+  readonly name: string;
+  /** Drives the broker for `seconds`. */
+  readonly run: (seconds: number) => Promise<Result>;
+  readonly target?: number;
+  /** Runs in this process: the broker's CPU says nothing about it. */
+  readonly inProcess?: boolean;
+}
+
+/** Sets up what the cases need on `broker` (agents, keys, tokens, leases); returns the cases, ceiling first. */
+async function prepare(broker: RunningBroker): Promise<Case[]> {
+  const { url } = broker;
+  const admin = createConnectTransport({ baseUrl: url, httpVersion: "1.1", interceptors: [bearer(broker.key)] });
+  const agents = createClient(AgentService, admin);
+  const { agent } = await agents.registerAgent({ displayName: "bench agent", scopes: [] });
+  const apiKey = (await agents.createApiKey({ principalId: agent?.id ?? "" })).secret;
+  const { agent: rs } = await agents.registerAgent({ displayName: "resource server", scopes: ["introspect.token"] });
+  const rsKey = (await agents.createApiKey({ principalId: rs?.id ?? "" })).secret;
+  const asRs = createClient(
+    TokenService,
+    createConnectTransport({ baseUrl: url, httpVersion: "1.1", interceptors: [bearer(rsKey)] }),
+  );
+  const rsToken = (await asRs.mintToken({ audience: url, scopes: ["introspect.token"], lifetimeSeconds: 900 }))
+    .accessToken;
+  const asAgent = createClient(
+    TokenService,
+    createConnectTransport({ baseUrl: url, httpVersion: "1.1", interceptors: [bearer(apiKey)] }),
+  );
+  const target = (await asAgent.mintToken({ audience: "https://api.example.com", scopes: [], lifetimeSeconds: 900 }))
+    .accessToken;
+  const lease = await leaseSetup(url, admin);
+  // DPoP proofs are signed before a run's clock starts: enough for the run, not more.
+  const proofs = (perSecond: number, s: number) => perSecond * s;
+  return [
+    { id: "health", name: "Health/Check (no-op ceiling)", run: (s) => load({ url, case: "health" }, s) },
+    { id: "mint", name: "MintToken (API key)", run: (s) => load({ url, case: "mint", apiKey }, s), target: 3000 },
+    {
+      id: "mint-dpop",
+      name: "MintToken (DPoP-bound)",
+      run: (s) => load({ url, case: "mint-dpop", apiKey, proofs: proofs(6_000, s) }, s),
+      target: 2000,
+    },
+    {
+      id: "introspect",
+      name: "IntrospectToken",
+      run: (s) => load({ url, case: "introspect", bearer: rsToken, token: target }, s),
+      target: 5000,
+    },
+    {
+      id: "sdk-verify",
+      name: "SDK verifyAccessToken (in-process)",
+      run: (s) => verifyInProcess(url, target, s),
+      inProcess: true,
+    },
+    {
+      id: "create-lease",
+      name: "CreateLease (DPoP)",
+      run: (s) => load({ url, case: "create-lease", proofs: proofs(4_000, s), ...lease }, s),
+    },
+    {
+      id: "redeem-lease",
+      name: "RedeemLease (DPoP, multi-use)",
+      run: (s) => load({ url, case: "redeem-lease", proofs: proofs(4_000, s), ...lease }, s),
+      target: 1500,
+    },
+  ];
+}
+
+/** The ceiling always runs; AEGIS_BENCH_CASES picks among the others. */
+const selected = (cases: Case[]) => cases.filter((c, i) => i === 0 || !only || only.includes(c.id));
+
+async function stop(broker: RunningBroker): Promise<void> {
+  broker.child.kill("SIGTERM");
+  await new Promise((r) => broker.child.once("exit", r));
+}
+
 async function benchDatabase(label: string, env: Record<string, string>) {
   const broker = await startBroker(env);
   try {
-    const admin = createConnectTransport({
-      baseUrl: broker.url,
-      httpVersion: "1.1",
-      interceptors: [bearer(broker.key)],
-    });
-    const agents = createClient(AgentService, admin);
-    const { agent } = await agents.registerAgent({ displayName: "bench agent", scopes: [] });
-    const apiKey = (await agents.createApiKey({ principalId: agent?.id ?? "" })).secret;
-    const { agent: rs } = await agents.registerAgent({ displayName: "resource server", scopes: ["introspect.token"] });
-    const rsKey = (await agents.createApiKey({ principalId: rs?.id ?? "" })).secret;
-    const asRs = createClient(
-      TokenService,
-      createConnectTransport({ baseUrl: broker.url, httpVersion: "1.1", interceptors: [bearer(rsKey)] }),
-    );
-    const rsToken = (await asRs.mintToken({ audience: broker.url, scopes: ["introspect.token"], lifetimeSeconds: 900 }))
-      .accessToken;
-    const asAgent = createClient(
-      TokenService,
-      createConnectTransport({ baseUrl: broker.url, httpVersion: "1.1", interceptors: [bearer(apiKey)] }),
-    );
-    const target = (await asAgent.mintToken({ audience: "https://api.example.com", scopes: [], lifetimeSeconds: 900 }))
-      .accessToken;
-
-    const lease = await leaseSetup(broker.url, admin);
-    const url = broker.url;
-    const cases: [id: string, name: string, run: () => Promise<Result>, target?: number][] = [
-      ["mint", "MintToken (API key)", () => load({ url, case: "mint", apiKey }), 3000],
-      ["mint-dpop", "MintToken (DPoP-bound)", () => load({ url, case: "mint-dpop", apiKey, proofs: 60_000 }), 2000],
-      ["introspect", "IntrospectToken", () => load({ url, case: "introspect", bearer: rsToken, token: target }), 5000],
-      ["sdk-verify", "SDK verifyAccessToken (in-process)", () => verifyInProcess(url, target)],
-      ["create-lease", "CreateLease (DPoP)", () => load({ url, case: "create-lease", proofs: 40_000, ...lease })],
-      [
-        "redeem-lease",
-        "RedeemLease (DPoP, multi-use)",
-        () => load({ url, case: "redeem-lease", proofs: 40_000, ...lease }),
-        1500,
-      ],
-    ];
     const pid = broker.child.pid as number;
-    const ceiling = await measured(pid, () => load({ url, case: "health" }));
-    const rows: [string, Result, number | undefined][] = [["Health/Check (no-op ceiling)", ceiling, undefined]];
-    for (const [id, name, run, targetRate] of cases) {
-      if (only && !only.includes(id)) continue;
-      // The SDK case runs in this process: the broker's CPU says nothing about it.
-      rows.push([name, id === "sdk-verify" ? await run() : await measured(pid, run), targetRate]);
+    const rows: [Case, Result][] = [];
+    for (const c of selected(await prepare(broker))) {
+      rows.push([c, c.inProcess ? await c.run(seconds) : await measured(pid, () => c.run(seconds))]);
     }
+    const ceiling = (rows[0] as [Case, Result])[1];
 
     console.log(`\n${label}: ${inFlight} in flight, ${seconds} s per case`);
     console.log(
       "case                                   req/s     p50 ms   p99 ms   vs ceiling  cpu µs/req  loop µs/req  errors  target",
     );
-    for (const [name, r, targetRate] of rows) {
+    for (const [{ name, target: targetRate }, r] of rows) {
       console.log(
         `${name.padEnd(36)} ${r.perSecond.toFixed(0).padStart(8)} ${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(8)} ${`${((100 * r.perSecond) / ceiling.perSecond).toFixed(0)}%`.padStart(11)} ${(r.cpuPerRequest?.toFixed(0) ?? "").padStart(11)} ${(r.loopPerRequest?.toFixed(0) ?? "").padStart(12)} ${String(r.errors).padStart(7)}  ${targetRate ? `≥ ${targetRate}/s ${r.perSecond >= targetRate ? "met" : "MISSED"}` : ""}`,
       );
       if (r.errors) console.log(`  first error: ${r.firstError}`);
     }
   } finally {
-    broker.child.kill("SIGTERM");
-    await new Promise((r) => broker.child.once("exit", r));
+    await stop(broker);
+  }
+}
+
+const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)] ?? Number.NaN;
+
+/** Broker A (checkout `other`) against B (this one): each case in alternating slices, A first in every other round. */
+async function compareDatabase(label: string, env: Record<string, string>, other: string) {
+  // Each broker has a database of its own (the two checkouts may differ in migrations).
+  const otherUrl = env.AEGIS_DATABASE_URL ? await createPostgresDatabase() : undefined;
+  const a = await startBroker(otherUrl ? { ...env, AEGIS_DATABASE_URL: otherUrl } : env, other);
+  const b = await startBroker(env);
+  try {
+    const [casesA, casesB] = [await prepare(a), await prepare(b)];
+    console.log(
+      `\n${label}: A = ${other}, B = this checkout; ${slices} slices of ${sliceSeconds} s per case and broker`,
+    );
+    console.log("case                                 A req/s  B req/s    B/A   A cpu µs  B cpu µs    B/A  errors");
+    for (const caseB of selected(casesB).filter((c) => !c.inProcess)) {
+      const caseA = casesA.find((c) => c.id === caseB.id) as Case;
+      const slice = (broker: RunningBroker, c: Case) => measured(broker.child.pid as number, () => c.run(sliceSeconds));
+      await slice(a, caseA); // warm-up, not counted
+      await slice(b, caseB);
+      const runs: { a: Result; b: Result }[] = [];
+      for (let i = 0; i < slices; i++) {
+        if (i % 2 === 0) {
+          const ra = await slice(a, caseA);
+          runs.push({ a: ra, b: await slice(b, caseB) });
+        } else {
+          const rb = await slice(b, caseB);
+          runs.push({ a: await slice(a, caseA), b: rb });
+        }
+      }
+      const rate = (r: Result) => r.perSecond;
+      const cpu = (r: Result) => r.cpuPerRequest ?? Number.NaN;
+      const errors = runs.reduce((n, r) => n + r.a.errors + r.b.errors, 0);
+      console.log(
+        `${caseB.name.padEnd(36)} ${median(runs.map((r) => rate(r.a)))
+          .toFixed(0)
+          .padStart(8)} ${median(runs.map((r) => rate(r.b)))
+          .toFixed(0)
+          .padStart(8)} ${median(runs.map((r) => rate(r.b) / rate(r.a)))
+          .toFixed(3)
+          .padStart(6)} ${median(runs.map((r) => cpu(r.a)))
+          .toFixed(0)
+          .padStart(10)} ${median(runs.map((r) => cpu(r.b)))
+          .toFixed(0)
+          .padStart(9)} ${median(runs.map((r) => cpu(r.b) / cpu(r.a)))
+          .toFixed(3)
+          .padStart(6)} ${String(errors).padStart(7)}`,
+      );
+    }
+  } finally {
+    await Promise.all([stop(a), stop(b)]);
+    if (otherUrl) await dropPostgresDatabase(otherUrl);
   }
 }
 
@@ -299,11 +408,11 @@ async function leaseSetup(url: string, admin: Transport) {
 }
 
 /** The SDK's offline verification, sequentially in this process, with the JWKS fetched once. */
-async function verifyInProcess(url: string, token: string): Promise<Result> {
+async function verifyInProcess(url: string, token: string, forSeconds: number): Promise<Result> {
   const jwks = (await (await fetch(`${url}/.well-known/jwks.json`)).json()) as { keys: [] };
   const options = { issuer: url, audience: "https://api.example.com", jwks };
   const latencies: number[] = [];
-  const deadline = performance.now() + seconds * 1000;
+  const deadline = performance.now() + forSeconds * 1000;
   const started = performance.now();
   while (performance.now() < deadline) {
     const t0 = performance.now();
@@ -324,14 +433,16 @@ async function verifyInProcess(url: string, token: string): Promise<Result> {
 
 // Two workers start together; both are up long before the setup above ends and a case starts.
 const processes = (workers: string) => (workers === "1" ? "one process" : `${workers} workers`);
+const bench = (label: string, env: Record<string, string>) =>
+  compareWith ? compareDatabase(label, env, path.resolve(compareWith)) : benchDatabase(label, env);
 for (const workers of workerCounts) {
-  await benchDatabase(`PGlite (embedded), ${processes(workers)}`, { AEGIS_WORKERS: workers });
+  await bench(`PGlite (embedded), ${processes(workers)}`, { AEGIS_WORKERS: workers });
 }
 if (process.env.AEGIS_TEST_DATABASE_URL) {
   for (const workers of workerCounts) {
     const url = await createPostgresDatabase();
     try {
-      await benchDatabase(`PostgreSQL, ${processes(workers)}`, {
+      await bench(`PostgreSQL, ${processes(workers)}`, {
         AEGIS_WORKERS: workers,
         AEGIS_DATABASE_URL: url,
         AEGIS_ROOT_KEY: Buffer.alloc(32, 1).toString("base64url"),
