@@ -27,6 +27,11 @@ export interface RevocationEntry {
 
 const overlapMs = 5_000;
 
+/** The latest a token issued up to `now` can expire: the longest lifetime, plus a minute of clock skew. */
+export function latestTokenExpiry(now: Date, maxTokenSeconds: number): Date {
+  return new Date(now.getTime() + (maxTokenSeconds + 60) * 1000);
+}
+
 /**
  * Voids every token `principalId` holds that was issued up to `now` (it was
  * suspended, revoked, or lost a grant), for as long as such a token can live.
@@ -36,7 +41,7 @@ export function principalCutoff(principalId: string, now: Date, maxTokenSeconds:
     kind: "principal",
     subject: principalId,
     notBefore: now,
-    expiresAt: new Date(now.getTime() + (maxTokenSeconds + 60) * 1000),
+    expiresAt: latestTokenExpiry(now, maxTokenSeconds),
   };
 }
 

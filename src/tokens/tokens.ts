@@ -25,7 +25,7 @@ import { assertCovers, parseScopes, scopeSetOf } from "../policy/scope-checks.js
 import type { RateLimiter } from "../rate-limit.js";
 import { type JtiFacts, newJti, parseJti } from "./jti.js";
 import { type AccessTokenClaims, looksLikeJwt, signAccessToken, verifyAccessTokenJwt } from "./jwt.js";
-import { RevocationFeed } from "./revocation-feed.js";
+import { latestTokenExpiry, RevocationFeed } from "./revocation-feed.js";
 import type { KeyRing } from "./signing-keys.js";
 
 export interface TokenDeps {
@@ -375,7 +375,10 @@ export async function revokeToken(
   const token = await revocationSubject(deps, request);
   if (!token) return;
   const expiresAt = new Date(token.exp * 1000);
-  if (expiresAt <= deps.clock.now()) return;
+  const now = deps.clock.now();
+  // A jti's expiry is the caller's word: one past any token's life names no
+  // token, and publishing it would keep a feed entry (on every instance) that long.
+  if (expiresAt <= now || expiresAt > latestTokenExpiry(now, deps.config.tokenLifetime.maxSeconds)) return;
   const owned = token.principalId === caller.principalId;
   const tenantId = owned
     ? caller.tenantId

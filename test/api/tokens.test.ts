@@ -311,6 +311,20 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
     expect((await t.client(TokenService).introspectToken({ token: own.accessToken })).active).toBe(false);
   });
 
+  it("publishes no revocation for a jti whose expiry is beyond any token's life", async () => {
+    const own = await tokens(agentKey);
+    const [owner] = own.jti.split(".");
+    const feed = () => t.db.database.prisma.revocationEvent.count();
+    const before = await feed();
+    // The owner's own id, a well-formed random part, and an expiry in the year 2100.
+    const farFuture = Math.floor(Date.UTC(2100, 0, 1) / 1000).toString(36);
+    await t.client(TokenService, { key: agentKey }).revokeToken({ jti: `${owner}.${farFuture}.${"A".repeat(22)}` });
+    expect(await feed()).toBe(before);
+    // A real token of the same owner is still revoked by its jti.
+    await t.client(TokenService, { key: agentKey }).revokeToken({ jti: own.jti });
+    expect(await feed()).toBe(before + 1);
+  });
+
   it("introspects for holders of introspect.token only, and only within their tenant", async () => {
     const minted = await tokens(agentKey);
     const rs = await createActor(t, { tenantId: person.tenantId, kind: "service", scopes: ["introspect.token"] });
