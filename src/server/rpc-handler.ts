@@ -43,6 +43,7 @@ export interface RpcHandlerOptions extends ConnectRouterOptions {
   /** Serves every path that is not an RPC. */
   readonly fallback: NodeHandler;
   readonly log: Logger;
+  /** Required here (optional for Connect): unary calls take it as their signal. */
   readonly shutdownSignal: AbortSignal;
 }
 

@@ -213,15 +213,14 @@ async function prepare(broker: RunningBroker): Promise<Case[]> {
   const target = (await asAgent.mintToken({ audience: "https://api.example.com", scopes: [], lifetimeSeconds: 900 }))
     .accessToken;
   const lease = await leaseSetup(url, admin);
-  // DPoP proofs are signed before a run's clock starts: enough for the run, not more.
-  const proofs = (perSecond: number, s: number) => perSecond * s;
+  // DPoP proofs are signed before a run's clock starts: enough for the run (per second × seconds), not more.
   return [
     { id: "health", name: "Health/Check (no-op ceiling)", run: (s) => load({ url, case: "health" }, s) },
     { id: "mint", name: "MintToken (API key)", run: (s) => load({ url, case: "mint", apiKey }, s), target: 3000 },
     {
       id: "mint-dpop",
       name: "MintToken (DPoP-bound)",
-      run: (s) => load({ url, case: "mint-dpop", apiKey, proofs: proofs(6_000, s) }, s),
+      run: (s) => load({ url, case: "mint-dpop", apiKey, proofs: 6_000 * s }, s),
       target: 2000,
     },
     {
@@ -239,12 +238,12 @@ async function prepare(broker: RunningBroker): Promise<Case[]> {
     {
       id: "create-lease",
       name: "CreateLease (DPoP)",
-      run: (s) => load({ url, case: "create-lease", proofs: proofs(4_000, s), ...lease }, s),
+      run: (s) => load({ url, case: "create-lease", proofs: 4_000 * s, ...lease }, s),
     },
     {
       id: "redeem-lease",
       name: "RedeemLease (DPoP, multi-use)",
-      run: (s) => load({ url, case: "redeem-lease", proofs: proofs(4_000, s), ...lease }, s),
+      run: (s) => load({ url, case: "redeem-lease", proofs: 4_000 * s, ...lease }, s),
       target: 1500,
     },
   ];
