@@ -116,6 +116,7 @@ async function main() {
   let firstError = "";
   const deadline = performance.now() + job.seconds * 1000;
   const started = performance.now();
+  const cpuBefore = process.cpuUsage();
   await Promise.all(
     Array.from({ length: job.inFlight }, async () => {
       while (performance.now() < deadline) {
@@ -132,11 +133,12 @@ async function main() {
     }),
   );
   const elapsed = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
   await pool.close();
   latencies.sort((a, b) => a - b);
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
   process.stdout.write(
-    `${JSON.stringify({ requests: latencies.length, errors, firstError, perSecond: latencies.length / elapsed, p50: at(0.5), p99: at(0.99) })}\n`,
+    `${JSON.stringify({ requests: latencies.length, errors, firstError, perSecond: latencies.length / elapsed, p50: at(0.5), p99: at(0.99), loadCpuPerRequest: (cpu.user + cpu.system) / Math.max(latencies.length, 1) })}\n`,
   );
 }
 

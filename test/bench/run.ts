@@ -45,6 +45,8 @@ interface Result {
   cpuPerRequest?: number;
   /** The part of it spent on the event loops (main threads). */
   loopPerRequest?: number;
+  /** The load generator's own CPU per request, µs: it shares the host's cores with the broker. */
+  loadCpuPerRequest?: number;
   errors: number;
   firstError: string;
   perSecond: number;
@@ -269,11 +271,11 @@ async function benchDatabase(label: string, env: Record<string, string>) {
 
     console.log(`\n${label}: ${inFlight} in flight, ${seconds} s per case`);
     console.log(
-      "case                                   req/s     p50 ms   p99 ms   vs ceiling  cpu µs/req  loop µs/req  errors  target",
+      "case                                   req/s     p50 ms   p99 ms   vs ceiling  cpu µs/req  loop µs/req  load µs/req  errors  target",
     );
     for (const [{ name, target: targetRate }, r] of rows) {
       console.log(
-        `${name.padEnd(36)} ${r.perSecond.toFixed(0).padStart(8)} ${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(8)} ${`${((100 * r.perSecond) / ceiling.perSecond).toFixed(0)}%`.padStart(11)} ${(r.cpuPerRequest?.toFixed(0) ?? "").padStart(11)} ${(r.loopPerRequest?.toFixed(0) ?? "").padStart(12)} ${String(r.errors).padStart(7)}  ${targetRate ? `≥ ${targetRate}/s ${r.perSecond >= targetRate ? "met" : "MISSED"}` : ""}`,
+        `${name.padEnd(36)} ${r.perSecond.toFixed(0).padStart(8)} ${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(8)} ${`${((100 * r.perSecond) / ceiling.perSecond).toFixed(0)}%`.padStart(11)} ${(r.cpuPerRequest?.toFixed(0) ?? "").padStart(11)} ${(r.loopPerRequest?.toFixed(0) ?? "").padStart(12)} ${(r.loadCpuPerRequest?.toFixed(0) ?? "").padStart(12)} ${String(r.errors).padStart(7)}  ${targetRate ? `≥ ${targetRate}/s ${r.perSecond >= targetRate ? "met" : "MISSED"}` : ""}`,
       );
       if (r.errors) console.log(`  first error: ${r.firstError}`);
     }
