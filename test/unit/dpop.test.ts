@@ -1,4 +1,4 @@
-import { createHmac, randomUUID } from "node:crypto";
+import { createHmac, createPrivateKey, randomUUID, sign } from "node:crypto";
 import { exportJWK, generateKeyPair } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
 import { DpopNonceRequired, normalizeHtu, verifyDpopProof } from "../../src/auth/dpop.js";
@@ -6,6 +6,17 @@ import { createDpopKey, type DpopKey } from "../support/dpop.js";
 
 const url = "https://aegis.example.com/aegis.token.v1.TokenService/MintToken";
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
+const claims = () => ({ htm: "POST", htu: url, iat: Math.floor(Date.now() / 1000), jti: randomUUID() });
+
+/** A compact JWS of exactly these parts, signed with node:crypto: for forms no JOSE library would write. */
+function rawProof(key: DpopKey, header: Record<string, unknown>, payload: string, dsaEncoding: "der" | "ieee-p1363") {
+  const input = `${b64({ alg: "ES256", typ: "dpop+jwt", jwk: key.jwk, ...header })}.${payload}`;
+  const signature = sign("sha256", Buffer.from(input), {
+    key: createPrivateKey({ key: key.privateJwk as never, format: "jwk" }),
+    dsaEncoding,
+  });
+  return `${input}.${signature.toString("base64url")}`;
+}
 
 describe("verifyDpopProof", () => {
   let key: DpopKey;
@@ -79,9 +90,43 @@ describe("verifyDpopProof", () => {
       },
     ],
     ["without a jti", () => key.proof({ method: "POST", url, jti: "" })],
+    ["with a DER-encoded signature", async () => rawProof(key, {}, b64(claims()), "der")],
+    [
+      "with a second spelling of its signature (base64url's spare bits)",
+      async () => {
+        const proof = rawProof(key, {}, b64(claims()), "ieee-p1363");
+        // 64 bytes take 86 characters; the last one carries 4 unused bits.
+        const last = proof.at(-1) as string;
+        const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        return `${proof.slice(0, -1)}${alphabet[alphabet.indexOf(last) ^ 1]}`;
+      },
+    ],
+    ["with a crit header", async () => rawProof(key, { crit: ["exp"], exp: 1 }, b64(claims()), "ieee-p1363")],
+    ["past its exp", async () => rawProof(key, {}, b64({ ...claims(), exp: 1 }), "ieee-p1363")],
+    ["whose payload is not a JSON object", async () => rawProof(key, {}, b64([claims()]), "ieee-p1363")],
+    [
+      "labelled ES256 but signed by an RSA key",
+      async () => {
+        const rsa = await createDpopKey("RS256");
+        const input = `${b64({ alg: "ES256", typ: "dpop+jwt", jwk: rsa.jwk })}.${b64(claims())}`;
+        const signature = sign(
+          "sha256",
+          Buffer.from(input),
+          createPrivateKey({ key: rsa.privateJwk as never, format: "jwk" }),
+        );
+        return `${input}.${signature.toString("base64url")}`;
+      },
+    ],
     ["that is not a JWS", async () => "not-a-proof"],
     ["oversized", async () => "a".repeat(10_000)],
   ];
+
+  it("accepts proofs of the other asymmetric algorithms (verified by jose)", async () => {
+    for (const alg of ["ES384", "EdDSA", "PS256", "RS256"]) {
+      const signer = await createDpopKey(alg);
+      expect((await verify(await signer.proof({ method: "POST", url }))).jkt).toBe(signer.jkt);
+    }
+  });
 
   it.each(attacks)("refuses a proof %s", async (_, make) => {
     await expect(verify(await make())).rejects.toMatchObject({ code: "unauthenticated" });
