@@ -49,6 +49,8 @@ export interface Config {
   /** Per-minute limits: token mints per principal and per client address; failed authentications per address. */
   readonly rateLimits: {
     readonly mintsPerMinute: number;
+    /** RevokeToken calls per caller: each can publish a revocation entry that every instance keeps until it expires. */
+    readonly revocationsPerMinute: number;
     readonly authFailuresPerMinute: number;
     /** Wrong user codes entered on the verification page: per address, and over all addresses. */
     readonly userCodeFailuresPerMinute: number;
@@ -139,6 +141,7 @@ export function loadConfig(env: Env = process.env): Config {
     revocationPollMs: integer(read, "AEGIS_REVOCATION_POLL_MS", 250, 20, 5_000),
     rateLimits: Object.freeze({
       mintsPerMinute: integer(read, "AEGIS_RATE_LIMIT_MINTS_PER_MINUTE", 1_200, 1, 10_000_000),
+      revocationsPerMinute: integer(read, "AEGIS_RATE_LIMIT_REVOCATIONS_PER_MINUTE", 120, 1, 10_000_000),
       authFailuresPerMinute: integer(read, "AEGIS_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE", 30, 1, 10_000_000),
       userCodeFailuresPerMinute: integer(read, "AEGIS_RATE_LIMIT_USER_CODE_FAILURES_PER_MINUTE", 10, 1, 10_000),
       userCodeFailuresPerMinuteGlobal: integer(

@@ -145,6 +145,7 @@ async function assemble(
     nonces: config.dpopNonceRequired ? dpopNonces(rootKey.deriveKey("aegis/dpop-nonce/v1"), clock) : undefined,
     apiKeys,
     mintLimiter: new RateLimiter(config.rateLimits.mintsPerMinute, clock),
+    revokeLimiter: new RateLimiter(config.rateLimits.revocationsPerMinute, clock),
     config,
     verified: new VerifiedTokens(),
   };

@@ -38,6 +38,7 @@ export interface TokenDeps {
   readonly nonces: DpopNonces | undefined;
   readonly apiKeys: Authenticator;
   readonly mintLimiter: RateLimiter;
+  readonly revokeLimiter: RateLimiter;
   readonly config: Pick<Config, "publicUrl" | "tokenLifetime">;
   readonly verified: VerifiedTokens;
 }
@@ -372,6 +373,8 @@ export async function revokeToken(
   auditBase: AuditBase,
   request: { jti: string; token: string },
 ): Promise<void> {
+  // Counted before anything is looked up: made-up jtis are what a flood would send.
+  deps.revokeLimiter.hit(caller.principalId, "token revocations by this caller");
   const token = await revocationSubject(deps, request);
   if (!token) return;
   const expiresAt = new Date(token.exp * 1000);

@@ -1,5 +1,6 @@
 // The standard OAuth endpoints, driven by an independent client library
 // (oauth4webapi) that knows nothing of Aegis but the discovery URL.
+import { randomUUID } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -156,6 +157,7 @@ describe("limits", () => {
   beforeAll(async () => {
     t = await startTestBroker("pglite", {
       AEGIS_RATE_LIMIT_MINTS_PER_MINUTE: "3",
+      AEGIS_RATE_LIMIT_REVOCATIONS_PER_MINUTE: "3",
       AEGIS_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE: "5",
     });
   });
@@ -168,6 +170,23 @@ describe("limits", () => {
     const error = await failure(mint());
     expect(error?.code).toBe(Code.ResourceExhausted);
     expect(Number(error?.metadata.get("retry-after"))).toBeGreaterThan(0);
+  });
+
+  it("rate-limits revocations per caller, made-up jtis included, on RPC and RFC 7009 alike", async () => {
+    const [agent, other] = [await createActor(t, { kind: "agent" }), await createActor(t, { kind: "agent" })];
+    const revoke = (key: string) => t.client(TokenService, { key }).revokeToken({ jti: randomUUID() });
+    for (let i = 0; i < 3; i++) await revoke(agent.key);
+    const error = await failure(revoke(agent.key));
+    expect(error?.code).toBe(Code.ResourceExhausted);
+    expect(Number(error?.metadata.get("retry-after"))).toBeGreaterThan(0);
+    const form = await fetch(`${t.broker.url}/oauth/revoke`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${agent.key}`, "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ token: "not-a-token" }),
+    });
+    expect(form.status).toBe(429);
+    // Another caller has a budget of its own.
+    await revoke(other.key);
   });
 
   it("stops checking credentials from an address after too many failures, even a right one", async () => {
