@@ -18,6 +18,8 @@
 //   a departing client aborts.
 //
 // HTTP/2 requests and streaming responses take connect-node's own path.
+// Connect's own handler also aborted every call's signal on success; that is
+// patched in connect-es itself (patches/, README "Patched dependencies").
 import type { IncomingHttpHeaders } from "node:http";
 import {
   Code,
