@@ -1,4 +1,4 @@
-import { createHmac, createPrivateKey, randomUUID, sign } from "node:crypto";
+import { createHmac, createPrivateKey, generateKeyPairSync, randomUUID, sign } from "node:crypto";
 import { exportJWK, generateKeyPair } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
 import { DpopNonceRequired, normalizeHtu, verifyDpopProof } from "../../src/auth/dpop.js";
@@ -8,8 +8,16 @@ const url = "https://aegis.example.com/aegis.token.v1.TokenService/MintToken";
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
 const claims = () => ({ htm: "POST", htu: url, iat: Math.floor(Date.now() / 1000), jti: randomUUID() });
 
-/** A compact JWS of exactly these parts, signed with node:crypto: for forms no JOSE library would write. */
-function rawProof(key: DpopKey, header: Record<string, unknown>, payload: string, dsaEncoding: "der" | "ieee-p1363") {
+/**
+ * A compact JWS of exactly these parts, labelled ES256 whatever `key` is and
+ * signed by it with node:crypto: for forms no JOSE library would write.
+ */
+function rawProof(
+  key: Pick<DpopKey, "jwk" | "privateJwk">,
+  header: Record<string, unknown>,
+  payload: string,
+  dsaEncoding: "der" | "ieee-p1363",
+) {
   const input = `${b64({ alg: "ES256", typ: "dpop+jwt", jwk: key.jwk, ...header })}.${payload}`;
   const signature = sign("sha256", Buffer.from(input), {
     key: createPrivateKey({ key: key.privateJwk as never, format: "jwk" }),
@@ -105,16 +113,29 @@ describe("verifyDpopProof", () => {
     ["past its exp", async () => rawProof(key, {}, b64({ ...claims(), exp: 1 }), "ieee-p1363")],
     ["whose payload is not a JSON object", async () => rawProof(key, {}, b64([claims()]), "ieee-p1363")],
     [
-      "labelled ES256 but signed by an RSA key",
+      "labelled ES256 but signed by an RSA key (RS256)",
+      async () => rawProof(await createDpopKey("RS256"), {}, b64(claims()), "ieee-p1363"),
+    ],
+    [
+      // Its signatures are 64 bytes, like ES256's: only the key-type check stops it.
+      "labelled ES256 but signed by a 512-bit RSA key",
       async () => {
-        const rsa = await createDpopKey("RS256");
-        const input = `${b64({ alg: "ES256", typ: "dpop+jwt", jwk: rsa.jwk })}.${b64(claims())}`;
-        const signature = sign(
-          "sha256",
-          Buffer.from(input),
-          createPrivateKey({ key: rsa.privateJwk as never, format: "jwk" }),
-        );
-        return `${input}.${signature.toString("base64url")}`;
+        const { publicKey, privateKey } = generateKeyPairSync("rsa", { modulusLength: 512 });
+        const rsa = { jwk: publicKey.export({ format: "jwk" }), privateJwk: privateKey.export({ format: "jwk" }) };
+        return rawProof(rsa, {}, b64(claims()), "ieee-p1363");
+      },
+    ],
+    [
+      "labelled ES256 but signed by a P-384 key",
+      async () => rawProof(await createDpopKey("ES384"), {}, b64(claims()), "ieee-p1363"),
+    ],
+    [
+      // Also 64-byte signatures: only the curve check stops it.
+      "labelled ES256 but signed by a secp256k1 key",
+      async () => {
+        const { publicKey, privateKey } = generateKeyPairSync("ec", { namedCurve: "secp256k1" });
+        const k1 = { jwk: publicKey.export({ format: "jwk" }), privateJwk: privateKey.export({ format: "jwk" }) };
+        return rawProof(k1, {}, b64(claims()), "ieee-p1363");
       },
     ],
     ["that is not a JWS", async () => "not-a-proof"],
