@@ -4,6 +4,7 @@
 // migrations in-process at start (src/db/migrate.ts).
 import { mkdirSync } from "node:fs";
 import path from "node:path";
+import type { PrismaPg } from "@prisma/adapter-pg";
 import { defineConfig } from "prisma/config";
 
 // The CLI refuses to read the schema without a datasource URL and then tries
@@ -20,11 +21,22 @@ export default defineConfig({
       const { PrismaPg } = await import("@prisma/adapter-pg");
       return new PrismaPg({ connectionString: url });
     }
-    const { PGlite } = await import("@electric-sql/pglite");
-    const { PrismaPGlite } = await import("pglite-prisma-adapter");
-    const dataDir = path.join(process.env.AEGIS_DATA_DIR ?? "data", "pglite");
-    mkdirSync(dataDir, { recursive: true });
-    // Same adapter-interface version skew as in src/db/database.ts.
-    return new PrismaPGlite(new PGlite(dataDir)) as unknown as import("@prisma/adapter-pg").PrismaPg;
+    return embeddedAdapter(path.join(process.env.AEGIS_DATA_DIR ?? "data", "pglite"));
   },
 });
+
+// The CLI builds the adapter for every command, `prisma -v` and `prisma
+// generate` (both run by `npm ci`) included: open the embedded database only
+// when a command really connects, so those neither create nor open ./data.
+async function embeddedAdapter(dataDir: string): Promise<PrismaPg> {
+  const { PrismaPGlite } = await import("pglite-prisma-adapter");
+  const { openPglite } = await import("./src/db/pglite.js");
+  class OpenOnConnect extends PrismaPGlite {
+    override async connect() {
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      return new PrismaPGlite(await openPglite(dataDir)).connect();
+    }
+  }
+  // Same adapter-interface version skew as in src/db/database.ts.
+  return new OpenOnConnect(undefined as never) as unknown as PrismaPg;
+}

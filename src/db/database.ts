@@ -12,13 +12,14 @@
 //   more than most of those statements take to execute.
 import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { PGlite } from "@electric-sql/pglite";
+import type { PGlite } from "@electric-sql/pglite";
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { PrismaPGlite } from "pglite-prisma-adapter";
 import type { Logger } from "pino";
 import { type Prisma, PrismaClient } from "../../gen/prisma/client.js";
 import { startAutovacuum } from "./autovacuum.js";
+import { openPglite } from "./pglite.js";
 
 /** The Prisma client or an interactive transaction: what domain functions take. */
 export type Db = PrismaClient | Prisma.TransactionClient;
@@ -145,8 +146,7 @@ export async function openEmbedded(
     dir = path.join(dataDir, "pglite");
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
-  const lite = new PGlite(dir);
-  await lite.waitReady;
+  const lite = await openPglite(dir);
   const prisma = new PrismaClient({ adapter: asAdapter(new PrismaPGlite(lite)) });
   const session: SqlSession = { ...onSession(lite), exec: async (script) => void (await lite.exec(script)) };
   // PGlite has a single connection shared by everything in the process, so
