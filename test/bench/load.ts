@@ -1,7 +1,10 @@
 // Load generator, run as its own process so it does not share the broker's
 // CPU accounting: N requests in flight over keep-alive HTTP/1.1 connections,
 // Connect protocol with JSON bodies, for a fixed time. Per-request inputs
-// (DPoP proofs) are computed before the clock starts. Prints one JSON line.
+// (DPoP proofs) are computed before the clock starts. The first
+// `warmupSeconds` drive the broker without being measured (connections open,
+// both sides' JIT compiles the path); `{"phase":"measure"}` on stdout marks
+// their end. Then one JSON line with the results.
 import { createHash, randomUUID } from "node:crypto";
 import { exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
 import { Pool } from "undici";
@@ -9,7 +12,9 @@ import { Pool } from "undici";
 interface Job {
   readonly url: string;
   readonly case: "health" | "mint" | "mint-dpop" | "introspect" | "create-lease" | "redeem-lease";
+  /** Measured seconds, after the warm-up. */
   readonly seconds: number;
+  readonly warmupSeconds?: number;
   readonly inFlight: number;
   readonly apiKey?: string;
   readonly bearer?: string;
@@ -114,9 +119,13 @@ async function main() {
   let errors = 0;
   let next = 0;
   let firstError = "";
-  const deadline = performance.now() + job.seconds * 1000;
-  const started = performance.now();
-  const cpuBefore = process.cpuUsage();
+  const started = performance.now() + (job.warmupSeconds ?? 0) * 1000;
+  const deadline = started + job.seconds * 1000;
+  let cpuBefore = process.cpuUsage();
+  const measuring = setTimeout(() => {
+    process.stdout.write('{"phase":"measure"}\n');
+    cpuBefore = process.cpuUsage();
+  }, started - performance.now());
   await Promise.all(
     Array.from({ length: job.inFlight }, async () => {
       while (performance.now() < deadline) {
@@ -124,14 +133,15 @@ async function main() {
         const t0 = performance.now();
         const res = await pool.request({ ...request, method: "POST" });
         const text = await res.body.text();
-        latencies.push(performance.now() - t0);
         if (res.statusCode !== 200) {
           errors++;
           firstError ||= `${res.statusCode} ${text.slice(0, 200)}`;
         }
+        if (t0 >= started) latencies.push(performance.now() - t0);
       }
     }),
   );
+  clearTimeout(measuring);
   const elapsed = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
   await pool.close();

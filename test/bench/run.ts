@@ -11,12 +11,13 @@
 // between them in short slices, so the host's drift (on the bench host its
 // speed wanders by a third within minutes) hits both alike. It prints the
 // medians and the median per-slice ratio B/A.
-import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { createInterface } from "node:readline";
 import { createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
@@ -38,6 +39,14 @@ const tsx = path.resolve("node_modules/.bin/tsx");
 const compareWith = process.env.AEGIS_BENCH_COMPARE;
 const slices = Number(process.env.AEGIS_BENCH_SLICES ?? 10);
 const sliceSeconds = Number(process.env.AEGIS_BENCH_SECONDS ?? 3);
+/**
+ * Unmeasured seconds at the start of each case: connections open and the
+ * case's code is compiled (both the broker's and the generator's). Without
+ * them the first half second, at about twice the steady latency, made up a
+ * third to a half of a case's slowest 1% (measured on the bench host).
+ * Compare mode's slices warm up the same way.
+ */
+const warmupSeconds = 1;
 
 interface Result {
   requests: number;
@@ -108,17 +117,45 @@ async function startBroker(env: Record<string, string>, cwd = process.cwd()): Pr
   return { url, key: readFileSync(credentialFile, "utf8").trim(), child };
 }
 
-function load(job: Record<string, unknown>, forSeconds = seconds): Promise<Result> {
+/**
+ * Runs the load generator against `broker` for `forSeconds` measured seconds
+ * after `warmupSeconds` unmeasured ones, and adds the broker's CPU per
+ * request over the measured part.
+ */
+function load(
+  broker: RunningBroker,
+  job: Record<string, unknown>,
+  forSeconds: number,
+  warmup = warmupSeconds,
+): Promise<Result> {
+  const pid = broker.child.pid as number;
   return new Promise((resolve, reject) => {
-    execFile(
+    const child = spawn(
       tsx,
-      ["test/bench/load.ts", JSON.stringify({ seconds: forSeconds, inFlight, ...job })],
-      { maxBuffer: 1 << 20 },
-      (error, stdout) => {
-        if (error) reject(error);
-        else resolve(JSON.parse(stdout.trim().split("\n").at(-1) ?? "{}") as Result);
-      },
+      [
+        "test/bench/load.ts",
+        JSON.stringify({ url: broker.url, seconds: forSeconds, warmupSeconds: warmup, inFlight, ...job }),
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
     );
+    let before = cpuSeconds(pid);
+    let last = "";
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      if (line === '{"phase":"measure"}') before = cpuSeconds(pid);
+      else last = line;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => {
+      if (code !== 0) return reject(new Error(`load generator exited with ${code}`));
+      const after = cpuSeconds(pid);
+      const result = JSON.parse(last) as Result;
+      const perRequest = (cpu: number) => (cpu * 1e6) / Math.max(result.requests, 1);
+      resolve({
+        ...result,
+        cpuPerRequest: perRequest(after.all - before.all),
+        loopPerRequest: perRequest(after.loops - before.loops),
+      });
+    });
   });
 }
 
@@ -161,19 +198,6 @@ function cpuSeconds(pid: number): { all: number; loops: number } {
   const sum = (pick: (s: (typeof mine)[number]) => number) =>
     mine.reduce((total, s) => total + pick(s), 0) / clockTicks;
   return { all: sum((s) => s.ticks), loops: sum((s) => s.loop) };
-}
-
-/** Runs one case against the broker, adding the broker's CPU per request to the load's figures. */
-async function measured(pid: number, run: () => Promise<Result>): Promise<Result> {
-  const before = cpuSeconds(pid);
-  const result = await run();
-  const after = cpuSeconds(pid);
-  const perRequest = (seconds: number) => (seconds * 1e6) / Math.max(result.requests, 1);
-  return {
-    ...result,
-    cpuPerRequest: perRequest(after.all - before.all),
-    loopPerRequest: perRequest(after.loops - before.loops),
-  };
 }
 
 function bearer(key: string): Interceptor {
@@ -231,23 +255,23 @@ async function prepare(broker: RunningBroker): Promise<Case[]> {
   const lease = await leaseSetup(url, admin);
   // DPoP proofs are signed before a run's clock starts: enough for the run (per second × seconds), not more.
   return [
-    { id: "health", name: "Health/Check (no-op ceiling)", run: (s) => load({ url, case: "health" }, s) },
+    { id: "health", name: "Health/Check (no-op ceiling)", run: (s) => load(broker, { case: "health" }, s) },
     {
       id: "mint",
       name: "MintToken (API key)",
-      run: (s) => load({ url, case: "mint", apiKey }, s),
+      run: (s) => load(broker, { case: "mint", apiKey }, s),
       target: tokenTarget(3000),
     },
     {
       id: "mint-dpop",
       name: "MintToken (DPoP-bound)",
-      run: (s) => load({ url, case: "mint-dpop", apiKey, proofs: 6_000 * s }, s),
+      run: (s) => load(broker, { case: "mint-dpop", apiKey, proofs: 6_000 * (s + warmupSeconds) }, s),
       target: tokenTarget(2000),
     },
     {
       id: "introspect",
       name: "IntrospectToken",
-      run: (s) => load({ url, case: "introspect", bearer: rsToken, token: target }, s),
+      run: (s) => load(broker, { case: "introspect", bearer: rsToken, token: target }, s),
       target: tokenTarget(5000),
     },
     {
@@ -259,12 +283,12 @@ async function prepare(broker: RunningBroker): Promise<Case[]> {
     {
       id: "create-lease",
       name: "CreateLease (DPoP)",
-      run: (s) => load({ url, case: "create-lease", proofs: 4_000 * s, ...lease }, s),
+      run: (s) => load(broker, { case: "create-lease", proofs: 4_000 * (s + warmupSeconds), ...lease }, s),
     },
     {
       id: "redeem-lease",
       name: "RedeemLease (DPoP, multi-use)",
-      run: (s) => load({ url, case: "redeem-lease", proofs: 4_000 * s, ...lease }, s),
+      run: (s) => load(broker, { case: "redeem-lease", proofs: 4_000 * (s + warmupSeconds), ...lease }, s),
       target: { perSecond: 1500, p99Ms: 40 },
     },
   ];
@@ -281,14 +305,13 @@ async function stop(broker: RunningBroker): Promise<void> {
 async function benchDatabase(label: string, env: Record<string, string>) {
   const broker = await startBroker(env);
   try {
-    const pid = broker.child.pid as number;
     const rows: [Case, Result][] = [];
     for (const c of selected(await prepare(broker))) {
-      rows.push([c, c.inProcess ? await c.run(seconds) : await measured(pid, () => c.run(seconds))]);
+      rows.push([c, await c.run(seconds)]);
     }
     const ceiling = (rows[0] as [Case, Result])[1];
 
-    console.log(`\n${label}: ${inFlight} in flight, ${seconds} s per case`);
+    console.log(`\n${label}: ${inFlight} in flight, ${seconds} s per case after ${warmupSeconds} s of warm-up`);
     console.log(
       "case                                   req/s     p50 ms   p99 ms   vs ceiling  cpu µs/req  loop µs/req  load µs/req  errors  target",
     );
@@ -319,17 +342,14 @@ async function compareDatabase(label: string, env: Record<string, string>, other
     console.log("case                                 A req/s  B req/s    B/A   A cpu µs  B cpu µs    B/A  errors");
     for (const caseB of selected(casesB).filter((c) => !c.inProcess)) {
       const caseA = casesA.find((c) => c.id === caseB.id) as Case;
-      const slice = (broker: RunningBroker, c: Case) => measured(broker.child.pid as number, () => c.run(sliceSeconds));
-      await slice(a, caseA); // warm-up, not counted
-      await slice(b, caseB);
       const runs: { a: Result; b: Result }[] = [];
       for (let i = 0; i < slices; i++) {
         if (i % 2 === 0) {
-          const ra = await slice(a, caseA);
-          runs.push({ a: ra, b: await slice(b, caseB) });
+          const ra = await caseA.run(sliceSeconds);
+          runs.push({ a: ra, b: await caseB.run(sliceSeconds) });
         } else {
-          const rb = await slice(b, caseB);
-          runs.push({ a: await slice(a, caseA), b: rb });
+          const rb = await caseB.run(sliceSeconds);
+          runs.push({ a: await caseA.run(sliceSeconds), b: rb });
         }
       }
       const rate = (r: Result) => r.perSecond;
@@ -432,12 +452,12 @@ async function verifyInProcess(url: string, token: string, forSeconds: number): 
   const jwks = (await (await fetch(`${url}/.well-known/jwks.json`)).json()) as { keys: [] };
   const options = { issuer: url, audience: "https://api.example.com", jwks };
   const latencies: number[] = [];
-  const deadline = performance.now() + forSeconds * 1000;
-  const started = performance.now();
+  const started = performance.now() + warmupSeconds * 1000;
+  const deadline = started + forSeconds * 1000;
   while (performance.now() < deadline) {
     const t0 = performance.now();
     await verifyAccessToken(token, options);
-    latencies.push(performance.now() - t0);
+    if (t0 >= started) latencies.push(performance.now() - t0);
   }
   latencies.sort((a, b) => a - b);
   const at = (q: number) => latencies[Math.floor(q * latencies.length)] ?? 0;
