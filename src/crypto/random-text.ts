@@ -1,6 +1,31 @@
-// Uniformly random strings over a fixed alphabet, for ids and secrets.
+// Uniformly random strings, for ids, token ids and secrets.
 // Rejection sampling keeps every character equally likely (no modulo bias).
-import { randomBytes } from "node:crypto";
+import { randomFillSync } from "node:crypto";
+
+/**
+ * Random bytes drawn from a buffer refilled 4 KiB at a time from the CSPRNG,
+ * as node's own randomUUID does: each `randomBytes(16)` is a round trip into
+ * OpenSSL that cost ~7 µs, 2.4% of a DPoP-bound mint (measured). The bytes
+ * are copied out and overwritten as they are handed out.
+ */
+const pool = Buffer.alloc(4096);
+let used = pool.length;
+function randomBytes(length: number): Buffer {
+  if (length > pool.length) return randomFillSync(Buffer.alloc(length));
+  if (used + length > pool.length) {
+    randomFillSync(pool);
+    used = 0;
+  }
+  const bytes = Buffer.from(pool.subarray(used, used + length));
+  pool.fill(0, used, used + length);
+  used += length;
+  return bytes;
+}
+
+/** `bytes` random bytes, base64url-encoded. */
+export function randomBase64url(bytes: number): string {
+  return randomBytes(bytes).toString("base64url");
+}
 
 export const base32Alphabet = "abcdefghijklmnopqrstuvwxyz234567";
 export const base62Alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

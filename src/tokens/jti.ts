@@ -7,7 +7,7 @@
 // Trusting the parts of a jti a caller hands in is safe: it names a real
 // token only if it equals that token's jti, owner and expiry included, and a
 // made-up jti revokes nothing that exists.
-import { randomBytes } from "node:crypto";
+import { randomBase64url } from "../crypto/random-text.js";
 import { isId } from "../ids.js";
 
 export interface JtiFacts {
@@ -17,7 +17,7 @@ export interface JtiFacts {
 }
 
 export function newJti(facts: JtiFacts): string {
-  return `${facts.principalId}.${facts.exp.toString(36)}.${randomBytes(16).toString("base64url")}`;
+  return `${facts.principalId}.${facts.exp.toString(36)}.${randomBase64url(16)}`;
 }
 
 /** The facts a jti carries; undefined when it is not one the broker mints. */
