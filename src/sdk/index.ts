@@ -37,7 +37,11 @@ export interface VerifyAccessTokenOptions {
   readonly issuer: string;
   /** Your API's identifier: tokens for anything else are refused. */
   readonly audience: string;
-  /** The broker's JWKS, when you fetch it yourself. */
+  /**
+   * The broker's JWKS, when you fetch it yourself. Its keys are imported once
+   * per object: when the broker's keys change, pass the new set as a new
+   * object (changes made to this one are not seen).
+   */
   readonly jwks?: JSONWebKeySet;
   /** Or its URL: fetched, cached, refetched on an unknown `kid` (at most every 30 s). */
   readonly jwksUri?: string;
@@ -48,9 +52,21 @@ export interface VerifyAccessTokenOptions {
 }
 
 const remoteSets = new Map<string, JWTVerifyGetKey>();
+/**
+ * A set made per call would import its key on every verification, which
+ * costs about as much as the signature check itself.
+ */
+const localSets = new WeakMap<JSONWebKeySet, JWTVerifyGetKey>();
 
 function keysFor(options: VerifyAccessTokenOptions): JWTVerifyGetKey {
-  if (options.jwks) return createLocalJWKSet(options.jwks);
+  if (options.jwks) {
+    let set = localSets.get(options.jwks);
+    if (!set) {
+      set = createLocalJWKSet(options.jwks);
+      localSets.set(options.jwks, set);
+    }
+    return set;
+  }
   if (!options.jwksUri) throw new TypeError("verifyAccessToken needs jwks or jwksUri");
   let set = remoteSets.get(options.jwksUri);
   if (!set) {
