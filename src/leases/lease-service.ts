@@ -7,6 +7,7 @@ import type { BrokerContext } from "../broker-context.js";
 import { targetOf } from "../credentials/target.js";
 import { readPage } from "../pagination.js";
 import { auditBase, callerOf } from "../server/call-context.js";
+import { LeaseCreator } from "./create.js";
 import { createLease, effectiveState, getLease, listLeases, revokeLease } from "./leases.js";
 import { LeaseRedeemer } from "./redeem.js";
 
@@ -20,6 +21,7 @@ const states = {
 } as const satisfies Record<Lease["state"], LeaseState>;
 
 export function leaseService(ctx: BrokerContext): ServiceImpl<typeof LeaseService> {
+  const creator = new LeaseCreator(ctx);
   const redeemer = new LeaseRedeemer(ctx);
   const toLease = (lease: Lease) => ({
     leaseId: lease.id,
@@ -37,7 +39,7 @@ export function leaseService(ctx: BrokerContext): ServiceImpl<typeof LeaseServic
   });
   return {
     async createLease(req, call) {
-      return { lease: toLease(await createLease(ctx, callerOf(call), auditBase(call), req)) };
+      return { lease: toLease(await createLease(ctx, creator, callerOf(call), auditBase(call), req)) };
     },
     async redeemLease(req, call) {
       return redeemer.redeem(callerOf(call), auditBase(call), req.leaseId);

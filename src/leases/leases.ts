@@ -15,10 +15,11 @@ import {
   notFound,
   permissionDenied,
 } from "../errors/domain-error.js";
-import { isId, newId } from "../ids.js";
+import { isId } from "../ids.js";
 import { type Page, pageOf } from "../pagination.js";
 import { type Selector, targetKeys } from "../policy/scope.js";
 import { assertTargetAllowed } from "../policy/scope-checks.js";
+import type { LeaseCreator } from "./create.js";
 
 type Ctx = Pick<BrokerContext, "prisma" | "sql" | "audit" | "clock">;
 type Db = Prisma.TransactionClient | BrokerContext["prisma"];
@@ -67,7 +68,13 @@ export interface CreateLeaseInput {
   readonly idempotencyKey?: string;
 }
 
-export async function createLease(ctx: Ctx, caller: Caller, auditBase: AuditBase, input: CreateLeaseInput) {
+export async function createLease(
+  ctx: Ctx,
+  creator: LeaseCreator,
+  caller: Caller,
+  auditBase: AuditBase,
+  input: CreateLeaseInput,
+) {
   const target = parseTarget("target", input.target);
   const violations: FieldViolation[] = [];
   const lifetime = input.lifetimeSeconds || leaseLimits.defaultLifetimeSeconds;
@@ -91,7 +98,6 @@ export async function createLease(ctx: Ctx, caller: Caller, auditBase: AuditBase
   if (delegated) assertTargetAllowed(caller, { action: "credential.lease.delegate", selector: target });
   const holderJkt = delegated ? input.holderJkt : caller.dpopJkt;
   if (!holderJkt) throw permissionDenied("DPOP_REQUIRED", "creating a lease needs a DPoP-bound token");
-  const boundJkt: string = holderJkt;
   const holderId = delegated ? input.holderId : caller.principalId;
 
   // A retry with the same key gets the first call's lease, if it asked for the same.
@@ -118,86 +124,25 @@ export async function createLease(ctx: Ctx, caller: Caller, auditBase: AuditBase
   const before = await earlier();
   if (before) return sameRequest(before);
 
-  const now = ctx.clock.now();
-  try {
-    return await insertLease();
-  } catch (error) {
-    // Two retries raced: the unique (creator, key) let one through; answer with it.
-    const winner = await earlier();
-    if (winner) return sameRequest(winner);
-    throw error;
-  }
-
-  // On the driver, not Prisma: creating a lease is a hot path (see db/database.ts).
-  async function insertLease(): Promise<Lease> {
-    const lease = await ctx.sql.transaction(async (tx) => {
-      if (delegated) {
-        const [holder] = await tx.query<{ status: string }>(
-          "SELECT status::text AS status FROM principal WHERE id = $1 AND tenant_id = $2 AND kind = 'agent'",
-          [holderId, caller.tenantId],
-        );
-        if (!holder) throw notFound("agent", "AGENT_NOT_FOUND");
-        if (holder.status !== "active") {
-          throw new DomainError("failed_precondition", "HOLDER_NOT_ACTIVE", `the holder is ${holder.status}`);
-        }
-      }
-      // holder_recipient_key (migrations) is the one rule RedeemLease applies too.
-      const [credential] = await tx.query<{ id: string; recipient: boolean }>(
-        `SELECT c.id, holder_recipient_key($5, c.recipient_kids) IS NOT NULL AS recipient
-           FROM credential c WHERE c.tenant_id = $1 AND c.provider = $2 AND c.app = $3 AND c.account = $4`,
-        [caller.tenantId, target.provider, target.app, target.account, holderId],
-      );
-      if (!credential) throw notFound("credential", "CREDENTIAL_NOT_FOUND");
-      if (!credential.recipient) {
-        throw new DomainError(
-          "failed_precondition",
-          "HOLDER_NOT_RECIPIENT",
-          "the credential is not sealed for any encryption key of the holder",
-        );
-      }
-      const [created] = await tx.query<Lease>(
-        `INSERT INTO lease (id, tenant_id, credential_id, provider, app, account, holder_id, holder_jkt, created_by,
-                            max_uses, remaining_uses, state, expires_at, created_at, idempotency_key)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 'active', $11::timestamptz, $12::timestamptz, $13)
-         RETURNING ${leaseColumns}`,
-        [
-          newId("lease"),
-          caller.tenantId,
-          credential.id,
-          target.provider,
-          target.app,
-          target.account,
-          holderId,
-          boundJkt,
-          caller.principalId,
-          maxUses,
-          new Date(now.getTime() + lifetime * 1000).toISOString(),
-          now.toISOString(),
-          idempotencyKey || null,
-        ],
-      );
-      const row = created as Lease;
-      await ctx.audit.appendInTransaction(tx, [
-        {
-          ...auditBase,
-          action: "credential.lease.create",
-          target: row.id,
-          outcome: "success",
-          reason: `holder ${row.holderId} uses ${row.maxUses} until ${row.expiresAt.toISOString()}`,
-        },
-      ]);
-      return row;
-    });
-    ctx.audit.notify();
-    return lease;
-  }
+  const created = await creator.create({
+    tenantId: caller.tenantId,
+    target,
+    holderId,
+    holderJkt,
+    delegated,
+    createdBy: caller.principalId,
+    maxUses,
+    expiresAt: new Date(ctx.clock.now().getTime() + lifetime * 1000),
+    idempotencyKey: idempotencyKey || null,
+    auditBase,
+  });
+  if ("lease" in created) return created.lease;
+  if ("refused" in created) throw created.refused;
+  // A concurrent retry with the same key was inserted first: answer with it.
+  const winner = await earlier();
+  if (!winner) throw new Error("lease idempotency conflict without a winner");
+  return sameRequest(winner);
 }
-
-/** Every column of a lease row under its Prisma field name, for raw statements that return leases. */
-const leaseColumns = `id, tenant_id AS "tenantId", credential_id AS "credentialId", provider, app, account,
-  holder_id AS "holderId", holder_jkt AS "holderJkt", created_by AS "createdBy", max_uses AS "maxUses",
-  remaining_uses AS "remainingUses", state::text AS state, expires_at AS "expiresAt", created_at AS "createdAt",
-  ended_at AS "endedAt", end_reason AS "endReason", idempotency_key AS "idempotencyKey"`;
 
 export async function revokeLease(ctx: Ctx, caller: Caller, auditBase: AuditBase, leaseId: string): Promise<Lease> {
   const lease = await findLease(ctx.prisma, caller, leaseId, "credential.lease.revoke");

@@ -389,6 +389,48 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
     expect(count).toBe(2);
   });
 
+  it("decides each of many concurrent creations on its own, and audits each lease once", async () => {
+    // Concurrent creations share group-commit batches: no refusal may spill
+    // over to another creation, and racing retries still make one lease.
+    const { agent, target, grants } = await world();
+    const suspended = await startAgent(t, person.key, []);
+    await t.client(AgentService, { key: person.key }).suspendAgent({ agentId: suspended.agentId });
+    const owner = await ownerLeases(["credential.lease.create:provider:gcp", "credential.lease.delegate:provider:gcp"]);
+    const leases = agent.client(LeaseService, await agent.token(grants));
+    const calls = [
+      ...[1, 2, 3, 4].map(() => leases.createLease({ target })),
+      ...[1, 2].map(() => leases.createLease({ target, idempotencyKey: "batch-1" })),
+      owner.createLease({ target, holderId: agent.agentId, holderJkt: agent.dpop.jkt }),
+      owner.createLease({ target, holderId: suspended.agentId, holderJkt: suspended.dpop.jkt }),
+      owner.createLease({ target, holderId: newId("principal"), holderJkt: agent.dpop.jkt }),
+      owner.createLease({ target: { provider: "gcp", app: "nothing-sealed", account: "here" } }),
+    ];
+    const settled = await Promise.allSettled(calls);
+    const ids = (results: typeof settled) =>
+      results.map((r) => (r.status === "fulfilled" ? (r.value.lease?.leaseId ?? "") : `refused: ${String(r.reason)}`));
+    const [plainIds, retryIds, delegatedIds] = [
+      ids(settled.slice(0, 4)),
+      ids(settled.slice(4, 6)),
+      ids(settled.slice(6, 7)),
+    ];
+    const refused = settled.slice(7);
+    expect(new Set(plainIds).size).toBe(4);
+    expect(new Set(retryIds).size).toBe(1);
+    for (const id of [...plainIds, ...retryIds, ...delegatedIds]) expect(id).toMatch(/^lse_/);
+    expect(refused.map((r) => (r.status === "rejected" ? reasonOf(r.reason) : "created"))).toEqual([
+      "HOLDER_NOT_ACTIVE",
+      "AGENT_NOT_FOUND",
+      "CREDENTIAL_NOT_FOUND",
+    ]);
+
+    const created = [...new Set([...plainIds, ...retryIds, ...delegatedIds])];
+    expect(await t.db.database.prisma.lease.count({ where: { holderId: agent.agentId } })).toBe(6);
+    const events = await t.db.database.prisma.auditEvent.findMany({
+      where: { action: "credential.lease.create", target: { in: created } },
+    });
+    expect(events.map((e) => [e.target, e.outcome]).sort()).toEqual(created.map((id) => [id, "success"]).sort());
+  });
+
   it("ends an agent's leases when it is suspended or revoked", async () => {
     for (const change of ["suspendAgent", "revokeAgent"] as const) {
       const { agent, target, grants } = await world();
