@@ -1,9 +1,12 @@
 // Broker tokens are signed with node:crypto and verified with jose: what the
 // signer writes must be a standard ES256 JWS that an independent verifier
-// accepts, and nothing else must pass.
+// accepts, and nothing else must pass. Then the SDK's verifyAccessToken with a
+// JWKS the resource server fetched itself: keys are imported once per set
+// object, and a set is taken as it was given.
 import { createPrivateKey, generateKeyPairSync } from "node:crypto";
-import { decodeProtectedHeader, importJWK, jwtVerify } from "jose";
+import { decodeProtectedHeader, importJWK, type JSONWebKeySet, jwtVerify } from "jose";
 import { describe, expect, it } from "vitest";
+import { verifyAccessToken } from "../../src/sdk/index.js";
 import { type AccessTokenClaims, signAccessToken, verifyAccessTokenJwt } from "../../src/tokens/jwt.js";
 
 const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
@@ -56,5 +59,45 @@ describe("signAccessToken", () => {
     await expect(verifyAccessTokenJwt(forged, lookup, options)).rejects.toThrow();
     await expect(verifyAccessTokenJwt(token, lookup, options)).resolves.toMatchObject({ sub: claims.sub });
     expect(payload).not.toBe(widened);
+  });
+});
+
+function signingKey(kid: string) {
+  const pair = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const jwk = { ...pair.publicKey.export({ format: "jwk" }), kid, alg: "ES256", use: "sig" };
+  return { signer: { kid, privateKey: pair.privateKey }, jwk };
+}
+
+// Not DPoP-bound: the SDK would ask for a proof.
+const { cnf: _cnf, ...bearerClaims } = claims;
+const options = (jwks: JSONWebKeySet) => ({
+  issuer: claims.iss,
+  audience: claims.aud,
+  jwks,
+  now: new Date(1_999_999_800_000),
+});
+
+describe("verifyAccessToken with jwks", () => {
+  const a = signingKey("sk_a");
+  const b = signingKey("sk_b");
+  const byA = signAccessToken(a.signer, bearerClaims);
+  const byB = signAccessToken(b.signer, bearerClaims);
+
+  it("verifies again and again with one set, and refuses keys it lacks", async () => {
+    const set = { keys: [a.jwk] } as JSONWebKeySet;
+    for (let i = 0; i < 3; i++) expect((await verifyAccessToken(byA, options(set))).sub).toBe("prn_agent");
+    await expect(verifyAccessToken(byB, options(set))).rejects.toMatchObject({ code: "invalid_token" });
+  });
+
+  it("takes a set as it was first given: a changed key set is a new object", async () => {
+    const set = { keys: [a.jwk] } as JSONWebKeySet;
+    await verifyAccessToken(byA, options(set));
+    set.keys.splice(0, 1, b.jwk); // swapped in place: not seen
+    await expect(verifyAccessToken(byB, options(set))).rejects.toMatchObject({ code: "invalid_token" });
+    expect((await verifyAccessToken(byA, options(set))).sub).toBe("prn_agent");
+
+    const next = { keys: [b.jwk] } as JSONWebKeySet; // after a retirement: A is gone
+    expect((await verifyAccessToken(byB, options(next))).sub).toBe("prn_agent");
+    await expect(verifyAccessToken(byA, options(next))).rejects.toMatchObject({ code: "invalid_token" });
   });
 });
