@@ -11,9 +11,12 @@
 // from the head this instance last saw to the new last event (compare and
 // set) and inserts the events only if that move succeeded. Another writer
 // (an instance, a transaction) that moved the head first makes the move miss;
-// the append then reads the head and links again.
-// The head row's lock orders writers across all instances sharing the
-// database, and a miss costs one statement, not a lost or forked event.
+// the append then reads the head and links again. A miss costs a statement,
+// not a lost or forked event. Should it miss again (other writers keep
+// moving the head in between: two busy brokers starved one another that
+// way, 50 misses in a row), it locks the head row for its transaction and
+// links to it, which cannot miss. The head row's lock orders writers across
+// all instances sharing the database.
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { Prisma, PrismaClient } from "../../gen/prisma/client.js";
@@ -28,8 +31,8 @@ interface ChainHead {
   readonly hash: string;
 }
 
-/** Misses in a row after which an append gives up (each miss means another writer made progress). */
-const maxHeadMisses = 50;
+/** Compare-and-set attempts before an append locks the head instead. */
+const optimisticAttempts = 2;
 
 export class AuditLog {
   readonly #prisma: PrismaClient;
@@ -65,7 +68,7 @@ export class AuditLog {
 
   /** Appends within the caller's transaction (Prisma's or the driver's); call `notify` after it commits. */
   async appendInTransaction(tx: Prisma.TransactionClient | SqlQuery, entries: readonly AuditEntry[]): Promise<void> {
-    await this.#appendChained(sqlOf(tx), entries);
+    await this.#appendChained(sqlOf(tx), entries, true);
   }
 
   /** Runs `work` and audits it in one transaction; the entry may depend on the result. */
@@ -114,37 +117,45 @@ export class AuditLog {
   }
 
   async #writeBatch(batch: readonly AuditEntry[]): Promise<undefined[]> {
-    await this.#appendChained(this.#sql, batch);
+    await this.#appendChained(this.#sql, batch, false);
     this.notify();
     return batch.map(() => undefined);
   }
 
-  /** Links `entries` to the head and writes them in one statement; see the top of this file. */
-  async #appendChained(db: SqlQuery, entries: readonly AuditEntry[]): Promise<void> {
+  /** Links `entries` to the head and writes them; see the top of this file. */
+  async #appendChained(db: SqlQuery, entries: readonly AuditEntry[], inTransaction: boolean): Promise<void> {
     if (entries.length === 0) return;
-    for (let misses = 0; ; misses++) {
-      const head = this.#head ?? (await this.#readHead(db));
-      const time = this.#clock.now();
-      let previous = head;
-      const events: ChainedAuditEvent[] = entries.map((entry) => {
-        const unhashed = { ...entry, seq: previous.seq + 1n, time, prevHash: previous.hash };
-        const event = { ...unhashed, hash: chainHash(this.#key, unhashed) };
-        previous = event;
-        return event;
-      });
-      const [result] = await db.query<{ moved: boolean }>(appendStatement, appendParameters(head, time, events));
-      if (result?.moved) {
-        this.#head = { seq: previous.seq, hash: previous.hash };
-        return;
-      }
+    for (let attempt = 0; attempt < optimisticAttempts; attempt++) {
+      if (await this.#linkAndWrite(db, this.#head ?? (await this.#readHead(db)), entries)) return;
       this.#head = undefined;
-      if (misses === maxHeadMisses) throw new Error(`audit chain head moved under ${maxHeadMisses} appends in a row`);
     }
+    const locked = async (tx: SqlQuery) => {
+      if (!(await this.#linkAndWrite(tx, await this.#readHead(tx, "FOR UPDATE"), entries))) {
+        throw new Error("audit chain head moved while locked");
+      }
+    };
+    await (inTransaction ? locked(db) : this.#sql.transaction(locked));
   }
 
-  async #readHead(db: SqlQuery): Promise<ChainHead> {
+  /** Chains `entries` onto `head` and writes them if the head is still there; true when written. */
+  async #linkAndWrite(db: SqlQuery, head: ChainHead, entries: readonly AuditEntry[]): Promise<boolean> {
+    const time = this.#clock.now();
+    let previous = head;
+    const events: ChainedAuditEvent[] = entries.map((entry) => {
+      const unhashed = { ...entry, seq: previous.seq + 1n, time, prevHash: previous.hash };
+      const event = { ...unhashed, hash: chainHash(this.#key, unhashed) };
+      previous = event;
+      return event;
+    });
+    const [result] = await db.query<{ moved: boolean }>(appendStatement, appendParameters(head, time, events));
+    if (!result?.moved) return false;
+    this.#head = { seq: previous.seq, hash: previous.hash };
+    return true;
+  }
+
+  async #readHead(db: SqlQuery, lock: "" | "FOR UPDATE" = ""): Promise<ChainHead> {
     const [head] = await db.query<{ seq: bigint | string; hash: string }>(
-      "SELECT seq, hash FROM audit_chain_head WHERE id = 1",
+      `SELECT seq, hash FROM audit_chain_head WHERE id = 1 ${lock}`,
     );
     if (!head) throw new Error("audit chain head missing; AuditLog.init() was not run");
     return { seq: BigInt(head.seq), hash: head.hash };

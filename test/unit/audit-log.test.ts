@@ -9,7 +9,7 @@ import { AuditLog } from "../../src/audit/audit-log.js";
 import { auditChainKey, verifyAuditChain } from "../../src/audit/audit-queries.js";
 import { systemClock } from "../../src/clock.js";
 import { RootKey } from "../../src/crypto/root-key.js";
-import { type Database, openDatabase } from "../../src/db/database.js";
+import { type Database, openDatabase, type SqlClient } from "../../src/db/database.js";
 import { migrate } from "../../src/db/migrate.js";
 import { createTestDatabase, databaseKinds, type TestDatabase } from "../support/databases.js";
 
@@ -87,6 +87,61 @@ describe.each(databaseKinds)("AuditLog on %s", (kind) => {
       eventsChecked: 60n,
     });
   });
+
+  it("appends even when another instance moves the head before every attempt", async () => {
+    const [other] = await twoWriters();
+    // Each compare-and-set of this writer outside a transaction comes just
+    // after another instance's append, so it always misses: two busy brokers
+    // starved each other like this. The locked append must still get through.
+    let interference = 0;
+    const racedSql: SqlClient = {
+      async query(text, params) {
+        if (text.includes("audit_append")) await other.append(entry(`other${++interference}`));
+        return db.database.sql.query(text, params);
+      },
+      transaction: (work) => db.database.sql.transaction(work),
+    };
+    const raced = new AuditLog({
+      prisma: db.database.prisma,
+      sql: racedSql,
+      key: auditChainKey(rootKey),
+      clock: systemClock,
+      log,
+    });
+    await raced.append(entry("raced"));
+    expect(interference).toBeGreaterThan(0);
+    expect((await targets()).at(-1)).toBe("raced");
+    expect(await verifyAuditChain({ prisma: db.database.prisma, rootKey })).toMatchObject({
+      intact: true,
+      eventsChecked: BigInt(interference + 1),
+    });
+  });
+
+  // Another instance appending in the middle of this one's transaction needs
+  // a second connection: PGlite's single session would wait for the
+  // transaction to end.
+  if (kind === "postgres") {
+    it("appends within a transaction even when another instance keeps moving the head", async () => {
+      const [a, other] = await twoWriters();
+      let interference = 0;
+      await db.database.sql.transaction(async (tx) => {
+        let locked = false; // once this transaction holds the head, the other instance would wait for it
+        await a.appendInTransaction(
+          {
+            async query(text, params) {
+              locked ||= text.includes("FOR UPDATE");
+              if (!locked && text.includes("audit_append")) await other.append(entry(`other${++interference}`));
+              return tx.query(text, params);
+            },
+          },
+          [entry("in transaction")],
+        );
+      });
+      expect(interference).toBeGreaterThan(0);
+      expect((await targets()).at(-1)).toBe("in transaction");
+      expect(await verifyAuditChain({ prisma: db.database.prisma, rootKey })).toMatchObject({ intact: true });
+    });
+  }
 
   it("appends after a transaction that appended and then rolled back", async () => {
     const [a] = await twoWriters();
