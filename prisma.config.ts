@@ -2,7 +2,6 @@
 // WebAssembly schema engine through a driver adapter, so no native engine is
 // ever downloaded; see README "Migrations". The broker itself applies
 // migrations in-process at start (src/db/migrate.ts).
-import { mkdirSync } from "node:fs";
 import path from "node:path";
 import type { PrismaPg } from "@prisma/adapter-pg";
 import { defineConfig } from "prisma/config";
@@ -33,7 +32,6 @@ async function embeddedAdapter(dataDir: string): Promise<PrismaPg> {
   const { openPglite } = await import("./src/db/pglite.js");
   class OpenOnConnect extends PrismaPGlite {
     override async connect() {
-      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
       return new PrismaPGlite(await openPglite(dataDir)).connect();
     }
   }

@@ -10,7 +10,6 @@
 //   runs its query compiler even for raw SQL: measured on PGlite, `SELECT 1`
 //   costs 0.15 ms through the driver and 0.80 ms through `$queryRawUnsafe`,
 //   more than most of those statements take to execute.
-import { mkdirSync } from "node:fs";
 import path from "node:path";
 import type { PGlite } from "@electric-sql/pglite";
 import { PrismaPg } from "@prisma/adapter-pg";
@@ -141,12 +140,7 @@ export async function openEmbedded(
   dataDir: string | undefined,
   { log, autovacuumMs = defaultAutovacuumMs }: EmbeddedOptions = {},
 ): Promise<{ database: Database; lite: PGlite }> {
-  let dir: string | undefined;
-  if (dataDir !== undefined) {
-    dir = path.join(dataDir, "pglite");
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-  }
-  const lite = await openPglite(dir);
+  const lite = await openPglite(dataDir === undefined ? undefined : path.join(dataDir, "pglite"));
   const prisma = new PrismaClient({ adapter: asAdapter(new PrismaPGlite(lite)) });
   const session: SqlSession = { ...onSession(lite), exec: async (script) => void (await lite.exec(script)) };
   // PGlite has a single connection shared by everything in the process, so

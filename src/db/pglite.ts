@@ -1,5 +1,6 @@
 // Opens a PGlite database the way every part of Aegis needs it opened: the
 // broker (src/db/database.ts) and the Prisma CLI (prisma.config.ts).
+import { mkdirSync } from "node:fs";
 import { PGlite } from "@electric-sql/pglite";
 
 /**
@@ -13,7 +14,8 @@ import { PGlite } from "@electric-sql/pglite";
  */
 const startParams = [...PGlite.defaultStartParams, "-c", "log_startup_progress_interval=0"];
 
-/** A ready PGlite on `dataDir`, or in memory when it is undefined. */
+/** A ready PGlite on `dataDir` (created, owner-only, if missing), or in memory when it is undefined. */
 export function openPglite(dataDir: string | undefined): Promise<PGlite> {
+  if (dataDir !== undefined) mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   return PGlite.create(dataDir, { startParams });
 }
