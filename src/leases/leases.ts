@@ -21,7 +21,7 @@ import { type Selector, targetKeys } from "../policy/scope.js";
 import { assertTargetAllowed } from "../policy/scope-checks.js";
 import type { LeaseCreator } from "./create.js";
 
-type Ctx = Pick<BrokerContext, "prisma" | "sql" | "audit" | "clock">;
+type Ctx = Pick<BrokerContext, "prisma" | "audit" | "clock">;
 type Db = Prisma.TransactionClient | BrokerContext["prisma"];
 
 export const leaseLimits = {

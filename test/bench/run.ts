@@ -122,20 +122,12 @@ async function startBroker(env: Record<string, string>, cwd = process.cwd()): Pr
  * after `warmupSeconds` unmeasured ones, and adds the broker's CPU per
  * request over the measured part.
  */
-function load(
-  broker: RunningBroker,
-  job: Record<string, unknown>,
-  forSeconds: number,
-  warmup = warmupSeconds,
-): Promise<Result> {
+function load(broker: RunningBroker, job: Record<string, unknown>, forSeconds: number): Promise<Result> {
   const pid = broker.child.pid as number;
   return new Promise((resolve, reject) => {
     const child = spawn(
       tsx,
-      [
-        "test/bench/load.ts",
-        JSON.stringify({ url: broker.url, seconds: forSeconds, warmupSeconds: warmup, inFlight, ...job }),
-      ],
+      ["test/bench/load.ts", JSON.stringify({ url: broker.url, seconds: forSeconds, warmupSeconds, inFlight, ...job })],
       { stdio: ["ignore", "pipe", "inherit"] },
     );
     let before = cpuSeconds(pid);
