@@ -1,16 +1,21 @@
-// Public keys agents register: signing keys verify their RFC 7523
-// assertions, encryption keys receive sealed credentials. Only public JWKs
-// of well-known, strong kinds are accepted; anything with private parts is
-// refused outright (and never stored or echoed).
+// Public keys of principals: signing keys verify their RFC 7523 assertions
+// (a signing key is a full credential of its principal), encryption keys
+// receive sealed credentials. Registering either is issuing a credential, so
+// it follows policy/credential-issuance.ts: the presented credential must
+// cover every grant of the key's principal, the caller's own included; so
+// does revoking another principal's key. Only public JWKs of well-known,
+// strong kinds are accepted; anything with private parts is refused outright
+// (and never stored or echoed).
 import { calculateJwkThumbprint, importJWK, type JWK } from "jose";
-import type { AgentKey, Prisma } from "../../gen/prisma/client.js";
+import type { AgentKey } from "../../gen/prisma/client.js";
 import type { AuditBase } from "../audit/audit-chain.js";
 import type { Caller } from "../auth/caller.js";
 import type { BrokerContext } from "../broker-context.js";
 import { hasPrivateKeyMaterial } from "../crypto/jwk.js";
 import { DomainError, invalidArgument, notFound } from "../errors/domain-error.js";
 import { isId, newId } from "../ids.js";
-import { findAgent } from "./agents.js";
+import { credentialHolderFor } from "../policy/credential-issuance.js";
+import { getPrincipal } from "../principals/principals.js";
 
 export type KeyUse = AgentKey["use"];
 
@@ -66,15 +71,6 @@ export async function parsePublicJwk(
   return { jwk: members, alg };
 }
 
-/**
- * Whose keys are managed: an agent of the tenant, or the caller itself, so a
- * person can register the encryption key they seal their own credentials to.
- */
-async function findKeyHolder(db: Prisma.TransactionClient | BrokerContext["prisma"], caller: Caller, id: string) {
-  if (id !== caller.principalId) return findAgent(db, caller.tenantId, id);
-  return db.principal.findUniqueOrThrow({ where: { id } });
-}
-
 export async function addAgentKey(
   ctx: Pick<BrokerContext, "audit">,
   caller: Caller,
@@ -85,7 +81,7 @@ export async function addAgentKey(
   const thumbprint = await calculateJwkThumbprint(jwk, "sha256");
   return ctx.audit.transaction(
     async (tx) => {
-      const agent = await findKeyHolder(tx, caller, input.agentId);
+      const agent = await credentialHolderFor(tx, caller, input.agentId, `registering a ${input.use} key`);
       if (agent.status === "revoked")
         throw new DomainError("failed_precondition", "AGENT_REVOKED", "the agent is revoked");
       if (await tx.agentKey.findUnique({ where: { principalId_thumbprint: { principalId: agent.id, thumbprint } } })) {
@@ -119,7 +115,7 @@ export async function addAgentKey(
 }
 
 export async function listAgentKeys(ctx: Pick<BrokerContext, "prisma">, caller: Caller, agentId: string) {
-  await findKeyHolder(ctx.prisma, caller, agentId);
+  await getPrincipal(ctx.prisma, caller.tenantId, agentId);
   return ctx.prisma.agentKey.findMany({ where: { principalId: agentId }, orderBy: { createdAt: "desc" } });
 }
 
@@ -135,6 +131,9 @@ export async function revokeAgentKey(
         ? await tx.agentKey.findFirst({ where: { id: keyId, tenantId: caller.tenantId } })
         : null;
       if (!key) throw notFound("key", "KEY_NOT_FOUND");
+      if (key.principalId !== caller.principalId) {
+        await credentialHolderFor(tx, caller, key.principalId, "revoking this key");
+      }
       if (key.revokedAt) return key;
       return tx.agentKey.update({ where: { id: keyId }, data: { revokedAt: ctx.clock.now() } });
     },

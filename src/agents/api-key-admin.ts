@@ -1,14 +1,16 @@
 // Managing API keys of principals: create, list (metadata only), rotate with
-// a grace period, revoke. Issuing a key for someone is acting as them, so it
-// needs every grant they hold (or being them): otherwise a member with
-// `apikey.create` could mint themselves the admin's powers.
+// a grace period, revoke. Issuing or rotating a key follows the one rule of
+// policy/credential-issuance.ts: the credential presented must cover every
+// grant of the key's principal, the caller's own included. Revoking another
+// principal's key needs the same right.
 import type { ApiKey } from "../../gen/prisma/client.js";
 import type { AuditBase } from "../audit/audit-chain.js";
 import { apiKeyHashPurpose, issueApiKey } from "../auth/api-keys.js";
 import type { Caller } from "../auth/caller.js";
 import type { BrokerContext } from "../broker-context.js";
-import { invalidArgument, notFound } from "../errors/domain-error.js";
-import { assertMayActAs, getPrincipalWithGrants } from "../principals/principals.js";
+import { DomainError, invalidArgument, notFound, permissionDenied } from "../errors/domain-error.js";
+import { credentialHolderFor } from "../policy/credential-issuance.js";
+import { getPrincipal } from "../principals/principals.js";
 import { RevocationFeed } from "../tokens/revocation-feed.js";
 
 /** Tells every instance to drop what it cached about a key (its expiry or revocation changed). */
@@ -18,9 +20,8 @@ function keyChanged(ctx: Pick<BrokerContext, "clock">, keyId: string) {
 
 const maxTtlSeconds = 400 * 86_400;
 
-async function keyHolder(ctx: Pick<BrokerContext, "prisma">, caller: Caller, principalId: string) {
-  const principal = await getPrincipalWithGrants(ctx.prisma, caller.tenantId, principalId);
-  assertMayActAs(caller, principal, "a key for this principal");
+async function keyHolder(ctx: Pick<BrokerContext, "prisma">, caller: Caller, principalId: string, what: string) {
+  const principal = await credentialHolderFor(ctx.prisma, caller, principalId, what);
   if (principal.status === "revoked") throw notFound("principal", "PRINCIPAL_NOT_FOUND");
   return principal;
 }
@@ -35,7 +36,7 @@ export async function createApiKey(
   if (input.ttlSeconds < 0 || input.ttlSeconds > maxTtlSeconds) {
     throw invalidArgument([{ field: "ttl_seconds", description: `must be between 0 and ${maxTtlSeconds}` }]);
   }
-  const principal = await keyHolder(ctx, caller, input.principalId);
+  const principal = await keyHolder(ctx, caller, input.principalId, "an API key");
   const expiresAt = input.ttlSeconds ? new Date(ctx.clock.now().getTime() + input.ttlSeconds * 1000) : undefined;
   return ctx.audit.transaction(
     async (tx) => {
@@ -58,7 +59,7 @@ export async function createApiKey(
 }
 
 export async function listApiKeys(ctx: Pick<BrokerContext, "prisma">, caller: Caller, principalId: string) {
-  await getPrincipalWithGrants(ctx.prisma, caller.tenantId, principalId);
+  await getPrincipal(ctx.prisma, caller.tenantId, principalId);
   return ctx.prisma.apiKey.findMany({ where: { principalId }, orderBy: { createdAt: "desc" } });
 }
 
@@ -79,8 +80,14 @@ export async function rotateApiKey(
   if (input.graceSeconds < 0 || input.graceSeconds > 30 * 86_400) {
     throw invalidArgument([{ field: "grace_seconds", description: "must be between 0 and 2592000 (30 days)" }]);
   }
-  const old = await findKey(ctx, caller, input.keyId);
-  await keyHolder(ctx, caller, old.principalId);
+  // Rotating issues a credential: a key outside the tenant is refused as the
+  // credential-issuance rule refuses a principal outside it, not reported missing.
+  const old = await findKey(ctx, caller, input.keyId).catch((error: unknown) => {
+    throw error instanceof DomainError && error.code === "not_found"
+      ? permissionDenied("PRINCIPAL_NOT_ACCESSIBLE", "no credential can be issued for this key")
+      : error;
+  });
+  await keyHolder(ctx, caller, old.principalId, "rotating this key");
   const now = ctx.clock.now();
   if (old.revokedAt || (old.expiresAt && old.expiresAt <= now)) throw notFound("API key", "API_KEY_NOT_FOUND");
   const grace = (input.graceSeconds || ctx.config.apiKeyRotationGraceSeconds) * 1000;
@@ -89,11 +96,13 @@ export async function rotateApiKey(
   const result = await ctx.audit.transaction(
     async (tx) => {
       await RevocationFeed.publish(tx, changed);
+      // The successor is what it replaces: same kind, scopes and expiry.
       const issued = await issueApiKey(tx, ctx.rootKey.deriveKey(apiKeyHashPurpose), {
         tenantId: old.tenantId,
         principalId: old.principalId,
         label: old.label,
         ...(old.expiresAt ? { expiresAt: old.expiresAt } : {}),
+        ...(old.kind === "user_token" ? { scopes: (old.scopes ?? "").split(" ").filter(Boolean) } : {}),
       });
       const previous = await tx.apiKey.update({
         where: { id: old.id },
@@ -120,6 +129,8 @@ export async function revokeApiKey(
   keyId: string,
 ): Promise<ApiKey> {
   const key = await findKey(ctx, caller, keyId);
+  if (key.principalId !== caller.principalId)
+    await credentialHolderFor(ctx.prisma, caller, key.principalId, "revoking this key");
   const changed = keyChanged(ctx, key.id);
   const revoked = await ctx.audit.transaction(
     async (tx) => {

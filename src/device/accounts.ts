@@ -6,7 +6,7 @@ import type { AuditBase } from "../audit/audit-chain.js";
 import type { Caller } from "../auth/caller.js";
 import type { BrokerContext } from "../broker-context.js";
 import { DomainError, invalidArgument } from "../errors/domain-error.js";
-import { assertMayActAs, getPrincipalWithGrants } from "../principals/principals.js";
+import { credentialHolderFor } from "../policy/credential-issuance.js";
 
 const params = { N: 1 << 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 } as const;
 const keyLength = 32;
@@ -49,11 +49,11 @@ export async function setLocalPassword(
     violations.push({ field: "password", description: "12 to 1024 characters" });
   }
   if (violations.length) throw invalidArgument(violations);
-  const person = await getPrincipalWithGrants(ctx.prisma, caller.tenantId, input.principalId);
+  // A password is a full credential of its person: the one rule for issuing credentials applies.
+  const person = await credentialHolderFor(ctx.prisma, caller, input.principalId, "setting this password");
   if (person.kind !== "person") {
     throw new DomainError("failed_precondition", "NOT_A_PERSON", "only people sign in with a password");
   }
-  assertMayActAs(caller, person, "a password for this person");
   const taken = await ctx.prisma.localAccount.findUnique({ where: { username } });
   if (taken && taken.principalId !== person.id) {
     throw new DomainError("already_exists", "USERNAME_TAKEN", "this username is taken");

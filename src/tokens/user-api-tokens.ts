@@ -2,11 +2,15 @@
 // automation (`aegis_ut_…`). Stored and checked like an API key, but limited
 // to a fixed list of exact scopes, each covered by the person's grants when
 // minted and again on every use (so taking a grant away narrows the token).
+// Minting one is issuing a credential: the credential presented must cover
+// every grant of the person (policy/credential-issuance.ts), so a narrowed
+// credential cannot mint itself a longer-lived one.
 import type { AuditBase } from "../audit/audit-chain.js";
 import { apiKeyHashPurpose, issueApiKey } from "../auth/api-keys.js";
 import { type Caller, elevatedScope } from "../auth/caller.js";
 import type { BrokerContext } from "../broker-context.js";
 import { invalidArgument, permissionDenied } from "../errors/domain-error.js";
+import { credentialHolderFor } from "../policy/credential-issuance.js";
 import { formatScope, isSpecific } from "../policy/scope.js";
 import { assertCovers, parseScopes } from "../policy/scope-checks.js";
 
@@ -52,14 +56,16 @@ export async function mintUserApiToken(
   assertCovers(caller, scopes, "this user API token");
   const expiresAt = new Date(ctx.clock.now().getTime() + ttl * 1000);
   const issued = await ctx.audit.transaction(
-    (tx) =>
-      issueApiKey(tx, ctx.rootKey.deriveKey(apiKeyHashPurpose), {
+    async (tx) => {
+      await credentialHolderFor(tx, caller, caller.principalId, "a user API token");
+      return issueApiKey(tx, ctx.rootKey.deriveKey(apiKeyHashPurpose), {
         tenantId: caller.tenantId,
         principalId: caller.principalId,
         label: input.label,
         expiresAt,
         scopes: asked,
-      }),
+      });
+    },
     (key) => ({
       ...auditBase,
       action: "token.user.create",

@@ -1,0 +1,79 @@
+// The one rule for issuing credentials. Creating or re-issuing any
+// credential for a principal P – an API key, the rotation of a key or user
+// API token, a user API token, a signing or encryption key, a password, the
+// refresh token of an approved device login – needs the credential presented
+// on this call to cover every grant P holds.
+//
+// There is deliberately no exception for P being the caller's own principal:
+// a narrowed credential (a user API token, a narrowed broker token, a device
+// login approved for a few scopes) carries less than its principal holds,
+// and an exception for oneself let each of them mint itself a full, permanent
+// credential. Checking the credential, not the principal, closes that door
+// for every credential kind, present and future.
+import type { Caller } from "../auth/caller.js";
+import type { Db } from "../db/database.js";
+import { permissionDenied } from "../errors/domain-error.js";
+import { isId } from "../ids.js";
+import { parseScope } from "./scope.js";
+
+/** A principal with the grants it holds, as the rule needs it. */
+export interface CredentialHolder {
+  readonly id: string;
+  readonly tenantId: string;
+  readonly grants: readonly { readonly scope: string }[];
+}
+
+/** The grants of `holder` that `caller`'s presented credential does not cover (exact text or by matching). */
+export function uncoveredGrants(caller: Caller, holder: CredentialHolder): string[] {
+  return holder.grants
+    .map((grant) => grant.scope)
+    .filter((text) => {
+      if (caller.scopes.has(text)) return false;
+      try {
+        return !caller.scopes.covers(parseScope(text, { wildcards: true }));
+      } catch {
+        return true; // a grant that no longer parses is covered only by holding it exactly
+      }
+    });
+}
+
+/** Throws permission_denied unless the caller's presented credential covers every grant of `holder`. */
+export function assertMayIssueCredentialFor(caller: Caller, holder: CredentialHolder, what: string): void {
+  const missing = uncoveredGrants(caller, holder);
+  if (missing.length === 0) return;
+  throw permissionDenied(
+    "SCOPE_ESCALATION",
+    `${what} needs a credential that covers every grant of ${holder.id === caller.principalId ? "your principal" : "that principal"}; the one presented does not`,
+    `${caller.credentialType} ${caller.credentialId} acting for ${holder.id} lacks ${missing.join(" ")}`.slice(0, 480),
+  );
+}
+
+/**
+ * The principal a credential is issued for, with its grants, when it is in
+ * the caller's tenant. Any other id – another tenant's principal or none at
+ * all – is refused the same way, so the answer tells nothing of other tenants
+ * (AIP-193: permission is checked before existence).
+ */
+export async function findCredentialHolder(db: Db, caller: Caller, principalId: string) {
+  const principal = isId("principal", principalId)
+    ? await db.principal.findFirst({
+        where: { id: principalId, tenantId: caller.tenantId },
+        include: { grants: { select: { scope: true } } },
+      })
+    : null;
+  if (!principal) {
+    throw permissionDenied(
+      "PRINCIPAL_NOT_ACCESSIBLE",
+      "no credential can be issued for this principal",
+      `principal ${principalId.slice(0, 40)} is not in tenant ${caller.tenantId}`,
+    );
+  }
+  return principal;
+}
+
+/** Loads the holder and applies the rule: the one call every credential-issuing path makes. */
+export async function credentialHolderFor(db: Db, caller: Caller, principalId: string, what: string) {
+  const holder = await findCredentialHolder(db, caller, principalId);
+  assertMayIssueCredentialFor(caller, holder, what);
+  return holder;
+}

@@ -1,0 +1,343 @@
+// No credential can be widened: issuing or re-issuing any credential for a
+// principal needs the credential presented on the call to cover every grant
+// of that principal, the caller's own principal included
+// (src/policy/credential-issuance.ts). First the six attacks outside testers
+// found (A–F), each as its own test; then the matrix of every credential-
+// issuing call against every kind of narrowed caller.
+import { randomUUID } from "node:crypto";
+import { Code, createClient, type Transport } from "@connectrpc/connect";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AgentService, KeyUse } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
+import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
+import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
+import { TenantService } from "../../gen/proto/aegis/tenant/v1/tenant_pb.js";
+import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
+import { publicBase } from "../support/agents.js";
+import { startTestBroker, type TestBroker } from "../support/broker.js";
+import { databaseKinds } from "../support/databases.js";
+import { failure, reasonOf } from "../support/errors.js";
+import { type Actor, createActor } from "../support/fixtures.js";
+
+describe.each(databaseKinds)("no credential can be widened on %s", (kind) => {
+  let t: TestBroker;
+  /** The bootstrap admin: holds broker.admin and every action. */
+  let adminId: string;
+  const prisma = () => t.db.database.prisma;
+
+  beforeAll(async () => {
+    t = await startTestBroker(kind);
+    adminId = t.broker.bootstrap?.principalId ?? "";
+  });
+  afterAll(() => t.stop());
+
+  /** A user API token of the admin limited to `scopes`. */
+  const userToken = async (scopes: string[]) =>
+    (await t.client(TokenService).mintUserApiToken({ scopes, label: "narrow" })).secret;
+  /** A broker token minted with `key`, narrowed to `scopes`. */
+  const brokerToken = async (key: string, scopes: string[]) =>
+    (await t.client(TokenService, { key }).mintToken({ audience: publicBase(t), scopes })).accessToken;
+  const signingJwk = async () => {
+    const { privateKey, publicKey } = await generateKeyPair("ES256");
+    return { privateKey, jwkJson: JSON.stringify(await exportJWK(publicKey)) };
+  };
+  const keyCount = (principalId: string) => prisma().apiKey.count({ where: { principalId } });
+
+  it("A: a user API token limited to apikey.create gets no key for its owner", async () => {
+    const narrow = await userToken(["apikey.create"]);
+    const before = await keyCount(adminId);
+    const error = await failure(t.client(AgentService, { key: narrow }).createApiKey({ principalId: adminId }));
+    expect(error?.code).toBe(Code.PermissionDenied);
+    expect(reasonOf(error)).toBe("SCOPE_ESCALATION");
+    expect(await keyCount(adminId)).toBe(before);
+  });
+
+  it("B: a user API token limited to agent.key.add registers no signing key for its owner, so no assertion", async () => {
+    const narrow = await userToken(["agent.key.add"]);
+    const { privateKey, jwkJson } = await signingJwk();
+    const error = await failure(
+      t.client(AgentService, { key: narrow }).addAgentKey({ agentId: adminId, use: KeyUse.SIGNING, jwkJson }),
+    );
+    expect(error?.code).toBe(Code.PermissionDenied);
+    expect(reasonOf(error)).toBe("SCOPE_ESCALATION");
+    expect(await prisma().agentKey.count({ where: { principalId: adminId } })).toBe(0);
+    // Without a registered key, an assertion signed by it authenticates nobody.
+    const assertion = await new SignJWT({})
+      .setProtectedHeader({ alg: "ES256", kid: "kid_aaaaaaaaaaaaaaaaaaaa" })
+      .setIssuer(adminId)
+      .setSubject(adminId)
+      .setAudience(publicBase(t))
+      .setIssuedAt()
+      .setExpirationTime("2m")
+      .setJti(randomUUID())
+      .sign(privateKey);
+    const minted = await failure(
+      t
+        .client(TokenService, { key: undefined })
+        .mintToken({ audience: publicBase(t), scopes: ["tenant.create"], clientAssertion: assertion }),
+    );
+    expect(minted?.code).toBe(Code.Unauthenticated);
+  });
+
+  it("C: a user API token limited to account.password.set cannot set its owner's password", async () => {
+    const narrow = await userToken(["account.password.set"]);
+    const error = await failure(
+      t
+        .client(DeviceAuthService, { key: narrow })
+        .setLocalPassword({ principalId: adminId, username: "taken-over", password: "a long enough password" }),
+    );
+    expect(error?.code).toBe(Code.PermissionDenied);
+    expect(reasonOf(error)).toBe("SCOPE_ESCALATION");
+    expect(await prisma().localAccount.count({ where: { principalId: adminId } })).toBe(0);
+  });
+
+  it("D: rotating a user API token re-issues a user API token with its scopes and expiry, never an API key", async () => {
+    const minted = await t.client(TokenService).mintUserApiToken({ scopes: ["apikey.rotate"], label: "rotating" });
+    const expiry = (await prisma().apiKey.findUniqueOrThrow({ where: { id: minted.tokenId } })).expiresAt;
+    // The token itself may not rotate itself: it does not cover its owner's grants.
+    const byItself = await failure(
+      t.client(AgentService, { key: minted.secret }).rotateApiKey({ keyId: minted.tokenId }),
+    );
+    expect(reasonOf(byItself)).toBe("SCOPE_ESCALATION");
+    // Its owner may, and gets the same kind of credential back.
+    const rotated = await t.client(AgentService).rotateApiKey({ keyId: minted.tokenId });
+    expect(rotated.secret).toMatch(/^aegis_ut_/);
+    const successor = await prisma().apiKey.findUniqueOrThrow({ where: { id: rotated.key?.keyId ?? "" } });
+    expect(successor).toMatchObject({ kind: "user_token", scopes: "apikey.rotate", principalId: adminId });
+    expect(successor.expiresAt).toEqual(expiry);
+    const { scopes } = await t.client(PrincipalService, { key: rotated.secret }).whoAmI({});
+    expect(scopes).toEqual(["apikey.rotate"]);
+  });
+
+  it("E: an agent's broker token narrowed to apikey.create creates no key for the agent", async () => {
+    const { agent } = await t
+      .client(AgentService)
+      .registerAgent({ displayName: "narrowed", scopes: ["apikey.create", "agent.read"] });
+    const agentId = agent?.id ?? "";
+    const agentKey = (await t.client(AgentService).createApiKey({ principalId: agentId })).secret;
+    const narrow = await brokerToken(agentKey, ["apikey.create"]);
+    const before = await keyCount(agentId);
+    const error = await failure(t.client(AgentService, { key: narrow }).createApiKey({ principalId: agentId }));
+    expect(error?.code).toBe(Code.PermissionDenied);
+    expect(reasonOf(error)).toBe("SCOPE_ESCALATION");
+    expect(await keyCount(agentId)).toBe(before);
+    // With its own full key the agent may (the credential covers all it holds).
+    await t.client(AgentService, { key: agentKey }).createApiKey({ principalId: agentId });
+    expect(await keyCount(agentId)).toBe(before + 1);
+  });
+
+  it("F: an agent holding only agent.key.add registers no key for a more privileged principal", async () => {
+    const agents = t.client(AgentService);
+    const { agent: weak } = await agents.registerAgent({ displayName: "weak", scopes: ["agent.key.add"] });
+    const { agent: strong } = await agents.registerAgent({ displayName: "strong", scopes: ["tenant.create"] });
+    const weakKey = (await agents.createApiKey({ principalId: weak?.id ?? "" })).secret;
+    for (const target of [strong?.id ?? "", adminId]) {
+      const { jwkJson } = await signingJwk();
+      const error = await failure(
+        t.client(AgentService, { key: weakKey }).addAgentKey({ agentId: target, use: KeyUse.SIGNING, jwkJson }),
+      );
+      expect(error?.code).toBe(Code.PermissionDenied);
+      expect(reasonOf(error)).toBe("SCOPE_ESCALATION");
+      expect(await prisma().agentKey.count({ where: { principalId: target } })).toBe(0);
+    }
+    // Its own key it may register.
+    const { jwkJson } = await signingJwk();
+    await t
+      .client(AgentService, { key: weakKey })
+      .addAgentKey({ agentId: weak?.id ?? "", use: KeyUse.SIGNING, jwkJson });
+  });
+
+  it("revoking another principal's API key or public key needs the same right", async () => {
+    const agents = t.client(AgentService);
+    const { agent } = await agents.registerAgent({
+      displayName: "revoker",
+      scopes: ["apikey.revoke", "agent.key.revoke"],
+    });
+    const revoker = (await agents.createApiKey({ principalId: agent?.id ?? "" })).secret;
+    const adminKey = await agents.createApiKey({ principalId: adminId, label: "victim" });
+    const { jwkJson } = await signingJwk();
+    const adminPublicKey = await agents.addAgentKey({ agentId: adminId, use: KeyUse.SIGNING, jwkJson });
+    const asRevoker = t.client(AgentService, { key: revoker });
+    expect(reasonOf(await failure(asRevoker.revokeApiKey({ keyId: adminKey.key?.keyId ?? "" })))).toBe(
+      "SCOPE_ESCALATION",
+    );
+    expect(reasonOf(await failure(asRevoker.revokeAgentKey({ keyId: adminPublicKey.key?.keyId ?? "" })))).toBe(
+      "SCOPE_ESCALATION",
+    );
+    expect((await prisma().apiKey.findUniqueOrThrow({ where: { id: adminKey.key?.keyId ?? "" } })).revokedAt).toBe(
+      null,
+    );
+    // Its own credentials it may revoke.
+    const own = await agents.createApiKey({ principalId: agent?.id ?? "" });
+    await asRevoker.revokeApiKey({ keyId: own.key?.keyId ?? "" });
+  });
+
+  describe("matrix: every credential-issuing RPC against every narrowed caller", () => {
+    /** A call that would issue a credential for `target`, made with `key`, and how to count what it creates. */
+    interface Issuing {
+      readonly name: string;
+      readonly action: string;
+      /** What the caller must hold to pass the RPC's own policy. */
+      readonly scopes: string[];
+      /** Whether the RPC only ever issues for the caller itself (no other target to aim at). */
+      readonly selfOnly?: boolean;
+      readonly personsOnly?: boolean;
+      call(transport: (key: string) => Transport, key: string, target: string): Promise<unknown>;
+      count(target: string): Promise<number>;
+    }
+    const calls: Issuing[] = [
+      {
+        name: "CreateApiKey",
+        action: "apikey.create",
+        scopes: ["apikey.create"],
+        call: async (tr, key, target) => createClient(AgentService, tr(key)).createApiKey({ principalId: target }),
+        count: (target) => prisma().apiKey.count({ where: { principalId: target } }),
+      },
+      {
+        name: "RotateApiKey",
+        action: "apikey.rotate",
+        scopes: ["apikey.rotate"],
+        call: async (tr, key, target) => {
+          const victim = await t.client(AgentService).createApiKey({ principalId: target, label: "to rotate" });
+          return createClient(AgentService, tr(key)).rotateApiKey({ keyId: victim.key?.keyId ?? "" });
+        },
+        count: (target) => prisma().apiKey.count({ where: { principalId: target, label: { not: "to rotate" } } }),
+      },
+      {
+        name: "AddAgentKey (signing)",
+        action: "agent.key.add",
+        scopes: ["agent.key.add"],
+        call: async (tr, key, target) =>
+          createClient(AgentService, tr(key)).addAgentKey({
+            agentId: target,
+            use: KeyUse.SIGNING,
+            jwkJson: (await signingJwk()).jwkJson,
+          }),
+        count: (target) => prisma().agentKey.count({ where: { principalId: target, use: "signing" } }),
+      },
+      {
+        name: "AddAgentKey (encryption)",
+        action: "agent.key.add",
+        scopes: ["agent.key.add"],
+        call: async (tr, key, target) => {
+          const pair = await generateKeyPair("ECDH-ES+A256KW", { crv: "X25519", extractable: true });
+          return createClient(AgentService, tr(key)).addAgentKey({
+            agentId: target,
+            use: KeyUse.ENCRYPTION,
+            jwkJson: JSON.stringify(await exportJWK(pair.publicKey)),
+          });
+        },
+        count: (target) => prisma().agentKey.count({ where: { principalId: target, use: "encryption" } }),
+      },
+      {
+        name: "SetLocalPassword",
+        action: "account.password.set",
+        scopes: ["account.password.set"],
+        personsOnly: true,
+        call: async (tr, key, target) =>
+          createClient(DeviceAuthService, tr(key)).setLocalPassword({
+            principalId: target,
+            username: `u-${randomUUID().slice(0, 8)}`,
+            password: "a long enough password",
+          }),
+        count: (target) => prisma().localAccount.count({ where: { principalId: target } }),
+      },
+      {
+        name: "MintUserApiToken",
+        action: "token.user.create",
+        scopes: ["token.user.create", "agent.read"],
+        selfOnly: true,
+        personsOnly: true,
+        call: async (tr, key) =>
+          createClient(TokenService, tr(key)).mintUserApiToken({ scopes: ["agent.read"], label: "chained" }),
+        count: (target) => prisma().apiKey.count({ where: { principalId: target, kind: "user_token" } }),
+      },
+      {
+        name: "ApproveDeviceAuthorization",
+        action: "device.approve",
+        scopes: ["agent.read"],
+        selfOnly: true,
+        personsOnly: true,
+        call: async (tr, key) => {
+          const started = await t
+            .client(DeviceAuthService, { key: undefined })
+            .beginDeviceAuthorization({ clientId: "aegis-cli", scopes: ["agent.read"] });
+          return createClient(DeviceAuthService, tr(key)).approveDeviceAuthorization({ userCode: started.userCode });
+        },
+        count: () => prisma().deviceAuthorization.count({ where: { status: "approved" } }),
+      },
+    ];
+
+    /** The narrowed callers: each yields a credential to call with and the principal it would widen. */
+    const callers: {
+      readonly name: string;
+      readonly setup: (call: Issuing) => Promise<{ key: string; target: string; actor: string } | undefined>;
+    }[] = [
+      {
+        name: "a user API token",
+        setup: async (call) => ({ key: await userToken(call.scopes), target: adminId, actor: adminId }),
+      },
+      {
+        name: "a narrowed broker token",
+        setup: async (call) => ({ key: await brokerToken(t.adminKey, call.scopes), target: adminId, actor: adminId }),
+      },
+      {
+        name: "an agent holding only that action",
+        setup: async (call) => {
+          if (call.personsOnly && call.selfOnly) return undefined; // refused as not a person: covered below
+          const { agent } = await t
+            .client(AgentService)
+            .registerAgent({ displayName: "one action", scopes: call.scopes });
+          const key = (await t.client(AgentService).createApiKey({ principalId: agent?.id ?? "" })).secret;
+          return { key, target: adminId, actor: agent?.id ?? "" };
+        },
+      },
+      {
+        name: "a member of another tenant",
+        setup: async (call) => {
+          if (call.selfOnly) return undefined; // issues only for the caller: no other tenant to reach
+          const stranger: Actor = await createActor(t, { scopes: call.scopes });
+          return { key: stranger.key, target: adminId, actor: stranger.principalId };
+        },
+      },
+    ];
+
+    for (const call of calls) {
+      for (const caller of callers) {
+        it(`${call.name} refuses ${caller.name}, audits it and creates nothing`, async () => {
+          const setup = await caller.setup(call);
+          if (!setup) return expect(call.selfOnly || call.personsOnly).toBe(true);
+          const before = await call.count(setup.target);
+          const denied = await prisma().auditEvent.count({ where: { actorId: setup.actor, outcome: "denied" } });
+          const error = await failure(call.call((key) => t.transport("connect", key), setup.key, setup.target));
+          expect(error?.code).toBe(Code.PermissionDenied);
+          expect(["SCOPE_ESCALATION", "PRINCIPAL_NOT_ACCESSIBLE", "PERSONS_ONLY"]).toContain(reasonOf(error));
+          expect(await call.count(setup.target)).toBe(before);
+          expect(await prisma().auditEvent.count({ where: { actorId: setup.actor, outcome: "denied" } })).toBe(
+            denied + 1,
+          );
+        });
+      }
+    }
+
+    it("agents are refused the person-only credentials outright", async () => {
+      const { agent } = await t
+        .client(AgentService)
+        .registerAgent({ displayName: "not a person", scopes: ["token.user.create", "agent.read"] });
+      const key = (await t.client(AgentService).createApiKey({ principalId: agent?.id ?? "" })).secret;
+      const minted = await failure(
+        t.client(TokenService, { key }).mintUserApiToken({ scopes: ["agent.read"], label: "x" }),
+      );
+      expect(reasonOf(minted)).toBe("PERSONS_ONLY");
+    });
+  });
+
+  it("the admin's full key still issues every credential (the rule refuses only narrowed ones)", async () => {
+    const { jwkJson } = await signingJwk();
+    await t.client(AgentService).addAgentKey({ agentId: adminId, use: KeyUse.SIGNING, jwkJson });
+    await t.client(AgentService).createApiKey({ principalId: adminId, label: "second" });
+    await t.client(TokenService).mintUserApiToken({ scopes: ["agent.read"], label: "fine" });
+    const { tenant } = await t.client(TenantService).createTenant({ name: `t-${randomUUID().slice(0, 8)}` });
+    expect(tenant?.id).toMatch(/^ten_/);
+  });
+});
