@@ -47,6 +47,12 @@ export interface VerifyOptions {
   readonly now: Date;
   /** Seconds of clock skew tolerated on `exp`/`iat`. */
   readonly clockToleranceSeconds?: number;
+  /**
+   * Longest lifetime (`exp - iat`) a token may claim. The broker passes its
+   * configured maximum: a token claiming more was not minted under this
+   * configuration (a leaked or misused signing key), whoever signed it.
+   */
+  readonly maxLifetimeSeconds?: number;
 }
 
 /** Verifies signature, type, algorithm and registered claims; throws on any failure. */
@@ -66,6 +72,15 @@ export async function verifyAccessTokenJwt(
   });
   if (typeof payload.scope !== "string" || typeof payload.tenant_id !== "string" || typeof payload.aud !== "string") {
     throw new Error("access token lacks scope, tenant_id or a single aud");
+  }
+  // jose checks `iat` only with maxTokenAge; a token from the future is refused here.
+  const iat = payload.iat as number;
+  const exp = payload.exp as number;
+  const now = Math.floor(options.now.getTime() / 1000);
+  if (iat > now + (options.clockToleranceSeconds ?? 5)) throw new Error("access token iat is in the future");
+  if (exp <= iat) throw new Error("access token expires before it was issued");
+  if (options.maxLifetimeSeconds !== undefined && exp - iat > options.maxLifetimeSeconds) {
+    throw new Error(`access token lifetime ${exp - iat} s exceeds the maximum of ${options.maxLifetimeSeconds} s`);
   }
   return payload as unknown as AccessTokenClaims;
 }
