@@ -122,7 +122,7 @@ export async function listCredentials(
   const rows = await ctx.prisma.credential.findMany({
     where: {
       tenantId: caller.tenantId,
-      OR: coveredTargets(caller.scopes, "credential.read"),
+      ...coveredTargets(caller.scopes, "credential.read"),
       ...(filter.provider ? { provider: filter.provider } : {}),
       ...(page.after ? { id: { gt: page.after } } : {}),
     },

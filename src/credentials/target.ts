@@ -22,15 +22,20 @@ export function targetOf(row: Selector): Selector {
 }
 
 /**
- * A `where` matching the targets `action` grants in `scopes` cover, for
- * listing only what the caller may see. Matches nothing without such grants.
+ * A `where` fragment matching the targets that `action` grants in `scopes`
+ * cover, so a list shows exactly what a get would allow. A grant of `*` at
+ * every key covers everything and filters nothing (an `OR` of an empty
+ * condition matched nothing at all, which hid every credential from the
+ * bootstrap admin); without any such grant it matches nothing.
  */
-export function coveredTargets(scopes: ScopeSet, action: string): Partial<Selector>[] {
-  return scopes.scopes
+export function coveredTargets(scopes: ScopeSet, action: string): { OR: Partial<Selector>[] } | Record<string, never> {
+  const conditions = scopes.scopes
     .filter((s) => s.action === action && s.selector)
     .map((s) => {
       const where: Record<string, string> = {};
       for (const key of targetKeys) if (s.selector?.[key] !== wildcard) where[key] = s.selector?.[key] as string;
       return where;
     });
+  if (conditions.some((where) => Object.keys(where).length === 0)) return {};
+  return { OR: conditions };
 }

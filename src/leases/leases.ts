@@ -188,7 +188,7 @@ export async function listLeases(
   const rows = await ctx.prisma.lease.findMany({
     where: {
       tenantId: caller.tenantId,
-      AND: [{ OR: coveredTargets(caller.scopes, "credential.lease.read") }, state],
+      AND: [coveredTargets(caller.scopes, "credential.lease.read"), state],
       ...(filter.holderId ? { holderId: filter.holderId } : {}),
       ...(filter.credentialId ? { credentialId: filter.credentialId } : {}),
       ...(page.after ? { id: { gt: page.after } } : {}),

@@ -174,3 +174,45 @@ describe.each(databaseKinds)("credentials on %s", (kind) => {
     for (const line of t.logs) expect(line).not.toContain(secret);
   });
 });
+
+describe.each(databaseKinds)("listing credentials by selector grants on %s", (kind) => {
+  let t: TestBroker;
+  let owner: Actor;
+  const targets = [
+    { provider: "gcp", app: "billing", account: "reader" },
+    { provider: "gcp", app: "payroll", account: "reader" },
+    { provider: "aws", app: "billing", account: "deploy" },
+  ];
+  beforeAll(async () => {
+    t = await startTestBroker(kind);
+    owner = await createActor(t, { scopes: ["credential.create:provider:*", "agent.key.add"] });
+    const key = await registerEncryptionKey(t, owner.key, owner.principalId);
+    for (const target of targets) {
+      await t.client(CredentialService, { key: owner.key }).registerCredential({
+        target,
+        displayName: `${target.provider}/${target.app}/${target.account}`,
+        sealedJwe: await sealCredential("x", [{ kid: key.kid, jwk: key.publicJwk }]),
+      });
+    }
+  });
+  afterAll(() => t.stop());
+
+  // A list shows exactly what a get would allow, with `*` at any position.
+  it.each([
+    ["credential.read:provider:*", [0, 1, 2]],
+    ["credential.read:provider:*:app:*:account:*", [0, 1, 2]],
+    ["credential.read:provider:gcp", [0, 1]],
+    ["credential.read:provider:*:app:billing", [0, 2]],
+    ["credential.read:provider:*:app:*:account:reader", [0, 1]],
+    ["credential.read:provider:gcp:app:*:account:reader", [0, 1]],
+    ["credential.read:provider:aws:app:billing:account:deploy", [2]],
+    ["credential.read:provider:azure", []],
+  ])("with %s lists exactly what it covers", async (scope, expected) => {
+    const reader = await createActor(t, { tenantId: owner.tenantId, scopes: [scope] });
+    const listed = await t.client(CredentialService, { key: reader.key }).listCredentials({});
+    const names = listed.credentials.map((c) => c.displayName).sort();
+    expect(names).toEqual(
+      expected.map((i) => `${targets[i]?.provider}/${targets[i]?.app}/${targets[i]?.account}`).sort(),
+    );
+  });
+});
