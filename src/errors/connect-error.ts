@@ -1,10 +1,13 @@
 // The one place that turns failures into Connect errors. Domain codes map
 // exhaustively (a new DomainErrorCode that is not mapped fails to compile);
-// a ConnectError raised by the framework passes through; anything else is a
-// bug and goes out as a bare `internal`, its message kept for the log only.
+// database errors that mean a clash or a race become domain errors
+// (./database-error.ts); a ConnectError raised by the framework passes
+// through; anything else is a bug and goes out as a bare `internal`, its
+// message kept for the log only.
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorDetailSchema, FieldViolationSchema } from "../../gen/proto/aegis/errors/v1/errors_pb.js";
+import { fromDatabaseError } from "./database-error.js";
 import { DomainError, type DomainErrorCode } from "./domain-error.js";
 
 const connectCodes = {
@@ -21,7 +24,8 @@ const connectCodes = {
 } as const satisfies Record<DomainErrorCode, Code>;
 
 /** Converts any thrown value into the ConnectError sent to the client. */
-export function toConnectError(error: unknown): ConnectError {
+export function toConnectError(thrown: unknown): ConnectError {
+  const error = fromDatabaseError(thrown) ?? thrown;
   if (error instanceof DomainError) {
     const detail = create(ErrorDetailSchema, {
       reason: error.reason,
