@@ -52,8 +52,13 @@ export interface Config {
     /** RevokeToken calls per caller: each can publish a revocation entry that every instance keeps until it expires. */
     readonly revocationsPerMinute: number;
     readonly authFailuresPerMinute: number;
-    /** Wrong user codes entered on the verification page: per address, and over all addresses. */
+    /**
+     * Wrong user codes entered on the verification page: per address, per
+     * signed-in person (so one person cannot use up the global limit and block
+     * every approval), and over all addresses.
+     */
     readonly userCodeFailuresPerMinute: number;
+    readonly userCodeFailuresPerMinutePerPerson: number;
     readonly userCodeFailuresPerMinuteGlobal: number;
   };
   /** Device flow (RFC 8628): code lifetime and minimum polling interval (seconds); refresh token lifetime. */
@@ -143,14 +148,7 @@ export function loadConfig(env: Env = process.env): Config {
       mintsPerMinute: integer(read, "AEGIS_RATE_LIMIT_MINTS_PER_MINUTE", 1_200, 1, 10_000_000),
       revocationsPerMinute: integer(read, "AEGIS_RATE_LIMIT_REVOCATIONS_PER_MINUTE", 120, 1, 10_000_000),
       authFailuresPerMinute: integer(read, "AEGIS_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE", 30, 1, 10_000_000),
-      userCodeFailuresPerMinute: integer(read, "AEGIS_RATE_LIMIT_USER_CODE_FAILURES_PER_MINUTE", 10, 1, 10_000),
-      userCodeFailuresPerMinuteGlobal: integer(
-        read,
-        "AEGIS_RATE_LIMIT_USER_CODE_FAILURES_PER_MINUTE_GLOBAL",
-        200,
-        1,
-        1_000_000,
-      ),
+      ...userCodeLimits(read),
     }),
     deviceFlow: Object.freeze({
       codeSeconds: integer(read, "AEGIS_DEVICE_CODE_TTL_S", 600, 1, 3_600),
@@ -185,6 +183,28 @@ function tokenLifetime(read: (name: string) => string | undefined) {
     );
   }
   return { defaultSeconds, maxSeconds };
+}
+
+function userCodeLimits(read: (name: string) => string | undefined) {
+  const global = integer(read, "AEGIS_RATE_LIMIT_USER_CODE_FAILURES_PER_MINUTE_GLOBAL", 200, 1, 1_000_000);
+  const perPerson = integer(
+    read,
+    "AEGIS_RATE_LIMIT_USER_CODE_FAILURES_PER_MINUTE_PER_PERSON",
+    Math.max(1, Math.min(10, global - 1)),
+    1,
+    10_000,
+  );
+  if (perPerson >= global && global > 1) {
+    throw new ConfigError(
+      "AEGIS_RATE_LIMIT_USER_CODE_FAILURES_PER_MINUTE_PER_PERSON",
+      `must be below AEGIS_RATE_LIMIT_USER_CODE_FAILURES_PER_MINUTE_GLOBAL (${global})`,
+    );
+  }
+  return {
+    userCodeFailuresPerMinute: integer(read, "AEGIS_RATE_LIMIT_USER_CODE_FAILURES_PER_MINUTE", 10, 1, 10_000),
+    userCodeFailuresPerMinutePerPerson: perPerson,
+    userCodeFailuresPerMinuteGlobal: global,
+  };
 }
 
 /** `auto`: one per core the process may use (see the README on what runs where). */

@@ -19,6 +19,7 @@ import { generateCredential, parseCredential } from "../auth/credential-format.j
 import { base62Alphabet, randomText } from "../crypto/random-text.js";
 import { DomainError, invalidArgument, notFound, permissionDenied } from "../errors/domain-error.js";
 import { newId } from "../ids.js";
+import { credentialHolderFor } from "../policy/credential-issuance.js";
 import { formatScope, type Scope, ScopeSet } from "../policy/scope.js";
 import { assertCovers, parseScopes } from "../policy/scope-checks.js";
 import type { RateLimiter } from "../rate-limit.js";
@@ -35,8 +36,9 @@ export interface DeviceDeps extends TokenDeps {
     readonly intervalSeconds: number;
     readonly refreshTokenSeconds: number;
   };
-  /** Wrong user codes, per client address and over all addresses. */
+  /** Wrong user codes, per client address, per signed-in person, and over all addresses. */
   readonly codeFailures: RateLimiter;
+  readonly codeFailuresPerPerson: RateLimiter;
   readonly codeFailuresGlobal: RateLimiter;
 }
 
@@ -238,7 +240,16 @@ async function exchange(
 async function issueTokenSet(
   deps: DeviceDeps,
   site: CallSite,
-  input: { principalId: string; clientId: string; scopes: string[]; audience: string; familyId: string; jkt?: string },
+  input: {
+    principalId: string;
+    clientId: string;
+    scopes: string[];
+    audience: string;
+    familyId: string;
+    jkt?: string;
+    /** A rotation keeps the family's expiry: re-issuing never extends a credential. */
+    refreshExpiresAt?: Date;
+  },
 ): Promise<TokenSet> {
   const person = await deps.prisma.principal.findUnique({
     where: { id: input.principalId },
@@ -271,7 +282,8 @@ async function issueTokenSet(
       audience: input.audience,
       jkt: input.jkt ?? null,
       accessJti: minted.jti,
-      expiresAt: new Date(deps.clock.now().getTime() + deps.deviceConfig.refreshTokenSeconds * 1000),
+      expiresAt:
+        input.refreshExpiresAt ?? new Date(deps.clock.now().getTime() + deps.deviceConfig.refreshTokenSeconds * 1000),
     },
   });
   return { ...minted, refreshToken: refresh.text };
@@ -325,6 +337,7 @@ async function refresh(
     scopes: row.scopes.split(" ").filter(Boolean),
     audience: row.audience,
     familyId: row.familyId,
+    refreshExpiresAt: row.expiresAt,
     ...(jkt ? { jkt } : {}),
   });
 }
@@ -371,35 +384,51 @@ export async function revokeRefreshToken(
   return true;
 }
 
-/** A pending authorization by user code, counting wrong entries against the address and the broker. */
+/**
+ * A pending authorization by user code, counting wrong entries against the
+ * address, the signed-in person and the broker. The person's limit is below
+ * the global one and checked first, so one person (from however many
+ * addresses) stops counting towards the global limit long before using it up.
+ */
 export async function findPendingByUserCode(
-  deps: Pick<DeviceDeps, "prisma" | "clock" | "codeFailures" | "codeFailuresGlobal">,
-  address: string,
+  deps: Pick<DeviceDeps, "prisma" | "clock" | "codeFailures" | "codeFailuresPerPerson" | "codeFailuresGlobal">,
+  who: { readonly address: string; readonly principalId: string },
   tenantId: string,
   input: string,
 ): Promise<DeviceAuthorization> {
-  // Over the limit, codes are not even looked up.
-  if (deps.codeFailures.exceeded(address)) deps.codeFailures.hit(address, "wrong user codes from this address");
-  if (deps.codeFailuresGlobal.exceeded("*")) deps.codeFailuresGlobal.hit("*", "wrong user codes");
+  const limits = [
+    [deps.codeFailures, who.address, "wrong user codes from this address"],
+    [deps.codeFailuresPerPerson, who.principalId, "wrong user codes from you"],
+    [deps.codeFailuresGlobal, "*", "wrong user codes"],
+  ] as const;
+  // Over any limit, codes are not even looked up.
+  for (const [limiter, key, what] of limits) if (limiter.exceeded(key)) limiter.hit(key, what);
   const code = normalizeUserCode(input);
   const row = code ? await deps.prisma.deviceAuthorization.findUnique({ where: { userCode: code } }) : null;
   if (!row || row.tenantId !== tenantId || row.status !== "pending" || row.expiresAt <= deps.clock.now()) {
-    deps.codeFailures.hit(address, "wrong user codes from this address");
-    deps.codeFailuresGlobal.hit("*", "wrong user codes");
+    for (const [limiter, key, what] of limits) limiter.hit(key, what);
     throw notFound("user code", "INVALID_USER_CODE");
   }
   return row;
 }
 
 export async function decideDeviceAuthorization(
-  deps: Pick<DeviceDeps, "prisma" | "clock" | "audit" | "codeFailures" | "codeFailuresGlobal">,
+  deps: Pick<
+    DeviceDeps,
+    "prisma" | "clock" | "audit" | "codeFailures" | "codeFailuresPerPerson" | "codeFailuresGlobal"
+  >,
   caller: Caller,
   auditBase: AuditBase,
   address: string,
   input: { userCode: string; approve: boolean; scopes: readonly string[] },
 ): Promise<string[]> {
   if (caller.kind !== "person") throw permissionDenied("PERSONS_ONLY", "only people approve device logins");
-  const row = await findPendingByUserCode(deps, address, caller.tenantId, input.userCode);
+  const row = await findPendingByUserCode(
+    deps,
+    { address, principalId: caller.principalId },
+    caller.tenantId,
+    input.userCode,
+  );
   const requested = row.scopes.split(" ").filter(Boolean);
   let approved: readonly Scope[] = [];
   if (input.approve) {
@@ -409,6 +438,8 @@ export async function decideDeviceAuthorization(
     const extra = approved.map(formatScope).filter((s) => !requested.includes(s));
     if (extra.length) throw invalidArgument([{ field: "scopes", description: `not requested: ${extra.join(" ")}` }]);
     assertCovers(caller, approved, "approving these scopes");
+    // Approving issues the device a refresh token of the person's: a credential.
+    await credentialHolderFor(deps.prisma, caller, caller.principalId, "approving a device login");
   }
   const scopes = approved.map(formatScope);
   await deps.audit.transaction(

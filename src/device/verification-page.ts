@@ -15,7 +15,6 @@ import type { BrokerContext } from "../broker-context.js";
 import { base62Alphabet, randomText } from "../crypto/random-text.js";
 import { DomainError } from "../errors/domain-error.js";
 import { ScopeSet } from "../policy/scope.js";
-import { RateLimiter } from "../rate-limit.js";
 import { type NodeServerRequest, type NodeServerResponse, readForm } from "../server/node-http.js";
 import { verifyPassword } from "./accounts.js";
 import { type DeviceDeps, decideDeviceAuthorization, displayUserCode, findPendingByUserCode } from "./device-flow.js";
@@ -70,7 +69,6 @@ dt{font-weight:600}dd{margin:0 0 .5rem}fieldset{border:1px solid #999}</style></
 
 export function verificationPage(deps: PageDeps) {
   const { ctx, device } = deps;
-  const loginFailures = new RateLimiter(ctx.config.rateLimits.authFailuresPerMinute, ctx.clock);
   const secure = ctx.config.tls ? "; Secure" : "";
   const cookie = (name: string, value: string, maxAge: number) =>
     `${name}=${value}; Path=/device; HttpOnly; SameSite=Lax; Max-Age=${maxAge}${secure}`;
@@ -82,6 +80,9 @@ export function verificationPage(deps: PageDeps) {
     headers: Record<string, string | string[]> = {},
   ) => {
     res.writeHead(status, {
+      // Every 401 names how to authenticate (RFC 9110 §11.6.1): here, this
+      // page's sign-in form. Browsers show no dialog for this scheme.
+      ...(status === 401 ? { "www-authenticate": `Cookie realm="aegis", form-action="/device/login"` } : {}),
       "content-type": "text/html; charset=utf-8",
       "cache-control": "no-store",
       "content-security-policy":
@@ -162,7 +163,12 @@ export function verificationPage(deps: PageDeps) {
     if (!userCode) return codeForm(res);
     let row: Awaited<ReturnType<typeof findPendingByUserCode>>;
     try {
-      row = await findPendingByUserCode(device, site.clientAddress, session.caller.tenantId, userCode);
+      row = await findPendingByUserCode(
+        device,
+        { address: site.clientAddress, principalId: session.caller.principalId },
+        session.caller.tenantId,
+        userCode,
+      );
     } catch (error) {
       return refuseCode(res, site, session.caller, error);
     }
@@ -229,7 +235,7 @@ export function verificationPage(deps: PageDeps) {
     }
     const username = (form.get("username") ?? "").toLowerCase().slice(0, 64);
     try {
-      loginFailures.hit(`check:${site.clientAddress}`, "sign-in attempts from this address");
+      device.authFailures.refuseIfOver(site.clientAddress);
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
       await audit(site, {
@@ -254,6 +260,7 @@ export function verificationPage(deps: PageDeps) {
         outcome: "denied",
         reason: ok ? "PRINCIPAL_NOT_ACTIVE" : "WRONG_CREDENTIALS",
       });
+      device.authFailures.record(site.clientAddress);
       return loginForm(res, userCode, "Wrong username or password.", 401);
     }
     const secret = randomText(base62Alphabet, 43);

@@ -11,6 +11,7 @@ import { auditChainKey } from "../audit/audit-queries.js";
 import { ApiKeyCache, apiKeyAuthenticator, apiKeyHashPurpose, LastUsedRecorder } from "../auth/api-keys.js";
 import { authenticatorChain } from "../auth/authenticate.js";
 import { dpopNonces } from "../auth/dpop-nonce.js";
+import { FailedAuthentications } from "../auth/failed-authentications.js";
 import { databaseReplayGuard } from "../auth/replay-guard.js";
 import { type BootstrapResult, bootstrap } from "../bootstrap/bootstrap.js";
 import type { BrokerContext } from "../broker-context.js";
@@ -135,6 +136,7 @@ async function assemble(
     lastUsed,
     cache: apiKeyCache,
   });
+  const authFailures = new FailedAuthentications(new RateLimiter(config.rateLimits.authFailuresPerMinute, clock));
   const tokens: TokenDeps = {
     prisma,
     audit,
@@ -146,6 +148,7 @@ async function assemble(
     apiKeys,
     mintLimiter: new RateLimiter(config.rateLimits.mintsPerMinute, clock),
     revokeLimiter: new RateLimiter(config.rateLimits.revocationsPerMinute, clock),
+    authFailures,
     config,
     verified: new VerifiedTokens(),
   };
@@ -167,6 +170,7 @@ async function assemble(
     rootKeyHash: rootKey.deriveKey(refreshTokenHashPurpose),
     deviceConfig: config.deviceFlow,
     codeFailures: new RateLimiter(config.rateLimits.userCodeFailuresPerMinute, clock),
+    codeFailuresPerPerson: new RateLimiter(config.rateLimits.userCodeFailuresPerMinutePerPerson, clock),
     codeFailuresGlobal: new RateLimiter(config.rateLimits.userCodeFailuresPerMinuteGlobal, clock),
   };
   const health = new HealthMonitor(services.map((s) => s.typeName));
@@ -182,7 +186,7 @@ async function assemble(
         authenticator,
         audit,
         publicUrl: config.publicUrl,
-        authFailures: new RateLimiter(config.rateLimits.authFailuresPerMinute, clock),
+        authFailures,
       }),
     ],
     readMaxBytes: config.maxMessageBytes,
@@ -199,8 +203,9 @@ async function assemble(
     fallback: httpRoutes({
       health,
       database,
-      oauth: { tokens, device, authenticator, audit, publicUrl: config.publicUrl },
+      oauth: { tokens, device, authenticator, audit, publicUrl: config.publicUrl, log },
       page: { ctx, device },
+      log,
     }),
   });
 

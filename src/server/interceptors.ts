@@ -11,11 +11,13 @@ import { Code, ConnectError, type Interceptor, type StreamResponse } from "@conn
 import type { Logger } from "pino";
 import type { AuditLog } from "../audit/audit-log.js";
 import { type Authenticator, readCredentials } from "../auth/authenticate.js";
+import type { FailedAuthentications } from "../auth/failed-authentications.js";
 import { reasonOf, toConnectError } from "../errors/connect-error.js";
+import { fromDatabaseError } from "../errors/database-error.js";
 import { DomainError } from "../errors/domain-error.js";
+import { presentedScheme, resourceChallenges } from "../errors/www-authenticate.js";
 import { authorize } from "../policy/authorize.js";
 import { Authorization, policyOf } from "../policy/method-policy.js";
-import type { RateLimiter } from "../rate-limit.js";
 import { callKey, publicUrlOf } from "./call-context.js";
 
 export const requestIdHeader = "aegis-request-id";
@@ -29,6 +31,12 @@ export function observe(deps: { log: Logger }): Interceptor {
     const finish = (error: unknown) => {
       const connectError = error === undefined ? undefined : toConnectError(error);
       connectError?.metadata.set(requestIdHeader, requestId);
+      if (connectError?.code === Code.Unauthenticated && connectError.cause instanceof DomainError) {
+        const presented = presentedScheme(req.header.get("authorization"));
+        for (const value of resourceChallenges(connectError.cause, presented)) {
+          connectError.metadata.append("www-authenticate", value);
+        }
+      }
       const fields = {
         requestId,
         procedure,
@@ -96,8 +104,8 @@ export function guard(deps: {
   authenticator: Authenticator;
   audit: AuditLog;
   publicUrl: string;
-  /** Counts failed authentications per client address; over the limit, credentials are not even checked. */
-  authFailures: RateLimiter;
+  /** Failed authentications per client address, shared with every other way in. */
+  authFailures: FailedAuthentications;
 }): Interceptor {
   return (next) => async (req) => {
     const call = req.contextValues.get(callKey);
@@ -107,20 +115,12 @@ export function guard(deps: {
     if (policy?.authorization !== Authorization.ANONYMOUS) {
       try {
         // Guessing keys from one address stops here, before any lookup.
-        if (deps.authFailures.exceeded(call.address)) deps.authFailures.hit(call.address, "failed authentications");
         const url = publicUrlOf(deps.publicUrl, req.url);
-        call.caller = await deps.authenticator.authenticate(
-          readCredentials(req.header, { method: req.requestMethod, url }),
+        call.caller = await deps.authFailures.check(call.address, () =>
+          deps.authenticator.authenticate(readCredentials(req.header, { method: req.requestMethod, url })),
         );
       } catch (error) {
         if (!(error instanceof DomainError)) throw error;
-        if (error.code === "unauthenticated") {
-          try {
-            deps.authFailures.hit(call.address, "failed authentications");
-          } catch {
-            // counted; this call is refused as unauthenticated anyway
-          }
-        }
         refusal = error;
       }
     }
@@ -146,9 +146,10 @@ export function guard(deps: {
     }
     try {
       return await next(req);
-    } catch (error) {
+    } catch (thrown) {
       // Refusals decided inside a handler (escalation, acting on oneself, not
       // the owner) are audited here too: every denied attempt, once.
+      const error = fromDatabaseError(thrown) ?? thrown;
       if (error instanceof DomainError && (deniedCodes.has(error.code) || policy?.auditEveryRefusal)) {
         await audited(error);
       }

@@ -9,6 +9,7 @@ import type { Authenticator } from "../auth/authenticate.js";
 import { type Caller, isElevated } from "../auth/caller.js";
 import { DpopNonceRequired, dpopAlgorithms, verifyDpopProof } from "../auth/dpop.js";
 import type { DpopNonces } from "../auth/dpop-nonce.js";
+import type { FailedAuthentications } from "../auth/failed-authentications.js";
 import type { ReplayGuard } from "../auth/replay-guard.js";
 import type { Clock } from "../clock.js";
 import type { Config } from "../config.js";
@@ -38,6 +39,8 @@ export interface TokenDeps {
   readonly nonces: DpopNonces | undefined;
   readonly apiKeys: Authenticator;
   readonly mintLimiter: RateLimiter;
+  /** Failed authentications per address, shared with every other way in. */
+  readonly authFailures: FailedAuthentications;
   readonly revokeLimiter: RateLimiter;
   readonly config: Pick<Config, "publicUrl" | "tokenLifetime">;
   readonly verified: VerifiedTokens;
@@ -269,10 +272,13 @@ export async function mintToken(deps: TokenDeps, site: CallSite, request: MintRe
   let caller: Caller | undefined;
   try {
     deps.mintLimiter.hit(`address:${site.clientAddress}`, "token requests from this address");
-    caller = await authenticateClient(deps, site, request.clientAssertion);
-    if (request.clientId !== undefined && request.clientId !== caller.principalId) {
-      throw unauthenticated(`client_id ${request.clientId.slice(0, 40)} does not match the credential`);
-    }
+    caller = await deps.authFailures.check(site.clientAddress, async () => {
+      const client = await authenticateClient(deps, site, request.clientAssertion);
+      if (request.clientId !== undefined && request.clientId !== client.principalId) {
+        throw unauthenticated(`client_id ${request.clientId.slice(0, 40)} does not match the credential`);
+      }
+      return client;
+    });
     deps.mintLimiter.hit(`principal:${caller.principalId}`, "token requests for this client");
     assertCovers(caller, scopes, "this token", "SCOPE_NOT_GRANTED");
     const proof = site.headers.get("dpop");
@@ -319,6 +325,7 @@ export async function verifyToken(
         ...(audience === undefined ? {} : { audience }),
         now,
         clockToleranceSeconds,
+        maxLifetimeSeconds: deps.config.tokenLifetime.maxSeconds,
       });
     } catch (error) {
       throw unauthenticated(`access token invalid: ${(error as Error).message}`);
@@ -347,7 +354,7 @@ export async function introspectToken(deps: TokenDeps, caller: Caller, token: st
 async function revocationSubject(
   deps: TokenDeps,
   request: { jti: string; token: string },
-): Promise<(JtiFacts & { jti: string; tenantId?: string }) | undefined> {
+): Promise<(JtiFacts & { jti: string; tenantId?: string; clientId?: string }) | undefined> {
   if (request.jti) {
     if (request.jti.length > 128) throw invalidArgument([{ field: "jti", description: "too long" }]);
     const facts = parseJti(request.jti);
@@ -360,7 +367,13 @@ async function revocationSubject(
       now: deps.clock.now(),
       clockToleranceSeconds: 365 * 86_400, // an expired token may still be revoked (no-op)
     });
-    return { jti: claims.jti, principalId: claims.sub, exp: claims.exp, tenantId: claims.tenant_id };
+    return {
+      jti: claims.jti,
+      principalId: claims.sub,
+      exp: claims.exp,
+      tenantId: claims.tenant_id,
+      clientId: claims.client_id,
+    };
   } catch {
     return undefined;
   }
@@ -391,12 +404,54 @@ export async function revokeToken(
   if (tenantId !== caller.tenantId && !isElevated(caller)) return; // looks like an unknown token
   if (!owned && !caller.scopes.has("token.revoke") && !isElevated(caller))
     throw permissionDenied("NOT_TOKEN_OWNER", "only the token's owner or a holder of token.revoke may revoke it");
-  const entry = { kind: "token" as const, subject: token.jti, expiresAt };
+  await publishRevocation(deps, auditBase, token.jti, expiresAt, "");
+}
+
+/** Writes a token's revocation to the feed in one audited transaction and applies it here at once. */
+async function publishRevocation(
+  deps: TokenDeps,
+  auditBase: AuditBase,
+  jti: string,
+  expiresAt: Date,
+  reason: string,
+): Promise<void> {
+  const entry = { kind: "token" as const, subject: jti, expiresAt };
   await deps.audit.transaction(
     (tx) => RevocationFeed.publish(tx, entry),
-    () => ({ ...auditBase, action: "token.revoke", target: token.jti, outcome: "success", reason: "" }),
+    () => ({ ...auditBase, action: "token.revoke", target: jti, outcome: "success", reason }),
   );
   deps.feed.apply(entry);
+}
+
+/**
+ * RFC 7009 §2.1: a public client (a CLI, a local MCP tool: no secret to
+ * authenticate with) revokes an access token issued to it by naming itself.
+ * Only registered public clients may, and only tokens whose `client_id` is
+ * theirs; an unknown or expired token is a silent no-op, as for everyone.
+ */
+export async function revokeTokenAsPublicClient(
+  deps: TokenDeps,
+  site: Pick<CallSite, "requestId" | "client">,
+  clientId: string,
+  text: string,
+): Promise<void> {
+  const client = clientId.length <= 40 ? await deps.prisma.oAuthClient.findUnique({ where: { id: clientId } }) : null;
+  if (!client || client.disabled) throw unauthenticated(`public client ${clientId.slice(0, 40)} unknown or disabled`);
+  deps.revokeLimiter.hit(`client:${client.id}`, "token revocations by this client");
+  const token = await revocationSubject(deps, { jti: "", token: text });
+  if (!token) return;
+  if (token.clientId !== client.id) {
+    throw unauthenticated(`token ${token.jti} was issued to ${token.clientId}, not to ${client.id}`);
+  }
+  const expiresAt = new Date(token.exp * 1000);
+  if (expiresAt <= deps.clock.now()) return;
+  const auditBase = {
+    requestId: site.requestId,
+    tenantId: token.tenantId ?? null,
+    actorId: token.principalId,
+    client: site.client,
+  };
+  await publishRevocation(deps, auditBase, token.jti, expiresAt, `public client ${client.id}`);
 }
 
 /** Authenticates calls that present a broker token (Bearer, or DPoP when bound). */

@@ -345,20 +345,26 @@ describe.each(databaseKinds)("device flow on %s", (kind) => {
     expect(revoked).toBeGreaterThan(0);
   });
 
-  it("limits wrong user codes over all addresses too", async () => {
+  it("limits wrong user codes per person below the limit over all addresses", async () => {
     const strict = await startTestBroker(kind, {
       AEGIS_RATE_LIMIT_USER_CODE_FAILURES_PER_MINUTE: "100",
+      AEGIS_RATE_LIMIT_USER_CODE_FAILURES_PER_MINUTE_PER_PERSON: "2",
       AEGIS_RATE_LIMIT_USER_CODE_FAILURES_PER_MINUTE_GLOBAL: "3",
     });
     try {
-      const owner = await createActor(strict, { scopes: [] });
-      const approve = () =>
-        failure(
-          strict.client(DeviceAuthService, { key: owner.key }).approveDeviceAuthorization({ userCode: "CCCC-CCCC" }),
-        );
+      const [first, second] = [await createActor(strict, { scopes: [] }), await createActor(strict, { scopes: [] })];
+      const approve = async (key: string) =>
+        (await failure(strict.client(DeviceAuthService, { key }).approveDeviceAuthorization({ userCode: "CCCC-CCCC" })))
+          ?.code;
       const codes = [];
-      for (let i = 0; i < 4; i++) codes.push((await approve())?.code);
-      expect(codes).toEqual([Code.NotFound, Code.NotFound, Code.NotFound, Code.ResourceExhausted]);
+      for (let i = 0; i < 12; i++) codes.push(await approve(first?.key ?? ""));
+      // The first person is stopped by their own limit, and their refused tries
+      // no longer count towards the global one, which the second person still has.
+      expect(codes).toEqual([Code.NotFound, Code.NotFound, ...Array(10).fill(Code.ResourceExhausted)]);
+      expect([await approve(second?.key ?? ""), await approve(second?.key ?? "")]).toEqual([
+        Code.NotFound,
+        Code.ResourceExhausted,
+      ]);
     } finally {
       await strict.stop();
     }

@@ -1,0 +1,39 @@
+// One limit on failed authentications per client address, shared by every
+// way in: the RPC guard, MintToken's client authentication, the OAuth
+// endpoints and the sign-in page. A key guesser who is turned away at one
+// door must not find another one open (MintToken and /oauth/token once
+// answered 40 bad keys from one address with 40 × 401 and no 429).
+//
+// Over the limit, credentials are not even looked at: the call is refused
+// with resource_exhausted and Retry-After before any lookup.
+import { DomainError } from "../errors/domain-error.js";
+import type { RateLimiter } from "../rate-limit.js";
+
+export class FailedAuthentications {
+  constructor(private readonly limiter: RateLimiter) {}
+
+  /** Refuses at once when `address` is over its limit. */
+  refuseIfOver(address: string): void {
+    if (this.limiter.exceeded(address)) this.limiter.hit(address, "failed authentications");
+  }
+
+  /** Counts one failure against `address`. */
+  record(address: string): void {
+    try {
+      this.limiter.hit(address, "failed authentications");
+    } catch {
+      // counted; the call it belongs to is refused as unauthenticated anyway
+    }
+  }
+
+  /** Runs an authentication for `address`: refused when over the limit, counted when it fails. */
+  async check<T>(address: string, authenticate: () => Promise<T>): Promise<T> {
+    this.refuseIfOver(address);
+    try {
+      return await authenticate();
+    } catch (error) {
+      if (error instanceof DomainError && error.code === "unauthenticated") this.record(address);
+      throw error;
+    }
+  }
+}
