@@ -2,12 +2,14 @@
 // RFC 9449 §7.1/§8) for the HTTP endpoints. Codes map exhaustively; a few
 // reasons have a more precise OAuth error. Anything unexpected is a bare
 // `server_error`, its cause kept for the log.
+import { fromDatabaseError } from "./database-error.js";
 import { DomainError, type DomainErrorCode } from "./domain-error.js";
+import { clientChallenges, type PresentedScheme } from "./www-authenticate.js";
 
 export interface OAuthErrorResponse {
   readonly status: number;
   readonly body: { error: string; error_description?: string };
-  readonly headers: Record<string, string>;
+  readonly headers: Record<string, string | string[]>;
 }
 
 const byCode = {
@@ -39,12 +41,17 @@ const byReason: Readonly<Record<string, readonly [number, string]>> = {
   INVALID_TARGET: [400, "invalid_target"],
 };
 
-export function toOAuthError(error: unknown): OAuthErrorResponse {
+/**
+ * @param presented the scheme of the client's Authorization header: a 401
+ *   challenges with the scheme the client used (RFC 6749 §5.2)
+ */
+export function toOAuthError(thrown: unknown, presented: PresentedScheme = "none"): OAuthErrorResponse {
+  const error = fromDatabaseError(thrown) ?? thrown;
   if (!(error instanceof DomainError)) {
     return { status: 500, body: { error: "server_error" }, headers: {} };
   }
   const [status, code] = byReason[error.reason] ?? byCode[error.code];
-  const headers: Record<string, string> = { ...error.options.headers };
-  if (status === 401) headers["www-authenticate"] = 'Bearer error="invalid_client", DPoP algs="ES256 EdDSA PS256"';
+  const headers: Record<string, string | string[]> = { ...error.options.headers };
+  if (status === 401) headers["www-authenticate"] = clientChallenges(error, presented);
   return { status, body: { error: code, error_description: error.message }, headers };
 }

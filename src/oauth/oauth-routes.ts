@@ -2,6 +2,7 @@
 // nothing but the metadata URL. They are thin: form decoding and client
 // authentication in the shapes the RFCs define, then the same domain
 // functions as the RPCs.
+import type { Logger } from "pino";
 import type { AuditLog } from "../audit/audit-log.js";
 import type { Authenticator } from "../auth/authenticate.js";
 import { readCredentials } from "../auth/authenticate.js";
@@ -17,8 +18,16 @@ import {
 } from "../device/device-flow.js";
 import { DomainError, invalidArgument, permissionDenied, unauthenticated } from "../errors/domain-error.js";
 import { toOAuthError } from "../errors/oauth-error.js";
+import { presentedScheme } from "../errors/www-authenticate.js";
 import { type NodeServerRequest, type NodeServerResponse, readForm } from "../server/node-http.js";
-import { type CallSite, introspectToken, mintToken, revokeToken, type TokenDeps } from "../tokens/tokens.js";
+import {
+  type CallSite,
+  introspectToken,
+  mintToken,
+  revokeToken,
+  revokeTokenAsPublicClient,
+  type TokenDeps,
+} from "../tokens/tokens.js";
 
 const maxFormBytes = 64 * 1024;
 const jwtBearerAssertion = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -30,6 +39,7 @@ export interface OAuthDeps {
   readonly authenticator: Authenticator;
   readonly audit: AuditLog;
   readonly publicUrl: string;
+  readonly log: Logger;
 }
 
 export function authorizationServerMetadata(issuer: string) {
@@ -59,7 +69,7 @@ export async function handleOAuth(
   site: Omit<CallSite, "headers" | "url" | "method">,
 ): Promise<boolean> {
   const path = (req.url ?? "/").split("?")[0] ?? "/";
-  const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+  const send = (status: number, body: unknown, headers: Record<string, string | string[]> = {}) => {
     res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store", ...headers });
     res.end(JSON.stringify(body));
   };
@@ -67,11 +77,16 @@ export async function handleOAuth(
     send(200, { keys: deps.tokens.keyRing.snapshot.jwks }, { "cache-control": "public, max-age=60" });
     return true;
   }
-  if (req.method === "GET" && path === "/.well-known/oauth-authorization-server") {
+  // An issuer with a path has its metadata where RFC 8414 §3.1 (and RFC 9728
+  // §3.1) put it: the well-known segment between host and path.
+  const issuerPath = new URL(deps.publicUrl).pathname.replace(/\/$/, "");
+  const wellKnown = (name: string) =>
+    path === `/.well-known/${name}` || (issuerPath !== "" && path === `/.well-known/${name}${issuerPath}`);
+  if (req.method === "GET" && wellKnown("oauth-authorization-server")) {
     send(200, authorizationServerMetadata(deps.publicUrl), { "cache-control": "public, max-age=300" });
     return true;
   }
-  if (req.method === "GET" && path === "/.well-known/oauth-protected-resource") {
+  if (req.method === "GET" && wellKnown("oauth-protected-resource")) {
     // RFC 9728: the broker's own API is a resource protected by itself.
     send(
       200,
@@ -108,7 +123,8 @@ export async function handleOAuth(
     if (!form) throw invalidArgument([{ field: "body", description: "larger than 64 KiB" }]);
     send(200, await endpoint(form, call));
   } catch (error) {
-    const out = toOAuthError(error);
+    const out = toOAuthError(error, presentedScheme(req.headers.authorization));
+    if (out.status >= 500) deps.log.error({ err: error, requestId: site.requestId, path }, "oauth endpoint failed");
     send(out.status, out.body, out.headers);
   }
   return true;
@@ -156,6 +172,7 @@ function tokenResponse(tokens: TokenSet) {
 
 async function token(deps: OAuthDeps, form: URLSearchParams, call: CallSite) {
   const grantType = form.get("grant_type");
+  if (!grantType) throw invalidArgument([{ field: "grant_type", description: "is required (RFC 6749 §4.4.2)" }]);
   const clientId = form.get("client_id") ?? "";
   if (grantType === deviceCodeGrant) {
     return tokenResponse(
@@ -215,7 +232,7 @@ async function authenticateCaller(deps: OAuthDeps, call: CallSite): Promise<Call
 async function guarded<T>(deps: OAuthDeps, call: CallSite, action: string, work: (caller: Caller) => Promise<T>) {
   let caller: Caller | undefined;
   try {
-    caller = await authenticateCaller(deps, call);
+    caller = await deps.tokens.authFailures.check(call.clientAddress, () => authenticateCaller(deps, call));
     return await work(caller);
   } catch (error) {
     if (error instanceof DomainError && (error.code === "unauthenticated" || error.code === "permission_denied")) {
@@ -250,6 +267,22 @@ async function revoke(deps: OAuthDeps, form: URLSearchParams, call: CallSite) {
   const token = form.get("token") ?? "";
   if (token.startsWith("aegis_rt_")) {
     await revokeRefreshToken(deps.device, call, form.get("client_id") ?? "", token);
+    return {};
+  }
+  // ... and its access token the same way, as the metadata's `none` method promises.
+  const clientId = form.get("client_id");
+  if (clientId && !call.headers.has("authorization")) {
+    try {
+      await deps.tokens.authFailures.check(call.clientAddress, () =>
+        revokeTokenAsPublicClient(deps.tokens, call, clientId, token),
+      );
+    } catch (error) {
+      if (error instanceof DomainError && error.code === "unauthenticated") {
+        const base = { requestId: call.requestId, tenantId: null, actorId: null, client: call.client };
+        await deps.audit.denied(base, "token.revoke", "", error);
+      }
+      throw error;
+    }
     return {};
   }
   return guarded(deps, call, "token.revoke", async (caller) => {
