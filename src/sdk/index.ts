@@ -9,10 +9,11 @@
 //     jwksUri: "https://aegis.example.com/.well-known/jwks.json",
 //   });
 //   requireScopes(claims, ["reports.read"]);
-import { createLocalJWKSet, createRemoteJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from "jose";
+import { createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from "jose";
 import { verifyDpopProof as verifyProof } from "../auth/dpop.js";
 import { parseScope, ScopeSet } from "../policy/scope.js";
 import { type AccessTokenClaims, verifyAccessTokenJwt } from "../tokens/jwt.js";
+import { JwksCache } from "./jwks-cache.js";
 
 export { AegisCallError, type AgentCredentials, mintAgentToken, redeemLease } from "./agent.js";
 export { createDpopProof } from "./dpop-proof.js";
@@ -43,22 +44,32 @@ export interface VerifyAccessTokenOptions {
    * object (changes made to this one are not seen).
    */
   readonly jwks?: JSONWebKeySet;
-  /** Or its URL: fetched, cached, refetched on an unknown `kid` (at most every 30 s). */
+  /**
+   * Or its URL. The set fetched is used for as long as the response's
+   * `Cache-Control: max-age` says (the broker sends 60 s; 60 s when absent;
+   * kept within 30 s to 600 s), then fetched again before the next
+   * verification. So a key the broker retires
+   * (`RetireSigningKey`) stops being accepted by a running verifier within
+   * that max-age: 60 s. A token with an unknown `kid` refetches at most every
+   * 30 s. If a stale set cannot be fetched again, every token is refused
+   * (`invalid_token`) until a fetch succeeds: no stale keys, no grace.
+   * Freshness is judged at `now` when it is given.
+   */
   readonly jwksUri?: string;
   /** The request's DPoP proof; required when the token is DPoP-bound. */
   readonly dpop?: { readonly proof: string; readonly method: string; readonly url: string };
-  /** For tests: the time to verify at. */
+  /** For tests: the time to verify at (expiry, DPoP freshness, the age of a cached JWKS). */
   readonly now?: Date;
 }
 
-const remoteSets = new Map<string, JWTVerifyGetKey>();
+const remoteSets = new Map<string, JwksCache>();
 /**
  * A set made per call would import its key on every verification, which
  * costs about as much as the signature check itself.
  */
 const localSets = new WeakMap<JSONWebKeySet, JWTVerifyGetKey>();
 
-function keysFor(options: VerifyAccessTokenOptions): JWTVerifyGetKey {
+function keysFor(options: VerifyAccessTokenOptions, now: Date): JWTVerifyGetKey {
   if (options.jwks) {
     let set = localSets.get(options.jwks);
     if (!set) {
@@ -68,12 +79,12 @@ function keysFor(options: VerifyAccessTokenOptions): JWTVerifyGetKey {
     return set;
   }
   if (!options.jwksUri) throw new TypeError("verifyAccessToken needs jwks or jwksUri");
-  let set = remoteSets.get(options.jwksUri);
-  if (!set) {
-    set = createRemoteJWKSet(new URL(options.jwksUri), { cooldownDuration: 30_000, cacheMaxAge: 600_000 });
-    remoteSets.set(options.jwksUri, set);
+  let cache = remoteSets.get(options.jwksUri);
+  if (!cache) {
+    cache = new JwksCache(options.jwksUri);
+    remoteSets.set(options.jwksUri, cache);
   }
-  return set;
+  return cache.keysAt(now.getTime());
 }
 
 /**
@@ -87,7 +98,7 @@ export async function verifyAccessToken(token: string, options: VerifyAccessToke
   const now = options.now ?? new Date();
   let claims: AccessTokenClaims;
   try {
-    claims = await verifyAccessTokenJwt(token, keysFor(options), {
+    claims = await verifyAccessTokenJwt(token, keysFor(options, now), {
       issuer: options.issuer,
       audience: options.audience,
       now,
