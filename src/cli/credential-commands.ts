@@ -4,14 +4,13 @@
 // broker. The broker only ever receives the sealed JWE.
 import { readFileSync, writeFileSync } from "node:fs";
 import { createClient, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { type Command, Option } from "commander";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
 import { AgentService, KeyStatus, KeyUse } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
 import { CredentialService } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { openSealedCredential, type SealingRecipient, sealCredential } from "../sdk/sealed-credential.js";
-import { parseServerUrl } from "./broker-connection.js";
+import { brokerTransport, parseServerUrl } from "./broker-connection.js";
 import { UsageError } from "./failures.js";
 
 export function addKeyCommands(program: Command): void {
@@ -149,7 +148,7 @@ async function putCredential(options: PutOptions, command: Command): Promise<voi
     req.header.set("authorization", `Bearer ${apiKey}`);
     return next(req);
   };
-  const transport = createConnectTransport({ baseUrl: options.server, httpVersion: "1.1", interceptors: [bearer] });
+  const transport = brokerTransport(options.server, bearer);
   const agents = createClient(AgentService, transport);
   const holders = [...(options.toAgent ?? [])];
   if (options.toSelf) {

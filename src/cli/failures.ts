@@ -1,8 +1,8 @@
 // How a failed `aegis` command ends: which exit code (0 ok, 1 failure,
 // 2 usage or configuration) and the one line a person reads on stderr. Every
-// error reaching the top of the CLI goes through describeFailure, so a file
-// error or a broker refusal reads as a sentence, never as a stack trace
-// (AEGIS_DEBUG=1 asks for the stack).
+// error reaching the top of the CLI goes through describeFailure, so a
+// network error, a file error or a broker refusal reads as a sentence, never
+// as a stack trace (AEGIS_DEBUG=1 asks for the stack).
 import { ConnectError } from "@connectrpc/connect";
 import { CommanderError } from "commander";
 import { ConfigError } from "../config.js";
@@ -10,6 +10,18 @@ import { ConfigError } from "../config.js";
 /** Wrong arguments found while the command runs: the message goes to stderr, exit 2. */
 export class UsageError extends Error {
   override name = "UsageError";
+}
+
+/** The broker could not be reached at all (refused, unknown host, timed out, TLS): exit 1. */
+export class UnreachableError extends Error {
+  override name = "UnreachableError";
+  constructor(
+    readonly server: string,
+    reason: string,
+    options?: ErrorOptions,
+  ) {
+    super(`could not reach ${server}: ${reason}`, options);
+  }
 }
 
 /** The failure was reported already (in the broker's log): exit with `code`, print nothing more. */
@@ -46,6 +58,10 @@ const fileProblems: Record<string, string> = {
 
 function humanMessage(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
+  // Connect wraps what an interceptor throws (UnreachableError from broker-connection.ts).
+  if (error instanceof ConnectError && error.cause instanceof UnreachableError) {
+    return error.cause.message;
+  }
   if (error instanceof ConnectError) return `the broker answered ${error.message}`;
   const { code, path } = error as NodeJS.ErrnoException;
   const problem = code ? fileProblems[code] : undefined;

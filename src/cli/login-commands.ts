@@ -8,14 +8,13 @@ import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:
 import { homedir } from "node:os";
 import path from "node:path";
 import { createClient, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { type Command, Option } from "commander";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import { defaultCliClientId } from "../bootstrap/bootstrap.js";
 import { createDpopProof } from "../sdk/dpop-proof.js";
-import { parseServerUrl } from "./broker-connection.js";
+import { brokerTransport, fetchFrom, parseServerUrl } from "./broker-connection.js";
 import { UsageError } from "./failures.js";
 
 export function addLoginCommands(program: Command): void {
@@ -102,7 +101,7 @@ function load(): Stored {
 async function postForm(url: string, jwk: JWK, body: Record<string, string>): Promise<TokenResponse> {
   let nonce: string | undefined;
   for (let attempt = 0; ; attempt++) {
-    const response = await fetch(url, {
+    const response = await fetchFrom(url, {
       method: "POST",
       headers: {
         "content-type": "application/x-www-form-urlencoded",
@@ -138,7 +137,7 @@ interface LoginOptions {
 
 /** The broker's OAuth metadata (RFC 8414): the endpoints login needs, or an error saying the server is no broker. */
 async function oauthMetadata(server: string): Promise<Record<string, string>> {
-  const response = await fetch(`${server}/.well-known/oauth-authorization-server`);
+  const response = await fetchFrom(`${server}/.well-known/oauth-authorization-server`);
   const metadata = (await response.json().catch(() => undefined)) as Record<string, string> | undefined;
   if (!response.ok || !metadata?.device_authorization_endpoint || !metadata.token_endpoint) {
     throw new Error(`${server} does not look like an Aegis broker (no device flow in its OAuth metadata)`);
@@ -152,7 +151,7 @@ async function login(options: LoginOptions): Promise<void> {
   const dpop = await generateKeyPair("ES256", { extractable: true });
   const dpopJwk = await exportJWK(dpop.privateKey);
   const started = (await (
-    await fetch(metadata.device_authorization_endpoint ?? "", {
+    await fetchFrom(metadata.device_authorization_endpoint ?? "", {
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded" },
       body: new URLSearchParams({
@@ -238,7 +237,7 @@ function dpopTransport(stored: Stored) {
     );
     return next(req);
   };
-  return createConnectTransport({ baseUrl: stored.server, httpVersion: "1.1", interceptors: [prove] });
+  return brokerTransport(stored.server, prove);
 }
 
 async function whoami(): Promise<void> {
@@ -253,7 +252,7 @@ async function whoami(): Promise<void> {
 async function logout(): Promise<void> {
   const stored = load();
   // Revoking the refresh token ends its family (and the access tokens issued with it).
-  await fetch(stored.revocationEndpoint, {
+  await fetchFrom(stored.revocationEndpoint, {
     method: "POST",
     headers: { "content-type": "application/x-www-form-urlencoded" },
     body: new URLSearchParams({
