@@ -1,32 +1,98 @@
-// Client-side credential commands: the secret is read from stdin and sealed
-// on this machine, so it never appears in a shell history, a process list or
-// the broker. The broker only ever receives the sealed JWE.
+// `aegis key generate` and `aegis credential put|open`, the client side of
+// sealed credentials: the secret is read from stdin and sealed on this
+// machine, so it never appears in a shell history, a process list or the
+// broker. The broker only ever receives the sealed JWE.
 import { readFileSync, writeFileSync } from "node:fs";
-import { parseArgs } from "node:util";
 import { createClient, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { type Command, Option } from "commander";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
 import { AgentService, KeyStatus, KeyUse } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
 import { CredentialService } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { openSealedCredential, type SealingRecipient, sealCredential } from "../sdk/sealed-credential.js";
+import { brokerTransport, parseServerUrl } from "./broker-connection.js";
+import { UsageError } from "./failures.js";
 
-export const credentialUsage = `
-  aegis key generate --out FILE [--curve X25519|P-256]
-                            make an encryption key pair: the private JWK goes to FILE (0600),
-                            the public JWK to stdout (register it with AddAgentKey)
-  aegis credential put --server URL --provider P --app A --account C
-                       [--name NAME] [--to-agent AGENT_ID]... [--to-self] [--update CREDENTIAL_ID]
-                            read a secret from stdin, seal it here for the agents' and your own
-                            registered encryption keys, and register (or re-seal) it;
-                            authenticates with AEGIS_API_KEY
-  aegis credential open --key FILE
-                            read a sealed JWE (e.g. from RedeemLease) from stdin, open it with
-                            the private JWK in FILE, print the secret
-`;
+export function addKeyCommands(program: Command): void {
+  const key = program
+    .command("key")
+    .summary("make encryption key pairs for sealed credentials")
+    .description("Make encryption key pairs for sealed credentials.")
+    .addHelpText("after", "\nExample:\n  $ aegis key generate --out agent.jwk > agent.public.jwk");
+  key
+    .command("generate")
+    .summary("make an encryption key pair")
+    .description(
+      "Make an encryption key pair: the private JWK goes to the --out file (0600, never overwritten), the public JWK to stdout, to register with AddAgentKey (use ENCRYPTION).",
+    )
+    .requiredOption("--out <file>", "where to write the private JWK")
+    .addOption(new Option("--curve <curve>", "key curve").choices(["X25519", "P-256"]).default("X25519"))
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ aegis key generate --out agent.jwk > agent.public.jwk
+  $ aegis key generate --out agent.jwk --curve P-256`,
+    )
+    .action(generateKey);
+}
 
-/** Wrong arguments: the CLI prints the message and the usage, and exits 2. */
-export class UsageError extends Error {}
+export function addCredentialCommands(program: Command): void {
+  const credential = program
+    .command("credential")
+    .summary("seal a secret and register it; open a sealed credential")
+    .description(
+      "Seal credentials on this machine and open them: the secret is read from stdin, so it never appears in a shell history, a process list or the broker.",
+    )
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ AEGIS_API_KEY=$KEY aegis credential put --server http://127.0.0.1:8080 \\
+      --provider gcp --app billing-prod --account deploy-bot --to-agent prn_… < secret.txt
+  $ aegis credential open --key agent.jwk < redeemed.json`,
+    );
+  credential
+    .command("put")
+    .summary("seal a secret from stdin and register it")
+    .description(
+      "Read a secret from stdin, seal it here for the registered encryption keys of the agents (--to-agent) and your own (--to-self), and register it at the broker, or re-seal an existing credential (--update). Authenticates with the API key in AEGIS_API_KEY.",
+    )
+    .requiredOption("--server <url>", "the broker, e.g. http://127.0.0.1:8080", parseServerUrl)
+    .option("--provider <provider>", "target provider, e.g. gcp (required unless --update)")
+    .option("--app <app>", "target app (required unless --update)")
+    .option("--account <account>", "target account (required unless --update)")
+    .option("--name <name>", "display name")
+    .option("--to-agent <agent-id>", "seal for this agent's encryption keys (repeatable)", collect)
+    .option("--to-self", "seal for your own encryption keys too")
+    .option("--update <credential-id>", "re-seal this credential instead of registering a new one")
+    .addHelpText(
+      "after",
+      `
+Environment:
+  AEGIS_API_KEY   API key of the person registering the credential (required)
+
+Examples:
+  $ AEGIS_API_KEY=$KEY aegis credential put --server http://127.0.0.1:8080 \\
+      --provider gcp --app billing-prod --account deploy-bot --to-agent prn_… --to-self < secret.txt
+  $ AEGIS_API_KEY=$KEY aegis credential put --server http://127.0.0.1:8080 \\
+      --update crd_… --to-agent prn_… < new-secret.txt`,
+    )
+    .action(putCredential);
+  credential
+    .command("open")
+    .summary("open a sealed credential from stdin")
+    .description(
+      "Read a sealed JWE (e.g. the sealed material RedeemLease returned) from stdin, open it with the private JWK in the --key file and print the secret.",
+    )
+    .requiredOption("--key <file>", "the private JWK (from aegis key generate)")
+    .addHelpText("after", "\nExample:\n  $ aegis credential open --key agent.jwk < redeemed.json")
+    .action(openCredential);
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -34,53 +100,58 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-export async function keyCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: { out: { type: "string" }, curve: { type: "string", default: "X25519" } },
-    allowPositionals: true,
-  });
-  if (positionals[0] !== "generate" || !values.out) throw new UsageError("usage: aegis key generate --out FILE");
-  if (values.curve !== "X25519" && values.curve !== "P-256") throw new UsageError("--curve must be X25519 or P-256");
-  const pair = await generateKeyPair("ECDH-ES+A256KW", { crv: values.curve, extractable: true });
-  writeFileSync(values.out, `${JSON.stringify(await exportJWK(pair.privateKey))}\n`, { mode: 0o600, flag: "wx" });
-  process.stdout.write(`${JSON.stringify(await exportJWK(pair.publicKey))}\n`);
-  return 0;
+function readJwk(file: string): JWK {
+  const text = readFileSync(file, "utf8");
+  try {
+    return JSON.parse(text) as JWK;
+  } catch {
+    throw new UsageError(`${file} is not a JWK (not JSON)`);
+  }
 }
 
-export async function credentialCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: {
-      server: { type: "string" },
-      provider: { type: "string" },
-      app: { type: "string" },
-      account: { type: "string" },
-      name: { type: "string", default: "" },
-      "to-agent": { type: "string", multiple: true, default: [] },
-      "to-self": { type: "boolean", default: false },
-      update: { type: "string" },
-      key: { type: "string" },
-    },
-    allowPositionals: true,
-  });
-  if (positionals[0] === "open") {
-    if (!values.key) throw new UsageError("usage: aegis credential open --key FILE < sealed.json");
-    const key = JSON.parse(readFileSync(values.key, "utf8")) as JWK;
-    process.stdout.write(await openSealedCredential((await readStdin()).trim(), key));
-    return 0;
+async function generateKey(options: { out: string; curve: "X25519" | "P-256" }): Promise<void> {
+  const pair = await generateKeyPair("ECDH-ES+A256KW", { crv: options.curve, extractable: true });
+  writeFileSync(options.out, `${JSON.stringify(await exportJWK(pair.privateKey))}\n`, { mode: 0o600, flag: "wx" });
+  process.stdout.write(`${JSON.stringify(await exportJWK(pair.publicKey))}\n`);
+}
+
+async function openCredential(options: { key: string }): Promise<void> {
+  const key = readJwk(options.key);
+  const sealed = (await readStdin()).trim();
+  if (!sealed) throw new UsageError("no sealed credential on stdin");
+  try {
+    JSON.parse(sealed);
+  } catch {
+    throw new UsageError("stdin is not a sealed credential (a JWE in JSON)");
   }
-  if (positionals[0] !== "put") throw new UsageError(`unknown credential command "${positionals[0] ?? ""}"`);
+  process.stdout.write(await openSealedCredential(sealed, key));
+}
+
+interface PutOptions {
+  server: string;
+  provider?: string;
+  app?: string;
+  account?: string;
+  name?: string;
+  toAgent?: string[];
+  toSelf?: boolean;
+  update?: string;
+}
+
+async function putCredential(options: PutOptions, command: Command): Promise<void> {
   const apiKey = process.env.AEGIS_API_KEY;
-  if (!values.server || !apiKey) throw new UsageError("credential put needs --server and AEGIS_API_KEY");
+  if (!apiKey) command.error("credential put needs AEGIS_API_KEY (your API key) in the environment");
+  if (!options.update && !(options.provider && options.app && options.account)) {
+    command.error("credential put needs --provider, --app and --account (or --update CREDENTIAL_ID)");
+  }
   const bearer: Interceptor = (next) => (req) => {
     req.header.set("authorization", `Bearer ${apiKey}`);
     return next(req);
   };
-  const transport = createConnectTransport({ baseUrl: values.server, httpVersion: "1.1", interceptors: [bearer] });
+  const transport = brokerTransport(options.server, bearer);
   const agents = createClient(AgentService, transport);
-  const holders = [...values["to-agent"]];
-  if (values["to-self"]) {
+  const holders = [...(options.toAgent ?? [])];
+  if (options.toSelf) {
     holders.push((await createClient(PrincipalService, transport).whoAmI({})).principal?.id ?? "");
   }
   const recipients: SealingRecipient[] = [];
@@ -97,15 +168,14 @@ export async function credentialCommand(args: string[]): Promise<number> {
   if (!secret) throw new UsageError("no secret on stdin");
   const sealedJwe = await sealCredential(secret, recipients);
   const credentials = createClient(CredentialService, transport);
-  const { credential } = values.update
-    ? await credentials.updateCredential({ credentialId: values.update, sealedJwe })
+  const { credential } = options.update
+    ? await credentials.updateCredential({ credentialId: options.update, sealedJwe })
     : await credentials.registerCredential({
-        target: { provider: values.provider ?? "", app: values.app ?? "", account: values.account ?? "" },
-        displayName: values.name,
+        target: { provider: options.provider ?? "", app: options.app ?? "", account: options.account ?? "" },
+        displayName: options.name ?? "",
         sealedJwe,
       });
   process.stdout.write(
     `${credential?.credentialId} version ${credential?.version} sealed for ${recipients.map((r) => r.kid).join(", ")}\n`,
   );
-  return 0;
 }

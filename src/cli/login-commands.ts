@@ -7,25 +7,55 @@ import { spawn } from "node:child_process";
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { createClient, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { type Command, Option } from "commander";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import { defaultCliClientId } from "../bootstrap/bootstrap.js";
 import { createDpopProof } from "../sdk/dpop-proof.js";
-import { UsageError } from "./credential-commands.js";
+import { brokerTransport, fetchFrom, parseServerUrl } from "./broker-connection.js";
+import { UsageError } from "./failures.js";
 
-export const loginUsage = `
-  aegis login --server URL [--client-id ID] [--scope "a b"] [--audience AUD]
-                            sign in with the device flow (client aegis-cli of the operators'
-                            tenant unless given): shows a code and a URL (and opens a
-                            browser when it can); keeps the tokens and a DPoP key in
-                            $AEGIS_CONFIG_DIR or ~/.config/aegis (0600)
-  aegis whoami              show who you are signed in as (refreshes the token when needed)
-  aegis logout              revoke the tokens and forget them
-`;
+export function addLoginCommands(program: Command): void {
+  program
+    .command("login")
+    .summary("sign in to a broker with the device flow")
+    .description(
+      "Sign in with the OAuth device flow: shows a code and a URL (and opens a browser when it can), waits until you approve, then keeps the tokens and a DPoP key they are bound to in $AEGIS_CONFIG_DIR or ~/.config/aegis (readable by you only).",
+    )
+    .requiredOption("--server <url>", "the broker, e.g. http://127.0.0.1:8080", parseServerUrl)
+    .addOption(
+      new Option("--client-id <id>", "OAuth client to sign in as").env("AEGIS_CLIENT_ID").default(defaultCliClientId),
+    )
+    .option("--scope <scopes>", "space-separated scopes to ask for")
+    .option("--audience <audience>", "audience the tokens are for")
+    .addHelpText(
+      "after",
+      `
+Environment:
+  BROWSER=none   print the URL only, never open a browser
+
+Examples:
+  $ aegis login --server http://127.0.0.1:8080
+  $ aegis login --server https://aegis.example.com --scope "credential.read:provider:gcp"`,
+    )
+    .action(login);
+
+  program
+    .command("whoami")
+    .summary("show who you are signed in as")
+    .description("Show who you are signed in as, and your scopes (refreshes the token when needed).")
+    .addHelpText("after", "\nExample:\n  $ aegis whoami")
+    .action(whoami);
+
+  program
+    .command("logout")
+    .summary("sign out: revoke the tokens and forget them")
+    .description("Revoke the stored tokens at the broker and forget them.")
+    .addHelpText("after", "\nExample:\n  $ aegis logout")
+    .action(logout);
+}
 
 interface Stored {
   server: string;
@@ -71,7 +101,7 @@ function load(): Stored {
 async function postForm(url: string, jwk: JWK, body: Record<string, string>): Promise<TokenResponse> {
   let nonce: string | undefined;
   for (let attempt = 0; ; attempt++) {
-    const response = await fetch(url, {
+    const response = await fetchFrom(url, {
       method: "POST",
       headers: {
         "content-type": "application/x-www-form-urlencoded",
@@ -98,33 +128,36 @@ function openBrowser(url: string): void {
   child.unref();
 }
 
-export async function loginCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      server: { type: "string" },
-      "client-id": { type: "string", default: process.env.AEGIS_CLIENT_ID ?? defaultCliClientId },
-      scope: { type: "string", default: "" },
-      audience: { type: "string", default: "" },
-    },
-  });
-  const server = values.server?.replace(/\/$/, "");
-  const clientId = values["client-id"];
-  if (!server || !clientId) throw new UsageError("login needs --server URL");
-  const metadata = (await (await fetch(`${server}/.well-known/oauth-authorization-server`)).json()) as Record<
-    string,
-    string
-  >;
+interface LoginOptions {
+  server: string;
+  clientId: string;
+  scope?: string;
+  audience?: string;
+}
+
+/** The broker's OAuth metadata (RFC 8414): the endpoints login needs, or an error saying the server is no broker. */
+async function oauthMetadata(server: string): Promise<Record<string, string>> {
+  const response = await fetchFrom(`${server}/.well-known/oauth-authorization-server`);
+  const metadata = (await response.json().catch(() => undefined)) as Record<string, string> | undefined;
+  if (!response.ok || !metadata?.device_authorization_endpoint || !metadata.token_endpoint) {
+    throw new Error(`${server} does not look like an Aegis broker (no device flow in its OAuth metadata)`);
+  }
+  return metadata;
+}
+
+async function login(options: LoginOptions): Promise<void> {
+  const { server, clientId } = options;
+  const metadata = await oauthMetadata(server);
   const dpop = await generateKeyPair("ES256", { extractable: true });
   const dpopJwk = await exportJWK(dpop.privateKey);
   const started = (await (
-    await fetch(metadata.device_authorization_endpoint ?? "", {
+    await fetchFrom(metadata.device_authorization_endpoint ?? "", {
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded" },
       body: new URLSearchParams({
         client_id: clientId,
-        scope: values.scope,
-        ...(values.audience ? { audience: values.audience } : {}),
+        scope: options.scope ?? "",
+        ...(options.audience ? { audience: options.audience } : {}),
       }),
     })
   ).json()) as Record<string, string | number>;
@@ -149,15 +182,11 @@ export async function loginCommand(args: string[]): Promise<number> {
       interval += 5;
       continue;
     }
-    if (answer.error === "access_denied") {
-      process.stderr.write("aegis: access denied: the request was denied in the browser\n");
-      return 1;
-    }
+    if (answer.error === "access_denied") throw new Error("access denied: the request was denied in the browser");
     if (answer.error) {
-      process.stderr.write(
-        `aegis: login failed: ${answer.error}${answer.error === "expired_token" ? " (the code expired; run login again)" : ""}\n`,
+      throw new Error(
+        `login failed: ${answer.error}${answer.error === "expired_token" ? " (the code expired; run login again)" : ""}`,
       );
-      return 1;
     }
     save({
       server,
@@ -170,10 +199,9 @@ export async function loginCommand(args: string[]): Promise<number> {
       expiresAt: Date.now() + (answer.expires_in ?? 0) * 1000,
     });
     process.stdout.write(`Logged in to ${server}.\n`);
-    return 0;
+    return;
   }
-  process.stderr.write("aegis: login failed: the code expired; run login again\n");
-  return 1;
+  throw new Error("login failed: the code expired; run login again");
 }
 
 /** The stored session, its access token refreshed (and the rotated refresh token kept) when near expiry. */
@@ -209,23 +237,22 @@ function dpopTransport(stored: Stored) {
     );
     return next(req);
   };
-  return createConnectTransport({ baseUrl: stored.server, httpVersion: "1.1", interceptors: [prove] });
+  return brokerTransport(stored.server, prove);
 }
 
-export async function whoamiCommand(): Promise<number> {
+async function whoami(): Promise<void> {
   const stored = await session();
   const { principal, scopes } = await createClient(PrincipalService, dpopTransport(stored)).whoAmI({});
   process.stdout.write(
     `${principal?.displayName} (${principal?.id}) in tenant ${principal?.tenantId} at ${stored.server}\n` +
       `scopes: ${scopes.join(" ") || "(none)"}\n`,
   );
-  return 0;
 }
 
-export async function logoutCommand(): Promise<number> {
+async function logout(): Promise<void> {
   const stored = load();
   // Revoking the refresh token ends its family (and the access tokens issued with it).
-  await fetch(stored.revocationEndpoint, {
+  await fetchFrom(stored.revocationEndpoint, {
     method: "POST",
     headers: { "content-type": "application/x-www-form-urlencoded" },
     body: new URLSearchParams({
@@ -239,5 +266,4 @@ export async function logoutCommand(): Promise<number> {
     .catch(() => undefined);
   rmSync(configFile(), { force: true });
   process.stdout.write(`Logged out of ${stored.server}.\n`);
-  return 0;
 }

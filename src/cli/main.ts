@@ -1,139 +1,86 @@
-// The `aegis` command. `serve` runs the broker (what `npm start` does);
-// `migrate` applies database migrations and exits; `root-key generate`
-// prints a fresh root key for AEGIS_ROOT_KEY; `key` and `credential` seal
-// and open credentials on this machine (see credential-commands.ts).
-import cluster from "node:cluster";
-import { writeFileSync } from "node:fs";
-import type { Logger } from "pino";
-import type { BootstrapResult } from "../bootstrap/bootstrap.js";
-import { type Config, ConfigError, loadConfig } from "../config.js";
-import { generateRootKeyText } from "../crypto/root-key.js";
-import { openDatabase } from "../db/database.js";
-import { migrate } from "../db/migrate.js";
-import { createLogger } from "../log.js";
-import { startBroker } from "../server/broker.js";
-import { isWorkerMessage, runWorkers, type WorkerMessage } from "../server/workers.js";
-import { credentialCommand, credentialUsage, keyCommand, UsageError } from "./credential-commands.js";
-import { loginCommand, loginUsage, logoutCommand, whoamiCommand } from "./login-commands.js";
+// The `aegis` command: one commander program gathering the commands of
+// server-commands.ts (serve, migrate, root-key), login-commands.ts (login,
+// whoami, logout) and credential-commands.ts (key, credential). Commander
+// parses the options and answers `--help` before any command runs; every
+// error that reaches the top ends the process through describeFailure
+// (failures.ts), which decides the exit code and the one line on stderr.
+import { readFileSync } from "node:fs";
+import { Command } from "commander";
+import { addCredentialCommands, addKeyCommands } from "./credential-commands.js";
+import { describeFailure } from "./failures.js";
+import { addLoginCommands } from "./login-commands.js";
+import { addServerCommands } from "./server-commands.js";
 
-const usage = `aegis – credential broker for AI agents
+const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+  version: string;
+};
 
-Usage:
-  aegis serve               run the broker (configuration from AEGIS_* variables; see README)
-  aegis migrate             apply pending database migrations and exit
-  aegis root-key generate   print a new random root key for AEGIS_ROOT_KEY
-  aegis help                show this text
-${loginUsage}${credentialUsage}`;
+function createProgram(): Command {
+  const program = new Command("aegis")
+    .description("aegis – credential broker for AI agents")
+    .version(version, "-V, --version", "print the version")
+    .helpOption("-h, --help", "show this usage")
+    .helpCommand("help [command]", "show the usage of a command")
+    .configureOutput({ outputError: (message, write) => write(`aegis: ${message.replace(/^error: /, "")}`) })
+    .exitOverride()
+    .addHelpText(
+      "after",
+      `
+Exit codes: 0 ok, 1 failure, 2 usage or configuration error.
+AEGIS_DEBUG=1 prints the stack trace of a failure.
 
-async function main(argv: string[]): Promise<number> {
-  const [command, sub] = argv;
-  if (command === undefined || command === "help" || command === "--help" || command === "-h") {
-    process.stdout.write(usage);
-    return 0;
-  }
-  if (command === "root-key" && sub === "generate") {
-    process.stdout.write(`${generateRootKeyText()}\n`);
-    return 0;
-  }
-  if (argv.includes("--help")) {
-    process.stdout.write(usage);
-    return 0;
-  }
-  if (command === "key") return keyCommand(argv.slice(1));
-  if (command === "login") return loginCommand(argv.slice(1));
-  if (command === "whoami") return whoamiCommand();
-  if (command === "logout") return logoutCommand();
-  if (command === "credential") return credentialCommand(argv.slice(1));
-  const config = loadConfig();
-  const root = createLogger(config.logLevel);
-  // Several broker processes write to one output: each line says which wrote it.
-  const log = cluster.worker ? root.child({ worker: cluster.worker.id, pid: process.pid }) : root;
-  if (command === "migrate") {
-    const db = await openDatabase(
-      config.databaseUrl ? { kind: "postgres", url: config.databaseUrl } : { kind: "pglite", dataDir: config.dataDir },
+Examples:
+  $ aegis serve
+  $ aegis login --server http://127.0.0.1:8080
+  $ aegis help credential put`,
     );
-    try {
-      const applied = await migrate(db);
-      log.info({ applied }, applied.length ? "migrations applied" : "database is up to date");
-    } finally {
-      await db.close();
-    }
-    return 0;
-  }
-  if (command === "serve") {
-    if (config.workers > 1 && cluster.isPrimary) return runWorkers(config, log);
-    await serve(config, log);
-    return 0;
-  }
-  process.stderr.write(`aegis: unknown command "${argv.join(" ")}"\n\n${usage}`);
-  return 2;
+  // Subcommands made by .command() inherit the settings above (output, exitOverride, help).
+  addServerCommands(program);
+  addLoginCommands(program);
+  addKeyCommands(program);
+  addCredentialCommands(program);
+  for (const command of allCommands(program)) command.showHelpAfterError(`(see "${usageName(command)} --help")`);
+  return program;
 }
 
-/** Runs one broker in this process (alone, or as a worker) until a signal or the supervisor says stop. */
-async function serve(config: Config, log: Logger): Promise<void> {
-  const broker = await startBroker(config, { log });
-  if (broker.bootstrap) announceBootstrap(config, broker.bootstrap);
-  if (cluster.isWorker) process.send?.({ aegis: "listening", url: broker.url } satisfies WorkerMessage);
-  await new Promise<void>((resolve) => {
-    const stop = (why: string) => {
-      log.info({ why }, "stopping");
-      broker.close().then(resolve, (error) => {
-        log.error({ err: error }, "shutdown failed");
-        resolve();
-      });
-    };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
-    if (cluster.isWorker) {
-      process.on("message", (message) => {
-        if (isWorkerMessage(message) && message.aegis === "shutdown") stop("supervisor");
-      });
-    }
-  });
-  // A worker's channel to the supervisor would keep this process alive.
-  if (cluster.isWorker) process.disconnect?.();
+function* allCommands(command: Command): Generator<Command> {
+  yield command;
+  for (const sub of command.commands) yield* allCommands(sub);
+}
+
+function usageName(command: Command): string {
+  return command.parent ? `${usageName(command.parent)} ${command.name()}` : command.name();
 }
 
 /**
- * The one-time admin credential goes to the operator, never to the log: to a
- * 0600 file when AEGIS_BOOTSTRAP_CREDENTIAL_FILE is set, else to stdout.
+ * `aegis` alone shows the usage, and `aegis help root-key generate` is
+ * `aegis root-key generate --help` (commander's help command goes one level
+ * deep only); `aegis help nonsense` is then an unknown command.
  */
-function announceBootstrap(config: Config, result: BootstrapResult): void {
-  if (config.bootstrapCredentialFile) {
-    writeFileSync(config.bootstrapCredentialFile, `${result.credential}\n`, { mode: 0o600, flag: "wx" });
-    process.stdout.write(`Bootstrap admin credential written to ${config.bootstrapCredentialFile} (shown once).\n`);
-    return;
-  }
-  process.stdout.write(
-    [
-      "",
-      "================================================================",
-      " First start: created tenant 'operators' and its admin.",
-      " Admin API key (shown ONCE; store it in a password manager):",
-      "",
-      `   ${result.credential}`,
-      "",
-      " Use it as:  Authorization: Bearer <key>",
-      "================================================================",
-      "",
-    ].join("\n"),
-  );
+function withHelpAsOption(program: Command, argv: string[]): string[] {
+  if (argv.length === 0) return ["--help"];
+  if (argv[0] !== "help" || argv.length === 1) return argv;
+  const known = program.commands.some((command) => command.name() === argv[1]);
+  return known ? [...argv.slice(1), "--help"] : argv.slice(1);
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    if (error instanceof UsageError) {
-      process.stderr.write(`aegis: ${error.message}\n\n${usage}`);
-      process.exitCode = 2;
-    } else if (error instanceof ConfigError) {
-      process.stderr.write(`aegis: configuration error: ${error.message}\n`);
-      process.exitCode = 2;
-    } else {
-      process.stderr.write(`aegis: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-      process.exitCode = 1;
-    }
-  },
-);
+/** Runs `aegis ...argv` and resolves to the exit code. */
+async function run(argv: string[], debug = false): Promise<number> {
+  const program = createProgram();
+  try {
+    await program.parseAsync(withHelpAsOption(program, argv), { from: "user" });
+    return 0;
+  } catch (error) {
+    const failure = describeFailure(error, debug);
+    if (failure.message !== undefined) process.stderr.write(`aegis: ${failure.message}\n`);
+    return failure.exitCode;
+  }
+}
+
+// A reader that stops early (`aegis --help | head -1`) closes the pipe; that is no failure of aegis.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code !== "EPIPE") throw error;
+  process.exit(process.exitCode ?? 0);
+});
+
+process.exitCode = await run(process.argv.slice(2), process.env.AEGIS_DEBUG === "1");

@@ -12,7 +12,11 @@ export interface RunningCli {
   readonly child: ChildProcess;
   /** Everything written to stdout and stderr so far. */
   output(): string;
+  stdout(): string;
+  stderr(): string;
   readonly exit: Promise<number | null>;
+  /** The exit code, once the output is complete too (stdout and stderr closed). */
+  readonly closed: Promise<number | null>;
 }
 
 /**
@@ -29,10 +33,19 @@ export function runAegis(
     env: { ...process.env, AEGIS_LOG_LEVEL: "info", ...env },
   });
   let output = "";
-  child.stdout?.on("data", (d) => (output += d));
-  child.stderr?.on("data", (d) => (output += d));
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (d) => {
+    output += d;
+    stdout += d;
+  });
+  child.stderr?.on("data", (d) => {
+    output += d;
+    stderr += d;
+  });
   const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  return { child, output: () => output, exit };
+  const closed = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+  return { child, output: () => output, stdout: () => stdout, stderr: () => stderr, exit, closed };
 }
 
 /** Resolves once `predicate` holds; rejects after `ms`. */

@@ -1,0 +1,223 @@
+// The `aegis` command's own usage, as a person meets it: every command and
+// verb answers --help / -h / `aegis help …` with its own usage and does
+// nothing else; wrong usage and unreachable servers end with a one-line
+// message and the documented exit code (0 ok, 1 failure, 2 usage/config).
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { runAegis } from "../support/cli.js";
+
+/** A directory that exists, and paths inside it that do not (yet). */
+function scratch() {
+  const dir = mkdtempSync(path.join(tmpdir(), "aegis-cli-help-"));
+  return {
+    dataDir: path.join(dir, "data"),
+    configDir: path.join(dir, "config"),
+    file: path.join(dir, "written.jwk"),
+  };
+}
+
+/** Runs aegis in a scratch environment; resolves once it has exited and its output is complete. */
+async function aegis(args: string[], env: Record<string, string> = {}) {
+  const paths = scratch();
+  const cli = runAegis(
+    args.map((a) => a.replace("$FILE", paths.file)),
+    {
+      AEGIS_DATA_DIR: paths.dataDir,
+      AEGIS_CONFIG_DIR: paths.configDir,
+      AEGIS_PORT: "0",
+      BROWSER: "none",
+      ...env,
+    },
+  );
+  const timeout = new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), 15_000).unref());
+  const code = await Promise.race([cli.closed, timeout]);
+  if (code === "timeout") cli.child.kill("SIGKILL");
+  return { code, stdout: cli.stdout(), stderr: cli.stderr(), ...paths };
+}
+
+// What a root key, an API key or any other generated secret looks like: 43 base64url characters.
+const generatedKey = /(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])/;
+
+// Each command with arguments that would make it do its work were --help not there.
+const commands: { command: string[]; work: string[] }[] = [
+  { command: [], work: [] },
+  { command: ["serve"], work: [] },
+  { command: ["migrate"], work: [] },
+  { command: ["root-key"], work: [] },
+  { command: ["root-key", "generate"], work: [] },
+  { command: ["login"], work: ["--server", "http://127.0.0.1:1"] },
+  { command: ["whoami"], work: [] },
+  { command: ["logout"], work: [] },
+  { command: ["key"], work: [] },
+  { command: ["key", "generate"], work: ["--out", "$FILE"] },
+  { command: ["credential"], work: [] },
+  {
+    command: ["credential", "put"],
+    work: ["--server", "http://127.0.0.1:1", "--provider", "gcp", "--app", "a", "--account", "b", "--to-self"],
+  },
+  { command: ["credential", "open"], work: ["--key", "$FILE"] },
+];
+
+function usageLine(command: string[]): string {
+  const name = ["aegis", ...command].join(" ");
+  return command.length === 0 ? "Usage: aegis [options] [command]" : `Usage: ${name} [options]`;
+}
+
+describe("aegis --help", () => {
+  it.each(
+    commands
+      .flatMap(({ command, work }) => [
+        { argv: [...command, ...work, "--help"], command },
+        { argv: [...command, ...work, "-h"], command },
+      ])
+      .map((run) => ({ ...run, name: run.argv.join(" ") })),
+  )("aegis $name shows its own usage and does nothing else", async ({ argv, command }) => {
+    const result = await aegis(argv);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe("");
+    const lines = result.stdout.split("\n");
+    expect(lines[0]?.startsWith(usageLine(command))).toBe(true);
+    expect(result.stdout).toMatch(/\nExamples?:\n {2}\$ .*aegis /);
+    expect(result.stdout).not.toMatch(generatedKey);
+    expect(result.stdout).not.toContain("could not reach");
+    expect(existsSync(result.dataDir)).toBe(false);
+    expect(existsSync(result.configDir)).toBe(false);
+    expect(existsSync(result.file)).toBe(false);
+  });
+
+  it.each(
+    [
+      { argv: ["help"], usage: usageLine([]) },
+      { argv: [], usage: usageLine([]) },
+      { argv: ["help", "serve"], usage: usageLine(["serve"]) },
+      { argv: ["help", "credential"], usage: usageLine(["credential"]) },
+      { argv: ["help", "root-key", "generate"], usage: usageLine(["root-key", "generate"]) },
+    ].map((run) => ({ ...run, name: run.argv.join(" ") })),
+  )("aegis $name shows that usage", async ({ argv, usage }) => {
+    const result = await aegis(argv);
+    expect(result.code).toBe(0);
+    expect(result.stdout.startsWith(usage)).toBe(true);
+    expect(result.stdout).not.toMatch(generatedKey);
+  });
+
+  it("lists every command and documents the exit codes", async () => {
+    const { stdout } = await aegis(["--help"]);
+    for (const command of ["serve", "migrate", "root-key", "login", "whoami", "logout", "key", "credential", "help"]) {
+      expect(stdout).toMatch(new RegExp(`\\n {2}${command}\\b`));
+    }
+    expect(stdout).toContain("Exit codes: 0 ok, 1 failure, 2 usage or configuration error.");
+  });
+
+  it("serve --help starts no broker: it exits at once and creates no data directory", async () => {
+    const started = Date.now();
+    const result = await aegis(["serve", "--help"]);
+    expect(result.code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(result.stdout).not.toContain("listening");
+    expect(existsSync(result.dataDir)).toBe(false);
+  });
+
+  it("--version prints the package's version", async () => {
+    const { version } = JSON.parse(readFileSync("package.json", "utf8")) as { version: string };
+    for (const flag of ["--version", "-V"]) {
+      const result = await aegis([flag]);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toBe(`${version}\n`);
+    }
+  });
+});
+
+describe("aegis usage errors", () => {
+  it.each(
+    [
+      { argv: ["frobnicate"], message: "aegis: unknown command 'frobnicate'", help: "aegis --help" },
+      { argv: ["help", "frobnicate"], message: "aegis: unknown command 'frobnicate'", help: "aegis --help" },
+      { argv: ["serve", "--bogus"], message: "aegis: unknown option '--bogus'", help: "aegis serve --help" },
+      { argv: ["root-key", "make"], message: "aegis: unknown command 'make'", help: "aegis root-key --help" },
+      { argv: ["login"], message: "aegis: required option '--server <url>' not specified", help: "aegis login --help" },
+      {
+        argv: ["login", "--server", "127.0.0.1:8080"],
+        message: "aegis: option '--server <url>' argument '127.0.0.1:8080' is invalid",
+        help: "aegis login --help",
+      },
+      {
+        argv: ["key", "generate", "--out", "$FILE", "--curve", "P-521"],
+        message: "Allowed choices are X25519, P-256",
+        help: "aegis key generate --help",
+      },
+      {
+        argv: ["credential", "open"],
+        message: "aegis: required option '--key <file>' not specified",
+        help: "aegis credential open --help",
+      },
+    ].map((run) => ({ ...run, name: run.argv.join(" ") })),
+  )("aegis $name exits 2 with a short message on stderr", async ({ argv, message, help }) => {
+    const result = await aegis(argv);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe("");
+    expect(result.stderr).toContain(message);
+    expect(result.stderr).toContain(`(see "${help}")`);
+    expect(result.stderr.trim().split("\n").length).toBeLessThanOrEqual(2);
+    expect(existsSync(result.dataDir)).toBe(false);
+    expect(existsSync(result.file)).toBe(false);
+  });
+
+  it("a command group without its verb shows the group's usage on stderr, exit 2", async () => {
+    const result = await aegis(["key"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr.startsWith(usageLine(["key"]))).toBe(true);
+  });
+
+  it("a configuration error still exits 2 naming the variable", async () => {
+    const result = await aegis(["serve"], { AEGIS_PORT: "http" });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^aegis: configuration error: AEGIS_PORT: must be a whole number[^\n]*\n$/);
+  });
+});
+
+describe("aegis failures", () => {
+  /** A port on which nothing listens (it was free a moment ago). */
+  async function closedPort(): Promise<number> {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as { port: number };
+    await new Promise((resolve) => server.close(resolve));
+    return port;
+  }
+
+  it("a server that refuses the connection is reported in one line, exit 1, no stack trace", async () => {
+    const server = `http://127.0.0.1:${await closedPort()}`;
+    const result = await aegis(["login", "--server", server]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(`aegis: could not reach ${server}: connection refused\n`);
+  });
+
+  it("login to http://127.0.0.1:1 says it could not reach it, exit 1, no stack trace", async () => {
+    const result = await aegis(["login", "--server", "http://127.0.0.1:1"]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^aegis: could not reach http:\/\/127\.0\.0\.1:1: .+\n$/);
+    expect(result.stderr).not.toMatch(/TypeError|fetch failed|\n\s+at /);
+  });
+
+  it("Connect calls to an unreachable broker say so too", async () => {
+    const server = `http://127.0.0.1:${await closedPort()}`;
+    const result = await aegis(
+      ["credential", "put", "--server", server, "--provider", "gcp", "--app", "a", "--account", "b", "--to-self"],
+      { AEGIS_API_KEY: "aegis_test_key" },
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(`aegis: could not reach ${server}: connection refused\n`);
+  });
+
+  it("AEGIS_DEBUG=1 prints the stack trace and its cause", async () => {
+    const server = `http://127.0.0.1:${await closedPort()}`;
+    const result = await aegis(["login", "--server", server], { AEGIS_DEBUG: "1" });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`UnreachableError: could not reach ${server}: connection refused`);
+    expect(result.stderr).toMatch(/\n\s+at /);
+    expect(result.stderr).toContain("caused by: TypeError: fetch failed");
+  });
+});
