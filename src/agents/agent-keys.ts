@@ -8,14 +8,14 @@
 // (and never stored or echoed).
 import { calculateJwkThumbprint, importJWK, type JWK } from "jose";
 import type { AgentKey } from "../../gen/prisma/client.js";
-import type { AuditBase } from "../audit/audit-chain.js";
-import type { Caller } from "../auth/caller.js";
-import type { BrokerContext } from "../broker-context.js";
-import { hasPrivateKeyMaterial } from "../crypto/jwk.js";
-import { DomainError, invalidArgument, notFound } from "../errors/domain-error.js";
-import { isId, newId } from "../ids.js";
+import type { AuditBase } from "../core/audit.js";
+import type { Caller } from "../core/caller.js";
+import type { BrokerContext } from "../core/context.js";
+import { DomainError, invalidArgument, notFound } from "../core/errors/domain-error.js";
 import { credentialHolderFor } from "../policy/credential-issuance.js";
 import { getPrincipal } from "../principals/principals.js";
+import { isId, newId } from "../protocol/ids.js";
+import { hasPrivateKeyMaterial } from "../protocol/jwk.js";
 
 export type KeyUse = AgentKey["use"];
 

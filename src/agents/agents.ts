@@ -3,22 +3,22 @@
 // never made by a principal on itself, and void the agent's earlier tokens
 // on every instance through the revocation feed, in the same transaction.
 import type { Principal, Prisma } from "../../gen/prisma/client.js";
-import type { AuditBase } from "../audit/audit-chain.js";
-import { type Caller, elevatedScope } from "../auth/caller.js";
-import type { BrokerContext } from "../broker-context.js";
+import type { AuditBase } from "../core/audit.js";
+import { type Caller, elevatedScope } from "../core/caller.js";
+import type { BrokerContext } from "../core/context.js";
 import {
   DomainError,
   type FieldViolation,
   invalidArgument,
   notFound,
   permissionDenied,
-} from "../errors/domain-error.js";
-import { isId, newId } from "../ids.js";
+} from "../core/errors/domain-error.js";
+import { type Page, pageOf } from "../core/pagination.js";
+import { principalCutoff, RevocationFeed } from "../core/revocation-feed.js";
 import { endActiveLeases } from "../leases/lease-locks.js";
-import { type Page, pageOf } from "../pagination.js";
-import { formatScope } from "../policy/scope.js";
 import { assertCovers, parseScopes } from "../policy/scope-checks.js";
-import { principalCutoff, RevocationFeed } from "../tokens/revocation-feed.js";
+import { isId, newId } from "../protocol/ids.js";
+import { formatScope } from "../protocol/scope.js";
 
 export type AgentWithGrants = Principal & { grants: { scope: string }[] };
 

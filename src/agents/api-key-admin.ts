@@ -4,14 +4,14 @@
 // grant of the key's principal, the caller's own included. Revoking another
 // principal's key needs the same right.
 import type { ApiKey } from "../../gen/prisma/client.js";
-import type { AuditBase } from "../audit/audit-chain.js";
 import { apiKeyHashPurpose, issueApiKey } from "../auth/api-keys.js";
-import type { Caller } from "../auth/caller.js";
-import type { BrokerContext } from "../broker-context.js";
-import { DomainError, invalidArgument, notFound, permissionDenied } from "../errors/domain-error.js";
+import type { AuditBase } from "../core/audit.js";
+import type { Caller } from "../core/caller.js";
+import type { BrokerContext } from "../core/context.js";
+import { DomainError, invalidArgument, notFound, permissionDenied } from "../core/errors/domain-error.js";
+import { RevocationFeed } from "../core/revocation-feed.js";
 import { credentialHolderFor } from "../policy/credential-issuance.js";
 import { getPrincipal } from "../principals/principals.js";
-import { RevocationFeed } from "../tokens/revocation-feed.js";
 
 /** Tells every instance to drop what it cached about a key (its expiry or revocation changed). */
 function keyChanged(ctx: Pick<BrokerContext, "clock">, keyId: string) {

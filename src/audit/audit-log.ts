@@ -20,11 +20,11 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { Prisma, PrismaClient } from "../../gen/prisma/client.js";
-import type { Clock } from "../clock.js";
+import { type AuditBase, type AuditEntry, type ChainedAuditEvent, chainHash, genesisHash } from "../core/audit.js";
+import type { Clock } from "../core/clock.js";
+import type { DomainError } from "../core/errors/domain-error.js";
 import { type SqlClient, type SqlQuery, sqlOf } from "../db/database.js";
 import { GroupCommit } from "../db/group-commit.js";
-import type { DomainError } from "../errors/domain-error.js";
-import { type AuditBase, type AuditEntry, type ChainedAuditEvent, chainHash, genesisHash } from "./audit-chain.js";
 
 interface ChainHead {
   readonly seq: bigint;

@@ -4,12 +4,12 @@
 // of the database alone cannot be used to log in or to test guesses offline.
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { Prisma, PrismaClient } from "../../gen/prisma/client.js";
-import type { Clock } from "../clock.js";
-import { unauthenticated } from "../errors/domain-error.js";
-import { formatScope, ScopeSet } from "../policy/scope.js";
+import type { Caller } from "../core/caller.js";
+import type { Clock } from "../core/clock.js";
+import { unauthenticated } from "../core/errors/domain-error.js";
+import { generateCredential, parseCredential } from "../protocol/credential-format.js";
+import { formatScope, ScopeSet } from "../protocol/scope.js";
 import type { Authenticator } from "./authenticate.js";
-import type { Caller } from "./caller.js";
-import { generateCredential, parseCredential } from "./credential-format.js";
 
 export const apiKeyHashPurpose = "aegis/api-key-hash/v1";
 

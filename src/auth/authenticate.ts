@@ -3,8 +3,9 @@
 // for a credential that is not its kind and throws `unauthenticated` for one
 // that is its kind but bad. API keys are the only kind so far; broker tokens
 // slot in as another Authenticator.
-import { unauthenticated } from "../errors/domain-error.js";
-import type { Caller } from "./caller.js";
+
+import type { Caller } from "../core/caller.js";
+import { unauthenticated } from "../core/errors/domain-error.js";
 
 export interface Credentials {
   /** The credential after `Bearer ` or `DPoP `, if any. */

@@ -2,7 +2,7 @@
 // agrees without sharing state: a nonce is a time window number and an HMAC
 // of it. The current and the previous window are accepted.
 import { createHmac, timingSafeEqual } from "node:crypto";
-import type { Clock } from "../clock.js";
+import type { Clock } from "../core/clock.js";
 
 export interface DpopNonces {
   current(): string;

@@ -6,8 +6,8 @@
 //
 // Over the limit, credentials are not even looked at: the call is refused
 // with resource_exhausted and Retry-After before any lookup.
-import { DomainError } from "../errors/domain-error.js";
-import type { RateLimiter } from "../rate-limit.js";
+import { DomainError } from "../core/errors/domain-error.js";
+import type { RateLimiter } from "../core/rate-limit.js";
 
 export class FailedAuthentications {
   constructor(private readonly limiter: RateLimiter) {}

@@ -5,10 +5,10 @@
 // the same moment on a shared database) find the installation row and do
 // nothing; claiming that row decides the race.
 import { apiKeyHashPurpose, issueApiKey } from "../auth/api-keys.js";
-import { elevatedScope } from "../auth/caller.js";
-import type { BrokerContext } from "../broker-context.js";
-import { newId } from "../ids.js";
-import { canonicalScope, isTargetAction } from "../policy/scope.js";
+import { elevatedScope } from "../core/caller.js";
+import type { BrokerContext } from "../core/context.js";
+import { newId } from "../protocol/ids.js";
+import { canonicalScope, isTargetAction } from "../protocol/scope.js";
 
 export interface BootstrapResult {
   readonly tenantId: string;

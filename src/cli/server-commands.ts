@@ -6,11 +6,11 @@ import cluster from "node:cluster";
 import { writeFileSync } from "node:fs";
 import type { Command } from "commander";
 import type { Logger } from "pino";
+import type { WorkerMessage } from "../app/workers.js";
 import type { BootstrapResult } from "../bootstrap/bootstrap.js";
-import { type Config, loadConfig } from "../config.js";
+import { type Config, loadConfig } from "../core/config.js";
+import { createLogger } from "../core/log.js";
 import { generateRootKeyText } from "../crypto/root-key.js";
-import { createLogger } from "../log.js";
-import type { WorkerMessage } from "../server/workers.js";
 import { ReportedFailure } from "./failures.js";
 
 // The broker's own modules (Prisma, PGlite, the servers) are imported when
@@ -104,7 +104,7 @@ async function serveCommand(): Promise<void> {
   const config = loadConfig();
   const log = brokerLogger(config);
   if (config.workers > 1 && cluster.isPrimary) {
-    const { runWorkers } = await import("../server/workers.js");
+    const { runWorkers } = await import("../app/workers.js");
     const code = await runWorkers(config, log);
     if (code !== 0) throw new ReportedFailure(code);
     return;
@@ -115,8 +115,8 @@ async function serveCommand(): Promise<void> {
 /** Runs one broker in this process (alone, or as a worker) until a signal or the supervisor says stop. */
 async function serve(config: Config, log: Logger): Promise<void> {
   const [{ startBroker }, { isWorkerMessage }] = await Promise.all([
-    import("../server/broker.js"),
-    import("../server/workers.js"),
+    import("../app/broker.js"),
+    import("../app/workers.js"),
   ]);
   const broker = await startBroker(config, { log });
   if (broker.bootstrap) announceBootstrap(config, broker.bootstrap);

@@ -3,9 +3,10 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Credential } from "../../gen/prisma/client.js";
 import { CredentialService } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
-import type { BrokerContext } from "../broker-context.js";
-import { readPage } from "../pagination.js";
-import { auditBase, callerOf } from "../server/call-context.js";
+import { auditBase, callerOf } from "../core/call.js";
+import type { BrokerContext } from "../core/context.js";
+import { readPage } from "../core/pagination.js";
+import { targetOf } from "../policy/targets.js";
 import {
   deleteCredential,
   getCredential,
@@ -13,7 +14,6 @@ import {
   registerCredential,
   updateCredential,
 } from "./credentials.js";
-import { targetOf } from "./target.js";
 
 export { CredentialService };
 

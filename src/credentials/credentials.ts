@@ -2,17 +2,17 @@
 // the owner's JWE as given and never holds a key that opens it. Every
 // operation needs a grant whose selector covers the credential's target.
 import type { Credential, Prisma } from "../../gen/prisma/client.js";
-import type { AuditBase } from "../audit/audit-chain.js";
-import type { Caller } from "../auth/caller.js";
-import type { BrokerContext } from "../broker-context.js";
-import { DomainError, invalidArgument, notFound } from "../errors/domain-error.js";
-import { isId, newId } from "../ids.js";
+import type { AuditBase } from "../core/audit.js";
+import type { Caller } from "../core/caller.js";
+import type { BrokerContext } from "../core/context.js";
+import { DomainError, invalidArgument, notFound } from "../core/errors/domain-error.js";
+import { type Page, pageOf } from "../core/pagination.js";
 import { endActiveLeases } from "../leases/lease-locks.js";
-import { type Page, pageOf } from "../pagination.js";
-import type { Selector } from "../policy/scope.js";
 import { assertTargetAllowed } from "../policy/scope-checks.js";
-import { parseSealedJwe, SealedJweError, type SealedRecipient } from "./sealed-jwe.js";
-import { coveredTargets, parseTarget, targetOf } from "./target.js";
+import { coveredTargets, parseTarget, targetOf } from "../policy/targets.js";
+import { isId, newId } from "../protocol/ids.js";
+import type { Selector } from "../protocol/scope.js";
+import { parseSealedJwe, SealedJweError, type SealedRecipient } from "../protocol/sealed-jwe.js";
 
 type Ctx = Pick<BrokerContext, "prisma" | "audit" | "clock">;
 type Db = Prisma.TransactionClient | BrokerContext["prisma"];

@@ -8,7 +8,7 @@ import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:cr
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Logger } from "pino";
-import { type Config, ConfigError } from "../config.js";
+import { type Config, ConfigError } from "../core/config.js";
 
 export interface KeyEncryptionProvider {
   /** Encrypts `plaintext`, binding `context` (authenticated, not stored). */

@@ -2,10 +2,10 @@
 // with scrypt (a memory-hard hash made for passwords, in node:crypto) with a
 // random salt; checking an unknown name costs the same as a wrong password.
 import { randomBytes, scrypt, timingSafeEqual } from "node:crypto";
-import type { AuditBase } from "../audit/audit-chain.js";
-import type { Caller } from "../auth/caller.js";
-import type { BrokerContext } from "../broker-context.js";
-import { DomainError, invalidArgument } from "../errors/domain-error.js";
+import type { AuditBase } from "../core/audit.js";
+import type { Caller } from "../core/caller.js";
+import type { BrokerContext } from "../core/context.js";
+import { DomainError, invalidArgument } from "../core/errors/domain-error.js";
 import { credentialHolderFor } from "../policy/credential-issuance.js";
 
 const params = { N: 1 << 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 } as const;

@@ -1,13 +1,13 @@
 // OAuth clients of a tenant: public clients (CLIs, local MCP tools) that use
 // the device flow. A client may ask for no more than its registrar holds.
 import type { OAuthClient } from "../../gen/prisma/client.js";
-import type { AuditBase } from "../audit/audit-chain.js";
-import type { Caller } from "../auth/caller.js";
-import type { BrokerContext } from "../broker-context.js";
-import { invalidArgument, notFound } from "../errors/domain-error.js";
-import { newId } from "../ids.js";
-import { formatScope } from "../policy/scope.js";
+import type { AuditBase } from "../core/audit.js";
+import type { Caller } from "../core/caller.js";
+import type { BrokerContext } from "../core/context.js";
+import { invalidArgument, notFound } from "../core/errors/domain-error.js";
 import { assertCovers, parseScopes } from "../policy/scope-checks.js";
+import { newId } from "../protocol/ids.js";
+import { formatScope } from "../protocol/scope.js";
 
 export async function createOAuthClient(
   ctx: Pick<BrokerContext, "audit">,

@@ -12,18 +12,18 @@
 //   its whole family, and the access tokens issued with it (reuse detection).
 import { createHash, randomInt } from "node:crypto";
 import type { DeviceAuthorization, OAuthClient, Prisma } from "../../gen/prisma/client.js";
-import type { AuditBase } from "../audit/audit-chain.js";
 import { hashCredential } from "../auth/api-keys.js";
-import type { Caller } from "../auth/caller.js";
-import { generateCredential, parseCredential } from "../auth/credential-format.js";
-import { base62Alphabet, randomText } from "../crypto/random-text.js";
-import { DomainError, invalidArgument, notFound, permissionDenied } from "../errors/domain-error.js";
-import { newId } from "../ids.js";
+import type { AuditBase } from "../core/audit.js";
+import type { Caller } from "../core/caller.js";
+import { DomainError, invalidArgument, notFound, permissionDenied } from "../core/errors/domain-error.js";
+import type { RateLimiter } from "../core/rate-limit.js";
+import { RevocationFeed } from "../core/revocation-feed.js";
 import { credentialHolderFor } from "../policy/credential-issuance.js";
-import { formatScope, type Scope, ScopeSet } from "../policy/scope.js";
 import { assertCovers, parseScopes } from "../policy/scope-checks.js";
-import type { RateLimiter } from "../rate-limit.js";
-import { RevocationFeed } from "../tokens/revocation-feed.js";
+import { generateCredential, parseCredential } from "../protocol/credential-format.js";
+import { newId } from "../protocol/ids.js";
+import { base62Alphabet, randomText } from "../protocol/random-text.js";
+import { formatScope, type Scope, ScopeSet } from "../protocol/scope.js";
 import { type CallSite, checkDpop, issueAccessToken, type MintedToken, type TokenDeps } from "../tokens/tokens.js";
 
 export const userCodeAlphabet = "BCDFGHJKLMNPQRSTVWXZ";

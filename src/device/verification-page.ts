@@ -9,13 +9,13 @@
 // for signing in. A pre-filled code still needs the explicit click.
 // Wrong codes and wrong passwords are rate-limited per address and audited.
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { AuditEntry } from "../audit/audit-chain.js";
-import type { Caller } from "../auth/caller.js";
-import type { BrokerContext } from "../broker-context.js";
-import { base62Alphabet, randomText } from "../crypto/random-text.js";
-import { DomainError } from "../errors/domain-error.js";
-import { ScopeSet } from "../policy/scope.js";
-import { type NodeServerRequest, type NodeServerResponse, readForm } from "../server/node-http.js";
+import type { AuditEntry } from "../core/audit.js";
+import type { Caller } from "../core/caller.js";
+import type { BrokerContext } from "../core/context.js";
+import { DomainError } from "../core/errors/domain-error.js";
+import { base62Alphabet, randomText } from "../protocol/random-text.js";
+import { ScopeSet } from "../protocol/scope.js";
+import { type NodeServerRequest, type NodeServerResponse, readForm } from "../transport/node-http.js";
 import { verifyPassword } from "./accounts.js";
 import { type DeviceDeps, decideDeviceAuthorization, displayUserCode, findPendingByUserCode } from "./device-flow.js";
 

@@ -3,8 +3,8 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Grant } from "../../gen/prisma/client.js";
 import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
-import type { BrokerContext } from "../broker-context.js";
-import { auditBase, callerOf } from "../server/call-context.js";
+import { auditBase, callerOf } from "../core/call.js";
+import type { BrokerContext } from "../core/context.js";
 import { createGrant, deleteGrant, listGrants } from "./grants.js";
 
 export { GrantService };

@@ -4,15 +4,15 @@
 // principal's earlier tokens on every instance (they carry the old scopes);
 // giving one drops cached grants so it applies at once.
 import type { Grant } from "../../gen/prisma/client.js";
-import type { AuditBase } from "../audit/audit-chain.js";
-import { type Caller, elevatedScope } from "../auth/caller.js";
-import type { BrokerContext } from "../broker-context.js";
-import { DomainError, invalidArgument, notFound, permissionDenied } from "../errors/domain-error.js";
-import { isId, newId } from "../ids.js";
-import { formatScope, isTargetAction, parseScope, type Scope, ScopeError, ScopeSet } from "../policy/scope.js";
+import type { AuditBase } from "../core/audit.js";
+import { type Caller, elevatedScope } from "../core/caller.js";
+import type { BrokerContext } from "../core/context.js";
+import { DomainError, invalidArgument, notFound, permissionDenied } from "../core/errors/domain-error.js";
+import { principalCutoff, RevocationFeed } from "../core/revocation-feed.js";
 import { assertCovers } from "../policy/scope-checks.js";
 import { getPrincipal } from "../principals/principals.js";
-import { principalCutoff, RevocationFeed } from "../tokens/revocation-feed.js";
+import { isId, newId } from "../protocol/ids.js";
+import { formatScope, isTargetAction, parseScope, type Scope, ScopeError, ScopeSet } from "../protocol/scope.js";
 
 type Ctx = Pick<BrokerContext, "prisma" | "audit" | "clock" | "config" | "feed">;
 

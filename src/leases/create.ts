@@ -10,13 +10,13 @@
 // insert once: the unique index lets the first through, and the other is
 // told it lost (the caller then answers with the winner, as for a retry).
 import type { Lease } from "../../gen/prisma/client.js";
-import type { AuditBase, AuditEntry } from "../audit/audit-chain.js";
-import type { BrokerContext } from "../broker-context.js";
+import type { AuditBase, AuditEntry } from "../core/audit.js";
+import type { BrokerContext } from "../core/context.js";
+import { DomainError, notFound } from "../core/errors/domain-error.js";
 import type { SqlQuery } from "../db/database.js";
 import { GroupCommit } from "../db/group-commit.js";
-import { DomainError, notFound } from "../errors/domain-error.js";
-import { newId } from "../ids.js";
-import type { Selector } from "../policy/scope.js";
+import { newId } from "../protocol/ids.js";
+import type { Selector } from "../protocol/scope.js";
 
 type Ctx = Pick<BrokerContext, "sql" | "audit" | "clock" | "log">;
 

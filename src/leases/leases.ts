@@ -4,21 +4,21 @@
 // one-way and a lease's last use is redeemed exactly once, whatever the
 // number of concurrent attempts or broker instances (redeem.ts).
 import type { Lease, Prisma } from "../../gen/prisma/client.js";
-import type { AuditBase } from "../audit/audit-chain.js";
-import type { Caller } from "../auth/caller.js";
-import type { BrokerContext } from "../broker-context.js";
-import { coveredTargets, parseTarget, targetOf } from "../credentials/target.js";
+import type { AuditBase } from "../core/audit.js";
+import type { Caller } from "../core/caller.js";
+import type { BrokerContext } from "../core/context.js";
 import {
   DomainError,
   type FieldViolation,
   invalidArgument,
   notFound,
   permissionDenied,
-} from "../errors/domain-error.js";
-import { isId } from "../ids.js";
-import { type Page, pageOf } from "../pagination.js";
-import { type Selector, targetKeys } from "../policy/scope.js";
+} from "../core/errors/domain-error.js";
+import { type Page, pageOf } from "../core/pagination.js";
 import { assertTargetAllowed } from "../policy/scope-checks.js";
+import { coveredTargets, parseTarget, targetOf } from "../policy/targets.js";
+import { isId } from "../protocol/ids.js";
+import { type Selector, targetKeys } from "../protocol/scope.js";
 import type { LeaseCreator } from "./create.js";
 
 type Ctx = Pick<BrokerContext, "prisma" | "audit" | "clock">;

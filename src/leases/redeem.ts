@@ -5,17 +5,17 @@
 // outcome. A lease's fixed facts (tenant, holder, key, target) are cached;
 // its uses and state are only ever read under the lock.
 import type { Lease } from "../../gen/prisma/client.js";
-import type { AuditBase, AuditEntry } from "../audit/audit-chain.js";
-import type { Caller } from "../auth/caller.js";
-import type { BrokerContext } from "../broker-context.js";
-import { forRecipient } from "../credentials/sealed-jwe.js";
-import { targetOf } from "../credentials/target.js";
+import type { AuditBase, AuditEntry } from "../core/audit.js";
+import type { Caller } from "../core/caller.js";
+import type { BrokerContext } from "../core/context.js";
+import { DomainError, notFound, permissionDenied } from "../core/errors/domain-error.js";
 import type { SqlQuery } from "../db/database.js";
 import { GroupCommit } from "../db/group-commit.js";
-import { DomainError, notFound, permissionDenied } from "../errors/domain-error.js";
-import { isId } from "../ids.js";
-import type { Selector } from "../policy/scope.js";
 import { assertTargetAllowed } from "../policy/scope-checks.js";
+import { targetOf } from "../policy/targets.js";
+import { isId } from "../protocol/ids.js";
+import type { Selector } from "../protocol/scope.js";
+import { forRecipient } from "../protocol/sealed-jwe.js";
 import { effectiveState, endedError } from "./leases.js";
 
 type Ctx = Pick<BrokerContext, "prisma" | "sql" | "audit" | "clock" | "log">;

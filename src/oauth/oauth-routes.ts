@@ -6,8 +6,10 @@ import type { Logger } from "pino";
 import type { AuditLog } from "../audit/audit-log.js";
 import type { Authenticator } from "../auth/authenticate.js";
 import { readCredentials } from "../auth/authenticate.js";
-import type { Caller } from "../auth/caller.js";
-import { dpopAlgorithms } from "../auth/dpop.js";
+import type { Caller } from "../core/caller.js";
+import { DomainError, invalidArgument, permissionDenied, unauthenticated } from "../core/errors/domain-error.js";
+import { toOAuthError } from "../core/errors/oauth-error.js";
+import { presentedScheme } from "../core/errors/www-authenticate.js";
 import {
   beginDeviceAuthorization,
   type DeviceDeps,
@@ -16,10 +18,7 @@ import {
   revokeRefreshToken,
   type TokenSet,
 } from "../device/device-flow.js";
-import { DomainError, invalidArgument, permissionDenied, unauthenticated } from "../errors/domain-error.js";
-import { toOAuthError } from "../errors/oauth-error.js";
-import { presentedScheme } from "../errors/www-authenticate.js";
-import { type NodeServerRequest, type NodeServerResponse, readForm } from "../server/node-http.js";
+import { dpopAlgorithms } from "../protocol/dpop.js";
 import {
   type CallSite,
   introspectToken,
@@ -28,6 +27,7 @@ import {
   revokeTokenAsPublicClient,
   type TokenDeps,
 } from "../tokens/tokens.js";
+import { type NodeServerRequest, type NodeServerResponse, readForm } from "../transport/node-http.js";
 
 const maxFormBytes = 64 * 1024;
 const jwtBearerAssertion = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

@@ -1,8 +1,8 @@
 // The access decision for one call, from the RPC's declared policy and the
 // authenticated caller. Deny by default: a missing or unspecified policy, an
 // unknown authorization mode or an absent grant all refuse.
-import { type Caller, isElevated } from "../auth/caller.js";
-import { type DomainError, permissionDenied, unauthenticated } from "../errors/domain-error.js";
+import { type Caller, isElevated } from "../core/caller.js";
+import { type DomainError, permissionDenied, unauthenticated } from "../core/errors/domain-error.js";
 import { Authorization, type MethodPolicy, SenderConstraint, Visibility } from "./method-policy.js";
 
 export function authorize(policy: MethodPolicy | undefined, caller: Caller | undefined): DomainError | undefined {

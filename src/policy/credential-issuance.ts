@@ -10,11 +10,11 @@
 // and an exception for oneself let each of them mint itself a full, permanent
 // credential. Checking the credential, not the principal, closes that door
 // for every credential kind, present and future.
-import type { Caller } from "../auth/caller.js";
+import type { Caller } from "../core/caller.js";
+import { permissionDenied } from "../core/errors/domain-error.js";
 import type { Db } from "../db/database.js";
-import { permissionDenied } from "../errors/domain-error.js";
-import { isId } from "../ids.js";
-import { parseScope } from "./scope.js";
+import { isId } from "../protocol/ids.js";
+import { parseScope } from "../protocol/scope.js";
 
 /** A principal with the grants it holds, as the rule needs it. */
 export interface CredentialHolder {

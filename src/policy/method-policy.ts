@@ -8,7 +8,7 @@ import {
   SenderConstraint,
   Visibility,
 } from "../../gen/proto/aegis/options/v1/options_pb.js";
-import { actionPattern } from "./scope.js";
+import { actionPattern } from "../protocol/scope.js";
 
 export { Authorization, type MethodPolicy, SenderConstraint, Visibility };
 

@@ -2,9 +2,9 @@
 // canonical text (`invalid_argument` naming the bad part), and what a caller
 // hands out or asks for must be covered by what it holds (`permission_denied`,
 // with what was asked and what was held in the audit detail).
-import type { Caller } from "../auth/caller.js";
-import { invalidArgument, permissionDenied } from "../errors/domain-error.js";
-import { formatScope, parseScope, type Scope, ScopeError, ScopeSet } from "./scope.js";
+import type { Caller } from "../core/caller.js";
+import { invalidArgument, permissionDenied } from "../core/errors/domain-error.js";
+import { formatScope, parseScope, type Scope, ScopeError, ScopeSet } from "../protocol/scope.js";
 
 export const maxScopesPerRequest = 50;
 

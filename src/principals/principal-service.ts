@@ -3,9 +3,9 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Principal } from "../../gen/prisma/client.js";
 import { PrincipalKind, PrincipalService, PrincipalStatus } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
-import type { BrokerContext } from "../broker-context.js";
-import { readPage } from "../pagination.js";
-import { callerOf } from "../server/call-context.js";
+import { callerOf } from "../core/call.js";
+import type { BrokerContext } from "../core/context.js";
+import { readPage } from "../core/pagination.js";
 import { getPrincipal, listPrincipals } from "./principals.js";
 
 export { PrincipalService };

@@ -1,11 +1,11 @@
 // Principal domain functions. Every query is scoped by the caller's tenant:
 // a principal of another tenant does not exist as far as the caller can tell.
 import type { Principal, PrincipalKind, PrincipalStatus } from "../../gen/prisma/client.js";
-import type { BrokerContext } from "../broker-context.js";
+import type { BrokerContext } from "../core/context.js";
+import { notFound } from "../core/errors/domain-error.js";
+import { type Page, pageOf } from "../core/pagination.js";
 import type { Db } from "../db/database.js";
-import { notFound } from "../errors/domain-error.js";
-import { isId } from "../ids.js";
-import { type Page, pageOf } from "../pagination.js";
+import { isId } from "../protocol/ids.js";
 
 export async function getPrincipal(db: Db, tenantId: string, principalId: string): Promise<Principal> {
   const principal = isId("principal", principalId)

@@ -10,9 +10,9 @@
 //   });
 //   requireScopes(claims, ["reports.read"]);
 import { createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from "jose";
-import { verifyDpopProof as verifyProof } from "../auth/dpop.js";
-import { parseScope, ScopeSet } from "../policy/scope.js";
-import { type AccessTokenClaims, verifyAccessTokenJwt } from "../tokens/jwt.js";
+import { type AccessTokenClaims, verifyAccessTokenJwt } from "../protocol/access-token.js";
+import { verifyDpopProof as verifyProof } from "../protocol/dpop.js";
+import { parseScope, ScopeSet } from "../protocol/scope.js";
 import { JwksCache } from "./jwks-cache.js";
 
 export { AegisCallError, type AgentCredentials, mintAgentToken, redeemLease } from "./agent.js";

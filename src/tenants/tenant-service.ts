@@ -3,9 +3,9 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Tenant } from "../../gen/prisma/client.js";
 import { TenantService } from "../../gen/proto/aegis/tenant/v1/tenant_pb.js";
-import type { BrokerContext } from "../broker-context.js";
-import { readPage } from "../pagination.js";
-import { auditBase } from "../server/call-context.js";
+import { auditBase } from "../core/call.js";
+import type { BrokerContext } from "../core/context.js";
+import { readPage } from "../core/pagination.js";
 import { createTenant, getTenant, listTenants } from "./tenants.js";
 
 export { TenantService };

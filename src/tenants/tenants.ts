@@ -1,10 +1,10 @@
 // Tenant domain functions: creation (audited), lookup and listing.
 import type { Tenant } from "../../gen/prisma/client.js";
-import type { AuditBase } from "../audit/audit-chain.js";
-import type { BrokerContext } from "../broker-context.js";
-import { DomainError, type FieldViolation, invalidArgument, notFound } from "../errors/domain-error.js";
-import { isId, newId } from "../ids.js";
-import { type Page, pageOf } from "../pagination.js";
+import type { AuditBase } from "../core/audit.js";
+import type { BrokerContext } from "../core/context.js";
+import { DomainError, type FieldViolation, invalidArgument, notFound } from "../core/errors/domain-error.js";
+import { type Page, pageOf } from "../core/pagination.js";
+import { isId, newId } from "../protocol/ids.js";
 
 const namePattern = /^[a-z][a-z0-9-]{2,62}$/;
 const maxDisplayName = 200;

@@ -11,10 +11,10 @@
 import { createPrivateKey, type KeyObject, randomBytes } from "node:crypto";
 import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
 import type { Prisma, PrismaClient, SigningKey } from "../../gen/prisma/client.js";
-import type { Clock } from "../clock.js";
+import type { Clock } from "../core/clock.js";
+import { notFound } from "../core/errors/domain-error.js";
 import type { KeyEncryptionProvider } from "../crypto/root-key.js";
-import { notFound } from "../errors/domain-error.js";
-import { accessTokenAlg } from "./jwt.js";
+import { accessTokenAlg } from "../protocol/access-token.js";
 
 /** Serialises key-set changes across instances (any constant unique to this use). */
 const signingKeyLock = 4_207_369;

@@ -3,16 +3,15 @@
 // feed, no database), introspect (RFC 7662) and revoke (RFC 7009).
 import { decodeProtectedHeader, importJWK, type JWK, jwtVerify } from "jose";
 import type { PrismaClient } from "../../gen/prisma/client.js";
-import type { AuditBase } from "../audit/audit-chain.js";
 import type { AuditLog } from "../audit/audit-log.js";
 import type { Authenticator } from "../auth/authenticate.js";
-import { type Caller, isElevated } from "../auth/caller.js";
-import { DpopNonceRequired, dpopAlgorithms, verifyDpopProof } from "../auth/dpop.js";
 import type { DpopNonces } from "../auth/dpop-nonce.js";
 import type { FailedAuthentications } from "../auth/failed-authentications.js";
 import type { ReplayGuard } from "../auth/replay-guard.js";
-import type { Clock } from "../clock.js";
-import type { Config } from "../config.js";
+import type { AuditBase } from "../core/audit.js";
+import { type Caller, isElevated } from "../core/caller.js";
+import type { Clock } from "../core/clock.js";
+import type { Config } from "../core/config.js";
 import {
   DomainError,
   type FieldViolation,
@@ -20,13 +19,19 @@ import {
   invalidDpopProof,
   permissionDenied,
   unauthenticated,
-} from "../errors/domain-error.js";
-import { formatScope, type Scope, ScopeSet } from "../policy/scope.js";
+} from "../core/errors/domain-error.js";
+import type { RateLimiter } from "../core/rate-limit.js";
+import { latestTokenExpiry, RevocationFeed } from "../core/revocation-feed.js";
 import { assertCovers, parseScopes, scopeSetOf } from "../policy/scope-checks.js";
-import type { RateLimiter } from "../rate-limit.js";
-import { type JtiFacts, newJti, parseJti } from "./jti.js";
-import { type AccessTokenClaims, looksLikeJwt, signAccessToken, verifyAccessTokenJwt } from "./jwt.js";
-import { latestTokenExpiry, RevocationFeed } from "./revocation-feed.js";
+import {
+  type AccessTokenClaims,
+  looksLikeJwt,
+  signAccessToken,
+  verifyAccessTokenJwt,
+} from "../protocol/access-token.js";
+import { DpopNonceRequired, dpopAlgorithms, verifyDpopProof } from "../protocol/dpop.js";
+import { type JtiFacts, newJti, parseJti } from "../protocol/jti.js";
+import { formatScope, type Scope, ScopeSet } from "../protocol/scope.js";
 import type { KeyRing } from "./signing-keys.js";
 
 export interface TokenDeps {

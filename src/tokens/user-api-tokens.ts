@@ -5,14 +5,15 @@
 // Minting one is issuing a credential: the credential presented must cover
 // every grant of the person (policy/credential-issuance.ts), so a narrowed
 // credential cannot mint itself a longer-lived one.
-import type { AuditBase } from "../audit/audit-chain.js";
+
 import { apiKeyHashPurpose, issueApiKey } from "../auth/api-keys.js";
-import { type Caller, elevatedScope } from "../auth/caller.js";
-import type { BrokerContext } from "../broker-context.js";
-import { invalidArgument, permissionDenied } from "../errors/domain-error.js";
+import type { AuditBase } from "../core/audit.js";
+import { type Caller, elevatedScope } from "../core/caller.js";
+import type { BrokerContext } from "../core/context.js";
+import { invalidArgument, permissionDenied } from "../core/errors/domain-error.js";
 import { credentialHolderFor } from "../policy/credential-issuance.js";
-import { formatScope, isSpecific } from "../policy/scope.js";
 import { assertCovers, parseScopes } from "../policy/scope-checks.js";
+import { formatScope, isSpecific } from "../protocol/scope.js";
 
 const defaultTtlSeconds = 90 * 86_400;
 const maxTtlSeconds = 400 * 86_400;

@@ -3,7 +3,7 @@
 // endpoint. Over the limit nothing is looked up and the answer is 429 /
 // resource_exhausted with Retry-After.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateCredential } from "../../src/auth/credential-format.js";
+import { generateCredential } from "../../src/protocol/credential-format.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
 

@@ -8,7 +8,7 @@ import { AgentService } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
 import { CredentialService } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
 import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
 import { LeaseService, LeaseState } from "../../gen/proto/aegis/lease/v1/lease_pb.js";
-import { newId } from "../../src/ids.js";
+import { newId } from "../../src/protocol/ids.js";
 import {
   AegisCallError,
   mintAgentToken,

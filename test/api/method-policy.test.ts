@@ -5,8 +5,8 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import type { DescFile } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
+import { services } from "../../src/app/modules.js";
 import { grantableActions, policyProblems } from "../../src/policy/method-policy.js";
-import { services } from "../../src/server/routes.js";
 
 const genDir = path.resolve("gen/proto");
 

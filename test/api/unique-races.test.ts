@@ -1,7 +1,7 @@
 // Concurrent requests racing for one unique key: exactly one wins and every
 // other answers already_exists with the reason the domain check gives, never
 // `internal` (the unique violation of the loser is translated once, in
-// src/errors/database-error.ts). On PostgreSQL the requests really run at once.
+// src/core/errors/database-error.ts). On PostgreSQL the requests really run at once.
 import { Code } from "@connectrpc/connect";
 import { exportJWK, generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

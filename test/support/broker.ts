@@ -6,9 +6,9 @@ import { Writable } from "node:stream";
 import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
-import { type Config, loadConfig } from "../../src/config.js";
-import { createLogger } from "../../src/log.js";
-import { type Broker, startBroker } from "../../src/server/broker.js";
+import { type Broker, startBroker } from "../../src/app/broker.js";
+import { type Config, loadConfig } from "../../src/core/config.js";
+import { createLogger } from "../../src/core/log.js";
 import { createTestDatabase, type DatabaseKind, type TestDatabase } from "./databases.js";
 
 export type Protocol = "connect" | "grpc" | "grpc-web";

@@ -1,9 +1,9 @@
 // Fixtures that build the actors a test needs in one call, through the same
 // domain code the broker uses (a tenant, a principal with grants and a key).
 import { apiKeyHashPurpose, issueApiKey } from "../../src/auth/api-keys.js";
-import type { PrincipalKind } from "../../src/auth/caller.js";
+import type { PrincipalKind } from "../../src/core/caller.js";
 import { RootKey } from "../../src/crypto/root-key.js";
-import { newId } from "../../src/ids.js";
+import { newId } from "../../src/protocol/ids.js";
 import type { TestBroker } from "./broker.js";
 
 export interface Actor {

@@ -4,10 +4,10 @@
 import { randomBytes } from "node:crypto";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import type { AuditEntry } from "../../src/audit/audit-chain.js";
 import { AuditLog } from "../../src/audit/audit-log.js";
 import { auditChainKey, verifyAuditChain } from "../../src/audit/audit-queries.js";
-import { systemClock } from "../../src/clock.js";
+import type { AuditEntry } from "../../src/core/audit.js";
+import { systemClock } from "../../src/core/clock.js";
 import { RootKey } from "../../src/crypto/root-key.js";
 import { type Database, openDatabase, type SqlClient } from "../../src/db/database.js";
 import { migrate } from "../../src/db/migrate.js";

@@ -1,10 +1,10 @@
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { MethodPolicySchema } from "../../gen/proto/aegis/options/v1/options_pb.js";
-import type { Caller } from "../../src/auth/caller.js";
+import type { Caller } from "../../src/core/caller.js";
 import { authorize } from "../../src/policy/authorize.js";
 import { Authorization, SenderConstraint, Visibility } from "../../src/policy/method-policy.js";
-import { ScopeSet } from "../../src/policy/scope.js";
+import { ScopeSet } from "../../src/protocol/scope.js";
 
 const policy = (
   overrides: Partial<{

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { generateCredential, parseCredential } from "../../src/auth/credential-format.js";
+import { generateCredential, parseCredential } from "../../src/protocol/credential-format.js";
 
 describe("credential format", () => {
   it("round-trips a generated API key", () => {

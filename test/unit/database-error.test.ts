@@ -1,7 +1,7 @@
 // The database's error family, as each layer raises it, becomes one domain error.
 import { describe, expect, it } from "vitest";
-import { fromDatabaseError } from "../../src/errors/database-error.js";
-import { DomainError } from "../../src/errors/domain-error.js";
+import { fromDatabaseError } from "../../src/core/errors/database-error.js";
+import { DomainError } from "../../src/core/errors/domain-error.js";
 
 const pgUnique = { code: "23505", constraint: "tenant_name_key", message: "duplicate key value" };
 const pgliteUnique = { code: "23505", message: 'duplicate key value violates unique constraint "tenant_name_key"' };

@@ -1,7 +1,7 @@
 import { createHmac, createPrivateKey, generateKeyPairSync, randomUUID, sign } from "node:crypto";
 import { exportJWK, generateKeyPair } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
-import { DpopNonceRequired, normalizeHtu, verifyDpopProof } from "../../src/auth/dpop.js";
+import { DpopNonceRequired, normalizeHtu, verifyDpopProof } from "../../src/protocol/dpop.js";
 import { createDpopKey, type DpopKey } from "../support/dpop.js";
 
 const url = "https://aegis.example.com/aegis.token.v1.TokenService/MintToken";

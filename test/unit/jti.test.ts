@@ -1,7 +1,7 @@
 // A jti carries its token's owner and expiry; anything else is no jti of ours.
 import { describe, expect, it } from "vitest";
-import { newId } from "../../src/ids.js";
-import { newJti, parseJti } from "../../src/tokens/jti.js";
+import { newId } from "../../src/protocol/ids.js";
+import { newJti, parseJti } from "../../src/protocol/jti.js";
 
 describe("jti", () => {
   const principalId = newId("principal");

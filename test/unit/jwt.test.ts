@@ -6,8 +6,8 @@
 import { createPrivateKey, generateKeyPairSync } from "node:crypto";
 import { decodeProtectedHeader, importJWK, type JSONWebKeySet, jwtVerify } from "jose";
 import { describe, expect, it } from "vitest";
+import { type AccessTokenClaims, signAccessToken, verifyAccessTokenJwt } from "../../src/protocol/access-token.js";
 import { verifyAccessToken } from "../../src/sdk/index.js";
-import { type AccessTokenClaims, signAccessToken, verifyAccessTokenJwt } from "../../src/tokens/jwt.js";
 
 const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
 // The key ring imports its private key from the sealed JWK, as here.

@@ -1,6 +1,6 @@
 // Random strings (src/crypto/random-text.ts), drawn from a pooled CSPRNG buffer.
 import { describe, expect, it } from "vitest";
-import { base32Alphabet, randomBase64url, randomText } from "../../src/crypto/random-text.js";
+import { base32Alphabet, randomBase64url, randomText } from "../../src/protocol/random-text.js";
 
 describe("randomBase64url", () => {
   it("never repeats across many refills of the pool", () => {

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../../src/config.js";
+import { ConfigError, loadConfig } from "../../src/core/config.js";
 import { loadRootKey, RootKey } from "../../src/crypto/root-key.js";
 
 const silent = pino({ level: "silent" });

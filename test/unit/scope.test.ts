@@ -11,7 +11,7 @@ import {
   ScopeSet,
   type Selector,
   targetKeys,
-} from "../../src/policy/scope.js";
+} from "../../src/protocol/scope.js";
 
 const value = fc.stringMatching(/^[a-z0-9][a-z0-9._-]{0,20}$/);
 const grantValue = fc.oneof(value, fc.constant("*"));

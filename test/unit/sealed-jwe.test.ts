@@ -1,6 +1,6 @@
 import { exportJWK, GeneralEncrypt, generateKeyPair, importJWK } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
-import { forRecipient, parseSealedJwe, SealedJweError } from "../../src/credentials/sealed-jwe.js";
+import { forRecipient, parseSealedJwe, SealedJweError } from "../../src/protocol/sealed-jwe.js";
 import { openSealedCredential, sealCredential } from "../../src/sdk/index.js";
 
 type Json = Record<string, unknown> & { recipients: Record<string, unknown>[] };

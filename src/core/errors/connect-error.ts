@@ -6,7 +6,7 @@
 // message kept for the log only.
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ErrorDetailSchema, FieldViolationSchema } from "../../gen/proto/aegis/errors/v1/errors_pb.js";
+import { ErrorDetailSchema, FieldViolationSchema } from "../../../gen/proto/aegis/errors/v1/errors_pb.js";
 import { fromDatabaseError } from "./database-error.js";
 import { DomainError, type DomainErrorCode } from "./domain-error.js";
 

@@ -1,7 +1,7 @@
 // Who is calling: the result of authentication, read by authorization, tenant
 // scoping and audit. Later credential types (broker tokens, DPoP) produce the
 // same shape, so nothing downstream changes when they arrive.
-import type { ScopeSet } from "../policy/scope.js";
+import type { ScopeSet } from "../protocol/scope.js";
 
 export type PrincipalKind = "person" | "agent" | "service";
 

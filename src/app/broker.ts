@@ -14,9 +14,12 @@ import { dpopNonces } from "../auth/dpop-nonce.js";
 import { FailedAuthentications } from "../auth/failed-authentications.js";
 import { databaseReplayGuard } from "../auth/replay-guard.js";
 import { type BootstrapResult, bootstrap } from "../bootstrap/bootstrap.js";
-import type { BrokerContext } from "../broker-context.js";
-import { type Clock, systemClock } from "../clock.js";
-import type { Config } from "../config.js";
+import { callKey } from "../core/call.js";
+import { type Clock, systemClock } from "../core/clock.js";
+import type { Config } from "../core/config.js";
+import type { BrokerContext } from "../core/context.js";
+import { RateLimiter } from "../core/rate-limit.js";
+import { RevocationFeed } from "../core/revocation-feed.js";
 import { loadRootKey } from "../crypto/root-key.js";
 import { type Database, openDatabase } from "../db/database.js";
 import { migrate } from "../db/migrate.js";
@@ -24,16 +27,13 @@ import { pruneExpired } from "../db/prune.js";
 import { type DeviceDeps, pruneDeviceFlow, refreshTokenHashPurpose } from "../device/device-flow.js";
 import { HealthMonitor } from "../health/health-service.js";
 import { grantableActions } from "../policy/method-policy.js";
-import { RateLimiter } from "../rate-limit.js";
-import { RevocationFeed } from "../tokens/revocation-feed.js";
 import { ensureSigningKeys, KeyRing } from "../tokens/signing-keys.js";
 import { type TokenDeps, tokenAuthenticator, VerifiedTokens } from "../tokens/tokens.js";
-import { callKey } from "./call-context.js";
-import { clientOf, httpRoutes } from "./http-routes.js";
-import { deadline, guard, observe } from "./interceptors.js";
-import { createListener, type Listener } from "./listener.js";
-import { routes, services } from "./routes.js";
-import { rpcHandler } from "./rpc-handler.js";
+import { clientOf, httpRoutes } from "../transport/http-router.js";
+import { createListener, type Listener } from "../transport/listener.js";
+import { deadline, guard, observe } from "../transport/pipeline.js";
+import { rpcHandler } from "../transport/rpc-handler.js";
+import { routes, services } from "./modules.js";
 
 export interface Broker {
   /** Base URL the broker listens on. */

@@ -12,13 +12,13 @@ import type { Logger } from "pino";
 import type { AuditLog } from "../audit/audit-log.js";
 import { type Authenticator, readCredentials } from "../auth/authenticate.js";
 import type { FailedAuthentications } from "../auth/failed-authentications.js";
-import { reasonOf, toConnectError } from "../errors/connect-error.js";
-import { fromDatabaseError } from "../errors/database-error.js";
-import { DomainError } from "../errors/domain-error.js";
-import { presentedScheme, resourceChallenges } from "../errors/www-authenticate.js";
+import { callKey, publicUrlOf } from "../core/call.js";
+import { reasonOf, toConnectError } from "../core/errors/connect-error.js";
+import { fromDatabaseError } from "../core/errors/database-error.js";
+import { DomainError } from "../core/errors/domain-error.js";
+import { presentedScheme, resourceChallenges } from "../core/errors/www-authenticate.js";
 import { authorize } from "../policy/authorize.js";
 import { Authorization, policyOf } from "../policy/method-policy.js";
-import { callKey, publicUrlOf } from "./call-context.js";
 
 export const requestIdHeader = "aegis-request-id";
 

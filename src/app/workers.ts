@@ -18,7 +18,7 @@
 import cluster, { type Worker } from "node:cluster";
 import path from "node:path";
 import type { Logger } from "pino";
-import type { Config } from "../config.js";
+import type { Config } from "../core/config.js";
 import { embeddedRootKeyFile, loadRootKey } from "../crypto/root-key.js";
 import { type Database, openEmbedded } from "../db/database.js";
 import { migrate } from "../db/migrate.js";

@@ -7,8 +7,9 @@
 // Trusting the parts of a jti a caller hands in is safe: it names a real
 // token only if it equals that token's jti, owner and expiry included, and a
 // made-up jti revokes nothing that exists.
-import { randomBase64url } from "../crypto/random-text.js";
-import { isId } from "../ids.js";
+
+import { isId } from "./ids.js";
+import { randomBase64url } from "./random-text.js";
 
 export interface JtiFacts {
   readonly principalId: string;

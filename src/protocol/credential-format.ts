@@ -12,7 +12,7 @@
 //
 // Only a keyed hash of the whole string is stored (see api-keys.ts).
 import { crc32 } from "node:zlib";
-import { base32Alphabet, base62, base62Alphabet, randomText } from "../crypto/random-text.js";
+import { base32Alphabet, base62, base62Alphabet, randomText } from "./random-text.js";
 
 export const credentialKinds = { apiKey: "ak", userToken: "ut", refreshToken: "rt" } as const;
 export type CredentialKind = keyof typeof credentialKinds;

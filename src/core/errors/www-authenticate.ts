@@ -10,7 +10,7 @@
 //
 // The description stays as vague as the error's wire message; the precise
 // reason goes to the log and the audit trail.
-import { dpopAlgorithms } from "../auth/dpop.js";
+import { dpopAlgorithms } from "../../protocol/dpop.js";
 import type { DomainError } from "./domain-error.js";
 
 /** How the client presented its credential: the scheme of its Authorization header. */

@@ -1,7 +1,7 @@
 // Identifiers: a short type prefix and 100 random bits in lower-case base32,
 // e.g. `ten_k3f9…`. The prefix tells a reader (and a support ticket) what an
 // id names; randomness means ids reveal neither counts nor creation order.
-import { base32Alphabet, randomText } from "./crypto/random-text.js";
+import { base32Alphabet, randomText } from "./random-text.js";
 
 export const idPrefixes = {
   tenant: "ten",

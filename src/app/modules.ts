@@ -3,7 +3,7 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import { AgentService, agentService } from "../agents/agent-service.js";
 import { AuditService, auditService } from "../audit/audit-service.js";
-import type { BrokerContext } from "../broker-context.js";
+import type { BrokerContext } from "../core/context.js";
 import { CredentialService, credentialService } from "../credentials/credential-service.js";
 import type { DeviceDeps } from "../device/device-flow.js";
 import { DeviceAuthService, deviceService } from "../device/device-service.js";

@@ -17,8 +17,8 @@ import {
   type JWK,
   jwtVerify,
 } from "jose";
-import { hasPrivateKeyMaterial } from "../crypto/jwk.js";
-import { invalidDpopProof } from "../errors/domain-error.js";
+import { invalidDpopProof } from "../core/errors/domain-error.js";
+import { hasPrivateKeyMaterial } from "./jwk.js";
 
 /** Asymmetric JWS algorithms accepted for proofs; HMAC and `none` never. */
 export const dpopAlgorithms = [

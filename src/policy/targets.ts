@@ -1,6 +1,6 @@
 // Credential targets (provider, app, account) in requests and in queries.
-import { invalidArgument } from "../errors/domain-error.js";
-import { checkValue, ScopeError, type ScopeSet, type Selector, targetKeys, wildcard } from "../policy/scope.js";
+import { invalidArgument } from "../core/errors/domain-error.js";
+import { checkValue, ScopeError, type ScopeSet, type Selector, targetKeys, wildcard } from "../protocol/scope.js";
 
 /** A request's target: every key present with a literal value. */
 export function parseTarget(field: string, target: Partial<Selector> | undefined): Selector {

@@ -8,7 +8,7 @@
 // and keeps the unexpired ones in memory, so checking a token is a map lookup.
 import type { Logger } from "pino";
 import type { Prisma, PrismaClient } from "../../gen/prisma/client.js";
-import type { Clock } from "../clock.js";
+import type { Clock } from "./clock.js";
 
 export type RevocationKind = "token" | "principal" | "api_key" | "signing_keys";
 

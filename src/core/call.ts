@@ -1,8 +1,8 @@
 // Typed per-call values, set by the interceptors and read by handlers
 // (`ctx.values.get(callKey)`).
 import { type ContextValues, createContextKey, type HandlerContext } from "@connectrpc/connect";
-import type { AuditBase } from "../audit/audit-chain.js";
-import type { Caller } from "../auth/caller.js";
+import type { AuditBase } from "./audit.js";
+import type { Caller } from "./caller.js";
 
 export interface CallInfo {
   readonly requestId: string;

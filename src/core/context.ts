@@ -1,13 +1,13 @@
 // What domain functions and handlers are given: dependencies as plain values,
 // so a test swaps a database or a clock without touching module state.
 import type { Logger } from "pino";
-import type { PrismaClient } from "../gen/prisma/client.js";
-import type { AuditLog } from "./audit/audit-log.js";
+import type { PrismaClient } from "../../gen/prisma/client.js";
+import type { AuditLog } from "../audit/audit-log.js";
+import type { KeyEncryptionProvider } from "../crypto/root-key.js";
+import type { SqlClient } from "../db/database.js";
 import type { Clock } from "./clock.js";
 import type { Config } from "./config.js";
-import type { KeyEncryptionProvider } from "./crypto/root-key.js";
-import type { SqlClient } from "./db/database.js";
-import type { RevocationFeed } from "./tokens/revocation-feed.js";
+import type { RevocationFeed } from "./revocation-feed.js";
 
 export interface BrokerContext {
   readonly prisma: PrismaClient;
