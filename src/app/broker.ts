@@ -197,7 +197,7 @@ async function assemble(
       createContextValues().set(callKey, {
         requestId: `req_${randomUUID()}`,
         client: clientOf(req),
-        address: req.socket?.remoteAddress ?? "unknown",
+        clientAddress: req.socket?.remoteAddress ?? "unknown",
         caller: undefined,
       }),
     fallback: httpRoutes({

@@ -20,11 +20,12 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { Prisma, PrismaClient } from "../../gen/prisma/client.js";
-import { type AuditBase, type AuditEntry, type ChainedAuditEvent, chainHash, genesisHash } from "../core/audit.js";
+import type { AuditBase, AuditEntry, AuditTrail } from "../core/audit.js";
 import type { Clock } from "../core/clock.js";
 import type { DomainError } from "../core/errors/domain-error.js";
 import { type SqlClient, type SqlQuery, sqlOf } from "../db/database.js";
 import { GroupCommit } from "../db/group-commit.js";
+import { type ChainedAuditEvent, chainHash, genesisHash } from "./audit-chain.js";
 
 interface ChainHead {
   readonly seq: bigint;
@@ -34,7 +35,7 @@ interface ChainHead {
 /** Compare-and-set attempts before an append locks the head instead. */
 const optimisticAttempts = 2;
 
-export class AuditLog {
+export class AuditLog implements AuditTrail {
   readonly #prisma: PrismaClient;
   readonly #sql: SqlClient;
   readonly #key: Buffer;

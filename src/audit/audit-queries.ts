@@ -1,11 +1,11 @@
 // Reading the audit trail: filtered pages, full-chain verification, and the
 // follow-along stream behind TailAuditEvents.
 import type { Prisma } from "../../gen/prisma/client.js";
-import { type ChainedAuditEvent, type ChainVerdict, findChainBreak, genesisHash } from "../core/audit.js";
 import { type Caller, isElevated } from "../core/caller.js";
 import type { BrokerContext } from "../core/context.js";
 import { invalidArgument, notFound } from "../core/errors/domain-error.js";
 import type { Page } from "../core/pagination.js";
+import { type ChainedAuditEvent, type ChainVerdict, findChainBreak, genesisHash } from "./audit-chain.js";
 
 export interface AuditFilter {
   readonly tenantId?: string;

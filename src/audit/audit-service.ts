@@ -6,10 +6,10 @@ import {
   AuditService,
   Outcome,
 } from "../../gen/proto/aegis/audit/v1/audit_pb.js";
-import type { ChainedAuditEvent } from "../core/audit.js";
 import { callerOf } from "../core/call.js";
 import type { BrokerContext } from "../core/context.js";
 import { readPage } from "../core/pagination.js";
+import type { ChainedAuditEvent } from "./audit-chain.js";
 import { type AuditFilter, queryAuditEvents, scopeFilter, tailAuditEvents, verifyAuditChain } from "./audit-queries.js";
 
 export { AuditService };

@@ -1,8 +1,9 @@
-// The audit hash chain. Each event's hash is an HMAC (key derived from the
-// root key) over its fields and the previous event's hash. A plain hash would
-// let anyone with write access to the database rewrite history and recompute
-// the chain; with a keyed hash they also need the root key.
-import { createHmac, timingSafeEqual } from "node:crypto";
+// What the audit trail records and the one interface domain code writes it
+// through (audit/audit-log.ts implements it: hash-chained, group-committed,
+// written in the same transaction as the change it records).
+import type { Prisma } from "../../gen/prisma/client.js";
+import type { SqlQuery } from "../db/sql.js";
+import type { DomainError } from "./errors/domain-error.js";
 
 export type AuditOutcome = "success" | "denied";
 
@@ -21,67 +22,18 @@ export interface AuditEntry {
 /** The part of an entry that comes from the call: who, from where, which request. */
 export type AuditBase = Pick<AuditEntry, "requestId" | "tenantId" | "actorId" | "client">;
 
-export interface ChainedAuditEvent extends AuditEntry {
-  readonly seq: bigint;
-  readonly time: Date;
-  readonly prevHash: string;
-  readonly hash: string;
-}
-
-export const genesisHash = "0".repeat(64);
-
-export function chainHash(key: Buffer, event: Omit<ChainedAuditEvent, "hash">): string {
-  // A JSON array fixes field order and escapes separators unambiguously.
-  const fields = [
-    "aegis-audit-v1",
-    event.seq.toString(),
-    event.time.toISOString(),
-    event.requestId,
-    event.tenantId ?? "",
-    event.actorId ?? "",
-    event.client,
-    event.action,
-    event.target,
-    event.outcome,
-    event.reason,
-    event.prevHash,
-  ];
-  return createHmac("sha256", key).update(JSON.stringify(fields)).digest("hex");
-}
-
-export interface ChainVerdict {
-  readonly intact: boolean;
-  readonly eventsChecked: bigint;
-  readonly firstBadSeq: bigint;
-  readonly problem: string;
-}
-
-/**
- * Checks events in seq order against their hashes and links, continuing from
- * `previous` (the last event of the previous batch, or the chain start).
- * Returns the first problem found, or undefined when this batch is sound.
- */
-export function findChainBreak(
-  key: Buffer,
-  events: readonly ChainedAuditEvent[],
-  previous: { seq: bigint; hash: string },
-): { seq: bigint; problem: string } | undefined {
-  let expected = previous;
-  for (const event of events) {
-    if (event.seq !== expected.seq + 1n) {
-      return { seq: expected.seq + 1n, problem: `event ${expected.seq + 1n} is missing` };
-    }
-    if (event.prevHash !== expected.hash) {
-      return { seq: event.seq, problem: "does not link to the event before it" };
-    }
-    if (!sameHex(chainHash(key, event), event.hash)) {
-      return { seq: event.seq, problem: "content does not match its hash (modified)" };
-    }
-    expected = event;
-  }
-  return undefined;
-}
-
-function sameHex(a: string, b: string): boolean {
-  return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+/** The audit trail as domain code and the pipeline use it: nothing happens unaudited. */
+export interface AuditTrail {
+  /** Appends on its own, batched with concurrent appends; resolves once durable. */
+  append(entry: AuditEntry): Promise<void>;
+  /** Records a refused call, once (a refusal already in the trail is not written again). */
+  denied(base: AuditBase, action: string, target: string, error: DomainError): Promise<void>;
+  /** Runs `work` and audits it in one transaction; the entry may depend on the result. */
+  transaction<T>(work: (tx: Prisma.TransactionClient) => Promise<T>, entry: (result: T) => AuditEntry): Promise<T>;
+  /** Appends within the caller's transaction; call `notify` after it commits. */
+  appendInTransaction(tx: Prisma.TransactionClient | SqlQuery, entries: readonly AuditEntry[]): Promise<void>;
+  /** Tells tail subscribers of this instance that events were written. */
+  notify(): void;
+  /** Calls `listener` whenever this instance wrote events; returns the unsubscribe. */
+  onAppended(listener: () => void): () => void;
 }

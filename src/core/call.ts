@@ -1,17 +1,31 @@
-// Typed per-call values, set by the interceptors and read by handlers
-// (`ctx.values.get(callKey)`).
+// Who is calling and from where, one shape for RPCs and HTTP routes alike:
+// set by the pipeline (interceptors for RPCs, the HTTP router for routes) and
+// read by handlers (`callOf(ctx)`, `callerOf(ctx)`, `callSite(...)`).
 import { type ContextValues, createContextKey, type HandlerContext } from "@connectrpc/connect";
 import type { AuditBase } from "./audit.js";
 import type { Caller } from "./caller.js";
 
-export interface CallInfo {
+/** Where a call came from: the same for an RPC and an HTTP request. */
+export interface CallOrigin {
   readonly requestId: string;
   /** Peer address and user agent, for audit. */
   readonly client: string;
   /** Peer address alone, for rate limits. */
-  readonly address: string;
+  readonly clientAddress: string;
+}
+
+/** An RPC in flight: its origin, and its caller once authentication succeeded. */
+export interface CallInfo extends CallOrigin {
   /** Set once authentication succeeded (absent for anonymous calls). */
   caller: Caller | undefined;
+}
+
+/** What DPoP, rate limits and audit need of a call that authenticates its client itself. */
+export interface CallSite extends CallOrigin {
+  readonly method: string;
+  /** Public URL of the endpoint (DPoP `htu`). */
+  readonly url: string;
+  readonly headers: Headers;
 }
 
 export const callKey = createContextKey<CallInfo | undefined>(undefined, { description: "aegis call" });
@@ -47,4 +61,17 @@ export function auditBase(ctx: HandlerContext): AuditBase {
  */
 export function publicUrlOf(publicUrl: string, requestUrl: string): string {
   return `${publicUrl}${new URL(requestUrl, publicUrl).pathname}`;
+}
+
+/** The site of an RPC: its origin, method, public URL and headers. */
+export function callSite(publicUrl: string, call: HandlerContext): CallSite {
+  const info = callOf(call);
+  return {
+    requestId: info.requestId,
+    client: info.client,
+    clientAddress: info.clientAddress,
+    method: call.requestMethod,
+    url: publicUrlOf(publicUrl, call.url),
+    headers: call.requestHeader,
+  };
 }

@@ -1,19 +1,35 @@
 // Who is calling: the result of authentication, read by authorization, tenant
 // scoping and audit. Later credential types (broker tokens, DPoP) produce the
 // same shape, so nothing downstream changes when they arrive.
-import type { ScopeSet } from "../protocol/scope.js";
 
 export type PrincipalKind = "person" | "agent" | "service";
 
 /** The grant that lets a caller use private RPCs; only bootstrap gives it out. */
 export const elevatedScope = "broker.admin";
 
+/** A scope as protocol/scope.ts parses it: an action and, for target actions, a full selector. */
+export interface ScopeLike {
+  readonly action: string;
+  readonly selector?: Readonly<Record<string, string>>;
+}
+
+/** The scopes a caller holds, with the matching rules of protocol/scope.ts (its ScopeSet is one). */
+export interface HeldScopes extends Iterable<string> {
+  readonly size: number;
+  /** Exact (canonical) text. */
+  has(text: string): boolean;
+  /** Whether any held scope could authorize `action`. */
+  allows(action: string): boolean;
+  covers(wanted: ScopeLike): boolean;
+  readonly scopes: readonly ScopeLike[];
+}
+
 export interface Caller {
   readonly principalId: string;
   readonly tenantId: string;
   readonly kind: PrincipalKind;
   /** Scopes held (canonical text), with the matching rules of scope.ts. */
-  readonly scopes: ScopeSet;
+  readonly scopes: HeldScopes;
   /** How the caller proved who it is, e.g. `api_key`; recorded, never secret. */
   readonly credentialType: string;
   /** Id of the credential used (an API key id, later a token `jti`). */

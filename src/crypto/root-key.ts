@@ -9,15 +9,9 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync
 import path from "node:path";
 import type { Logger } from "pino";
 import { type Config, ConfigError } from "../core/config.js";
+import type { KeyEncryptionProvider } from "../core/context.js";
 
-export interface KeyEncryptionProvider {
-  /** Encrypts `plaintext`, binding `context` (authenticated, not stored). */
-  seal(plaintext: Uint8Array, context: string): Buffer;
-  /** Decrypts what `seal` produced with the same context; throws if anything differs. */
-  open(sealed: Uint8Array, context: string): Buffer;
-  /** A 32-byte key for one named purpose, stable for a given root key. */
-  deriveKey(purpose: string): Buffer;
-}
+export type { KeyEncryptionProvider };
 
 const keyBytes = 32;
 const version = 1;

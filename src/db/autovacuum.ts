@@ -14,7 +14,7 @@
 // runs each statement on this thread, so a statement also holds the event
 // loop while it runs: ~1-60 ms (the first check of a session, with a cold
 // catalog, 30-50 ms).
-import type { SqlQuery } from "./database.js";
+import type { SqlQuery } from "./sql.js";
 
 export interface Maintained {
   /** Quoted, schema-qualified table name. */

@@ -18,10 +18,11 @@ import { PrismaPGlite } from "pglite-prisma-adapter";
 import type { Logger } from "pino";
 import { type Prisma, PrismaClient } from "../../gen/prisma/client.js";
 import { startAutovacuum } from "./autovacuum.js";
-import { openPglite } from "./pglite.js";
+import type { SqlClient, SqlQuery, SqlSession } from "./sql.js";
 
-/** The Prisma client or an interactive transaction: what domain functions take. */
-export type Db = PrismaClient | Prisma.TransactionClient;
+export { type Db, type SqlClient, type SqlQuery, type SqlSession, sqlOf } from "./sql.js";
+
+import { openPglite } from "./pglite.js";
 
 /**
  * The adapters are built against other releases of Prisma's adapter
@@ -31,28 +32,6 @@ export type Db = PrismaClient | Prisma.TransactionClient;
  */
 type AdapterFactory = NonNullable<ConstructorParameters<typeof PrismaClient>[0]>["adapter"];
 const asAdapter = (factory: unknown) => factory as AdapterFactory;
-
-/** Runs one statement with positional parameters (`$1`, …). */
-export interface SqlQuery {
-  query<Row = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<Row[]>;
-}
-
-export interface SqlSession extends SqlQuery {
-  /** Runs a script of several statements. */
-  exec(script: string): Promise<void>;
-}
-
-/** Raw statements on the driver: one at a time from the pool, or a transaction on one connection. */
-export interface SqlClient extends SqlQuery {
-  /** Runs `work` in a transaction: committed when it resolves, rolled back when it throws. */
-  transaction<T>(work: (tx: SqlQuery) => Promise<T>): Promise<T>;
-}
-
-/** A Prisma client or transaction as a SqlQuery, for code that runs either way. */
-export function sqlOf(db: Db | SqlQuery): SqlQuery {
-  if (!("$queryRawUnsafe" in db)) return db;
-  return { query: (sql, params = []) => db.$queryRawUnsafe(sql, ...params) };
-}
 
 export interface Database {
   readonly kind: "pglite" | "postgres";

@@ -13,6 +13,7 @@
 import { createHash, randomInt } from "node:crypto";
 import type { DeviceAuthorization, OAuthClient, Prisma } from "../../gen/prisma/client.js";
 import { hashCredential } from "../auth/api-keys.js";
+import { checkDpop } from "../auth/dpop-check.js";
 import type { AuditBase } from "../core/audit.js";
 import type { Caller } from "../core/caller.js";
 import { DomainError, invalidArgument, notFound, permissionDenied } from "../core/errors/domain-error.js";
@@ -24,7 +25,7 @@ import { generateCredential, parseCredential } from "../protocol/credential-form
 import { newId } from "../protocol/ids.js";
 import { base62Alphabet, randomText } from "../protocol/random-text.js";
 import { formatScope, type Scope, ScopeSet } from "../protocol/scope.js";
-import { type CallSite, checkDpop, issueAccessToken, type MintedToken, type TokenDeps } from "../tokens/tokens.js";
+import { type CallSite, issueAccessToken, type MintedToken, type TokenDeps } from "../tokens/tokens.js";
 
 export const userCodeAlphabet = "BCDFGHJKLMNPQRSTVWXZ";
 export const refreshTokenHashPurpose = "aegis/refresh-token-hash/v1";

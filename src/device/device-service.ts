@@ -3,9 +3,8 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { OAuthClient } from "../../gen/prisma/client.js";
 import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
-import { auditBase, callerOf, callOf } from "../core/call.js";
+import { auditBase, callerOf, callOf, callSite } from "../core/call.js";
 import type { BrokerContext } from "../core/context.js";
-import { callSite } from "../tokens/token-service.js";
 import { setLocalPassword } from "./accounts.js";
 import { createOAuthClient, disableOAuthClient } from "./clients.js";
 import {
@@ -21,24 +20,30 @@ export { DeviceAuthService };
 export function deviceService(ctx: BrokerContext, device: DeviceDeps): ServiceImpl<typeof DeviceAuthService> {
   return {
     async beginDeviceAuthorization(req, call) {
-      return beginDeviceAuthorization(device, callSite(ctx, call), req);
+      return beginDeviceAuthorization(device, callSite(ctx.config.publicUrl, call), req);
     },
     async exchangeDeviceCode(req, call) {
-      return { tokens: await exchangeDeviceCode(device, callSite(ctx, call), req) };
+      return { tokens: await exchangeDeviceCode(device, callSite(ctx.config.publicUrl, call), req) };
     },
     async refreshAccessToken(req, call) {
-      return { tokens: await refreshAccessToken(device, callSite(ctx, call), req) };
+      return { tokens: await refreshAccessToken(device, callSite(ctx.config.publicUrl, call), req) };
     },
     async approveDeviceAuthorization(req, call) {
-      const scopes = await decideDeviceAuthorization(device, callerOf(call), auditBase(call), callOf(call).address, {
-        userCode: req.userCode,
-        approve: true,
-        scopes: req.scopes,
-      });
+      const scopes = await decideDeviceAuthorization(
+        device,
+        callerOf(call),
+        auditBase(call),
+        callOf(call).clientAddress,
+        {
+          userCode: req.userCode,
+          approve: true,
+          scopes: req.scopes,
+        },
+      );
       return { scopes };
     },
     async denyDeviceAuthorization(req, call) {
-      await decideDeviceAuthorization(device, callerOf(call), auditBase(call), callOf(call).address, {
+      await decideDeviceAuthorization(device, callerOf(call), auditBase(call), callOf(call).clientAddress, {
         userCode: req.userCode,
         approve: false,
         scopes: [],

@@ -13,9 +13,9 @@ import type { AuditEntry } from "../core/audit.js";
 import type { Caller } from "../core/caller.js";
 import type { BrokerContext } from "../core/context.js";
 import { DomainError } from "../core/errors/domain-error.js";
+import { type NodeServerRequest, type NodeServerResponse, readForm } from "../core/http.js";
 import { base62Alphabet, randomText } from "../protocol/random-text.js";
 import { ScopeSet } from "../protocol/scope.js";
-import { type NodeServerRequest, type NodeServerResponse, readForm } from "../transport/node-http.js";
 import { verifyPassword } from "./accounts.js";
 import { type DeviceDeps, decideDeviceAuthorization, displayUserCode, findPendingByUserCode } from "./device-flow.js";
 

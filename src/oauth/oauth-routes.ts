@@ -3,13 +3,14 @@
 // authentication in the shapes the RFCs define, then the same domain
 // functions as the RPCs.
 import type { Logger } from "pino";
-import type { AuditLog } from "../audit/audit-log.js";
 import type { Authenticator } from "../auth/authenticate.js";
 import { readCredentials } from "../auth/authenticate.js";
+import type { AuditTrail } from "../core/audit.js";
 import type { Caller } from "../core/caller.js";
 import { DomainError, invalidArgument, permissionDenied, unauthenticated } from "../core/errors/domain-error.js";
 import { toOAuthError } from "../core/errors/oauth-error.js";
 import { presentedScheme } from "../core/errors/www-authenticate.js";
+import { type NodeServerRequest, type NodeServerResponse, readForm } from "../core/http.js";
 import {
   beginDeviceAuthorization,
   type DeviceDeps,
@@ -27,7 +28,6 @@ import {
   revokeTokenAsPublicClient,
   type TokenDeps,
 } from "../tokens/tokens.js";
-import { type NodeServerRequest, type NodeServerResponse, readForm } from "../transport/node-http.js";
 
 const maxFormBytes = 64 * 1024;
 const jwtBearerAssertion = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -37,7 +37,7 @@ export interface OAuthDeps {
   readonly tokens: TokenDeps;
   readonly device: DeviceDeps;
   readonly authenticator: Authenticator;
-  readonly audit: AuditLog;
+  readonly audit: AuditTrail;
   readonly publicUrl: string;
   readonly log: Logger;
 }
@@ -123,7 +123,7 @@ export async function handleOAuth(
     if (!form) throw invalidArgument([{ field: "body", description: "larger than 64 KiB" }]);
     send(200, await endpoint(form, call));
   } catch (error) {
-    const out = toOAuthError(error, presentedScheme(req.headers.authorization));
+    const out = toOAuthError(error, { presented: presentedScheme(req.headers.authorization), dpopAlgorithms });
     if (out.status >= 500) deps.log.error({ err: error, requestId: site.requestId, path }, "oauth endpoint failed");
     send(out.status, out.body, out.headers);
   }

@@ -1,6 +1,7 @@
 // Credential targets (provider, app, account) in requests and in queries.
+import type { HeldScopes } from "../core/caller.js";
 import { invalidArgument } from "../core/errors/domain-error.js";
-import { checkValue, ScopeError, type ScopeSet, type Selector, targetKeys, wildcard } from "../protocol/scope.js";
+import { checkValue, ScopeError, type Selector, targetKeys, wildcard } from "../protocol/scope.js";
 
 /** A request's target: every key present with a literal value. */
 export function parseTarget(field: string, target: Partial<Selector> | undefined): Selector {
@@ -28,7 +29,10 @@ export function targetOf(row: Selector): Selector {
  * condition matched nothing at all, which hid every credential from the
  * bootstrap admin); without any such grant it matches nothing.
  */
-export function coveredTargets(scopes: ScopeSet, action: string): { OR: Partial<Selector>[] } | Record<string, never> {
+export function coveredTargets(
+  scopes: HeldScopes,
+  action: string,
+): { OR: Partial<Selector>[] } | Record<string, never> {
   const conditions = scopes.scopes
     .filter((s) => s.action === action && s.selector)
     .map((s) => {

@@ -17,7 +17,6 @@ import {
   type JWK,
   jwtVerify,
 } from "jose";
-import { invalidDpopProof } from "../core/errors/domain-error.js";
 import { hasPrivateKeyMaterial } from "./jwk.js";
 
 /** Asymmetric JWS algorithms accepted for proofs; HMAC and `none` never. */
@@ -59,7 +58,37 @@ export interface VerifiedDpopProof {
   readonly iat: number;
 }
 
-export class DpopNonceRequired extends Error {}
+/** Which check refused a proof: a closed set, so callers (the broker, the SDK) can say exactly why. */
+export type DpopProofErrorCode =
+  | "too_long"
+  | "not_a_jws"
+  | "wrong_typ"
+  | "refused_alg"
+  | "no_jwk"
+  | "private_jwk"
+  | "crit"
+  | "bad_signature"
+  | "no_jti"
+  | "wrong_htm"
+  | "wrong_htu"
+  | "no_iat"
+  | "too_old"
+  | "from_the_future"
+  | "expired"
+  | "wrong_ath"
+  | "nonce_required";
+
+export class DpopProofError extends Error {
+  override name = "DpopProofError";
+  constructor(
+    readonly code: DpopProofErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const refuse = (code: DpopProofErrorCode, message: string) => new DpopProofError(code, message);
 
 /** A proof key, imported: for node:crypto when ES256 (see `verifyEs256`), for jose otherwise. */
 type ProofKey = { readonly jkt: string } & ({ readonly es256: KeyObject } | { readonly jose: CryptoKey | Uint8Array });
@@ -116,21 +145,21 @@ function verifyEs256(proof: string, key: KeyObject): Record<string, unknown> {
 }
 
 export async function verifyDpopProof(check: DpopCheck): Promise<VerifiedDpopProof> {
-  if (check.proof.length > maxProofLength) throw invalidDpopProof("proof too long");
+  if (check.proof.length > maxProofLength) throw refuse("too_long", "proof too long");
   let header: ReturnType<typeof decodeProtectedHeader>;
   try {
     header = decodeProtectedHeader(check.proof);
   } catch {
-    throw invalidDpopProof("proof is not a JWS");
+    throw refuse("not_a_jws", "proof is not a JWS");
   }
-  if (header.typ !== "dpop+jwt") throw invalidDpopProof(`typ is ${String(header.typ)}, not dpop+jwt`);
+  if (header.typ !== "dpop+jwt") throw refuse("wrong_typ", `typ is ${String(header.typ)}, not dpop+jwt`);
   if (typeof header.alg !== "string" || !dpopAlgorithms.includes(header.alg)) {
-    throw invalidDpopProof(`alg ${String(header.alg)} is not an accepted asymmetric algorithm`);
+    throw refuse("refused_alg", `alg ${String(header.alg)} is not an accepted asymmetric algorithm`);
   }
   const jwk = header.jwk as JWK | undefined;
-  if (!jwk || typeof jwk !== "object") throw invalidDpopProof("no jwk header");
-  if (hasPrivateKeyMaterial(jwk)) throw invalidDpopProof("jwk contains private key material");
-  if (header.crit !== undefined) throw invalidDpopProof("crit is not supported");
+  if (!jwk || typeof jwk !== "object") throw refuse("no_jwk", "no jwk header");
+  if (hasPrivateKeyMaterial(jwk)) throw refuse("private_jwk", "jwk contains private key material");
+  if (header.crit !== undefined) throw refuse("crit", "crit is not supported");
 
   let payload: Record<string, unknown>;
   let jkt: string;
@@ -148,29 +177,30 @@ export async function verifyDpopProof(check: DpopCheck): Promise<VerifiedDpopPro
             })
           ).payload;
   } catch (error) {
-    throw invalidDpopProof(`signature or structure invalid: ${(error as Error).message}`);
+    throw refuse("bad_signature", `signature or structure invalid: ${(error as Error).message}`);
   }
 
   if (typeof payload.jti !== "string" || payload.jti.length === 0 || payload.jti.length > 256) {
-    throw invalidDpopProof("jti missing or too long");
+    throw refuse("no_jti", "jti missing or too long");
   }
-  if (payload.htm !== check.method) throw invalidDpopProof(`htm ${String(payload.htm)} does not match ${check.method}`);
+  if (payload.htm !== check.method)
+    throw refuse("wrong_htm", `htm ${String(payload.htm)} does not match ${check.method}`);
   if (typeof payload.htu !== "string" || normalizeHtu(payload.htu) !== normalizeHtu(check.url)) {
-    throw invalidDpopProof(`htu ${String(payload.htu)} does not match ${check.url}`);
+    throw refuse("wrong_htu", `htu ${String(payload.htu)} does not match ${check.url}`);
   }
   const now = Math.floor(check.now.getTime() / 1000);
-  if (typeof payload.iat !== "number") throw invalidDpopProof("iat missing");
-  if (payload.iat < now - (check.maxAgeSeconds ?? 60)) throw invalidDpopProof("proof too old");
-  if (payload.iat > now + (check.futureSkewSeconds ?? 5)) throw invalidDpopProof("proof issued in the future");
+  if (typeof payload.iat !== "number") throw refuse("no_iat", "iat missing");
+  if (payload.iat < now - (check.maxAgeSeconds ?? 60)) throw refuse("too_old", "proof too old");
+  if (payload.iat > now + (check.futureSkewSeconds ?? 5)) throw refuse("from_the_future", "proof issued in the future");
   // RFC 9449 proofs carry no exp; one that does must not have passed it (as jose checks).
   if (payload.exp !== undefined && !(typeof payload.exp === "number" && payload.exp > now)) {
-    throw invalidDpopProof("proof expired");
+    throw refuse("expired", "proof expired");
   }
   if (check.accessToken !== undefined) {
     const ath = createHash("sha256").update(check.accessToken).digest("base64url");
-    if (payload.ath !== ath) throw invalidDpopProof("ath does not match the access token");
+    if (payload.ath !== ath) throw refuse("wrong_ath", "ath does not match the access token");
   }
-  if (check.nonce && !check.nonce(payload.nonce)) throw new DpopNonceRequired("nonce missing or stale");
+  if (check.nonce && !check.nonce(payload.nonce)) throw refuse("nonce_required", "nonce missing or stale");
   return { jkt, jti: payload.jti, iat: payload.iat };
 }
 

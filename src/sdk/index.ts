@@ -11,7 +11,7 @@
 //   requireScopes(claims, ["reports.read"]);
 import { createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from "jose";
 import { type AccessTokenClaims, verifyAccessTokenJwt } from "../protocol/access-token.js";
-import { verifyDpopProof as verifyProof } from "../protocol/dpop.js";
+import { DpopProofError, verifyDpopProof as verifyProof } from "../protocol/dpop.js";
 import { parseScope, ScopeSet } from "../protocol/scope.js";
 import { JwksCache } from "./jwks-cache.js";
 
@@ -142,7 +142,9 @@ export async function verifyDpopProof(check: {
   try {
     return await verifyProof({ ...check, now: check.now ?? new Date() });
   } catch (error) {
-    throw new AegisTokenError("invalid_dpop_proof", (error as Error).message);
+    // The precise check that refused it (protocol/dpop.ts), not a vague "invalid".
+    const code = error instanceof DpopProofError ? `${error.code}: ` : "";
+    throw new AegisTokenError("invalid_dpop_proof", `${code}${(error as Error).message}`);
   }
 }
 

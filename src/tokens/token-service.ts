@@ -3,7 +3,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Prisma, SigningKey } from "../../gen/prisma/client.js";
 import { SigningKeyState, TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
-import { auditBase, callerOf, callOf, publicUrlOf } from "../core/call.js";
+import { auditBase, callerOf, callSite } from "../core/call.js";
 import type { BrokerContext } from "../core/context.js";
 import { RevocationFeed } from "../core/revocation-feed.js";
 import { listSigningKeys, retireSigningKey, rotateSigningKeys } from "./signing-keys.js";
@@ -18,18 +18,6 @@ const states = {
   retiring: SigningKeyState.RETIRING,
   retired: SigningKeyState.RETIRED,
 } as const satisfies Record<SigningKey["state"], SigningKeyState>;
-
-export function callSite(ctx: BrokerContext, call: HandlerContext): CallSite {
-  const info = callOf(call);
-  return {
-    requestId: info.requestId,
-    client: info.client,
-    clientAddress: info.address,
-    method: call.requestMethod,
-    url: publicUrlOf(ctx.config.publicUrl, call.url),
-    headers: call.requestHeader,
-  };
-}
 
 export function tokenService(ctx: BrokerContext, tokens: TokenDeps): ServiceImpl<typeof TokenService> {
   /** Changes the key set in one audited transaction and tells every instance. */
@@ -57,7 +45,7 @@ export function tokenService(ctx: BrokerContext, tokens: TokenDeps): ServiceImpl
 
   return {
     async mintToken(req, call) {
-      return mintToken(tokens, callSite(ctx, call), req);
+      return mintToken(tokens, callSite(ctx.config.publicUrl, call), req);
     },
     async introspectToken(req, call) {
       const claims = await introspectToken(tokens, callerOf(call), req.token);

@@ -3,12 +3,13 @@
 // feed, no database), introspect (RFC 7662) and revoke (RFC 7009).
 import { decodeProtectedHeader, importJWK, type JWK, jwtVerify } from "jose";
 import type { PrismaClient } from "../../gen/prisma/client.js";
-import type { AuditLog } from "../audit/audit-log.js";
 import type { Authenticator } from "../auth/authenticate.js";
+import { checkDpop } from "../auth/dpop-check.js";
 import type { DpopNonces } from "../auth/dpop-nonce.js";
 import type { FailedAuthentications } from "../auth/failed-authentications.js";
 import type { ReplayGuard } from "../auth/replay-guard.js";
-import type { AuditBase } from "../core/audit.js";
+import type { AuditBase, AuditTrail } from "../core/audit.js";
+import type { CallSite } from "../core/call.js";
 import { type Caller, isElevated } from "../core/caller.js";
 import type { Clock } from "../core/clock.js";
 import type { Config } from "../core/config.js";
@@ -29,14 +30,14 @@ import {
   signAccessToken,
   verifyAccessTokenJwt,
 } from "../protocol/access-token.js";
-import { DpopNonceRequired, dpopAlgorithms, verifyDpopProof } from "../protocol/dpop.js";
+import { dpopAlgorithms } from "../protocol/dpop.js";
 import { type JtiFacts, newJti, parseJti } from "../protocol/jti.js";
 import { formatScope, type Scope, ScopeSet } from "../protocol/scope.js";
 import type { KeyRing } from "./signing-keys.js";
 
 export interface TokenDeps {
   readonly prisma: PrismaClient;
-  readonly audit: AuditLog;
+  readonly audit: AuditTrail;
   readonly clock: Clock;
   readonly keyRing: KeyRing;
   readonly feed: RevocationFeed;
@@ -74,16 +75,7 @@ export class VerifiedTokens {
 
 const clockToleranceSeconds = 5;
 
-/** Where a call came from, for DPoP, rate limits and audit. */
-export interface CallSite {
-  readonly requestId: string;
-  readonly client: string;
-  readonly clientAddress: string;
-  readonly method: string;
-  /** Public URL of the endpoint (DPoP `htu`). */
-  readonly url: string;
-  readonly headers: Headers;
-}
+export type { CallSite };
 
 export interface MintRequest {
   readonly audience: string;
@@ -100,38 +92,6 @@ export interface MintedToken {
   readonly expiresIn: number;
   readonly scope: string;
   readonly jti: string;
-}
-
-/** DPoP proof check shared by mint, the token authenticator and the OAuth routes, replay included. */
-export async function checkDpop(
-  deps: Pick<TokenDeps, "clock" | "replay" | "nonces">,
-  proof: string,
-  site: { method: string; url: string },
-  accessToken?: string,
-): Promise<string> {
-  try {
-    const verified = await verifyDpopProof({
-      proof,
-      method: site.method,
-      url: site.url,
-      now: deps.clock.now(),
-      ...(accessToken === undefined ? {} : { accessToken }),
-      ...(deps.nonces ? { nonce: deps.nonces.accepts } : {}),
-    });
-    const until = new Date((verified.iat + 120) * 1000);
-    if (!(await deps.replay.claim("dpop", `${verified.jkt}:${verified.jti}`, until))) {
-      throw invalidDpopProof(`proof ${verified.jti} was already used`);
-    }
-    return verified.jkt;
-  } catch (error) {
-    if (error instanceof DpopNonceRequired && deps.nonces) {
-      throw new DomainError("unauthenticated", "USE_DPOP_NONCE", "a DPoP nonce is required", {
-        headers: { "dpop-nonce": deps.nonces.current() },
-        detail: error.message,
-      });
-    }
-    throw error;
-  }
 }
 
 function validateMint(request: MintRequest, maxLifetime: number): Scope[] {

@@ -2,11 +2,11 @@
 // endpoints, the device flow's verification page, and 404 for anything else.
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
+import type { NodeServerRequest, NodeServerResponse } from "../core/http.js";
 import type { Database } from "../db/database.js";
 import { type PageDeps, verificationPage } from "../device/verification-page.js";
 import type { HealthMonitor } from "../health/health-service.js";
 import { handleOAuth, type OAuthDeps } from "../oauth/oauth-routes.js";
-import type { NodeServerRequest, NodeServerResponse } from "./node-http.js";
 
 export function clientOf(req: NodeServerRequest): string {
   const agent = String(req.headers["user-agent"] ?? "").slice(0, 120);

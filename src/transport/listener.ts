@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
-import type { NodeHandler } from "./node-http.js";
+import type { NodeHandler } from "../core/http.js";
 
 const h2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 

@@ -9,9 +9,9 @@
 // Handlers run only when all three let the call through.
 import { Code, ConnectError, type Interceptor, type StreamResponse } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import type { AuditLog } from "../audit/audit-log.js";
 import { type Authenticator, readCredentials } from "../auth/authenticate.js";
 import type { FailedAuthentications } from "../auth/failed-authentications.js";
+import type { AuditTrail } from "../core/audit.js";
 import { callKey, publicUrlOf } from "../core/call.js";
 import { reasonOf, toConnectError } from "../core/errors/connect-error.js";
 import { fromDatabaseError } from "../core/errors/database-error.js";
@@ -19,6 +19,7 @@ import { DomainError } from "../core/errors/domain-error.js";
 import { presentedScheme, resourceChallenges } from "../core/errors/www-authenticate.js";
 import { authorize } from "../policy/authorize.js";
 import { Authorization, policyOf } from "../policy/method-policy.js";
+import { dpopAlgorithms } from "../protocol/dpop.js";
 
 export const requestIdHeader = "aegis-request-id";
 
@@ -33,7 +34,7 @@ export function observe(deps: { log: Logger }): Interceptor {
       connectError?.metadata.set(requestIdHeader, requestId);
       if (connectError?.code === Code.Unauthenticated && connectError.cause instanceof DomainError) {
         const presented = presentedScheme(req.header.get("authorization"));
-        for (const value of resourceChallenges(connectError.cause, presented)) {
+        for (const value of resourceChallenges(connectError.cause, { presented, dpopAlgorithms })) {
           connectError.metadata.append("www-authenticate", value);
         }
       }
@@ -102,7 +103,7 @@ export function deadline(defaultMs: number): Interceptor {
 
 export function guard(deps: {
   authenticator: Authenticator;
-  audit: AuditLog;
+  audit: AuditTrail;
   publicUrl: string;
   /** Failed authentications per client address, shared with every other way in. */
   authFailures: FailedAuthentications;
@@ -116,7 +117,7 @@ export function guard(deps: {
       try {
         // Guessing keys from one address stops here, before any lookup.
         const url = publicUrlOf(deps.publicUrl, req.url);
-        call.caller = await deps.authFailures.check(call.address, () =>
+        call.caller = await deps.authFailures.check(call.clientAddress, () =>
           deps.authenticator.authenticate(readCredentials(req.header, { method: req.requestMethod, url })),
         );
       } catch (error) {

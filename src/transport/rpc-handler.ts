@@ -37,7 +37,7 @@ import {
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
-import type { NodeHandler, NodeServerRequest, NodeServerResponse } from "./node-http.js";
+import type { NodeHandler, NodeServerRequest, NodeServerResponse } from "../core/http.js";
 
 export interface RpcHandlerOptions extends ConnectRouterOptions {
   readonly routes: (router: ConnectRouter) => void;

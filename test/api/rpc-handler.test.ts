@@ -11,7 +11,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/proto/grpc/health/v1/health_pb.js";
-import type { NodeServerResponse } from "../../src/transport/node-http.js";
+import type { NodeServerResponse } from "../../src/core/http.js";
 import { rpcHandler } from "../../src/transport/rpc-handler.js";
 
 /** A server of the health service implemented by `check`, and a client of it. */

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { type ChainedAuditEvent, chainHash, findChainBreak, genesisHash } from "../../src/core/audit.js";
+import { type ChainedAuditEvent, chainHash, findChainBreak, genesisHash } from "../../src/audit/audit-chain.js";
 
 const key = randomBytes(32);
 

@@ -1,7 +1,7 @@
 import { createHmac, createPrivateKey, generateKeyPairSync, randomUUID, sign } from "node:crypto";
 import { exportJWK, generateKeyPair } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
-import { DpopNonceRequired, normalizeHtu, verifyDpopProof } from "../../src/protocol/dpop.js";
+import { DpopProofError, normalizeHtu, verifyDpopProof } from "../../src/protocol/dpop.js";
 import { createDpopKey, type DpopKey } from "../support/dpop.js";
 
 const url = "https://aegis.example.com/aegis.token.v1.TokenService/MintToken";
@@ -50,29 +50,38 @@ describe("verifyDpopProof", () => {
   it("checks ath against the presented access token", async () => {
     const proof = await key.proof({ method: "POST", url, accessToken: "token-a" });
     expect((await verify(proof, { accessToken: "token-a" })).jkt).toBe(key.jkt);
-    await expect(verify(proof, { accessToken: "token-b" })).rejects.toMatchObject({ reason: "INVALID_DPOP_PROOF" });
+    await expect(verify(proof, { accessToken: "token-b" })).rejects.toMatchObject({ code: "wrong_ath" });
     const withoutAth = await key.proof({ method: "POST", url });
-    await expect(verify(withoutAth, { accessToken: "token-a" })).rejects.toMatchObject({
-      reason: "INVALID_DPOP_PROOF",
-    });
+    await expect(verify(withoutAth, { accessToken: "token-a" })).rejects.toMatchObject({ code: "wrong_ath" });
   });
 
-  const attacks: [string, () => Promise<string>, { method?: string; url?: string }?][] = [
+  // Each attack with the check that must refuse it (DpopProofError's code).
+  const attacks: [string, () => Promise<string>, DpopProofError["code"]][] = [
     [
       "for another URL",
       () => key.proof({ method: "POST", url: "https://evil.example/aegis.token.v1.TokenService/MintToken" }),
+      "wrong_htu",
     ],
-    ["for another method", () => key.proof({ method: "GET", url })],
-    ["too old", () => key.proof({ method: "POST", url, iat: Math.floor(Date.now() / 1000) - 300 })],
-    ["from the future", () => key.proof({ method: "POST", url, iat: Math.floor(Date.now() / 1000) + 300 })],
-    ["of the wrong typ", () => key.proof({ method: "POST", url, header: { typ: "JWT" } })],
-    ["naming another key than the signer", () => key.proof({ method: "POST", url, header: { jwk: other.jwk } })],
+    ["for another method", () => key.proof({ method: "GET", url }), "wrong_htm"],
+    ["too old", () => key.proof({ method: "POST", url, iat: Math.floor(Date.now() / 1000) - 300 }), "too_old"],
+    [
+      "from the future",
+      () => key.proof({ method: "POST", url, iat: Math.floor(Date.now() / 1000) + 300 }),
+      "from_the_future",
+    ],
+    ["of the wrong typ", () => key.proof({ method: "POST", url, header: { typ: "JWT" } }), "wrong_typ"],
+    [
+      "naming another key than the signer",
+      () => key.proof({ method: "POST", url, header: { jwk: other.jwk } }),
+      "bad_signature",
+    ],
     [
       "carrying a private key",
       async () => {
         const { privateKey } = await generateKeyPair("ES256", { extractable: true });
         return key.proof({ method: "POST", url, header: { jwk: await exportJWK(privateKey) } });
       },
+      "private_jwk",
     ],
     [
       "HMAC-signed",
@@ -82,6 +91,7 @@ describe("verifyDpopProof", () => {
         const sig = createHmac("sha256", "secret").update(`${header}.${payload}`).digest("base64url");
         return `${header}.${payload}.${sig}`;
       },
+      "refused_alg",
     ],
     [
       "unsigned (alg none)",
@@ -89,6 +99,7 @@ describe("verifyDpopProof", () => {
         const header = b64({ alg: "none", typ: "dpop+jwt", jwk: key.jwk });
         return `${header}.${b64({ htm: "POST", htu: url, iat: Math.floor(Date.now() / 1000), jti: "x" })}.`;
       },
+      "refused_alg",
     ],
     [
       "with a tampered payload",
@@ -96,9 +107,10 @@ describe("verifyDpopProof", () => {
         const [h, , s] = (await key.proof({ method: "POST", url })).split(".");
         return `${h}.${b64({ htm: "POST", htu: url, iat: Math.floor(Date.now() / 1000), jti: "forged" })}.${s}`;
       },
+      "bad_signature",
     ],
-    ["without a jti", () => key.proof({ method: "POST", url, jti: "" })],
-    ["with a DER-encoded signature", async () => rawProof(key, {}, b64(claims()), "der")],
+    ["without a jti", () => key.proof({ method: "POST", url, jti: "" }), "no_jti"],
+    ["with a DER-encoded signature", async () => rawProof(key, {}, b64(claims()), "der"), "bad_signature"],
     [
       "with a second spelling of its signature (base64url's spare bits)",
       async () => {
@@ -108,13 +120,19 @@ describe("verifyDpopProof", () => {
         const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         return `${proof.slice(0, -1)}${alphabet[alphabet.indexOf(last) ^ 1]}`;
       },
+      "bad_signature",
     ],
-    ["with a crit header", async () => rawProof(key, { crit: ["exp"], exp: 1 }, b64(claims()), "ieee-p1363")],
-    ["past its exp", async () => rawProof(key, {}, b64({ ...claims(), exp: 1 }), "ieee-p1363")],
-    ["whose payload is not a JSON object", async () => rawProof(key, {}, b64([claims()]), "ieee-p1363")],
+    ["with a crit header", async () => rawProof(key, { crit: ["exp"], exp: 1 }, b64(claims()), "ieee-p1363"), "crit"],
+    ["past its exp", async () => rawProof(key, {}, b64({ ...claims(), exp: 1 }), "ieee-p1363"), "expired"],
+    [
+      "whose payload is not a JSON object",
+      async () => rawProof(key, {}, b64([claims()]), "ieee-p1363"),
+      "bad_signature",
+    ],
     [
       "labelled ES256 but signed by an RSA key (RS256)",
       async () => rawProof(await createDpopKey("RS256"), {}, b64(claims()), "ieee-p1363"),
+      "bad_signature",
     ],
     [
       // Its signatures are 64 bytes, like ES256's: only the key-type check stops it.
@@ -124,10 +142,12 @@ describe("verifyDpopProof", () => {
         const rsa = { jwk: publicKey.export({ format: "jwk" }), privateJwk: privateKey.export({ format: "jwk" }) };
         return rawProof(rsa, {}, b64(claims()), "ieee-p1363");
       },
+      "bad_signature",
     ],
     [
       "labelled ES256 but signed by a P-384 key",
       async () => rawProof(await createDpopKey("ES384"), {}, b64(claims()), "ieee-p1363"),
+      "bad_signature",
     ],
     [
       // Also 64-byte signatures: only the curve check stops it.
@@ -137,9 +157,10 @@ describe("verifyDpopProof", () => {
         const k1 = { jwk: publicKey.export({ format: "jwk" }), privateJwk: privateKey.export({ format: "jwk" }) };
         return rawProof(k1, {}, b64(claims()), "ieee-p1363");
       },
+      "bad_signature",
     ],
-    ["that is not a JWS", async () => "not-a-proof"],
-    ["oversized", async () => "a".repeat(10_000)],
+    ["that is not a JWS", async () => "not-a-proof", "not_a_jws"],
+    ["oversized", async () => "a".repeat(10_000), "too_long"],
   ];
 
   it("accepts proofs of the other asymmetric algorithms (verified by jose)", async () => {
@@ -149,15 +170,17 @@ describe("verifyDpopProof", () => {
     }
   });
 
-  it.each(attacks)("refuses a proof %s", async (_, make) => {
-    await expect(verify(await make())).rejects.toMatchObject({ code: "unauthenticated" });
+  it.each(attacks)("refuses a proof %s with the check that stops it", async (_, make, code) => {
+    const error = await verify(await make()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DpopProofError);
+    expect(error).toMatchObject({ code });
   });
 
   it("demands a valid nonce when nonces are on", async () => {
     const proof = await key.proof({ method: "POST", url });
     await expect(
       verifyDpopProof({ proof, method: "POST", url, now: new Date(), nonce: (n) => n === "abc" }),
-    ).rejects.toBeInstanceOf(DpopNonceRequired);
+    ).rejects.toMatchObject({ code: "nonce_required" });
     const withNonce = await key.proof({ method: "POST", url, nonce: "abc" });
     expect(
       (await verifyDpopProof({ proof: withNonce, method: "POST", url, now: new Date(), nonce: (n) => n === "abc" }))

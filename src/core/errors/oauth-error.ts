@@ -4,7 +4,7 @@
 // `server_error`, its cause kept for the log.
 import { fromDatabaseError } from "./database-error.js";
 import { DomainError, type DomainErrorCode } from "./domain-error.js";
-import { clientChallenges, type PresentedScheme } from "./www-authenticate.js";
+import { type ChallengeContext, clientChallenges } from "./www-authenticate.js";
 
 export interface OAuthErrorResponse {
   readonly status: number;
@@ -42,16 +42,16 @@ const byReason: Readonly<Record<string, readonly [number, string]>> = {
 };
 
 /**
- * @param presented the scheme of the client's Authorization header: a 401
- *   challenges with the scheme the client used (RFC 6749 §5.2)
+ * @param challenge how the client presented its credential: a 401 challenges
+ *   with the scheme the client used (RFC 6749 §5.2)
  */
-export function toOAuthError(thrown: unknown, presented: PresentedScheme = "none"): OAuthErrorResponse {
+export function toOAuthError(thrown: unknown, challenge: ChallengeContext): OAuthErrorResponse {
   const error = fromDatabaseError(thrown) ?? thrown;
   if (!(error instanceof DomainError)) {
     return { status: 500, body: { error: "server_error" }, headers: {} };
   }
   const [status, code] = byReason[error.reason] ?? byCode[error.code];
   const headers: Record<string, string | string[]> = { ...error.options.headers };
-  if (status === 401) headers["www-authenticate"] = clientChallenges(error, presented);
+  if (status === 401) headers["www-authenticate"] = clientChallenges(error, challenge);
   return { status, body: { error: code, error_description: error.message }, headers };
 }

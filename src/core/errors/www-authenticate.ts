@@ -10,8 +10,14 @@
 //
 // The description stays as vague as the error's wire message; the precise
 // reason goes to the log and the audit trail.
-import { dpopAlgorithms } from "../../protocol/dpop.js";
 import type { DomainError } from "./domain-error.js";
+
+/** The request as a challenge needs it: how the client presented its credential, and which DPoP algorithms the broker takes. */
+export interface ChallengeContext {
+  readonly presented: PresentedScheme;
+  /** The metadata's `dpop_signing_alg_values_supported`, listed in every DPoP challenge. */
+  readonly dpopAlgorithms: readonly string[];
+}
 
 /** How the client presented its credential: the scheme of its Authorization header. */
 export type PresentedScheme = "bearer" | "dpop" | "basic" | "none";
@@ -28,28 +34,32 @@ function quoted(text: string): string {
   return `"${text.replace(/[^\x20-\x7e]|["\\]/g, " ").slice(0, 200)}"`;
 }
 
-function challenge(scheme: "Bearer" | "DPoP", error: string, description: string): string {
+function challenge(scheme: "Bearer" | "DPoP", error: string, description: string, algs: readonly string[]): string {
   const params = [
     ...(scheme === "Bearer" ? [`realm=${quoted(realm)}`] : []),
     `error=${quoted(error)}`,
     `error_description=${quoted(description)}`,
-    ...(scheme === "DPoP" ? [`algs=${quoted(dpopAlgorithms.join(" "))}`] : []),
+    ...(scheme === "DPoP" ? [`algs=${quoted(algs.join(" "))}`] : []),
   ];
   return `${scheme} ${params.join(", ")}`;
 }
 
 /** The challenges of a 401 from the API: one per scheme the client could retry with. */
-export function resourceChallenges(error: DomainError, presented: PresentedScheme): string[] {
-  if (error.reason === "USE_DPOP_NONCE") return [challenge("DPoP", "use_dpop_nonce", error.message)];
-  if (error.reason === "INVALID_DPOP_PROOF") return [challenge("DPoP", "invalid_dpop_proof", error.message)];
-  if (presented === "dpop") return [challenge("DPoP", "invalid_token", error.message)];
-  if (presented === "bearer") return [challenge("Bearer", "invalid_token", error.message)];
+export function resourceChallenges(
+  error: DomainError,
+  { presented, dpopAlgorithms: algs }: ChallengeContext,
+): string[] {
+  const dpop = (code: string) => challenge("DPoP", code, error.message, algs);
+  if (error.reason === "USE_DPOP_NONCE") return [dpop("use_dpop_nonce")];
+  if (error.reason === "INVALID_DPOP_PROOF") return [dpop("invalid_dpop_proof")];
+  if (presented === "dpop") return [dpop("invalid_token")];
+  if (presented === "bearer") return [challenge("Bearer", "invalid_token", error.message, algs)];
   // No usable credential: either scheme will do.
-  return [challenge("Bearer", "invalid_request", error.message), challenge("DPoP", "invalid_request", error.message)];
+  return [challenge("Bearer", "invalid_request", error.message, algs), dpop("invalid_request")];
 }
 
 /** The challenge of a 401 from the token endpoint (and the other client-authenticated OAuth endpoints). */
-export function clientChallenges(error: DomainError, presented: PresentedScheme): string[] {
-  if (presented === "bearer" || presented === "dpop") return resourceChallenges(error, presented);
+export function clientChallenges(error: DomainError, context: ChallengeContext): string[] {
+  if (context.presented === "bearer" || context.presented === "dpop") return resourceChallenges(error, context);
   return [`Basic realm=${quoted(realm)}, charset="UTF-8"`];
 }

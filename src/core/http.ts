@@ -1,5 +1,7 @@
-// The request and response types of connect-node's handler (HTTP/1.1 or
-// HTTP/2 compatibility API), which the package does not export by name.
+// The request and response types of the Node HTTP servers (HTTP/1.1 or the
+// HTTP/2 compatibility API) as connect-node's handler takes them (the package
+// does not export them by name), and reading a bounded form body: what every
+// HTTP route of every module needs.
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
 
 export type NodeHandler = ReturnType<typeof connectNodeAdapter>;
