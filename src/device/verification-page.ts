@@ -9,6 +9,7 @@
 // for signing in. A pre-filled code still needs the explicit click.
 // Wrong codes and wrong passwords are rate-limited per address and audited.
 import { createHash, timingSafeEqual } from "node:crypto";
+import { parse as parseCookies, type SerializeOptions, serialize as serializeCookie } from "cookie";
 import type { AuditEntry } from "../audit/audit-chain.js";
 import type { Caller } from "../auth/caller.js";
 import type { BrokerContext } from "../broker-context.js";
@@ -47,13 +48,9 @@ function sameSecret(a: string, b: string): boolean {
   return x.length === y.length && x.length > 0 && timingSafeEqual(x, y);
 }
 
-function cookies(req: NodeServerRequest): Map<string, string> {
-  const jar = new Map<string, string>();
-  for (const part of String(req.headers.cookie ?? "").split(";")) {
-    const eq = part.indexOf("=");
-    if (eq > 0) jar.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim());
-  }
-  return jar;
+/** The value of one cookie the browser sent, or "" when it sent none. */
+function cookieOf(req: NodeServerRequest, name: string): string {
+  return parseCookies(req.headers.cookie ?? "")[name] ?? "";
 }
 
 function page(title: string, body: string): string {
@@ -69,9 +66,16 @@ dt{font-weight:600}dd{margin:0 0 .5rem}fieldset{border:1px solid #999}</style></
 
 export function verificationPage(deps: PageDeps) {
   const { ctx, device } = deps;
-  const secure = ctx.config.tls ? "; Secure" : "";
+  // Both cookies are for this page's own posts only: never script-readable,
+  // not sent on cross-site posts, and over TLS never sent in the clear.
+  const cookieAttributes: SerializeOptions = {
+    path: "/device",
+    httpOnly: true,
+    sameSite: "lax",
+    secure: ctx.config.tls !== undefined,
+  };
   const cookie = (name: string, value: string, maxAge: number) =>
-    `${name}=${value}; Path=/device; HttpOnly; SameSite=Lax; Max-Age=${maxAge}${secure}`;
+    serializeCookie(name, value, { ...cookieAttributes, maxAge });
 
   const send = (
     res: NodeServerResponse,
@@ -103,7 +107,7 @@ export function verificationPage(deps: PageDeps) {
 
   /** The signed-in person, with their current grants; undefined without a live session. */
   async function signedIn(req: NodeServerRequest): Promise<{ caller: Caller; csrf: string } | undefined> {
-    const secret = cookies(req).get(sessionCookie);
+    const secret = cookieOf(req, sessionCookie);
     if (!secret || secret.length > 100) return undefined;
     const session = await ctx.prisma.webSession.findUnique({ where: { id: sha256(secret) } });
     if (!session || session.expiresAt <= ctx.clock.now()) return undefined;
@@ -222,7 +226,7 @@ export function verificationPage(deps: PageDeps) {
   async function login(req: NodeServerRequest, res: NodeServerResponse, site: Site, form: URLSearchParams) {
     const userCode = (form.get("user_code") ?? "").slice(0, 20);
     const csrf = form.get("login_csrf") ?? "";
-    if (!sameSecret(csrf, cookies(req).get(loginCookie) ?? "")) {
+    if (!sameSecret(csrf, cookieOf(req, loginCookie))) {
       await audit(site, {
         tenantId: null,
         actorId: null,
