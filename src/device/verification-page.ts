@@ -8,7 +8,9 @@
 // carries a CSRF token: the session's for decisions, a double-submit cookie
 // for signing in. A pre-filled code still needs the explicit click.
 // Wrong codes and wrong passwords are rate-limited per address and audited.
+// The markup is in verification-views.ts, which escapes every value it shows.
 import { createHash, timingSafeEqual } from "node:crypto";
+import { parse as parseCookies, type SerializeOptions, serialize as serializeCookie } from "cookie";
 import type { AuditEntry } from "../core/audit.js";
 import type { Caller } from "../core/caller.js";
 import type { BrokerContext } from "../core/context.js";
@@ -18,6 +20,7 @@ import { base62Alphabet, randomText } from "../protocol/random-text.js";
 import { ScopeSet } from "../protocol/scope.js";
 import { verifyPassword } from "./accounts.js";
 import { type DeviceDeps, decideDeviceAuthorization, displayUserCode, findPendingByUserCode } from "./device-flow.js";
+import { approvalPage, codePage, loginPage, messagePage } from "./verification-views.js";
 
 export interface PageDeps {
   readonly ctx: BrokerContext;
@@ -37,48 +40,37 @@ const maxFormBytes = 16 * 1024;
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("base64url");
 
-function html(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
 function sameSecret(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && x.length > 0 && timingSafeEqual(x, y);
 }
 
-function cookies(req: NodeServerRequest): Map<string, string> {
-  const jar = new Map<string, string>();
-  for (const part of String(req.headers.cookie ?? "").split(";")) {
-    const eq = part.indexOf("=");
-    if (eq > 0) jar.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim());
-  }
-  return jar;
-}
-
-function page(title: string, body: string): string {
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${html(title)} – Aegis</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:34rem;margin:2rem auto;padding:0 1rem;color:#111}
-label{display:block;margin:.75rem 0 .25rem}input[type=text],input[type=password]{width:100%;padding:.5rem;font:inherit}
-button{font:inherit;padding:.5rem 1rem;margin:1rem .5rem 0 0}.error{color:#a00}code{font-size:1.1em}
-dt{font-weight:600}dd{margin:0 0 .5rem}fieldset{border:1px solid #999}</style></head>
-<body><main><h1>${html(title)}</h1>${body}</main></body></html>`;
+/** The value of one cookie the browser sent, or "" when it sent none. */
+function cookieOf(req: NodeServerRequest, name: string): string {
+  return parseCookies(req.headers.cookie ?? "")[name] ?? "";
 }
 
 export function verificationPage(deps: PageDeps) {
   const { ctx, device } = deps;
-  const secure = ctx.config.tls ? "; Secure" : "";
+  // Both cookies are for this page's own posts only: never script-readable,
+  // not sent on cross-site posts, and over TLS never sent in the clear.
+  const cookieAttributes: SerializeOptions = {
+    path: "/device",
+    httpOnly: true,
+    sameSite: "lax",
+    secure: ctx.config.tls !== undefined,
+  };
   const cookie = (name: string, value: string, maxAge: number) =>
-    `${name}=${value}; Path=/device; HttpOnly; SameSite=Lax; Max-Age=${maxAge}${secure}`;
+    serializeCookie(name, value, { ...cookieAttributes, maxAge });
 
-  const send = (
+  const send = async (
     res: NodeServerResponse,
     status: number,
-    html: string,
+    page: Promise<string>,
     headers: Record<string, string | string[]> = {},
   ) => {
+    const body = await page;
     res.writeHead(status, {
       // Every 401 names how to authenticate (RFC 9110 §11.6.1): here, this
       // page's sign-in form. Browsers show no dialog for this scheme.
@@ -92,7 +84,7 @@ export function verificationPage(deps: PageDeps) {
       "x-content-type-options": "nosniff",
       ...headers,
     });
-    res.end(html);
+    res.end(body);
   };
   const redirect = (res: NodeServerResponse, location: string, headers: Record<string, string | string[]> = {}) => {
     res.writeHead(303, { location, "cache-control": "no-store", ...headers });
@@ -103,7 +95,7 @@ export function verificationPage(deps: PageDeps) {
 
   /** The signed-in person, with their current grants; undefined without a live session. */
   async function signedIn(req: NodeServerRequest): Promise<{ caller: Caller; csrf: string } | undefined> {
-    const secret = cookies(req).get(sessionCookie);
+    const secret = cookieOf(req, sessionCookie);
     if (!secret || secret.length > 100) return undefined;
     const session = await ctx.prisma.webSession.findUnique({ where: { id: sha256(secret) } });
     if (!session || session.expiresAt <= ctx.clock.now()) return undefined;
@@ -127,34 +119,13 @@ export function verificationPage(deps: PageDeps) {
 
   function loginForm(res: NodeServerResponse, userCode: string, error = "", status = 200) {
     const token = randomText(base62Alphabet, 32);
-    send(
-      res,
-      status,
-      page(
-        "Sign in to approve a device",
-        `${error ? `<p class="error" role="alert">${html(error)}</p>` : ""}
-<form method="post" action="/device/login">
-<input type="hidden" name="login_csrf" value="${token}"><input type="hidden" name="user_code" value="${html(userCode)}">
-<label for="username">Username</label><input type="text" id="username" name="username" autocomplete="username" required>
-<label for="password">Password</label><input type="password" id="password" name="password" autocomplete="current-password" required>
-<button type="submit">Sign in</button></form>`,
-      ),
-      { "set-cookie": cookie(loginCookie, token, 600) },
-    );
+    return send(res, status, loginPage({ loginCsrf: token, userCode, error }), {
+      "set-cookie": cookie(loginCookie, token, 600),
+    });
   }
 
   function codeForm(res: NodeServerResponse, error = "", status = 200) {
-    send(
-      res,
-      status,
-      page(
-        "Enter the code shown on your device",
-        `${error ? `<p class="error" role="alert">${html(error)}</p>` : ""}
-<form method="get" action="/device"><label for="user_code">Code</label>
-<input type="text" id="user_code" name="user_code" autocomplete="off" autocapitalize="characters" placeholder="XXXX-XXXX" required>
-<button type="submit">Continue</button></form>`,
-      ),
-    );
+    return send(res, status, codePage({ error }));
   }
 
   async function show(req: NodeServerRequest, res: NodeServerResponse, site: Site, userCode: string) {
@@ -173,31 +144,18 @@ export function verificationPage(deps: PageDeps) {
       return refuseCode(res, site, session.caller, error);
     }
     const client = await ctx.prisma.oAuthClient.findUnique({ where: { id: row.clientId } });
-    const scopes = row.scopes.split(" ").filter(Boolean);
-    send(
+    return send(
       res,
       200,
-      page(
-        "Approve this device?",
-        `<p><strong>${html(client?.name ?? row.clientId)}</strong> asks to act as you.</p>
-<dl><dt>Code</dt><dd><code>${displayUserCode(row.userCode)}</code> – check it matches your device</dd>
-<dt>Requested from</dt><dd>${html(row.requesterAddress)}${row.requesterAgent ? ` (${html(row.requesterAgent)})` : ""}</dd>
-<dt>For</dt><dd>${html(row.audience)}</dd></dl>
-<form method="post" action="/device/decide">
-<input type="hidden" name="csrf" value="${html(session.csrf)}"><input type="hidden" name="user_code" value="${displayUserCode(row.userCode)}">
-<fieldset><legend>Scopes</legend>${
-          scopes.length
-            ? scopes
-                .map(
-                  (s, i) =>
-                    `<label><input type="checkbox" name="scope" value="${html(s)}" id="scope${i}" checked> <code>${html(s)}</code></label>`,
-                )
-                .join("\n")
-            : "<p>No scopes: the device will only know who you are.</p>"
-        }</fieldset>
-<button type="submit" name="decision" value="approve">Approve</button>
-<button type="submit" name="decision" value="deny">Deny</button></form>`,
-      ),
+      approvalPage({
+        clientName: client?.name ?? row.clientId,
+        userCode: displayUserCode(row.userCode),
+        requesterAddress: row.requesterAddress,
+        requesterAgent: row.requesterAgent,
+        audience: row.audience,
+        scopes: row.scopes.split(" ").filter(Boolean),
+        csrf: session.csrf,
+      }),
     );
   }
 
@@ -212,7 +170,7 @@ export function verificationPage(deps: PageDeps) {
       reason: error.auditReason,
     });
     if (error.code === "resource_exhausted") {
-      return send(res, 429, page("Too many attempts", `<p class="error" role="alert">${html(error.message)}</p>`), {
+      return send(res, 429, messagePage("Too many attempts", error.message, { error: true }), {
         ...error.options.headers,
       });
     }
@@ -222,7 +180,7 @@ export function verificationPage(deps: PageDeps) {
   async function login(req: NodeServerRequest, res: NodeServerResponse, site: Site, form: URLSearchParams) {
     const userCode = (form.get("user_code") ?? "").slice(0, 20);
     const csrf = form.get("login_csrf") ?? "";
-    if (!sameSecret(csrf, cookies(req).get(loginCookie) ?? "")) {
+    if (!sameSecret(csrf, cookieOf(req, loginCookie))) {
       await audit(site, {
         tenantId: null,
         actorId: null,
@@ -246,7 +204,7 @@ export function verificationPage(deps: PageDeps) {
         outcome: "denied",
         reason: error.auditReason,
       });
-      return send(res, 429, page("Too many attempts", `<p class="error" role="alert">${html(error.message)}</p>`));
+      return send(res, 429, messagePage("Too many attempts", error.message, { error: true }));
     }
     const account = await ctx.prisma.localAccount.findUnique({ where: { username } });
     const person = account ? await ctx.prisma.principal.findUnique({ where: { id: account.principalId } }) : null;
@@ -297,7 +255,7 @@ export function verificationPage(deps: PageDeps) {
         outcome: "denied",
         reason,
       });
-      send(res, status, page("Not allowed", `<p class="error" role="alert">${html(message)}</p>`));
+      await send(res, status, messagePage("Not allowed", message, { error: true }));
     };
     if (!session) return refused("NO_SESSION", 401, "Sign in first.");
     if (!sameSecret(form.get("csrf") ?? "", session.csrf)) {
@@ -324,15 +282,12 @@ export function verificationPage(deps: PageDeps) {
       if (error instanceof DomainError) return refused(error.auditReason, 403, error.message);
       throw error;
     }
-    send(
+    await send(
       res,
       200,
-      page(
-        approve ? "Device approved" : "Request denied",
-        approve
-          ? "<p>You can close this window and return to your device.</p>"
-          : "<p>The device will not get access. You can close this window.</p>",
-      ),
+      approve
+        ? messagePage("Device approved", "You can close this window and return to your device.", { error: false })
+        : messagePage("Request denied", "The device will not get access. You can close this window.", { error: false }),
     );
   }
 
@@ -346,12 +301,12 @@ export function verificationPage(deps: PageDeps) {
     const post = { "/device/login": login, "/device/decide": decide }[url.pathname];
     if (!post) return false;
     if (req.method !== "POST") {
-      send(res, 405, page("Not allowed", "<p>Use the form.</p>"), { allow: "POST" });
+      await send(res, 405, messagePage("Not allowed", "Use the form.", { error: false }), { allow: "POST" });
       return true;
     }
     const form = await readForm(req, maxFormBytes);
     if (form) await post(req, res, site, form);
-    else send(res, 413, page("Too large", "<p>That form was too large.</p>"));
+    else await send(res, 413, messagePage("Too large", "That form was too large.", { error: false }));
     return true;
   };
 }

@@ -1,0 +1,115 @@
+// The device flow's verification page over the wire: what it shows the person
+// approving is chosen by whoever registered the client and whoever runs the
+// device (the client's name, the user agent, the audience, the scopes), so
+// all of it must reach the browser as text, never as markup. And its cookies
+// keep the attributes that keep them to this page.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
+import { startTestBroker, type TestBroker } from "../support/broker.js";
+import { createActor } from "../support/fixtures.js";
+
+const password = "correct horse battery staple";
+// Element content and a broken-out quoted attribute.
+const script = "<script>alert(1)</script>";
+const breakout = `"><img src=x onerror=alert(2)>`;
+// Space-free, as audiences and scopes are space-separated lists.
+const audience = `https://api.example/'"><svg/onload=alert(3)>`;
+const scope = `"><img/src=x/onerror=alert(4)>`;
+
+describe("verification page", () => {
+  let t: TestBroker;
+  let clientId: string;
+  let session: string;
+
+  /** A Set-Cookie header as the browser sends the cookie back: `name=value`. */
+  const sent = (setCookie = "") => setCookie.split(";")[0] ?? "";
+  const get = (path: string, cookie = "") => fetch(`${t.broker.url}${path}`, { headers: { cookie } });
+
+  /** Signs alice in the way the page's form does, and returns the Set-Cookie headers of both steps. */
+  async function signIn(): Promise<{ loginForm: string[]; signedIn: string[] }> {
+    const form = await get("/device");
+    const loginForm = form.headers.getSetCookie();
+    const loginCsrf = /name="login_csrf" value="([^"]+)"/.exec(await form.text())?.[1] ?? "";
+    const signedIn = await fetch(`${t.broker.url}/device/login`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", cookie: sent(loginForm[0]) },
+      body: new URLSearchParams({ login_csrf: loginCsrf, user_code: "", username: "alice", password }),
+      redirect: "manual",
+    });
+    expect(signedIn.status).toBe(303);
+    return { loginForm, signedIn: signedIn.headers.getSetCookie() };
+  }
+
+  beforeAll(async () => {
+    t = await startTestBroker("pglite");
+    const person = await createActor(t, {
+      scopes: ["oauth_client.create", "account.password.set", "reports.read"],
+    });
+    const device = t.client(DeviceAuthService, { key: person.key });
+    await device.setLocalPassword({ principalId: person.principalId, username: "alice", password });
+    const { client } = await device.createOAuthClient({
+      name: `${script}${breakout}`,
+      allowedScopes: ["reports.read"],
+      allowedAudiences: [audience],
+    });
+    clientId = client?.clientId ?? "";
+    session = sent((await signIn()).signedIn[0]);
+  });
+  afterAll(() => t?.stop());
+
+  it("shows a hostile client name, user agent, audience and scope as text on the approval page", async () => {
+    const begun = await fetch(`${t.broker.url}/oauth/device_authorization`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", "user-agent": `${script}${breakout}` },
+      body: new URLSearchParams({ client_id: clientId, scope: "reports.read", audience }),
+    });
+    const { user_code: userCode } = (await begun.json()) as { user_code: string };
+    // Scope syntax is checked on the way in, so no request can carry markup
+    // in a scope today; the page must not rely on that, so the stored row gets one.
+    await t.db.database.prisma.deviceAuthorization.updateMany({
+      where: { userCode: userCode.replace("-", "") },
+      data: { scopes: `reports.read ${scope}` },
+    });
+
+    const page = await get(`/device?user_code=${userCode}`, session);
+    expect(page.status).toBe(200);
+    const body = await page.text();
+    expect(body).toContain("<h1>Approve this device?</h1>");
+    expect(body).not.toMatch(/<script|<img|<svg/i);
+    const name = "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&gt;&lt;img src=x onerror=alert(2)&gt;";
+    expect(body).toContain(`<strong>${name}</strong> asks to act as you.`);
+    expect(body).toContain(`(${name})</dd>`);
+    expect(body).toContain("<dd>https://api.example/&#39;&quot;&gt;&lt;svg/onload=alert(3)&gt;</dd>");
+    const escapedScope = "&quot;&gt;&lt;img/src=x/onerror=alert(4)&gt;";
+    expect(body).toContain(`<input type="checkbox" name="scope" value="${escapedScope}" id="scope1" checked>`);
+    expect(body).toContain(`<code>${escapedScope}</code>`);
+  });
+
+  it("shows a hostile user code from the link as text in the sign-in form", async () => {
+    // The page keeps at most 20 characters of the code.
+    const page = await get(`/device?user_code=${encodeURIComponent(`"><script>alert(5)</script>`)}`);
+    expect(page.status).toBe(200);
+    const body = await page.text();
+    expect(body).not.toMatch(/<script/i);
+    expect(body).toContain(`name="user_code" value="&quot;&gt;&lt;script&gt;alert(5)&lt;/">`);
+  });
+
+  it("keeps its cookies from scripts, cross-site posts and other paths, for a bounded time", async () => {
+    const attributesOf = (setCookie: string) =>
+      setCookie
+        .split(";")
+        .slice(1)
+        .map((a) => a.trim().toLowerCase())
+        .sort();
+    const { loginForm, signedIn } = await signIn();
+    const [login] = loginForm;
+    expect(login).toMatch(/^aegis_login=[0-9A-Za-z]{32};/);
+    // Plain HTTP here: no Secure (the TLS test checks it is set there).
+    expect(attributesOf(login ?? "")).toEqual(["httponly", "max-age=600", "path=/device", "samesite=lax"]);
+    const [sessionCookie, cleared] = signedIn;
+    expect(sessionCookie).toMatch(/^aegis_session=[0-9A-Za-z]{43};/);
+    expect(attributesOf(sessionCookie ?? "")).toEqual(["httponly", "max-age=3600", "path=/device", "samesite=lax"]);
+    expect(cleared).toMatch(/^aegis_login=;/);
+    expect(attributesOf(cleared ?? "")).toEqual(["httponly", "max-age=0", "path=/device", "samesite=lax"]);
+  });
+});
