@@ -13,7 +13,7 @@ import type { Caller } from "../core/caller.js";
 import type { BrokerContext } from "../core/context.js";
 import { DomainError, invalidArgument, notFound } from "../core/errors/domain-error.js";
 import { credentialHolderFor } from "../policy/credential-issuance.js";
-import { getPrincipal } from "../principals/principals.js";
+import { getPrincipal } from "../principals/index.js";
 import { isId, newId } from "../protocol/ids.js";
 import { hasPrivateKeyMaterial } from "../protocol/jwk.js";
 

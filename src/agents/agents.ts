@@ -15,7 +15,7 @@ import {
 } from "../core/errors/domain-error.js";
 import { type Page, pageOf } from "../core/pagination.js";
 import { principalCutoff, RevocationFeed } from "../core/revocation-feed.js";
-import { endActiveLeases } from "../leases/lease-locks.js";
+import { endActiveLeases } from "../leases/index.js";
 import { assertCovers, parseScopes } from "../policy/scope-checks.js";
 import { isId, newId } from "../protocol/ids.js";
 import { formatScope } from "../protocol/scope.js";

@@ -11,7 +11,7 @@ import type { BrokerContext } from "../core/context.js";
 import { DomainError, invalidArgument, notFound, permissionDenied } from "../core/errors/domain-error.js";
 import { RevocationFeed } from "../core/revocation-feed.js";
 import { credentialHolderFor } from "../policy/credential-issuance.js";
-import { getPrincipal } from "../principals/principals.js";
+import { getPrincipal } from "../principals/index.js";
 
 /** Tells every instance to drop what it cached about a key (its expiry or revocation changed). */
 function keyChanged(ctx: Pick<BrokerContext, "clock">, keyId: string) {

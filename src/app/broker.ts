@@ -6,34 +6,33 @@ import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import { createContextValues } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { AuditLog } from "../audit/audit-log.js";
-import { auditChainKey } from "../audit/audit-queries.js";
+import { AuditLog, auditChainKey } from "../audit/index.js";
 import { ApiKeyCache, apiKeyAuthenticator, apiKeyHashPurpose, LastUsedRecorder } from "../auth/api-keys.js";
 import { authenticatorChain } from "../auth/authenticate.js";
 import { dpopNonces } from "../auth/dpop-nonce.js";
 import { FailedAuthentications } from "../auth/failed-authentications.js";
 import { databaseReplayGuard } from "../auth/replay-guard.js";
-import { type BootstrapResult, bootstrap } from "../bootstrap/bootstrap.js";
+import { type BootstrapResult, bootstrap } from "../bootstrap/index.js";
 import { callKey } from "../core/call.js";
 import { type Clock, systemClock } from "../core/clock.js";
 import type { Config } from "../core/config.js";
 import type { BrokerContext } from "../core/context.js";
+import type { BrokerModule } from "../core/module.js";
 import { RateLimiter } from "../core/rate-limit.js";
 import { RevocationFeed } from "../core/revocation-feed.js";
 import { loadRootKey } from "../crypto/root-key.js";
 import { type Database, openDatabase } from "../db/database.js";
 import { migrate } from "../db/migrate.js";
 import { pruneExpired } from "../db/prune.js";
-import { type DeviceDeps, pruneDeviceFlow, refreshTokenHashPurpose } from "../device/device-flow.js";
-import { HealthMonitor } from "../health/health-service.js";
+import { type DeviceDeps, refreshTokenHashPurpose } from "../device/index.js";
+import { HealthMonitor, healthModule } from "../health/index.js";
 import { grantableActions } from "../policy/method-policy.js";
-import { ensureSigningKeys, KeyRing } from "../tokens/signing-keys.js";
-import { type TokenDeps, tokenAuthenticator, VerifiedTokens } from "../tokens/tokens.js";
-import { clientOf, httpRoutes } from "../transport/http-router.js";
+import { ensureSigningKeys, KeyRing, type TokenDeps, tokenAuthenticator, VerifiedTokens } from "../tokens/index.js";
+import { clientOf, httpRouter } from "../transport/http-router.js";
 import { createListener, type Listener } from "../transport/listener.js";
 import { deadline, guard, observe } from "../transport/pipeline.js";
 import { rpcHandler } from "../transport/rpc-handler.js";
-import { routes, services } from "./modules.js";
+import { domainModules, jobsOf, registerServices, routesOf, services } from "./modules.js";
 
 export interface Broker {
   /** Base URL the broker listens on. */
@@ -125,10 +124,6 @@ async function assemble(
   const lastUsed = new LastUsedRecorder(prisma);
   lastUsed.start();
   const apiKeyCache = new ApiKeyCache();
-  feed.subscribe((entry) => {
-    if (entry.kind === "principal") apiKeyCache.forgetPrincipal(entry.subject);
-    if (entry.kind === "api_key") apiKeyCache.forgetKey(entry.subject);
-  });
   const apiKeys = apiKeyAuthenticator({
     prisma,
     hashKey: rootKey.deriveKey(apiKeyHashPurpose),
@@ -152,19 +147,6 @@ async function assemble(
     config,
     verified: new VerifiedTokens(),
   };
-  // Housekeeping every instance does: forget what expired (single-use
-  // values, feed entries) and re-read the key set, so retiring keys drop out
-  // of the JWKS on time.
-  const housekeeping = setInterval(() => {
-    void replay.prune(clock.now()).catch((error) => log.warn({ err: error }, "replay guard prune failed"));
-    void pruneExpired(prisma, "revocation_event", clock.now()).catch((error) =>
-      log.warn({ err: error }, "revocation feed prune failed"),
-    );
-    void keyRing.reload().catch((error) => log.warn({ err: error }, "signing key reload failed"));
-    void pruneDeviceFlow(prisma, clock.now()).catch((error) => log.warn({ err: error }, "device flow prune failed"));
-  }, 60_000);
-  housekeeping.unref();
-
   const device: DeviceDeps = {
     ...tokens,
     rootKeyHash: rootKey.deriveKey(refreshTokenHashPurpose),
@@ -175,10 +157,43 @@ async function assemble(
   };
   const health = new HealthMonitor(services.map((s) => s.typeName));
   const authenticator = authenticatorChain([apiKeys, tokenAuthenticator(tokens)]);
+  // What every instance keeps for itself: single-use values and feed entries
+  // forgotten once expired, API keys dropped from the cache when the feed
+  // names them, last-use times written at shutdown.
+  const kernel: BrokerModule = {
+    name: "kernel",
+    jobs: [
+      { name: "replay guard prune", everyMs: 60_000, run: (now) => replay.prune(now) },
+      { name: "revocation feed prune", everyMs: 60_000, run: (now) => pruneExpired(prisma, "revocation_event", now) },
+    ],
+    onRevocation(entry) {
+      if (entry.kind === "principal") apiKeyCache.forgetPrincipal(entry.subject);
+      if (entry.kind === "api_key") apiKeyCache.forgetKey(entry.subject);
+    },
+    close: () => lastUsed.stop(),
+  };
+  const modules: BrokerModule[] = [
+    kernel,
+    ...domainModules({
+      ctx,
+      tokens,
+      device,
+      oauth: { tokens, device, authenticator, audit, publicUrl: config.publicUrl, log },
+    }),
+    healthModule(health, () => database.ping(), closing.signal),
+  ];
+  for (const module of modules) if (module.onRevocation) feed.subscribe((entry) => module.onRevocation?.(entry));
+  const timers = jobsOf(modules).map((job) => {
+    const timer = setInterval(() => {
+      void job.run(clock.now()).catch((error) => log.warn({ err: error, job: job.name }, "periodic job failed"));
+    }, job.everyMs);
+    timer.unref();
+    return timer;
+  });
 
   const rpc = rpcHandler({
     log,
-    routes: routes(ctx, health, tokens, device),
+    routes: registerServices(modules),
     interceptors: [
       observe({ log }),
       deadline(config.requestTimeoutMs),
@@ -200,13 +215,7 @@ async function assemble(
         clientAddress: req.socket?.remoteAddress ?? "unknown",
         caller: undefined,
       }),
-    fallback: httpRoutes({
-      health,
-      database,
-      oauth: { tokens, device, authenticator, audit, publicUrl: config.publicUrl, log },
-      page: { ctx, device },
-      log,
-    }),
+    fallback: httpRouter(routesOf(modules), log),
   });
 
   listener.serve(rpc);
@@ -226,9 +235,9 @@ async function assemble(
         // Resolves once every connection has finished its open calls; what is
         // still open after the grace period is cut.
         await listener.close(config.shutdownGraceMs);
-        clearInterval(housekeeping);
+        for (const timer of timers) clearInterval(timer);
         await feed.stop();
-        await lastUsed.stop();
+        for (const module of [...modules].reverse()) await module.close?.();
         await audit.close();
         if (!options.database) await database.close();
         log.info("shut down");

@@ -1,21 +1,39 @@
-// Every service the broker serves, in one place: the router registration and
-// the list the health monitor and the policy check walk.
+// The modules of this broker, in one list: the composition root iterates it
+// (services into the router, routes into the HTTP router, jobs onto timers,
+// revocations to each module, close in reverse). Adding a capability is
+// adding its module here.
+import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
-import { AgentService, agentService } from "../agents/agent-service.js";
-import { AuditService, auditService } from "../audit/audit-service.js";
+import { AgentService } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
+import { AuditService } from "../../gen/proto/aegis/audit/v1/audit_pb.js";
+import { CredentialService } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
+import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
+import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
+import { LeaseService } from "../../gen/proto/aegis/lease/v1/lease_pb.js";
+import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
+import { TenantService } from "../../gen/proto/aegis/tenant/v1/tenant_pb.js";
+import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
+import { Health } from "../../gen/proto/grpc/health/v1/health_pb.js";
+import { agentsModule } from "../agents/index.js";
+import { auditModule } from "../audit/index.js";
 import type { BrokerContext } from "../core/context.js";
-import { CredentialService, credentialService } from "../credentials/credential-service.js";
-import type { DeviceDeps } from "../device/device-flow.js";
-import { DeviceAuthService, deviceService } from "../device/device-service.js";
-import { GrantService, grantService } from "../grants/grant-service.js";
-import { Health, type HealthMonitor, healthService } from "../health/health-service.js";
-import { LeaseService, leaseService } from "../leases/lease-service.js";
-import { PrincipalService, principalService } from "../principals/principal-service.js";
-import { TenantService, tenantService } from "../tenants/tenant-service.js";
-import { TokenService, tokenService } from "../tokens/token-service.js";
-import type { TokenDeps } from "../tokens/tokens.js";
+import type { BrokerModule, HttpRoute, PeriodicJob } from "../core/module.js";
+import { credentialsModule } from "../credentials/index.js";
+import { type DeviceDeps, deviceModule } from "../device/index.js";
+import { grantsModule } from "../grants/index.js";
+import { leasesModule } from "../leases/index.js";
+import { type OAuthDeps, oauthModule } from "../oauth/index.js";
+import { principalsModule } from "../principals/index.js";
+import { tenantsModule } from "../tenants/index.js";
+import { type TokenDeps, tokensModule } from "../tokens/index.js";
 
-export const services = [
+/**
+ * Every service the broker serves (health included), known before any module
+ * is built: bootstrap grants their actions, the health monitor knows their
+ * names, and a test walks their policies. `moduleServices` below checks the
+ * modules serve exactly these.
+ */
+export const services: readonly DescService[] = [
   TenantService,
   PrincipalService,
   AgentService,
@@ -26,19 +44,47 @@ export const services = [
   DeviceAuthService,
   AuditService,
   Health,
-] as const;
+];
 
-export function routes(ctx: BrokerContext, health: HealthMonitor, tokens: TokenDeps, device: DeviceDeps) {
+export interface ModuleDeps {
+  readonly ctx: BrokerContext;
+  readonly tokens: TokenDeps;
+  readonly device: DeviceDeps;
+  readonly oauth: OAuthDeps;
+}
+
+/** The domain modules (health and the kernel's own housekeeping are added by the broker). */
+export function domainModules({ ctx, tokens, device, oauth }: ModuleDeps): BrokerModule[] {
+  return [
+    tenantsModule(ctx),
+    principalsModule(ctx),
+    agentsModule(ctx),
+    grantsModule(ctx),
+    tokensModule(ctx, tokens),
+    credentialsModule(ctx),
+    leasesModule(ctx),
+    deviceModule(ctx, device),
+    auditModule(ctx),
+    oauthModule(oauth),
+  ];
+}
+
+/** Registers every module's services, refusing a service served twice or one `services` does not list. */
+export function registerServices(modules: readonly BrokerModule[]) {
   return (router: ConnectRouter) => {
-    router.service(AgentService, agentService(ctx));
-    router.service(TokenService, tokenService(ctx, tokens));
-    router.service(GrantService, grantService(ctx));
-    router.service(CredentialService, credentialService(ctx));
-    router.service(LeaseService, leaseService(ctx));
-    router.service(DeviceAuthService, deviceService(ctx, device));
-    router.service(TenantService, tenantService(ctx));
-    router.service(PrincipalService, principalService(ctx));
-    router.service(AuditService, auditService(ctx));
-    router.service(Health, healthService(health, ctx.closing));
+    const seen = new Set<string>();
+    for (const module of modules) {
+      for (const { service, implementation } of module.services ?? []) {
+        if (seen.has(service.typeName)) throw new Error(`${service.typeName} is served by two modules`);
+        if (!services.includes(service)) throw new Error(`${service.typeName} is missing from app/modules.ts services`);
+        seen.add(service.typeName);
+        router.service(service, implementation);
+      }
+    }
+    const missing = services.filter((s) => !seen.has(s.typeName)).map((s) => s.typeName);
+    if (missing.length > 0) throw new Error(`no module serves ${missing.join(", ")}`);
   };
 }
+
+export const routesOf = (modules: readonly BrokerModule[]): HttpRoute[] => modules.flatMap((m) => m.routes ?? []);
+export const jobsOf = (modules: readonly BrokerModule[]): PeriodicJob[] => modules.flatMap((m) => m.jobs ?? []);

@@ -9,6 +9,7 @@ import { elevatedScope } from "../core/caller.js";
 import type { BrokerContext } from "../core/context.js";
 import { newId } from "../protocol/ids.js";
 import { canonicalScope, isTargetAction } from "../protocol/scope.js";
+import { defaultCliClientId } from "../protocol/well-known.js";
 
 export interface BootstrapResult {
   readonly tenantId: string;
@@ -82,9 +83,6 @@ export async function bootstrap(
 }
 
 class AlreadyInstalled extends Error {}
-
-/** The operators' tenant's public client for `aegis login`; other tenants register their own. */
-export const defaultCliClientId = "aegis-cli";
 
 /**
  * The first admin's grants: the elevated grant, every action of this release

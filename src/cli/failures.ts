@@ -5,7 +5,7 @@
 // as a stack trace (AEGIS_DEBUG=1 asks for the stack).
 import { ConnectError } from "@connectrpc/connect";
 import { CommanderError } from "commander";
-import { ConfigError } from "../core/config.js";
+import { ConfigError } from "../app/index.js";
 
 /** Wrong arguments found while the command runs: the message goes to stderr, exit 2. */
 export class UsageError extends Error {

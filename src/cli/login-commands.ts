@@ -12,7 +12,7 @@ import { type Command, Option } from "commander";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
-import { defaultCliClientId } from "../bootstrap/bootstrap.js";
+import { defaultCliClientId } from "../protocol/well-known.js";
 import { createDpopProof } from "../sdk/dpop-proof.js";
 import { brokerTransport, fetchFrom, parseServerUrl } from "./broker-connection.js";
 import { UsageError } from "./failures.js";

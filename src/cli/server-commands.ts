@@ -6,11 +6,14 @@ import cluster from "node:cluster";
 import { writeFileSync } from "node:fs";
 import type { Command } from "commander";
 import type { Logger } from "pino";
-import type { WorkerMessage } from "../app/workers.js";
-import type { BootstrapResult } from "../bootstrap/bootstrap.js";
-import { type Config, loadConfig } from "../core/config.js";
-import { createLogger } from "../core/log.js";
-import { generateRootKeyText } from "../crypto/root-key.js";
+import {
+  type BootstrapResult,
+  type Config,
+  createLogger,
+  generateRootKeyText,
+  loadConfig,
+  type WorkerMessage,
+} from "../app/index.js";
 import { ReportedFailure } from "./failures.js";
 
 // The broker's own modules (Prisma, PGlite, the servers) are imported when
@@ -88,16 +91,8 @@ function brokerLogger(config: Config): Logger {
 async function migrateCommand(): Promise<void> {
   const config = loadConfig();
   const log = brokerLogger(config);
-  const [{ openDatabase }, { migrate }] = await Promise.all([import("../db/database.js"), import("../db/migrate.js")]);
-  const db = await openDatabase(
-    config.databaseUrl ? { kind: "postgres", url: config.databaseUrl } : { kind: "pglite", dataDir: config.dataDir },
-  );
-  try {
-    const applied = await migrate(db);
-    log.info({ applied }, applied.length ? "migrations applied" : "database is up to date");
-  } finally {
-    await db.close();
-  }
+  const { migrateDatabase } = await import("../app/migrate.js");
+  await migrateDatabase(config, log);
 }
 
 async function serveCommand(): Promise<void> {

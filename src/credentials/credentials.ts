@@ -7,7 +7,7 @@ import type { Caller } from "../core/caller.js";
 import type { BrokerContext } from "../core/context.js";
 import { DomainError, invalidArgument, notFound } from "../core/errors/domain-error.js";
 import { type Page, pageOf } from "../core/pagination.js";
-import { endActiveLeases } from "../leases/lease-locks.js";
+import { endActiveLeases } from "../leases/index.js";
 import { assertTargetAllowed } from "../policy/scope-checks.js";
 import { coveredTargets, parseTarget, targetOf } from "../policy/targets.js";
 import { isId, newId } from "../protocol/ids.js";

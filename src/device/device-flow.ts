@@ -25,7 +25,7 @@ import { generateCredential, parseCredential } from "../protocol/credential-form
 import { newId } from "../protocol/ids.js";
 import { base62Alphabet, randomText } from "../protocol/random-text.js";
 import { formatScope, type Scope, ScopeSet } from "../protocol/scope.js";
-import { type CallSite, issueAccessToken, type MintedToken, type TokenDeps } from "../tokens/tokens.js";
+import { type CallSite, issueAccessToken, type MintedToken, type TokenDeps } from "../tokens/index.js";
 
 export const userCodeAlphabet = "BCDFGHJKLMNPQRSTVWXZ";
 export const refreshTokenHashPurpose = "aegis/refresh-token-hash/v1";

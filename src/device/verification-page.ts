@@ -11,11 +11,14 @@
 // The markup is in verification-views.ts, which escapes every value it shows.
 import { createHash, timingSafeEqual } from "node:crypto";
 import { parse as parseCookies, type SerializeOptions, serialize as serializeCookie } from "cookie";
+import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
 import type { AuditEntry } from "../core/audit.js";
+import type { CallOrigin } from "../core/call.js";
 import type { Caller } from "../core/caller.js";
 import type { BrokerContext } from "../core/context.js";
 import { DomainError } from "../core/errors/domain-error.js";
 import { type NodeServerRequest, type NodeServerResponse, readForm } from "../core/http.js";
+import type { HttpRoute } from "../core/module.js";
 import { base62Alphabet, randomText } from "../protocol/random-text.js";
 import { ScopeSet } from "../protocol/scope.js";
 import { verifyPassword } from "./accounts.js";
@@ -27,11 +30,7 @@ export interface PageDeps {
   readonly device: DeviceDeps;
 }
 
-interface Site {
-  readonly requestId: string;
-  readonly client: string;
-  readonly clientAddress: string;
-}
+type Site = CallOrigin;
 
 const sessionCookie = "aegis_session";
 const loginCookie = "aegis_login";
@@ -51,7 +50,8 @@ function cookieOf(req: NodeServerRequest, name: string): string {
   return parseCookies(req.headers.cookie ?? "")[name] ?? "";
 }
 
-export function verificationPage(deps: PageDeps) {
+/** The page's routes: the code form, sign-in and the decision. */
+export function verificationPage(deps: PageDeps): HttpRoute[] {
   const { ctx, device } = deps;
   // Both cookies are for this page's own posts only: never script-readable,
   // not sent on cross-site posts, and over TLS never sent in the clear.
@@ -291,22 +291,27 @@ export function verificationPage(deps: PageDeps) {
     );
   }
 
-  /** Handles the page's routes; false when the path is not one of them. */
-  return async (req: NodeServerRequest, res: NodeServerResponse, site: Site): Promise<boolean> => {
-    const url = new URL(req.url ?? "/", "http://page");
-    if (url.pathname === "/device" && req.method === "GET") {
-      await show(req, res, site, (url.searchParams.get("user_code") ?? "").slice(0, 20));
-      return true;
-    }
-    const post = { "/device/login": login, "/device/decide": decide }[url.pathname];
-    if (!post) return false;
-    if (req.method !== "POST") {
-      await send(res, 405, messagePage("Not allowed", "Use the form.", { error: false }), { allow: "POST" });
-      return true;
-    }
-    const form = await readForm(req, maxFormBytes);
-    if (form) await post(req, res, site, form);
-    else await send(res, 413, messagePage("Too large", "That form was too large.", { error: false }));
-    return true;
-  };
+  /** A form post: bounded body, then the handler. */
+  const post =
+    (handler: typeof login) =>
+    async (req: NodeServerRequest, res: NodeServerResponse, site: Site): Promise<void> => {
+      const form = await readForm(req, maxFormBytes);
+      if (form) await handler(req, res, site, form);
+      else await send(res, 413, messagePage("Too large", "That form was too large.", { error: false }));
+    };
+  return [
+    {
+      method: "GET",
+      path: "/device",
+      handle: (req, res, site) =>
+        show(req, res, site, (new URL(req.url ?? "/", "http://page").searchParams.get("user_code") ?? "").slice(0, 20)),
+    },
+    { method: "POST", path: "/device/login", handle: post(login) },
+    {
+      method: "POST",
+      path: "/device/decide",
+      shares: DeviceAuthService.method.approveDeviceAuthorization,
+      handle: post(decide),
+    },
+  ] satisfies HttpRoute[];
 }

@@ -10,7 +10,7 @@ import type { BrokerContext } from "../core/context.js";
 import { DomainError, invalidArgument, notFound, permissionDenied } from "../core/errors/domain-error.js";
 import { principalCutoff, RevocationFeed } from "../core/revocation-feed.js";
 import { assertCovers } from "../policy/scope-checks.js";
-import { getPrincipal } from "../principals/principals.js";
+import { getPrincipal } from "../principals/index.js";
 import { isId, newId } from "../protocol/ids.js";
 import { formatScope, isTargetAction, parseScope, type Scope, ScopeError, ScopeSet } from "../protocol/scope.js";
 

@@ -2,7 +2,11 @@
 // nothing but the metadata URL. They are thin: form decoding and client
 // authentication in the shapes the RFCs define, then the same domain
 // functions as the RPCs.
+
+import type { DescMethod } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
+import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
+import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import type { Authenticator } from "../auth/authenticate.js";
 import { readCredentials } from "../auth/authenticate.js";
 import type { AuditTrail } from "../core/audit.js";
@@ -10,7 +14,8 @@ import type { Caller } from "../core/caller.js";
 import { DomainError, invalidArgument, permissionDenied, unauthenticated } from "../core/errors/domain-error.js";
 import { toOAuthError } from "../core/errors/oauth-error.js";
 import { presentedScheme } from "../core/errors/www-authenticate.js";
-import { type NodeServerRequest, type NodeServerResponse, readForm } from "../core/http.js";
+import { type NodeServerResponse, readForm } from "../core/http.js";
+import type { HttpRoute } from "../core/module.js";
 import {
   beginDeviceAuthorization,
   type DeviceDeps,
@@ -18,7 +23,7 @@ import {
   refreshAccessToken,
   revokeRefreshToken,
   type TokenSet,
-} from "../device/device-flow.js";
+} from "../device/index.js";
 import { dpopAlgorithms } from "../protocol/dpop.js";
 import {
   type CallSite,
@@ -27,7 +32,7 @@ import {
   revokeToken,
   revokeTokenAsPublicClient,
   type TokenDeps,
-} from "../tokens/tokens.js";
+} from "../tokens/index.js";
 
 const maxFormBytes = 64 * 1024;
 const jwtBearerAssertion = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -61,73 +66,82 @@ export function authorizationServerMetadata(issuer: string) {
   };
 }
 
-/** Handles the OAuth routes; returns false when the path is not one of them. */
-export async function handleOAuth(
-  deps: OAuthDeps,
-  req: NodeServerRequest,
-  res: NodeServerResponse,
-  site: Omit<CallSite, "headers" | "url" | "method">,
-): Promise<boolean> {
-  const path = (req.url ?? "/").split("?")[0] ?? "/";
-  const send = (status: number, body: unknown, headers: Record<string, string | string[]> = {}) => {
-    res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store", ...headers });
-    res.end(JSON.stringify(body));
+function send(res: NodeServerResponse, status: number, body: unknown, headers: Record<string, string | string[]> = {}) {
+  res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store", ...headers });
+  res.end(JSON.stringify(body));
+}
+
+/**
+ * The OAuth and well-known routes, each naming the RPC it is the HTTP face
+ * of. The form endpoints share one shape: POST, a bounded form body, and
+ * failures as RFC 6749 §5.2 JSON errors with the challenge the client's
+ * scheme calls for.
+ */
+export function oauthRoutes(deps: OAuthDeps): HttpRoute[] {
+  const metadata = (name: string, body: () => unknown): HttpRoute[] => {
+    // An issuer with a path also has its metadata where RFC 8414 §3.1 (and
+    // RFC 9728 §3.1) put it: the well-known segment between host and path.
+    const issuerPath = new URL(deps.publicUrl).pathname.replace(/\/$/, "");
+    const paths = [`/.well-known/${name}`, ...(issuerPath ? [`/.well-known/${name}${issuerPath}`] : [])];
+    return paths.map((path) => ({
+      method: "GET",
+      path,
+      handle: async (_req, res) => send(res, 200, body(), { "cache-control": "public, max-age=300" }),
+    }));
   };
-  if (req.method === "GET" && path === "/.well-known/jwks.json") {
-    send(200, { keys: deps.tokens.keyRing.snapshot.jwks }, { "cache-control": "public, max-age=60" });
-    return true;
-  }
-  // An issuer with a path has its metadata where RFC 8414 §3.1 (and RFC 9728
-  // §3.1) put it: the well-known segment between host and path.
-  const issuerPath = new URL(deps.publicUrl).pathname.replace(/\/$/, "");
-  const wellKnown = (name: string) =>
-    path === `/.well-known/${name}` || (issuerPath !== "" && path === `/.well-known/${name}${issuerPath}`);
-  if (req.method === "GET" && wellKnown("oauth-authorization-server")) {
-    send(200, authorizationServerMetadata(deps.publicUrl), { "cache-control": "public, max-age=300" });
-    return true;
-  }
-  if (req.method === "GET" && wellKnown("oauth-protected-resource")) {
+  const form = (
+    path: string,
+    shares: DescMethod,
+    endpoint: (form: URLSearchParams, call: CallSite) => Promise<unknown>,
+  ): HttpRoute => ({
+    method: "POST",
+    path,
+    shares,
+    async handle(req, res, origin) {
+      const headers = new Headers();
+      for (const [name, value] of Object.entries(req.headers)) {
+        if (typeof value === "string" && !name.startsWith(":")) headers.set(name, value);
+      }
+      const call: CallSite = { ...origin, headers, method: "POST", url: `${deps.publicUrl}${path}` };
+      try {
+        if (!String(req.headers["content-type"] ?? "").startsWith("application/x-www-form-urlencoded")) {
+          throw invalidArgument([{ field: "content-type", description: "must be application/x-www-form-urlencoded" }]);
+        }
+        const body = await readForm(req, maxFormBytes);
+        if (!body) throw invalidArgument([{ field: "body", description: "larger than 64 KiB" }]);
+        send(res, 200, await endpoint(body, call));
+      } catch (error) {
+        const out = toOAuthError(error, { presented: presentedScheme(req.headers.authorization), dpopAlgorithms });
+        if (out.status >= 500)
+          deps.log.error({ err: error, requestId: origin.requestId, path }, "oauth endpoint failed");
+        send(res, out.status, out.body, out.headers);
+      }
+    },
+  });
+  return [
+    {
+      method: "GET",
+      path: "/.well-known/jwks.json",
+      shares: TokenService.method.getJwks,
+      handle: async (_req, res) =>
+        send(res, 200, { keys: deps.tokens.keyRing.snapshot.jwks }, { "cache-control": "public, max-age=60" }),
+    },
+    ...metadata("oauth-authorization-server", () => authorizationServerMetadata(deps.publicUrl)),
     // RFC 9728: the broker's own API is a resource protected by itself.
-    send(
-      200,
-      {
-        resource: deps.publicUrl,
-        authorization_servers: [deps.publicUrl],
-        bearer_methods_supported: ["header"],
-        dpop_signing_alg_values_supported: dpopAlgorithms,
-        dpop_bound_access_tokens_required: false,
-      },
-      { "cache-control": "public, max-age=300" },
-    );
-    return true;
-  }
-  const endpoints: Record<string, (form: URLSearchParams, call: CallSite) => Promise<unknown>> = {
-    "/oauth/token": (form, call) => token(deps, form, call),
-    "/oauth/device_authorization": (form, call) => deviceAuthorization(deps, form, call),
-    "/oauth/introspect": (form, call) => introspect(deps, form, call),
-    "/oauth/revoke": (form, call) => revoke(deps, form, call),
-  };
-  const endpoint = endpoints[path];
-  if (!endpoint) return false;
-  const headers = new Headers();
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (typeof value === "string" && !name.startsWith(":")) headers.set(name, value);
-  }
-  const call: CallSite = { ...site, headers, method: req.method ?? "", url: `${deps.publicUrl}${path}` };
-  try {
-    if (req.method !== "POST") throw invalidArgument([{ field: "method", description: "use POST" }]);
-    if (!String(req.headers["content-type"] ?? "").startsWith("application/x-www-form-urlencoded")) {
-      throw invalidArgument([{ field: "content-type", description: "must be application/x-www-form-urlencoded" }]);
-    }
-    const form = await readForm(req, maxFormBytes);
-    if (!form) throw invalidArgument([{ field: "body", description: "larger than 64 KiB" }]);
-    send(200, await endpoint(form, call));
-  } catch (error) {
-    const out = toOAuthError(error, { presented: presentedScheme(req.headers.authorization), dpopAlgorithms });
-    if (out.status >= 500) deps.log.error({ err: error, requestId: site.requestId, path }, "oauth endpoint failed");
-    send(out.status, out.body, out.headers);
-  }
-  return true;
+    ...metadata("oauth-protected-resource", () => ({
+      resource: deps.publicUrl,
+      authorization_servers: [deps.publicUrl],
+      bearer_methods_supported: ["header"],
+      dpop_signing_alg_values_supported: dpopAlgorithms,
+      dpop_bound_access_tokens_required: false,
+    })),
+    form("/oauth/token", TokenService.method.mintToken, (body, call) => token(deps, body, call)),
+    form("/oauth/device_authorization", DeviceAuthService.method.beginDeviceAuthorization, (body, call) =>
+      deviceAuthorization(deps, body, call),
+    ),
+    form("/oauth/introspect", TokenService.method.introspectToken, (body, call) => introspect(deps, body, call)),
+    form("/oauth/revoke", TokenService.method.revokeToken, (body, call) => revoke(deps, body, call)),
+  ];
 }
 
 /** RFC 6749 §2.3.1 client_secret_basic: `client_id:client_secret`, each form-urlencoded. */

@@ -1,0 +1,10 @@
+// Principals: who may act (people, agents, services), as other domains look them up.
+import type { BrokerContext } from "../core/context.js";
+import { type BrokerModule, served } from "../core/module.js";
+import { PrincipalService, principalService } from "./principal-service.js";
+
+export { getPrincipal } from "./principals.js";
+
+export function principalsModule(ctx: BrokerContext): BrokerModule {
+  return { name: "principals", services: [served(PrincipalService, principalService(ctx))] };
+}
