@@ -99,3 +99,8 @@ export function invalidDpopProof(detail: string): DomainError {
 export function permissionDenied(reason: string, message: string, detail?: string): DomainError {
   return new DomainError("permission_denied", reason, message, detail === undefined ? {} : { detail });
 }
+
+/** The caller holds no grant for `action`; the action is public (proto options), so the client is told which. */
+export function missingGrant(action: string): DomainError {
+  return new DomainError("permission_denied", "MISSING_GRANT", `missing grant for ${action}`, { metadata: { action } });
+}

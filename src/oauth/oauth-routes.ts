@@ -16,7 +16,7 @@ import {
   revokeRefreshToken,
   type TokenSet,
 } from "../device/device-flow.js";
-import { DomainError, invalidArgument, permissionDenied, unauthenticated } from "../errors/domain-error.js";
+import { DomainError, invalidArgument, missingGrant, unauthenticated } from "../errors/domain-error.js";
 import { toOAuthError } from "../errors/oauth-error.js";
 import { presentedScheme } from "../errors/www-authenticate.js";
 import { type NodeServerRequest, type NodeServerResponse, readForm } from "../server/node-http.js";
@@ -254,8 +254,7 @@ async function guarded<T>(deps: OAuthDeps, call: CallSite, action: string, work:
 
 function introspect(deps: OAuthDeps, form: URLSearchParams, call: CallSite) {
   return guarded(deps, call, "introspect.token", async (caller) => {
-    if (!caller.scopes.has("introspect.token"))
-      throw permissionDenied("MISSING_GRANT", "missing grant for introspect.token");
+    if (!caller.scopes.has("introspect.token")) throw missingGrant("introspect.token");
     const claims = await introspectToken(deps.tokens, caller, form.get("token") ?? "");
     if (!claims) return { active: false };
     return { active: true, token_type: claims.cnf ? "DPoP" : "Bearer", ...claims };

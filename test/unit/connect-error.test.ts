@@ -2,7 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../gen/proto/google/rpc/error_details_pb.js";
 import { errorDomain, reasonOf, toConnectError } from "../../src/errors/connect-error.js";
-import { DomainError, invalidArgument } from "../../src/errors/domain-error.js";
+import { DomainError, invalidArgument, missingGrant } from "../../src/errors/domain-error.js";
 
 describe("toConnectError", () => {
   it("sends the reason as ErrorInfo in the aegis.broker domain, never the log-only detail", () => {
@@ -33,6 +33,12 @@ describe("toConnectError", () => {
       expect.objectContaining({ field: "name", description: "too short" }),
       expect.objectContaining({ field: "display_name", description: "too long" }),
     ]);
+  });
+
+  it("names the missing grant's action in ErrorInfo metadata", () => {
+    const error = toConnectError(missingGrant("lease.create"));
+    expect(error.rawMessage).toBe("missing grant for lease.create");
+    expect(error.findDetails(ErrorInfoSchema)[0]?.metadata).toEqual({ action: "lease.create" });
   });
 
   it("turns Retry-After into RetryInfo and keeps the header", () => {
