@@ -16,7 +16,7 @@ import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { PrismaPGlite } from "pglite-prisma-adapter";
 import type { Logger } from "pino";
-import { type Prisma, PrismaClient } from "../../gen/prisma/client.js";
+import { PrismaClient } from "../../gen/prisma/client.js";
 import { startAutovacuum } from "./autovacuum.js";
 import type { SqlClient, SqlQuery, SqlSession } from "./sql.js";
 

@@ -11,7 +11,7 @@ import type { Authenticator } from "../auth/authenticate.js";
 import { readCredentials } from "../auth/authenticate.js";
 import type { AuditTrail } from "../core/audit.js";
 import type { Caller } from "../core/caller.js";
-import { DomainError, invalidArgument, permissionDenied, unauthenticated } from "../core/errors/domain-error.js";
+import { DomainError, invalidArgument, missingGrant, unauthenticated } from "../core/errors/domain-error.js";
 import { toOAuthError } from "../core/errors/oauth-error.js";
 import { presentedScheme } from "../core/errors/www-authenticate.js";
 import { type NodeServerResponse, readForm } from "../core/http.js";
@@ -268,8 +268,7 @@ async function guarded<T>(deps: OAuthDeps, call: CallSite, action: string, work:
 
 function introspect(deps: OAuthDeps, form: URLSearchParams, call: CallSite) {
   return guarded(deps, call, "introspect.token", async (caller) => {
-    if (!caller.scopes.has("introspect.token"))
-      throw permissionDenied("MISSING_GRANT", "missing grant for introspect.token");
+    if (!caller.scopes.has("introspect.token")) throw missingGrant("introspect.token");
     const claims = await introspectToken(deps.tokens, caller, form.get("token") ?? "");
     if (!claims) return { active: false };
     return { active: true, token_type: claims.cnf ? "DPoP" : "Bearer", ...claims };

@@ -2,7 +2,7 @@
 // authenticated caller. Deny by default: a missing or unspecified policy, an
 // unknown authorization mode or an absent grant all refuse.
 import { type Caller, isElevated } from "../core/caller.js";
-import { type DomainError, permissionDenied, unauthenticated } from "../core/errors/domain-error.js";
+import { type DomainError, missingGrant, permissionDenied, unauthenticated } from "../core/errors/domain-error.js";
 import { Authorization, type MethodPolicy, SenderConstraint, Visibility } from "./method-policy.js";
 
 export function authorize(policy: MethodPolicy | undefined, caller: Caller | undefined): DomainError | undefined {
@@ -30,9 +30,7 @@ export function authorize(policy: MethodPolicy | undefined, caller: Caller | und
     case Authorization.GRANT:
       // For target actions this says a grant with a selector exists; the
       // handler checks it covers the target once the target is known.
-      return caller.scopes.allows(policy.action)
-        ? undefined
-        : permissionDenied("MISSING_GRANT", `missing grant for ${policy.action}`);
+      return caller.scopes.allows(policy.action) ? undefined : missingGrant(policy.action);
     default:
       return permissionDenied("POLICY_INVALID", "this method has an invalid access policy");
   }

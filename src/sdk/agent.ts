@@ -3,7 +3,7 @@
 // protocol (JSON), so an agent needs nothing but this module and jose.
 import { fromBinary } from "@bufbuild/protobuf";
 import type { JWK } from "jose";
-import { ErrorDetailSchema } from "../../gen/proto/aegis/errors/v1/errors_pb.js";
+import { ErrorInfoSchema } from "../../gen/proto/google/rpc/error_details_pb.js";
 import { createDpopProof } from "./dpop-proof.js";
 import { openSealedCredential } from "./sealed-credential.js";
 
@@ -25,13 +25,13 @@ export interface AgentCredentials {
   readonly dpopKey: JWK;
 }
 
-/** The stable reason in a Connect error's `aegis.errors.v1.ErrorDetail`, if there is one. */
+/** The stable reason in a Connect error's `google.rpc.ErrorInfo`, if there is one. */
 function reasonOf(details: unknown): string {
   const detail = (Array.isArray(details) ? details : []).find(
-    (d: { type?: string }) => d.type === ErrorDetailSchema.typeName,
+    (d: { type?: string }) => d.type === ErrorInfoSchema.typeName,
   ) as { value?: string } | undefined;
   if (!detail?.value) return "";
-  return fromBinary(ErrorDetailSchema, Buffer.from(detail.value, "base64")).reason;
+  return fromBinary(ErrorInfoSchema, Buffer.from(detail.value, "base64")).reason;
 }
 
 /** One Connect unary call with a fresh DPoP proof; answers one server-nonce challenge. */

@@ -7,7 +7,7 @@ import { auditBase, callerOf, callSite } from "../core/call.js";
 import type { BrokerContext } from "../core/context.js";
 import { RevocationFeed } from "../core/revocation-feed.js";
 import { listSigningKeys, retireSigningKey, rotateSigningKeys } from "./signing-keys.js";
-import { type CallSite, introspectToken, mintToken, revokeToken, type TokenDeps } from "./tokens.js";
+import { introspectToken, mintToken, revokeToken, type TokenDeps } from "./tokens.js";
 import { mintUserApiToken } from "./user-api-tokens.js";
 
 export { TokenService };

@@ -2,12 +2,11 @@
 // last-use times recorded without a write per request.
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorDetailSchema } from "../../gen/proto/aegis/errors/v1/errors_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { createTestDatabase } from "../support/databases.js";
 import { createDpopKey } from "../support/dpop.js";
-import { failure } from "../support/errors.js";
+import { failure, reasonOf } from "../support/errors.js";
 import { createActor } from "../support/fixtures.js";
 
 describe("DPoP nonces", () => {
@@ -30,7 +29,7 @@ describe("DPoP nonces", () => {
         );
     const refused = await failure(mint());
     expect(refused?.code).toBe(Code.Unauthenticated);
-    expect(refused?.findDetails(ErrorDetailSchema)[0]?.reason).toBe("USE_DPOP_NONCE");
+    expect(reasonOf(refused)).toBe("USE_DPOP_NONCE");
     const nonce = refused?.metadata.get("dpop-nonce") ?? "";
     expect(nonce).toMatch(/^[0-9a-z]+\.[A-Za-z0-9_-]{22}$/);
     expect((await failure(mint("0.forged-nonce-value-xxxxxx")))?.code).toBe(Code.Unauthenticated);

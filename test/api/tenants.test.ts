@@ -1,10 +1,9 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorDetailSchema } from "../../gen/proto/aegis/errors/v1/errors_pb.js";
 import { TenantService } from "../../gen/proto/aegis/tenant/v1/tenant_pb.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
-import { failure } from "../support/errors.js";
+import { failure, fieldViolationsOf, reasonOf } from "../support/errors.js";
 import { createActor } from "../support/fixtures.js";
 
 describe.each(databaseKinds)("TenantService on %s", (kind) => {
@@ -44,9 +43,8 @@ describe.each(databaseKinds)("TenantService on %s", (kind) => {
       t.client(TenantService).createTenant({ name: "Bad Name!", displayName: "x".repeat(201) }),
     );
     expect(error?.code).toBe(Code.InvalidArgument);
-    const [detail] = error?.findDetails(ErrorDetailSchema) ?? [];
-    expect(detail?.reason).toBe("INVALID_ARGUMENT");
-    expect(detail?.fieldViolations.map((v) => v.field)).toEqual(["name", "display_name"]);
+    expect(reasonOf(error)).toBe("INVALID_ARGUMENT");
+    expect(fieldViolationsOf(error).map((v) => v.field)).toEqual(["name", "display_name"]);
   });
 
   it.each([
@@ -55,7 +53,7 @@ describe.each(databaseKinds)("TenantService on %s", (kind) => {
   ])("rejects a bad %s", async (field, request) => {
     const error = await failure(t.client(TenantService).listTenants(request));
     expect(error?.code).toBe(Code.InvalidArgument);
-    expect(error?.findDetails(ErrorDetailSchema)[0]?.fieldViolations[0]?.field).toBe(field);
+    expect(fieldViolationsOf(error)[0]?.field).toBe(field);
   });
 
   it("refuses a taken name with already_exists and leaves no success event", async () => {
@@ -63,7 +61,7 @@ describe.each(databaseKinds)("TenantService on %s", (kind) => {
     await tenants.createTenant({ name: "taken" });
     const error = await failure(tenants.createTenant({ name: "taken" }));
     expect(error?.code).toBe(Code.AlreadyExists);
-    expect(error?.findDetails(ErrorDetailSchema)[0]?.reason).toBe("TENANT_NAME_TAKEN");
+    expect(reasonOf(error)).toBe("TENANT_NAME_TAKEN");
     const creations = await t.db.database.prisma.auditEvent.count({
       where: { action: "tenant.create", outcome: "success" },
     });
@@ -81,7 +79,7 @@ describe.each(databaseKinds)("TenantService on %s", (kind) => {
     const member = await createActor(t, { scopes: ["tenant.create", "tenant.read", "tenant.list"] });
     const error = await failure(t.client(TenantService, { key: member.key }).createTenant({ name: "sneaky" }));
     expect(error?.code).toBe(Code.PermissionDenied);
-    expect(error?.findDetails(ErrorDetailSchema)[0]?.reason).toBe("ELEVATED_GRANT_REQUIRED");
+    expect(reasonOf(error)).toBe("ELEVATED_GRANT_REQUIRED");
     expect(await t.db.database.prisma.tenant.findUnique({ where: { name: "sneaky" } })).toBeNull();
     const event = await t.db.database.prisma.auditEvent.findFirst({
       where: { actorId: member.principalId, outcome: "denied" },

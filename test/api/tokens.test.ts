@@ -6,7 +6,6 @@ import { Code } from "@connectrpc/connect";
 import { type CryptoKey, exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService, KeyUse } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
-import { ErrorDetailSchema } from "../../gen/proto/aegis/errors/v1/errors_pb.js";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import { requireScopes, verifyAccessToken } from "../../src/sdk/index.js";
@@ -86,7 +85,7 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
       t.client(TokenService, { key: agentKey }).mintToken({ audience: "x", scopes: ["reports.read", "reports.write"] }),
     );
     expect(error?.code).toBe(Code.PermissionDenied);
-    expect(error?.findDetails(ErrorDetailSchema)[0]?.reason).toBe("SCOPE_NOT_GRANTED");
+    expect(reasonOf(error)).toBe("SCOPE_NOT_GRANTED");
     const event = await t.db.database.prisma.auditEvent.findFirst({
       where: { action: "token.mint", outcome: "denied", actorId: agentId },
     });
@@ -422,7 +421,7 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
       t.client(AgentService, { key: member.key }).createApiKey({ principalId: person.principalId }),
     );
     expect(error?.code).toBe(Code.PermissionDenied);
-    expect(error?.findDetails(ErrorDetailSchema)[0]?.reason).toBe("SCOPE_ESCALATION");
+    expect(reasonOf(error)).toBe("SCOPE_ESCALATION");
     const events = await t.db.database.prisma.auditEvent.findMany({
       where: { actorId: member.principalId, outcome: "denied" },
     });
@@ -439,7 +438,7 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
       t.client(AgentService, { key: selfishKey }).suspendAgent({ agentId: selfish?.id ?? "" }),
     );
     expect(self?.code).toBe(Code.PermissionDenied);
-    expect(self?.findDetails(ErrorDetailSchema)[0]?.reason).toBe("SELF_STATUS_CHANGE");
+    expect(reasonOf(self)).toBe("SELF_STATUS_CHANGE");
     const denied = await t.db.database.prisma.auditEvent.findMany({
       where: { actorId: selfish?.id, action: "agent.suspend" },
     });

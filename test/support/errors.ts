@@ -1,9 +1,17 @@
 import { ConnectError } from "@connectrpc/connect";
-import { ErrorDetailSchema } from "../../gen/proto/aegis/errors/v1/errors_pb.js";
+import { BadRequestSchema, ErrorInfoSchema } from "../../gen/proto/google/rpc/error_details_pb.js";
 
-/** The stable `reason` of an Aegis error (its ErrorDetail), if any. */
+/** The stable `reason` of an Aegis error (its google.rpc.ErrorInfo), if any. */
 export function reasonOf(error: ConnectError | undefined): string | undefined {
-  return error?.findDetails(ErrorDetailSchema)[0]?.reason;
+  return error?.findDetails(ErrorInfoSchema)[0]?.reason;
+}
+
+/** The field violations of a bad-input error (its google.rpc.BadRequest), as `{ field, description }`. */
+export function fieldViolationsOf(error: ConnectError | undefined): { field: string; description: string }[] {
+  return (error?.findDetails(BadRequestSchema)[0]?.fieldViolations ?? []).map(({ field, description }) => ({
+    field,
+    description,
+  }));
 }
 
 /** The ConnectError a call failed with, or undefined when it succeeded. */

@@ -41,6 +41,12 @@ export class DomainError extends Error {
     readonly options: {
       readonly fieldViolations?: readonly FieldViolation[];
       readonly detail?: string;
+      /**
+       * A few facts a client may act on, sent as `ErrorInfo.metadata`
+       * (lowerCamelCase keys, AIP-193). Sent to clients: never secrets, never
+       * what belongs in `detail`.
+       */
+      readonly metadata?: Readonly<Record<string, string>>;
       /** Response headers the client needs, e.g. `DPoP-Nonce` or `Retry-After`. */
       readonly headers?: Readonly<Record<string, string>>;
     } = {},
@@ -50,6 +56,10 @@ export class DomainError extends Error {
 
   get fieldViolations(): readonly FieldViolation[] {
     return this.options.fieldViolations ?? [];
+  }
+
+  get metadata(): Readonly<Record<string, string>> {
+    return this.options.metadata ?? {};
   }
 
   /** The precise cause, for logs and the audit trail; falls back to the reason. */
@@ -88,4 +98,9 @@ export function invalidDpopProof(detail: string): DomainError {
 
 export function permissionDenied(reason: string, message: string, detail?: string): DomainError {
   return new DomainError("permission_denied", reason, message, detail === undefined ? {} : { detail });
+}
+
+/** The caller holds no grant for `action`; the action is public (proto options), so the client is told which. */
+export function missingGrant(action: string): DomainError {
+  return new DomainError("permission_denied", "MISSING_GRANT", `missing grant for ${action}`, { metadata: { action } });
 }
