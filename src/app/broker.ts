@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import { AuditLog, auditChainKey } from "../audit/index.js";
 import { ApiKeyCache, apiKeyAuthenticator, apiKeyHashPurpose, LastUsedRecorder } from "../auth/api-keys.js";
 import { authenticatorChain } from "../auth/authenticate.js";
+import type { ClientAuthenticationDeps } from "../auth/client-authentication.js";
 import { dpopNonces } from "../auth/dpop-nonce.js";
 import { FailedAuthentications } from "../auth/failed-authentications.js";
 import { databaseReplayGuard } from "../auth/replay-guard.js";
@@ -140,7 +141,6 @@ async function assemble(
     feed,
     replay,
     nonces: config.dpopNonceRequired ? dpopNonces(rootKey.deriveKey("aegis/dpop-nonce/v1"), clock) : undefined,
-    apiKeys,
     mintLimiter: new RateLimiter(config.rateLimits.mintsPerMinute, clock),
     revokeLimiter: new RateLimiter(config.rateLimits.revocationsPerMinute, clock),
     authFailures,
@@ -157,6 +157,14 @@ async function assemble(
   };
   const health = new HealthMonitor(services.map((s) => s.typeName));
   const authenticator = authenticatorChain([apiKeys, tokenAuthenticator(tokens)]);
+  const clients: ClientAuthenticationDeps = {
+    prisma,
+    clock,
+    replay,
+    nonces: tokens.nonces,
+    apiKeys,
+    issuer: config.publicUrl,
+  };
   // What every instance keeps for itself: single-use values and feed entries
   // forgotten once expired, API keys dropped from the cache when the feed
   // names them, last-use times written at shutdown.
@@ -178,7 +186,7 @@ async function assemble(
       ctx,
       tokens,
       device,
-      oauth: { tokens, device, authenticator, audit, publicUrl: config.publicUrl, log },
+      oauth: { tokens, device, authenticator, audit, publicUrl: config.publicUrl, log, clients },
     }),
     healthModule(health, () => database.ping(), closing.signal),
   ];
@@ -202,6 +210,7 @@ async function assemble(
         audit,
         publicUrl: config.publicUrl,
         authFailures,
+        clients,
       }),
     ],
     readMaxBytes: config.maxMessageBytes,

@@ -9,6 +9,7 @@ import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js"
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import type { Authenticator } from "../auth/authenticate.js";
 import { readCredentials } from "../auth/authenticate.js";
+import { authenticateClient, type ClientAuthenticationDeps } from "../auth/client-authentication.js";
 import type { AuditTrail } from "../core/audit.js";
 import type { Caller } from "../core/caller.js";
 import { DomainError, invalidArgument, missingGrant, unauthenticated } from "../core/errors/domain-error.js";
@@ -45,6 +46,8 @@ export interface OAuthDeps {
   readonly audit: AuditTrail;
   readonly publicUrl: string;
   readonly log: Logger;
+  /** Client authentication, shared with MintToken's in the RPC pipeline. */
+  readonly clients: ClientAuthenticationDeps;
 }
 
 export function authorizationServerMetadata(issuer: string) {
@@ -210,20 +213,37 @@ async function token(deps: OAuthDeps, form: URLSearchParams, call: CallSite) {
   const secret = basic?.secret ?? form.get("client_secret") ?? "";
   const assertion =
     form.get("client_assertion_type") === jwtBearerAssertion ? (form.get("client_assertion") ?? "") : "";
-  const headers = new Headers(call.headers);
-  headers.delete("authorization");
-  if (secret) headers.set("authorization", `Bearer ${secret}`);
-  const minted = await mintToken(
-    deps.tokens,
-    { ...call, headers },
-    {
-      audience: form.get("audience") ?? form.get("resource") ?? deps.publicUrl,
-      scopes: (form.get("scope") ?? "").split(" ").filter(Boolean),
-      lifetimeSeconds: 0,
-      clientAssertion: assertion,
-      ...(clientName ? { clientId: clientName } : {}),
-    },
-  );
+  const audience = form.get("audience") ?? form.get("resource") ?? deps.publicUrl;
+  // The same client authentication as MintToken's in the RPC pipeline, through the same limit.
+  let caller: Caller;
+  try {
+    caller = await deps.tokens.authFailures.check(call.clientAddress, async () => {
+      const dpop = call.headers.get("dpop");
+      const client = await authenticateClient(deps.clients, {
+        ...(secret ? { secret } : {}),
+        ...(assertion ? { assertion } : {}),
+        ...(dpop ? { dpop } : {}),
+        method: call.method,
+        url: call.url,
+      });
+      if (clientName && clientName !== client.principalId) {
+        throw unauthenticated(`client_id ${clientName.slice(0, 40)} does not match the credential`);
+      }
+      return client;
+    });
+  } catch (error) {
+    if (error instanceof DomainError) {
+      const base = { requestId: call.requestId, tenantId: null, actorId: null, client: call.client };
+      await deps.audit.denied(base, "token.mint", audience, error);
+    }
+    throw error;
+  }
+  const minted = await mintToken(deps.tokens, call, caller, {
+    audience,
+    scopes: (form.get("scope") ?? "").split(" ").filter(Boolean),
+    lifetimeSeconds: 0,
+    clientAssertion: assertion,
+  });
   return {
     access_token: minted.accessToken,
     token_type: minted.tokenType,

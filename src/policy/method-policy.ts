@@ -37,6 +37,12 @@ export function policyProblems(method: DescMethod): string[] {
   if (policy.authorization === Authorization.ANONYMOUS && policy.senderConstraint === SenderConstraint.DPOP) {
     problems.push("an anonymous RPC cannot require DPoP");
   }
+  if (policy.clientAuthentication && policy.authorization !== Authorization.SELF) {
+    problems.push("client_authentication goes with AUTHORIZATION_SELF");
+  }
+  if (policy.clientAuthentication && !method.input.fields.some((f) => f.name === "client_assertion")) {
+    problems.push(`client_authentication needs a client_assertion field in ${method.input.typeName}`);
+  }
   if (policy.targetField && !method.input.fields.some((f) => f.name === policy.targetField)) {
     problems.push(`target_field "${policy.targetField}" is not a field of ${method.input.typeName}`);
   }

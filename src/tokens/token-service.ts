@@ -45,7 +45,7 @@ export function tokenService(ctx: BrokerContext, tokens: TokenDeps): ServiceImpl
 
   return {
     async mintToken(req, call) {
-      return mintToken(tokens, callSite(ctx.config.publicUrl, call), req);
+      return mintToken(tokens, callSite(ctx.config.publicUrl, call), callerOf(call), req);
     },
     async introspectToken(req, call) {
       const claims = await introspectToken(tokens, callerOf(call), req.token);

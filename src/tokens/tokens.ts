@@ -1,7 +1,3 @@
-// Broker tokens: mint (client authenticated by API key or RFC 7523
-// assertion, optionally DPoP-bound), verify (offline: key ring + revocation
-// feed, no database), introspect (RFC 7662) and revoke (RFC 7009).
-import { decodeProtectedHeader, importJWK, type JWK, jwtVerify } from "jose";
 import type { PrismaClient } from "../../gen/prisma/client.js";
 import type { Authenticator } from "../auth/authenticate.js";
 import { checkDpop } from "../auth/dpop-check.js";
@@ -30,9 +26,8 @@ import {
   signAccessToken,
   verifyAccessTokenJwt,
 } from "../protocol/access-token.js";
-import { dpopAlgorithms } from "../protocol/dpop.js";
 import { type JtiFacts, newJti, parseJti } from "../protocol/jti.js";
-import { formatScope, type Scope, ScopeSet } from "../protocol/scope.js";
+import { formatScope, type Scope } from "../protocol/scope.js";
 import type { KeyRing } from "./signing-keys.js";
 
 export interface TokenDeps {
@@ -43,7 +38,6 @@ export interface TokenDeps {
   readonly feed: RevocationFeed;
   readonly replay: ReplayGuard;
   readonly nonces: DpopNonces | undefined;
-  readonly apiKeys: Authenticator;
   readonly mintLimiter: RateLimiter;
   /** Failed authentications per address, shared with every other way in. */
   readonly authFailures: FailedAuthentications;
@@ -82,8 +76,6 @@ export interface MintRequest {
   readonly scopes: readonly string[];
   readonly lifetimeSeconds: number;
   readonly clientAssertion: string;
-  /** OAuth `client_id`, when the client named itself: must be the authenticated principal. */
-  readonly clientId?: string;
 }
 
 export interface MintedToken {
@@ -105,77 +97,6 @@ function validateMint(request: MintRequest, maxLifetime: number): Scope[] {
   if (request.clientAssertion.length > 8192) violations.push({ field: "client_assertion", description: "too long" });
   if (violations.length > 0) throw invalidArgument(violations);
   return parseScopes("scopes", request.scopes, { wildcards: true });
-}
-
-/** Authenticates the client of a mint: its API key (Bearer) or its signed assertion, never both. */
-async function authenticateClient(deps: TokenDeps, site: CallSite, assertion: string): Promise<Caller> {
-  const authorization = site.headers.get("authorization");
-  if (authorization && assertion) throw unauthenticated("both an API key and an assertion were presented");
-  if (assertion) return authenticateAssertion(deps, assertion);
-  const match = authorization ? /^Bearer +(aegis_(?:ak|ut)_\S+) *$/.exec(authorization) : null;
-  if (!match) throw unauthenticated("mint needs an API key (Bearer) or a client assertion");
-  const caller = await deps.apiKeys.authenticate({
-    bearer: match[1],
-    scheme: "bearer",
-    headers: site.headers,
-    method: site.method,
-    url: site.url,
-  });
-  if (!caller) throw unauthenticated("API key not recognised");
-  return caller;
-}
-
-/** RFC 7523 §3: iss = sub = the agent, aud = the broker, short exp, single-use jti, registered key. */
-async function authenticateAssertion(deps: TokenDeps, assertion: string): Promise<Caller> {
-  let kid: unknown;
-  let alg: unknown;
-  try {
-    ({ kid, alg } = decodeProtectedHeader(assertion));
-  } catch {
-    throw unauthenticated("client assertion is not a JWS");
-  }
-  if (typeof kid !== "string" || kid.length > 100) throw unauthenticated("client assertion has no kid");
-  if (typeof alg !== "string" || !dpopAlgorithms.includes(alg))
-    throw unauthenticated(`assertion alg ${String(alg)} refused`);
-  const key = await deps.prisma.agentKey.findUnique({
-    where: { id: kid },
-    include: { principal: { include: { grants: { select: { scope: true } } } } },
-  });
-  if (key?.use !== "signing" || key.revokedAt) throw unauthenticated(`assertion key ${kid} unknown or revoked`);
-  if (key.alg !== alg) throw unauthenticated(`assertion alg ${alg} does not match key ${kid} (${key.alg})`);
-  if (key.principal.status !== "active")
-    throw unauthenticated(`principal ${key.principalId} is ${key.principal.status}`);
-  const issuer = deps.config.publicUrl;
-  const now = deps.clock.now();
-  let payload: { exp?: number; jti?: string };
-  try {
-    ({ payload } = await jwtVerify(assertion, await importJWK(key.jwk as JWK, key.alg), {
-      algorithms: [key.alg],
-      issuer: key.principalId,
-      subject: key.principalId,
-      audience: [issuer, `${issuer}/oauth/token`, `${issuer}/aegis.token.v1.TokenService/MintToken`],
-      currentDate: now,
-      maxTokenAge: 300,
-      requiredClaims: ["exp", "iat", "jti"],
-    }));
-  } catch (error) {
-    throw unauthenticated(`client assertion invalid: ${(error as Error).message}`);
-  }
-  const exp = payload.exp as number;
-  if (exp * 1000 - now.getTime() > 300_000) throw unauthenticated("client assertion lives longer than 5 minutes");
-  if (
-    !(await deps.replay.claim("assertion", `${key.principalId}:${String(payload.jti)}`, new Date(exp * 1000 + 60_000)))
-  ) {
-    throw unauthenticated(`client assertion ${String(payload.jti)} was already used`);
-  }
-  return {
-    principalId: key.principalId,
-    tenantId: key.tenantId,
-    kind: key.principal.kind,
-    scopes: new ScopeSet(key.principal.grants.map((g) => g.scope)),
-    credentialType: "client_assertion",
-    credentialId: key.id,
-  };
 }
 
 /** What an issued token says: who it is for, for which client, where, with what. */
@@ -231,38 +152,37 @@ export async function issueAccessToken(deps: TokenDeps, site: CallSite, grant: T
   };
 }
 
-export async function mintToken(deps: TokenDeps, site: CallSite, request: MintRequest): Promise<MintedToken> {
+/**
+ * Mints a token for `caller`, an OAuth client the pipeline authenticated
+ * (API key, user API token or assertion; `caller.dpopJkt` when the call
+ * carried a DPoP proof, to which the token is then bound).
+ */
+export async function mintToken(
+  deps: TokenDeps,
+  site: CallSite,
+  caller: Caller,
+  request: MintRequest,
+): Promise<MintedToken> {
   const { defaultSeconds, maxSeconds } = deps.config.tokenLifetime;
   const scopes = validateMint(request, maxSeconds);
-  let caller: Caller | undefined;
   try {
     deps.mintLimiter.hit(`address:${site.clientAddress}`, "token requests from this address");
-    caller = await deps.authFailures.check(site.clientAddress, async () => {
-      const client = await authenticateClient(deps, site, request.clientAssertion);
-      if (request.clientId !== undefined && request.clientId !== client.principalId) {
-        throw unauthenticated(`client_id ${request.clientId.slice(0, 40)} does not match the credential`);
-      }
-      return client;
-    });
     deps.mintLimiter.hit(`principal:${caller.principalId}`, "token requests for this client");
     assertCovers(caller, scopes, "this token", "SCOPE_NOT_GRANTED");
-    const proof = site.headers.get("dpop");
-    const jkt = proof ? await checkDpop(deps, proof, site) : undefined;
-
     return await issueAccessToken(deps, site, {
       subject: caller,
       clientId: caller.principalId,
       audience: request.audience,
       scope: scopes.map(formatScope).join(" "),
       lifetimeSeconds: request.lifetimeSeconds || defaultSeconds,
-      ...(jkt ? { jkt } : {}),
+      ...(caller.dpopJkt ? { jkt: caller.dpopJkt } : {}),
     });
   } catch (error) {
     if (error instanceof DomainError && error.code !== "invalid_argument") {
       const base = {
         requestId: site.requestId,
-        tenantId: caller?.tenantId ?? null,
-        actorId: caller?.principalId ?? null,
+        tenantId: caller.tenantId,
+        actorId: caller.principalId,
         client: site.client,
       };
       await deps.audit.denied(base, "token.mint", request.audience, error);

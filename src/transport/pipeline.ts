@@ -7,15 +7,27 @@
 //                written to the audit trail before the client hears of it.
 //
 // Handlers run only when all three let the call through.
-import { Code, ConnectError, type Interceptor, type StreamResponse } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  type Interceptor,
+  type StreamRequest,
+  type StreamResponse,
+  type UnaryRequest,
+} from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { type Authenticator, readCredentials } from "../auth/authenticate.js";
+import {
+  authenticateClient,
+  type ClientAuthenticationDeps,
+  type ClientCredentials,
+} from "../auth/client-authentication.js";
 import type { FailedAuthentications } from "../auth/failed-authentications.js";
 import type { AuditTrail } from "../core/audit.js";
 import { callKey, publicUrlOf } from "../core/call.js";
 import { reasonOf, toConnectError } from "../core/errors/connect-error.js";
 import { fromDatabaseError } from "../core/errors/database-error.js";
-import { DomainError } from "../core/errors/domain-error.js";
+import { DomainError, unauthenticated } from "../core/errors/domain-error.js";
 import { presentedScheme, resourceChallenges } from "../core/errors/www-authenticate.js";
 import { authorize } from "../policy/authorize.js";
 import { Authorization, policyOf } from "../policy/method-policy.js";
@@ -107,6 +119,8 @@ export function guard(deps: {
   publicUrl: string;
   /** Failed authentications per client address, shared with every other way in. */
   authFailures: FailedAuthentications;
+  /** How callers of client-authenticated RPCs (MintToken) are authenticated. */
+  clients: ClientAuthenticationDeps;
 }): Interceptor {
   return (next) => async (req) => {
     const call = req.contextValues.get(callKey);
@@ -118,7 +132,9 @@ export function guard(deps: {
         // Guessing keys from one address stops here, before any lookup.
         const url = publicUrlOf(deps.publicUrl, req.url);
         call.caller = await deps.authFailures.check(call.clientAddress, () =>
-          deps.authenticator.authenticate(readCredentials(req.header, { method: req.requestMethod, url })),
+          policy?.clientAuthentication
+            ? authenticateClient(deps.clients, clientCredentialsOf(req, url))
+            : deps.authenticator.authenticate(readCredentials(req.header, { method: req.requestMethod, url })),
         );
       } catch (error) {
         if (!(error instanceof DomainError)) throw error;
@@ -156,6 +172,24 @@ export function guard(deps: {
       }
       throw error;
     }
+  };
+}
+
+/**
+ * An OAuth client's credentials on an RPC: the Bearer secret, the request's
+ * `client_assertion`, the DPoP proof. Any other scheme is refused here.
+ */
+function clientCredentialsOf(req: UnaryRequest | StreamRequest, url: string): ClientCredentials {
+  const credentials = readCredentials(req.header, { method: req.requestMethod, url });
+  if (credentials.scheme === "dpop") throw unauthenticated("a client presents its secret as a Bearer credential");
+  const assertion = req.stream ? undefined : (req.message as { clientAssertion?: unknown }).clientAssertion;
+  const dpop = req.header.get("dpop");
+  return {
+    ...(credentials.bearer ? { secret: credentials.bearer } : {}),
+    ...(typeof assertion === "string" && assertion !== "" ? { assertion } : {}),
+    ...(dpop ? { dpop } : {}),
+    method: req.requestMethod,
+    url,
   };
 }
 
