@@ -53,39 +53,43 @@ describe.each(databaseKinds)("AuditService on %s", (kind) => {
     const abort = new AbortController();
     const { events } = await t.client(AuditService).queryAuditEvents({ pageSize: 1000 });
     const lastSeq = events.at(-1)?.seq ?? 0n;
+    const stored = (await t.client(TenantService).createTenant({ name: "replayed" })).tenant?.id;
     const stream = t
       .client(AuditService, { protocol: "grpc" })
-      .tailAuditEvents({ afterSeq: lastSeq, filter: { action: "tenant.create" } }, { signal: abort.signal });
-    const created = (async () => {
-      await new Promise((r) => setTimeout(r, 200));
-      return (await t.client(TenantService).createTenant({ name: "tailed" })).tenant?.id;
-    })();
-    for await (const message of stream) {
-      expect(message.event?.target).toBe(await created);
-      expect(message.event?.seq).toBeGreaterThan(lastSeq);
-      break;
-    }
+      .tailAuditEvents({ afterSeq: lastSeq, filter: { action: "tenant.create" } }, { signal: abort.signal })
+      [Symbol.asyncIterator]();
+    // Written before the tail began: replayed.
+    const replayed = (await stream.next()).value;
+    expect(replayed?.event?.target).toBe(stored);
+    expect(replayed?.event?.seq).toBeGreaterThan(lastSeq);
+    // Written once the tail has answered, so while it is open on the broker: streamed.
+    const created = (await t.client(TenantService).createTenant({ name: "tailed" })).tenant?.id;
+    const streamed = (await stream.next()).value;
+    expect(streamed?.event?.target).toBe(created);
+    expect(streamed?.event?.seq).toBeGreaterThan(replayed?.event?.seq ?? 0n);
     abort.abort();
   });
 
   it("ends a tail on the server when its HTTP/1.1 client goes away", async () => {
     const abort = new AbortController();
+    const { events } = await t.client(AuditService).queryAuditEvents({ pageSize: 1000 });
+    let requestId = "";
     const stream = t
       .client(AuditService, { protocol: "connect" })
-      .tailAuditEvents({ filter: { action: "tenant.create" } }, { signal: abort.signal });
-    const iterator = stream[Symbol.asyncIterator]();
-    const first = iterator.next().catch(() => undefined);
-    // The call's log line is written when the server side of the stream ends.
-    const tails = () => t.logs.filter((line) => line.includes("AuditService/TailAuditEvents")).length;
-    const before = tails();
-    await new Promise((r) => setTimeout(r, 200));
+      .tailAuditEvents(
+        { afterSeq: (events.at(-1)?.seq ?? 1n) - 1n },
+        { signal: abort.signal, onHeader: (h) => (requestId = h.get("aegis-request-id") ?? "") },
+      );
+    // The last stored event comes back: the tail is open on the broker, waiting for more.
+    expect((await stream[Symbol.asyncIterator]().next()).done).toBe(false);
+    expect(requestId).toMatch(/^req_/);
     abort.abort();
-    await first;
-    const until = Date.now() + 5_000;
-    while (tails() === before) {
-      if (Date.now() > until) throw new Error("the tail did not end after its client left");
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    // The call's log line is written when the server side of the stream ends.
+    const ended = () =>
+      t.logs.some((line) => line.includes(requestId) && line.includes("AuditService/TailAuditEvents"));
+    await expect
+      .poll(ended, { timeout: 5_000, interval: 20, message: "the tail did not end after its client left" })
+      .toBe(true);
   });
 
   it("verifies an intact chain, then detects a modified event and a deleted one", async () => {

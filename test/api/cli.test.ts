@@ -6,6 +6,7 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { describe, expect, it } from "vitest";
 import { AuditService } from "../../gen/proto/aegis/audit/v1/audit_pb.js";
+import { TenantService } from "../../gen/proto/aegis/tenant/v1/tenant_pb.js";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/proto/grpc/health/v1/health_pb.js";
 import { runAegis as run, waitFor } from "../support/cli.js";
 
@@ -36,15 +37,19 @@ describe("aegis CLI", () => {
     });
     expect((await createClient(Health, transport).check({})).status).toBe(Status.SERVING);
 
-    // A live stream is ended by shutdown rather than cut off.
-    const tail = createClient(AuditService, transport).tailAuditEvents({});
+    // A live stream is ended by shutdown rather than cut off. It is open on
+    // the broker once it has answered: an event written before it, replayed.
+    await createClient(TenantService, transport).createTenant({ name: "before-the-tail" });
+    const audit = createClient(AuditService, transport);
+    const { events } = await audit.queryAuditEvents({ filter: { action: "tenant.create" } });
+    const tail = audit.tailAuditEvents({ afterSeq: (events[0]?.seq ?? 1n) - 1n })[Symbol.asyncIterator]();
+    expect((await tail.next()).done).toBe(false);
     const tailEnded = (async () => {
-      for await (const _ of tail) {
-        /* no events expected */
+      while (!(await tail.next()).done) {
+        /* no further events expected */
       }
       return "ended";
     })();
-    await new Promise((r) => setTimeout(r, 300));
     broker.child.kill("SIGTERM");
     expect(await broker.exit).toBe(0);
     expect(await tailEnded).toBe("ended");

@@ -106,7 +106,7 @@ describe.each(databaseKinds)("device flow on %s", (kind) => {
       scopes: ["reports.read"],
     });
     expect(scopes).toEqual(["reports.read"]);
-    await new Promise((r) => setTimeout(r, 2_100));
+    t.clock.advance(2_100); // past the polling interval
     const tokens = await oauth.processDeviceCodeResponse(
       as,
       client,
@@ -154,8 +154,8 @@ describe.each(databaseKinds)("device flow on %s", (kind) => {
       .catch((e: oauth.ResponseBodyError) => e.error);
     expect(wrongKey).toBe("invalid_grant");
 
-    // A device code is exchanged once.
-    await new Promise((r) => setTimeout(r, 2_100));
+    // A device code is exchanged once (polled after the interval, so the refusal is not slow_down).
+    t.clock.advance(2_100);
     expect((await poll(started.device_code)).error).toBe("invalid_grant");
   });
 
@@ -169,7 +169,7 @@ describe.each(databaseKinds)("device flow on %s", (kind) => {
     });
     expect(row.intervalSeconds).toBe(7);
     // Still too fast for the new interval.
-    await new Promise((r) => setTimeout(r, 2_100));
+    t.clock.advance(2_100);
     expect((await poll(started.device_code)).error).toBe("slow_down");
   });
 
@@ -199,7 +199,7 @@ describe.each(databaseKinds)("device flow on %s", (kind) => {
     expect(reasonOf(pending)).toBe("AUTHORIZATION_PENDING");
     expect(pending?.code).toBe(Code.FailedPrecondition);
     await device(person.key).approveDeviceAuthorization({ userCode: begun.userCode });
-    await new Promise((r) => setTimeout(r, 2_100));
+    t.clock.advance(2_100);
     const { tokens } = await anonymous.exchangeDeviceCode({ clientId, deviceCode: begun.deviceCode });
     expect(tokens).toMatchObject({ tokenType: "Bearer", scope: "reports.read" });
     const me = await t.client(PrincipalService, { key: tokens?.accessToken }).whoAmI({});
@@ -232,7 +232,7 @@ describe.each(databaseKinds)("device flow on %s", (kind) => {
 
     // Its refresh token only works for the client it was issued to.
     await device(person.key).approveDeviceAuthorization({ userCode: started.user_code });
-    await new Promise((r) => setTimeout(r, 2_100));
+    t.clock.advance(2_100);
     const tokens = await poll(started.device_code);
     const foreignRefresh = await form("/oauth/token", {
       grant_type: "refresh_token",
@@ -381,7 +381,7 @@ describe.each(databaseKinds)("device flow on %s", (kind) => {
         clientId: client?.clientId ?? "",
         scopes: ["reports.read"],
       });
-      await new Promise((r) => setTimeout(r, 1_200));
+      short.clock.advance(1_200);
       const expired = await failure(
         short
           .client(DeviceAuthService, { key: undefined })

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { type Browser, chromium } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { type Actor, createActor } from "../support/fixtures.js";
@@ -29,14 +29,15 @@ function aegis(args: string[], configDir: string) {
     exit,
     stdout: () => stdout,
     stderr: () => stderr,
-    async url(): Promise<string> {
-      const until = Date.now() + 30_000;
-      for (;;) {
-        const match = /\(or open (\S+)\)/.exec(stdout);
-        if (match) return match[1] as string;
-        if (Date.now() > until) throw new Error(`no URL from aegis login: ${stdout} ${stderr}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+    url(): Promise<string> {
+      return vi.waitFor(
+        () => {
+          const match = /\(or open (\S+)\)/.exec(stdout);
+          if (!match) throw new Error(`no URL from aegis login: ${stdout} ${stderr}`);
+          return match[1] as string;
+        },
+        { timeout: 30_000, interval: 50 },
+      );
     },
   };
 }

@@ -274,7 +274,7 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
     expect(reasonOf(exhausted)).toBe("LEASE_EXHAUSTED");
 
     const { lease: short } = await leases.createLease({ target, lifetimeSeconds: 1, maxUses: 3 });
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    t.clock.advance(1_100);
     const expired = await failure(leases.redeemLease({ leaseId: short?.leaseId ?? "" }));
     expect(reasonOf(expired)).toBe("LEASE_EXPIRED");
     const expiredRow = await t.db.database.prisma.lease.findUniqueOrThrow({ where: { id: short?.leaseId ?? "" } });

@@ -28,9 +28,12 @@ describe.each(databaseKinds)("shutdown on %s", (kind) => {
     );
     // Close once the broker is demonstrably working on them.
     const prisma = db.database.prisma;
-    while ((await prisma.tenant.count({ where: { name: { startsWith: "inflight-" } } })) === 0) {
-      await new Promise((r) => setTimeout(r, 2));
-    }
+    await expect
+      .poll(() => prisma.tenant.count({ where: { name: { startsWith: "inflight-" } } }), {
+        interval: 2,
+        timeout: 10_000,
+      })
+      .toBeGreaterThan(0);
     const closed = t.broker.close();
     const results = await settled;
     await closed;

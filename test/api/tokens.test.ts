@@ -360,7 +360,7 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
       code: Code.Unauthenticated,
     });
     await agents.reactivateAgent({ agentId: agent?.id ?? "" });
-    await new Promise((r) => setTimeout(r, 1100)); // tokens from the suspension's own second stay void
+    t.clock.advance(1_100); // into the next second: tokens from the suspension's own second stay void
     const fresh = await t.client(TokenService, { key }).mintToken({ audience: t.broker.url, scopes: [] });
     expect((await t.client(PrincipalService, { key: fresh.accessToken }).whoAmI({})).principal?.id).toBe(agent?.id);
     await expect(t.client(PrincipalService, { key: own.accessToken }).whoAmI({})).rejects.toMatchObject({
@@ -382,7 +382,7 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
     const mint = (key: string) => t.client(TokenService, { key }).mintToken({ audience: "a", scopes: [] });
     await mint(created.secret);
     await mint(rotated.secret);
-    await new Promise((r) => setTimeout(r, 1100));
+    t.clock.advance(1_100); // past the grace period
     await expect(mint(created.secret)).rejects.toMatchObject({ code: Code.Unauthenticated });
     await mint(rotated.secret);
   });

@@ -8,7 +8,7 @@ import path from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { AgentService } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
 import { AuditService } from "../../gen/proto/aegis/audit/v1/audit_pb.js";
 import { CredentialService } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
@@ -108,9 +108,22 @@ describe("aegis serve with AEGIS_WORKERS=2 on the embedded database", () => {
     const asToken = () => t.client(PrincipalService, { key: accessToken }).whoAmI({});
     await Promise.all(Array.from({ length: 8 }, asToken));
     await t.client(TokenService, { key: secret }).revokeToken({ jti });
-    await new Promise((r) => setTimeout(r, 1000));
-    const results = await Promise.all(Array.from({ length: 16 }, () => failure(asToken())));
-    expect(results.map((r) => r?.code)).toEqual(Array(16).fill(Code.Unauthenticated));
+    // The worker that did not revoke it learns of it from the revocation feed it polls.
+    await vi.waitFor(
+      async () => {
+        const results = await Promise.all(Array.from({ length: 16 }, () => failure(asToken())));
+        expect(results.map((r) => r?.code)).toEqual(Array(16).fill(Code.Unauthenticated));
+      },
+      { timeout: 1_000, interval: 20 },
+    );
+    // Both workers refused it, not only the one that revoked it.
+    const refusedBy = () =>
+      new Set(
+        lines(served, "rpc")
+          .filter((l) => l.procedure === "aegis.principal.v1.PrincipalService/WhoAmI" && l.code === "Unauthenticated")
+          .map((l) => l.worker),
+      );
+    await expect.poll(refusedBy).toEqual(new Set([1, 2]));
   });
 
   it("redeems a single-use lease exactly once under 100 concurrent attempts across the workers", async () => {

@@ -1,6 +1,6 @@
-// Starts a real broker on an ephemeral port over a test database and hands
-// out clients for every protocol. Log lines are kept so tests can assert
-// what was (and was not) logged.
+// Starts a real broker on an ephemeral port over a test database, on a clock
+// the test moves (clock.ts), and hands out clients for every protocol. Log
+// lines are kept so tests can assert what was (and was not) logged.
 import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
 import type { DescService } from "@bufbuild/protobuf";
@@ -9,6 +9,7 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import { type Broker, startBroker } from "../../src/app/broker.js";
 import { type Config, loadConfig } from "../../src/core/config.js";
 import { createLogger } from "../../src/core/log.js";
+import { TestClock } from "./clock.js";
 import { createTestDatabase, type DatabaseKind, type TestDatabase } from "./databases.js";
 
 export type Protocol = "connect" | "grpc" | "grpc-web";
@@ -18,6 +19,8 @@ export interface TestBroker {
   readonly broker: Broker;
   readonly config: Config;
   readonly db: TestDatabase;
+  /** The broker's clock: move it instead of sleeping. */
+  readonly clock: TestClock;
   /** The bootstrap admin's API key. */
   readonly adminKey: string;
   /** Every log line written so far, raw JSON text. */
@@ -28,11 +31,14 @@ export interface TestBroker {
   stop(): Promise<void>;
 }
 
+/** `existing` is a database to share with another broker; `options.clock` a clock to share too. */
 export async function startTestBroker(
   kind: DatabaseKind,
   env: Record<string, string> = {},
   existing?: TestDatabase,
+  options: { clock?: TestClock } = {},
 ): Promise<TestBroker> {
+  const clock = options.clock ?? new TestClock();
   const db = existing ?? (await createTestDatabase(kind));
   const config = loadConfig({
     AEGIS_PORT: "0",
@@ -48,7 +54,7 @@ export async function startTestBroker(
       done();
     },
   });
-  const broker = await startBroker(config, { log: createLogger(config.logLevel, sink), database: db.database });
+  const broker = await startBroker(config, { log: createLogger(config.logLevel, sink), clock, database: db.database });
   const adminKey = broker.bootstrap?.credential ?? "";
   const transport = (protocol: Protocol, key: string | undefined) => {
     const interceptors: Interceptor[] = key
@@ -68,6 +74,7 @@ export async function startTestBroker(
     broker,
     config,
     db,
+    clock,
     adminKey,
     logs,
     transport,

@@ -1,6 +1,7 @@
 // The `aegis` command as a child process, as an operator runs it.
 import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
+import { vi } from "vitest";
 
 // The package's own executable, in this process's Node: one process, so
 // signals reach the broker itself. (tsx's CLI runs the script in a child,
@@ -50,9 +51,10 @@ export function runAegis(
 
 /** Resolves once `predicate` holds; rejects after `ms`. */
 export async function waitFor(predicate: () => boolean, ms = 30_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > until) throw new Error("timed out waiting");
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await vi.waitFor(
+    () => {
+      if (!predicate()) throw new Error(`timed out waiting (${ms} ms)`);
+    },
+    { timeout: ms, interval: 50 },
+  );
 }

@@ -64,11 +64,13 @@ describe("embedded autovacuum", () => {
     ({ database } = await openEmbedded(undefined, { autovacuumMs: 20 }));
     await migrate(database);
     await churn(database, 300);
-    const until = Date.now() + 10_000;
-    while ((await stats(database, "replay_guard")).last_vacuum === null) {
-      if (Date.now() > until) throw new Error("no autovacuum round within 10 s");
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const opened = database;
+    await expect
+      .poll(async () => (await stats(opened, "replay_guard")).last_vacuum, {
+        timeout: 10_000,
+        message: "no autovacuum round within 10 s",
+      })
+      .not.toBeNull();
     expect((await stats(database, "replay_guard")).n_dead_tup).toBe(0);
     await database.close();
     database = undefined;

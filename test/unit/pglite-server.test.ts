@@ -7,7 +7,7 @@ import path from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import pg from "pg";
 import pino from "pino";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { type PgliteServer, readyStatus, servePglite } from "../../src/db/pglite-server.js";
 
 describe("servePglite", () => {
@@ -46,8 +46,13 @@ describe("servePglite", () => {
     await a.query("BEGIN");
     await a.query("INSERT INTO item VALUES (1, 'a')");
     // b's insert waits for a's transaction to end; had it run inside it, the rollback would take it too.
-    const inserted = b.query("INSERT INTO item VALUES (2, 'b')");
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    const waitsForSession = vi.spyOn(lite, "runExclusive");
+    let settled = false;
+    const inserted = b.query("INSERT INTO item VALUES (2, 'b')").finally(() => {
+      settled = true;
+    });
+    // a rolls back once b waits its turn for the session (or, were it let in, has run).
+    await vi.waitFor(() => expect(waitsForSession.mock.calls.length > 0 || settled).toBe(true), { interval: 5 });
     await a.query("ROLLBACK");
     a.release();
     await inserted;

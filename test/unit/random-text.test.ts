@@ -1,4 +1,4 @@
-// Random strings (src/crypto/random-text.ts), drawn from a pooled CSPRNG buffer.
+// Random strings (src/protocol/random-text.ts), drawn from a pooled CSPRNG buffer.
 import { describe, expect, it } from "vitest";
 import { base32Alphabet, randomBase64url, randomText } from "../../src/protocol/random-text.js";
 
