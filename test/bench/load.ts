@@ -11,7 +11,9 @@ import { Pool } from "undici";
 
 interface Job {
   readonly url: string;
-  readonly case: "health" | "mint" | "mint-dpop" | "introspect" | "create-lease" | "redeem-lease";
+  readonly case: "health" | "mint" | "oauth-token" | "mint-dpop" | "introspect" | "create-lease" | "redeem-lease";
+  /** oauth-token: the client id that goes with `apiKey` in client_secret_basic. */
+  readonly clientId?: string;
   /** Measured seconds, after the warm-up. */
   readonly seconds: number;
   readonly warmupSeconds?: number;
@@ -65,6 +67,16 @@ async function requests(): Promise<(i: number) => { path: string; headers: Recor
       const headers = { ...json, authorization: `Bearer ${job.apiKey}` };
       const body = JSON.stringify({ audience: "https://api.example.com", scopes: [] });
       return () => ({ path: "/aegis.token.v1.TokenService/MintToken", headers, body });
+    }
+    case "oauth-token": {
+      // The same mint through the standard door: client_credentials, client_secret_basic.
+      const basic = Buffer.from(`${job.clientId}:${job.apiKey}`).toString("base64");
+      const headers = { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${basic}` };
+      const body = new URLSearchParams({
+        grant_type: "client_credentials",
+        audience: "https://api.example.com",
+      }).toString();
+      return () => ({ path: "/oauth/token", headers, body });
     }
     case "mint-dpop": {
       const path = "/aegis.token.v1.TokenService/MintToken";

@@ -255,6 +255,11 @@ async function prepare(broker: RunningBroker): Promise<Case[]> {
       target: tokenTarget(3000),
     },
     {
+      id: "oauth-token",
+      name: "/oauth/token (client_credentials)",
+      run: (s) => load(broker, { case: "oauth-token", apiKey, clientId: agent?.id ?? "" }, s),
+    },
+    {
       id: "mint-dpop",
       name: "MintToken (DPoP-bound)",
       run: (s) => load(broker, { case: "mint-dpop", apiKey, proofs: 6_000 * (s + warmupSeconds) }, s),
