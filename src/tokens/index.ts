@@ -2,22 +2,15 @@
 // user API tokens and the signing keys.
 import type { BrokerContext } from "../core/context.js";
 import { type BrokerModule, served } from "../core/module.js";
+import type { TokenDeps } from "./token-deps.js";
 import { TokenService, tokenService } from "./token-service.js";
-import type { TokenDeps } from "./tokens.js";
 
+export type { CallSite } from "../core/call.js";
+export { issueAccessToken, type MintedToken, mintToken } from "./mint.js";
+export { revokeToken, revokeTokenAsPublicClient } from "./revoke.js";
 export { ensureSigningKeys, KeyRing } from "./signing-keys.js";
-export {
-  type CallSite,
-  introspectToken,
-  issueAccessToken,
-  type MintedToken,
-  mintToken,
-  revokeToken,
-  revokeTokenAsPublicClient,
-  type TokenDeps,
-  tokenAuthenticator,
-  VerifiedTokens,
-} from "./tokens.js";
+export { type TokenDeps, VerifiedTokens } from "./token-deps.js";
+export { introspectToken, tokenAuthenticator } from "./verify.js";
 
 export function tokensModule(ctx: BrokerContext, tokens: TokenDeps): BrokerModule {
   return {

@@ -6,9 +6,12 @@ import { SigningKeyState, TokenService } from "../../gen/proto/aegis/token/v1/to
 import { auditBase, callerOf, callSite } from "../core/call.js";
 import type { BrokerContext } from "../core/context.js";
 import { RevocationFeed } from "../core/revocation-feed.js";
+import { mintToken } from "./mint.js";
+import { revokeToken } from "./revoke.js";
 import { listSigningKeys, retireSigningKey, rotateSigningKeys } from "./signing-keys.js";
-import { introspectToken, mintToken, revokeToken, type TokenDeps } from "./tokens.js";
+import type { TokenDeps } from "./token-deps.js";
 import { mintUserApiToken } from "./user-api-tokens.js";
+import { introspectToken } from "./verify.js";
 
 export { TokenService };
 

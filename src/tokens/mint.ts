@@ -1,0 +1,132 @@
+// Minting broker tokens (RFC 9068 profile): for a client the pipeline
+// authenticated (MintToken, the token endpoint's client_credentials grant),
+// or for an already decided grant (the device flow). The answer waits for
+// the audit event, so no token leaves unaudited.
+import type { CallSite } from "../core/call.js";
+import type { Caller } from "../core/caller.js";
+import { DomainError, type FieldViolation, invalidArgument } from "../core/errors/domain-error.js";
+import { assertCovers, parseScopes } from "../policy/scope-checks.js";
+import { type AccessTokenClaims, signAccessToken } from "../protocol/access-token.js";
+import { newJti } from "../protocol/jti.js";
+import { formatScope, type Scope } from "../protocol/scope.js";
+import type { TokenDeps } from "./token-deps.js";
+
+export interface MintRequest {
+  readonly audience: string;
+  readonly scopes: readonly string[];
+  readonly lifetimeSeconds: number;
+  readonly clientAssertion: string;
+}
+
+export interface MintedToken {
+  readonly accessToken: string;
+  readonly tokenType: "DPoP" | "Bearer";
+  readonly expiresIn: number;
+  readonly scope: string;
+  readonly jti: string;
+}
+
+function validateMint(request: MintRequest, maxLifetime: number): Scope[] {
+  const violations: FieldViolation[] = [];
+  if (!request.audience || request.audience.length > 256 || /\s/.test(request.audience)) {
+    violations.push({ field: "audience", description: "must be a non-empty identifier of at most 256 characters" });
+  }
+  if (request.lifetimeSeconds < 0 || request.lifetimeSeconds > maxLifetime) {
+    violations.push({ field: "lifetime_seconds", description: `must be between 0 and ${maxLifetime}` });
+  }
+  if (request.clientAssertion.length > 8192) violations.push({ field: "client_assertion", description: "too long" });
+  if (violations.length > 0) throw invalidArgument(violations);
+  return parseScopes("scopes", request.scopes, { wildcards: true });
+}
+
+/** What an issued token says: who it is for, for which client, where, with what. */
+export interface TokenGrant {
+  readonly subject: Pick<Caller, "principalId" | "tenantId" | "kind">;
+  /** `client_id`: the agent itself, or the OAuth client a person logged in with. */
+  readonly clientId: string;
+  readonly audience: string;
+  /** Canonical scopes, space-separated. */
+  readonly scope: string;
+  readonly lifetimeSeconds: number;
+  /** Binds the token to this DPoP key (`cnf.jkt`). */
+  readonly jkt?: string;
+}
+
+/**
+ * Signs a token for an already decided grant and records it: the response
+ * waits for the audit batch, so no token leaves unaudited.
+ */
+export async function issueAccessToken(deps: TokenDeps, site: CallSite, grant: TokenGrant): Promise<MintedToken> {
+  const iat = Math.floor(deps.clock.now().getTime() / 1000);
+  const exp = iat + grant.lifetimeSeconds;
+  const claims: AccessTokenClaims = {
+    iss: deps.config.publicUrl,
+    sub: grant.subject.principalId,
+    aud: grant.audience,
+    exp,
+    iat,
+    jti: newJti({ principalId: grant.subject.principalId, exp }),
+    client_id: grant.clientId,
+    tenant_id: grant.subject.tenantId,
+    scope: grant.scope,
+    principal_kind: grant.subject.kind,
+    ...(grant.jkt ? { cnf: { jkt: grant.jkt } } : {}),
+  };
+  const accessToken = signAccessToken(deps.keyRing.snapshot.signer, claims);
+  await deps.audit.append({
+    requestId: site.requestId,
+    tenantId: grant.subject.tenantId,
+    actorId: grant.subject.principalId,
+    client: site.client,
+    action: "token.mint",
+    target: claims.jti,
+    outcome: "success",
+    reason: grant.clientId === grant.subject.principalId ? "" : `client ${grant.clientId}`,
+  });
+  return {
+    accessToken,
+    tokenType: grant.jkt ? "DPoP" : "Bearer",
+    expiresIn: grant.lifetimeSeconds,
+    scope: grant.scope,
+    jti: claims.jti,
+  };
+}
+
+/**
+ * Mints a token for `caller`, an OAuth client the pipeline authenticated
+ * (API key, user API token or assertion; `caller.dpopJkt` when the call
+ * carried a DPoP proof, to which the token is then bound).
+ */
+export async function mintToken(
+  deps: TokenDeps,
+  site: CallSite,
+  caller: Caller,
+  request: MintRequest,
+): Promise<MintedToken> {
+  const { defaultSeconds, maxSeconds } = deps.config.tokenLifetime;
+  const scopes = validateMint(request, maxSeconds);
+  try {
+    deps.mintLimiter.hit(`address:${site.clientAddress}`, "token requests from this address");
+    deps.mintLimiter.hit(`principal:${caller.principalId}`, "token requests for this client");
+    assertCovers(caller, scopes, "this token", "SCOPE_NOT_GRANTED");
+    return await issueAccessToken(deps, site, {
+      subject: caller,
+      clientId: caller.principalId,
+      audience: request.audience,
+      scope: scopes.map(formatScope).join(" "),
+      lifetimeSeconds: request.lifetimeSeconds || defaultSeconds,
+      ...(caller.dpopJkt ? { jkt: caller.dpopJkt } : {}),
+    });
+  } catch (error) {
+    if (error instanceof DomainError && error.code !== "invalid_argument") {
+      const base = {
+        requestId: site.requestId,
+        tenantId: caller.tenantId,
+        actorId: caller.principalId,
+        client: site.client,
+      };
+      await deps.audit.denied(base, "token.mint", request.audience, error);
+    }
+    throw error;
+  }
+}
