@@ -6,14 +6,12 @@ import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js"
 import { auditBase, callerOf, callOf, callSite } from "../core/call.js";
 import type { BrokerContext } from "../core/context.js";
 import { setLocalPassword } from "./accounts.js";
+import { decideDeviceAuthorization } from "./approve.js";
+import { beginDeviceAuthorization } from "./begin.js";
 import { createOAuthClient, disableOAuthClient } from "./clients.js";
-import {
-  beginDeviceAuthorization,
-  type DeviceDeps,
-  decideDeviceAuthorization,
-  exchangeDeviceCode,
-  refreshAccessToken,
-} from "./device-flow.js";
+import type { DeviceDeps } from "./device-grant.js";
+import { exchangeDeviceCode } from "./exchange.js";
+import { refreshAccessToken } from "./refresh.js";
 
 export { DeviceAuthService };
 

@@ -2,19 +2,14 @@
 // its refresh tokens and the OAuth clients that use it.
 import type { BrokerContext } from "../core/context.js";
 import { type BrokerModule, served } from "../core/module.js";
-import { type DeviceDeps, pruneDeviceFlow } from "./device-flow.js";
+import { type DeviceDeps, pruneDeviceFlow } from "./device-grant.js";
 import { DeviceAuthService, deviceService } from "./device-service.js";
 import { verificationPage } from "./verification-page.js";
 
-export {
-  beginDeviceAuthorization,
-  type DeviceDeps,
-  exchangeDeviceCode,
-  refreshAccessToken,
-  refreshTokenHashPurpose,
-  revokeRefreshToken,
-  type TokenSet,
-} from "./device-flow.js";
+export { beginDeviceAuthorization } from "./begin.js";
+export { type DeviceDeps, refreshTokenHashPurpose, type TokenSet } from "./device-grant.js";
+export { exchangeDeviceCode } from "./exchange.js";
+export { refreshAccessToken, revokeRefreshToken } from "./refresh.js";
 
 export function deviceModule(ctx: BrokerContext, device: DeviceDeps): BrokerModule {
   return {

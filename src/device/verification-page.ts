@@ -22,7 +22,8 @@ import type { HttpRoute } from "../core/module.js";
 import { base62Alphabet, randomText } from "../protocol/random-text.js";
 import { ScopeSet } from "../protocol/scope.js";
 import { verifyPassword } from "./accounts.js";
-import { type DeviceDeps, decideDeviceAuthorization, displayUserCode, findPendingByUserCode } from "./device-flow.js";
+import { decideDeviceAuthorization, findPendingByUserCode } from "./approve.js";
+import { type DeviceDeps, displayUserCode } from "./device-grant.js";
 import { approvalPage, codePage, loginPage, messagePage } from "./verification-views.js";
 
 export interface PageDeps {

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { displayUserCode, normalizeUserCode, userCodeAlphabet } from "../../src/device/device-flow.js";
+import { displayUserCode, normalizeUserCode, userCodeAlphabet } from "../../src/device/device-grant.js";
 
 const code = fc.stringMatching(new RegExp(`^[${userCodeAlphabet}]{8}$`));
 
