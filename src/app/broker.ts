@@ -2,6 +2,7 @@
 // interceptor chain, the RPC routes and the plain HTTP endpoints, on one
 // listener. `startBroker` is what the CLI and the tests call; nothing here
 // listens on import.
+
 import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import { createContextValues } from "@connectrpc/connect";
@@ -18,6 +19,7 @@ import { callKey } from "../core/call.js";
 import { type Clock, systemClock } from "../core/clock.js";
 import type { Config } from "../core/config.js";
 import type { BrokerContext } from "../core/context.js";
+import { keyPurposes } from "../core/key-purposes.js";
 import type { BrokerModule } from "../core/module.js";
 import { RateLimiter } from "../core/rate-limit.js";
 import { RevocationFeed } from "../core/revocation-feed.js";
@@ -140,7 +142,7 @@ async function assemble(
     keyRing,
     feed,
     replay,
-    nonces: config.dpopNonceRequired ? dpopNonces(rootKey.deriveKey("aegis/dpop-nonce/v1"), clock) : undefined,
+    nonces: config.dpopNonceRequired ? dpopNonces(rootKey.deriveKey(keyPurposes.dpopNonce), clock) : undefined,
     mintLimiter: new RateLimiter(config.rateLimits.mintsPerMinute, clock),
     revokeLimiter: new RateLimiter(config.rateLimits.revocationsPerMinute, clock),
     authFailures,

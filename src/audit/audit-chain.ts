@@ -2,8 +2,9 @@
 // root key) over its fields and the previous event's hash. A plain hash would
 // let anyone with write access to the database rewrite history and recompute
 // the chain; with a keyed hash they also need the root key.
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { createHmac } from "node:crypto";
 import type { AuditEntry } from "../core/audit.js";
+import { sameSecret } from "../crypto/constant-time.js";
 
 export interface ChainedAuditEvent extends AuditEntry {
   readonly seq: bigint;
@@ -67,5 +68,5 @@ export function findChainBreak(
 }
 
 function sameHex(a: string, b: string): boolean {
-  return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+  return sameSecret(a, b);
 }

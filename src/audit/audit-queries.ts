@@ -1,9 +1,11 @@
 // Reading the audit trail: filtered pages, full-chain verification, and the
 // follow-along stream behind TailAuditEvents.
+
 import type { Prisma } from "../../gen/prisma/client.js";
 import { type Caller, isElevated } from "../core/caller.js";
 import type { BrokerContext } from "../core/context.js";
 import { invalidArgument, notFound } from "../core/errors/domain-error.js";
+import { keyPurposes } from "../core/key-purposes.js";
 import type { Page } from "../core/pagination.js";
 import { type ChainedAuditEvent, type ChainVerdict, findChainBreak, genesisHash } from "./audit-chain.js";
 
@@ -99,7 +101,7 @@ export async function verifyAuditChain(
 }
 
 export function auditChainKey(rootKey: BrokerContext["rootKey"]): Buffer {
-  return rootKey.deriveKey("aegis/audit-chain/v1");
+  return rootKey.deriveKey(keyPurposes.auditChain);
 }
 
 /**

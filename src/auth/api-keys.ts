@@ -2,16 +2,19 @@
 // credential is one). The secret is shown once at creation; the database
 // keeps only an HMAC of it under a key derived from the root key, so a copy
 // of the database alone cannot be used to log in or to test guesses offline.
-import { createHmac, timingSafeEqual } from "node:crypto";
+
+import { createHmac } from "node:crypto";
 import type { Prisma, PrismaClient } from "../../gen/prisma/client.js";
 import type { Caller } from "../core/caller.js";
 import type { Clock } from "../core/clock.js";
 import { unauthenticated } from "../core/errors/domain-error.js";
+import { keyPurposes } from "../core/key-purposes.js";
+import { sameSecret } from "../crypto/constant-time.js";
 import { generateCredential, parseCredential } from "../protocol/credential-format.js";
 import { formatScope, ScopeSet } from "../protocol/scope.js";
 import type { Authenticator } from "./authenticate.js";
 
-export const apiKeyHashPurpose = "aegis/api-key-hash/v1";
+export const apiKeyHashPurpose = keyPurposes.apiKeyHash;
 
 export function hashCredential(hashKey: Buffer, text: string): Buffer {
   return createHmac("sha256", hashKey).update(text).digest();
@@ -118,7 +121,7 @@ export function apiKeyAuthenticator(deps: {
       const now = deps.clock.now();
       const cached = deps.cache?.get(credential.id, now);
       if (cached) {
-        if (!timingSafeEqual(hashCredential(deps.hashKey, credential.text), cached.hash)) {
+        if (!sameSecret(hashCredential(deps.hashKey, credential.text), cached.hash)) {
           throw unauthenticated(`API key ${credential.id}: secret does not match`);
         }
         if (cached.expiresAt && cached.expiresAt <= now) throw unauthenticated(`API key ${credential.id} expired`);
@@ -134,7 +137,7 @@ export function apiKeyAuthenticator(deps: {
       }
       const presented = hashCredential(deps.hashKey, credential.text);
       const stored = Buffer.from(key.secretHash, "hex");
-      if (stored.length !== presented.length || !timingSafeEqual(presented, stored)) {
+      if (!sameSecret(presented, stored)) {
         throw unauthenticated(`API key ${credential.id}: secret does not match`);
       }
       if (key.revokedAt && key.revokedAt <= now) throw unauthenticated(`API key ${key.id} is revoked`);

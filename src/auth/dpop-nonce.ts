@@ -1,8 +1,9 @@
 // Server-issued DPoP nonces (RFC 9449 §8), stateless so every instance
 // agrees without sharing state: a nonce is a time window number and an HMAC
 // of it. The current and the previous window are accepted.
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { createHmac } from "node:crypto";
 import type { Clock } from "../core/clock.js";
+import { sameSecret } from "../crypto/constant-time.js";
 
 export interface DpopNonces {
   current(): string;
@@ -23,7 +24,7 @@ export function dpopNonces(key: Buffer, clock: Clock, windowSeconds = 300): Dpop
       if (!tag || !(window === now || window === now - 1)) return false;
       const given = Buffer.from(tag, "base64url");
       const expected = mac(window);
-      return given.length === expected.length && timingSafeEqual(given, expected);
+      return sameSecret(given, expected);
     },
   };
 }

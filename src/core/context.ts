@@ -1,11 +1,13 @@
 // What domain functions and handlers are given: dependencies as plain values,
 // so a test swaps a database or a clock without touching module state.
+
 import type { Logger } from "pino";
 import type { PrismaClient } from "../../gen/prisma/client.js";
 import type { SqlClient } from "../db/sql.js";
 import type { AuditTrail } from "./audit.js";
 import type { Clock } from "./clock.js";
 import type { Config } from "./config.js";
+import type { KeyPurpose } from "./key-purposes.js";
 import type { RevocationFeed } from "./revocation-feed.js";
 
 /**
@@ -19,7 +21,7 @@ export interface KeyEncryptionProvider {
   /** Decrypts what `seal` produced with the same context; throws if anything differs. */
   open(sealed: Uint8Array, context: string): Buffer;
   /** A 32-byte key for one named purpose, stable for a given root key. */
-  deriveKey(purpose: string): Buffer;
+  deriveKey(purpose: KeyPurpose): Buffer;
 }
 
 export interface BrokerContext {

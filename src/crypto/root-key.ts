@@ -4,12 +4,14 @@
 //
 // KeyEncryptionProvider is the seam for replacing the local key with a
 // hardware or cloud KMS: callers only seal and open, never see the key.
+
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Logger } from "pino";
 import { type Config, ConfigError } from "../core/config.js";
 import type { KeyEncryptionProvider } from "../core/context.js";
+import { type KeyPurpose, keyPurposes } from "../core/key-purposes.js";
 
 export type { KeyEncryptionProvider };
 
@@ -25,10 +27,10 @@ export class RootKey implements KeyEncryptionProvider {
   constructor(key: Uint8Array) {
     if (key.length !== keyBytes) throw new Error(`root key must be ${keyBytes} bytes`);
     this.#key = Buffer.from(key);
-    this.#encryptionKey = this.deriveKey("aegis/root/encryption/v1");
+    this.#encryptionKey = this.deriveKey(keyPurposes.rootEncryption);
   }
 
-  deriveKey(purpose: string): Buffer {
+  deriveKey(purpose: KeyPurpose): Buffer {
     return Buffer.from(hkdfSync("sha256", this.#key, "aegis-root-key", purpose, keyBytes));
   }
 

@@ -1,11 +1,12 @@
 // Local sign-in for people on the verification page. Passwords are hashed
 // with scrypt (a memory-hard hash made for passwords, in node:crypto) with a
 // random salt; checking an unknown name costs the same as a wrong password.
-import { randomBytes, scrypt, timingSafeEqual } from "node:crypto";
+import { randomBytes, scrypt } from "node:crypto";
 import type { AuditBase } from "../core/audit.js";
 import type { Caller } from "../core/caller.js";
 import type { BrokerContext } from "../core/context.js";
 import { DomainError, invalidArgument } from "../core/errors/domain-error.js";
+import { sameSecret } from "../crypto/constant-time.js";
 import { credentialHolderFor } from "../policy/credential-issuance.js";
 
 const params = { N: 1 << 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 } as const;
@@ -31,7 +32,7 @@ export async function verifyPassword(password: string, stored: string | undefine
   if (scheme !== "scrypt" || Number(n) !== params.N || Number(r) !== params.r || Number(p) !== params.p) return false;
   const expected = Buffer.from(key ?? "", "base64url");
   const actual = await derive(password, Buffer.from(salt ?? "", "base64url"));
-  return stored !== undefined && expected.length === actual.length && timingSafeEqual(expected, actual);
+  return stored !== undefined && sameSecret(expected, actual);
 }
 
 export async function setLocalPassword(

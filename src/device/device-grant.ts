@@ -6,10 +6,12 @@
 // - The device code is 256 random bits, stored as a hash, exchanged once.
 // - The user code is 8 letters from an alphabet without vowels or look-alikes,
 //   shown as XXXX-XXXX, accepted in any case with or without the dash.
+
 import { createHash, randomInt } from "node:crypto";
 import type { OAuthClient, Prisma } from "../../gen/prisma/client.js";
 import { hashCredential } from "../auth/api-keys.js";
 import { DomainError } from "../core/errors/domain-error.js";
+import { keyPurposes } from "../core/key-purposes.js";
 import type { RateLimiter } from "../core/rate-limit.js";
 import { generateCredential } from "../protocol/credential-format.js";
 import { newId } from "../protocol/ids.js";
@@ -17,7 +19,7 @@ import { formatScope, ScopeSet } from "../protocol/scope.js";
 import { type CallSite, issueAccessToken, type MintedToken, type TokenDeps } from "../tokens/index.js";
 
 export const userCodeAlphabet = "BCDFGHJKLMNPQRSTVWXZ";
-export const refreshTokenHashPurpose = "aegis/refresh-token-hash/v1";
+export const refreshTokenHashPurpose = keyPurposes.refreshTokenHash;
 
 export interface DeviceDeps extends TokenDeps {
   readonly rootKeyHash: Buffer;

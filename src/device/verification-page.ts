@@ -9,7 +9,7 @@
 // for signing in. A pre-filled code still needs the explicit click.
 // Wrong codes and wrong passwords are rate-limited per address and audited.
 // The markup is in verification-views.ts, which escapes every value it shows.
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash } from "node:crypto";
 import { parse as parseCookies, type SerializeOptions, serialize as serializeCookie } from "cookie";
 import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
 import type { AuditEntry } from "../core/audit.js";
@@ -19,6 +19,7 @@ import type { BrokerContext } from "../core/context.js";
 import { DomainError } from "../core/errors/domain-error.js";
 import { type NodeServerRequest, type NodeServerResponse, readForm } from "../core/http.js";
 import type { HttpRoute } from "../core/module.js";
+import { sameSecret } from "../crypto/constant-time.js";
 import { base62Alphabet, randomText } from "../protocol/random-text.js";
 import { ScopeSet } from "../protocol/scope.js";
 import { verifyPassword } from "./accounts.js";
@@ -39,12 +40,6 @@ const sessionSeconds = 3_600;
 const maxFormBytes = 16 * 1024;
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("base64url");
-
-function sameSecret(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && x.length > 0 && timingSafeEqual(x, y);
-}
 
 /** The value of one cookie the browser sent, or "" when it sent none. */
 function cookieOf(req: NodeServerRequest, name: string): string {

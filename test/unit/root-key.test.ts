@@ -5,6 +5,7 @@ import path from "node:path";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../src/core/config.js";
+import { keyPurposes } from "../../src/core/key-purposes.js";
 import { loadRootKey, RootKey } from "../../src/crypto/root-key.js";
 
 const silent = pino({ level: "silent" });
@@ -26,9 +27,10 @@ describe("RootKey", () => {
     expect(() => new RootKey(randomBytes(32)).open(sealed, "a")).toThrow();
   });
 
-  it("derives distinct keys per purpose", () => {
-    expect(key.deriveKey("a").equals(key.deriveKey("b"))).toBe(false);
-    expect(key.deriveKey("a").equals(key.deriveKey("a"))).toBe(true);
+  it("derives a distinct, stable key for every named purpose", () => {
+    const keys = Object.values(keyPurposes).map((purpose) => key.deriveKey(purpose).toString("hex"));
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(key.deriveKey(keyPurposes.apiKeyHash).equals(key.deriveKey(keyPurposes.apiKeyHash))).toBe(true);
   });
 
   it("never shows its key when logged or inspected", () => {
@@ -44,7 +46,7 @@ describe("loadRootKey", () => {
     const file = path.join(dataDir, "root.key");
     expect(statSync(file).mode & 0o777).toBe(0o600);
     const second = loadRootKey(config, silent);
-    expect(first.deriveKey("x").equals(second.deriveKey("x"))).toBe(true);
+    expect(first.deriveKey(keyPurposes.auditChain).equals(second.deriveKey(keyPurposes.auditChain))).toBe(true);
     expect(readFileSync(file, "utf8").trim()).toMatch(/^[A-Za-z0-9_-]{43}$/);
   });
 
