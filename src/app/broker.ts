@@ -5,7 +5,7 @@
 
 import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
-import { createContextValues } from "@connectrpc/connect";
+import { type ConnectRouter, createContextValues, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { AuditLog, auditChainKey } from "../audit/index.js";
 import { ApiKeyCache, apiKeyAuthenticator, apiKeyHashPurpose, LastUsedRecorder } from "../auth/api-keys.js";
@@ -19,6 +19,7 @@ import { callKey } from "../core/call.js";
 import { type Clock, systemClock } from "../core/clock.js";
 import type { Config } from "../core/config.js";
 import type { BrokerContext } from "../core/context.js";
+import type { NodeHandler } from "../core/http.js";
 import { keyPurposes } from "../core/key-purposes.js";
 import type { BrokerModule } from "../core/module.js";
 import { RateLimiter } from "../core/rate-limit.js";
@@ -32,7 +33,7 @@ import { HealthMonitor, healthModule } from "../health/index.js";
 import { grantableActions } from "../policy/method-policy.js";
 import { ensureSigningKeys, KeyRing, type TokenDeps, tokenAuthenticator, VerifiedTokens } from "../tokens/index.js";
 import { clientOf, httpRouter } from "../transport/http-router.js";
-import { createListener, type Listener } from "../transport/listener.js";
+import { createListener } from "../transport/listener.js";
 import { deadline, guard, observe } from "../transport/pipeline.js";
 import { rpcHandler } from "../transport/rpc-handler.js";
 import { domainModules, jobsOf, registerServices, routesOf, services } from "./modules.js";
@@ -66,20 +67,77 @@ export async function startBroker(givenConfig: Config, options: BrokerOptions): 
     ...givenConfig,
     publicUrl: givenConfig.publicUrlGiven ? givenConfig.publicUrl : url,
   });
+  let assembled: AssembledBroker;
   try {
-    return await assemble(config, options, listener, { url, port });
+    assembled = await assembleBroker(config, options);
   } catch (error) {
     await listener.close(0);
     throw error;
   }
+  const { log } = options;
+  listener.serve(
+    rpcHandler({
+      log,
+      routes: assembled.routes,
+      interceptors: assembled.interceptors,
+      readMaxBytes: config.maxMessageBytes,
+      writeMaxBytes: config.maxMessageBytes,
+      maxTimeoutMs: config.requestTimeoutMs,
+      shutdownSignal: assembled.closing,
+      contextValues: (req) =>
+        createContextValues().set(callKey, {
+          requestId: `req_${randomUUID()}`,
+          client: clientOf(req),
+          clientAddress: req.socket?.remoteAddress ?? "unknown",
+          caller: undefined,
+        }),
+      fallback: assembled.http,
+    }),
+  );
+  log.info({ url, publicUrl: config.publicUrl, database: assembled.database.kind }, "aegis broker listening");
+
+  let closed: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    bootstrap: assembled.bootstrap,
+    database: assembled.database,
+    close() {
+      closed ??= (async () => {
+        log.info("shutting down: refusing new calls, finishing in-flight ones");
+        assembled.stopServing();
+        // Resolves once every connection has finished its open calls; what is
+        // still open after the grace period is cut.
+        await listener.close(config.shutdownGraceMs);
+        await assembled.close();
+        log.info("shut down");
+      })();
+      return closed;
+    },
+  };
 }
 
-async function assemble(
-  config: Config,
-  options: BrokerOptions,
-  listener: Listener,
-  { url, port }: { url: string; port: number },
-): Promise<Broker> {
+/**
+ * One broker without a listener: its RPC routes and interceptor chain (what
+ * `createRouterTransport` serves in memory, or the listener over sockets),
+ * its HTTP routes, and its lifecycle.
+ */
+export interface AssembledBroker {
+  readonly routes: (router: ConnectRouter) => void;
+  readonly interceptors: Interceptor[];
+  /** Everything on the port that is not an RPC. */
+  readonly http: NodeHandler;
+  readonly bootstrap: BootstrapResult | undefined;
+  readonly database: Database;
+  /** Aborted at shutdown: unary calls take it as their signal; streams end on it. */
+  readonly closing: AbortSignal;
+  /** Health turns NOT_SERVING and streams end: the first step of shutdown. */
+  stopServing(): void;
+  /** Stops the jobs and the feed, closes the modules, flushes the audit trail, closes the database. */
+  close(): Promise<void>;
+}
+
+export async function assembleBroker(config: Config, options: BrokerOptions): Promise<AssembledBroker> {
   const { log } = options;
   const clock = options.clock ?? systemClock;
   const rootKey = loadRootKey(config, log);
@@ -201,59 +259,27 @@ async function assemble(
     return timer;
   });
 
-  const rpc = rpcHandler({
-    log,
+  return {
     routes: registerServices(modules),
     interceptors: [
       observe({ log }),
       deadline(config.requestTimeoutMs),
-      guard({
-        authenticator,
-        audit,
-        publicUrl: config.publicUrl,
-        authFailures,
-        clients,
-      }),
+      guard({ authenticator, audit, publicUrl: config.publicUrl, authFailures, clients }),
     ],
-    readMaxBytes: config.maxMessageBytes,
-    writeMaxBytes: config.maxMessageBytes,
-    maxTimeoutMs: config.requestTimeoutMs,
-    shutdownSignal: closing.signal,
-    contextValues: (req) =>
-      createContextValues().set(callKey, {
-        requestId: `req_${randomUUID()}`,
-        client: clientOf(req),
-        clientAddress: req.socket?.remoteAddress ?? "unknown",
-        caller: undefined,
-      }),
-    fallback: httpRouter(routesOf(modules), log),
-  });
-
-  listener.serve(rpc);
-  log.info({ url, publicUrl: config.publicUrl, database: database.kind }, "aegis broker listening");
-
-  let closed: Promise<void> | undefined;
-  return {
-    url,
-    port,
+    http: httpRouter(routesOf(modules), log),
     bootstrap: bootstrapped,
     database,
-    close() {
-      closed ??= (async () => {
-        log.info("shutting down: refusing new calls, finishing in-flight ones");
-        health.setServing(false);
-        closing.abort(); // long-lived streams (tail, watch) end now
-        // Resolves once every connection has finished its open calls; what is
-        // still open after the grace period is cut.
-        await listener.close(config.shutdownGraceMs);
-        for (const timer of timers) clearInterval(timer);
-        await feed.stop();
-        for (const module of [...modules].reverse()) await module.close?.();
-        await audit.close();
-        if (!options.database) await database.close();
-        log.info("shut down");
-      })();
-      return closed;
+    closing: closing.signal,
+    stopServing() {
+      health.setServing(false);
+      closing.abort(); // long-lived streams (tail, watch) end now
+    },
+    async close() {
+      for (const timer of timers) clearInterval(timer);
+      await feed.stop();
+      for (const module of [...modules].reverse()) await module.close?.();
+      await audit.close();
+      if (!options.database) await database.close();
     },
   };
 }
