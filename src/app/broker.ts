@@ -23,6 +23,7 @@ import type { NodeHandler } from "../core/http.js";
 import { keyPurposes } from "../core/key-purposes.js";
 import type { BrokerModule } from "../core/module.js";
 import { RateLimiter } from "../core/rate-limit.js";
+import { requestValidator } from "../core/request-rules.js";
 import { RevocationFeed } from "../core/revocation-feed.js";
 import { loadRootKey } from "../crypto/root-key.js";
 import { type Database, openDatabase } from "../db/database.js";
@@ -35,6 +36,7 @@ import { ensureSigningKeys, KeyRing, type TokenDeps, tokenAuthenticator, Verifie
 import { clientOf, httpRouter } from "../transport/http-router.js";
 import { createListener } from "../transport/listener.js";
 import { deadline, guard, observe } from "../transport/pipeline.js";
+import { validateRequests } from "../transport/request-validation.js";
 import { rpcHandler } from "../transport/rpc-handler.js";
 import { domainModules, jobsOf, registerServices, routesOf, services } from "./modules.js";
 
@@ -225,6 +227,7 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
     apiKeys,
     issuer: config.publicUrl,
   };
+  const validator = requestValidator(services);
   // What every instance keeps for itself: single-use values and feed entries
   // forgotten once expired, API keys dropped from the cache when the feed
   // names them, last-use times written at shutdown.
@@ -246,7 +249,7 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
       ctx,
       tokens,
       device,
-      oauth: { tokens, device, authenticator, audit, publicUrl: config.publicUrl, log, clients },
+      oauth: { tokens, device, authenticator, audit, publicUrl: config.publicUrl, log, clients, validator },
     }),
     healthModule(health, () => database.ping(), closing.signal),
   ];
@@ -265,6 +268,14 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
       observe({ log }),
       deadline(config.requestTimeoutMs),
       guard({ authenticator, audit, publicUrl: config.publicUrl, authFailures, clients }),
+      // Validation last, right before the handler, which is where the checks
+      // it replaces ran: inside observe, so a refusal carries the request id,
+      // gets its log line and is translated like every error; after guard, so
+      // who may not call the RPC hears "unauthenticated" or "denied" and never
+      // which field it got wrong (no probing, no work spent on strangers), and
+      // so a refused argument on an audit_every_refusal RPC is still audited
+      // (guard audits what is thrown beneath it).
+      validateRequests(validator),
     ],
     http: httpRouter(routesOf(modules), log),
     bootstrap: bootstrapped,

@@ -1,12 +1,14 @@
 // The standard OAuth endpoints, so off-the-shelf OAuth libraries work with
 // nothing but the metadata URL. They are thin: form decoding and client
-// authentication in the shapes the RFCs define, then the same domain
-// functions as the RPCs.
+// authentication in the shapes the RFCs define, then the same request rules
+// (declared in proto for the RPC each endpoint stands for) and the same
+// domain functions as the RPCs.
 
 import type { DescMethod } from "@bufbuild/protobuf";
+import type { Validator } from "@bufbuild/protovalidate";
 import type { Logger } from "pino";
-import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
-import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
+import { BeginDeviceAuthorizationRequestSchema, DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
+import { MintTokenRequestSchema, TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import type { Authenticator } from "../auth/authenticate.js";
 import { readCredentials } from "../auth/authenticate.js";
 import { authenticateClient, type ClientAuthenticationDeps } from "../auth/client-authentication.js";
@@ -17,6 +19,7 @@ import { toOAuthError } from "../core/errors/oauth-error.js";
 import { presentedScheme } from "../core/errors/www-authenticate.js";
 import { type NodeServerResponse, readForm } from "../core/http.js";
 import type { HttpRoute } from "../core/module.js";
+import { assertValid } from "../core/request-rules.js";
 import {
   beginDeviceAuthorization,
   type DeviceDeps,
@@ -48,6 +51,8 @@ export interface OAuthDeps {
   readonly log: Logger;
   /** Client authentication, shared with MintToken's in the RPC pipeline. */
   readonly clients: ClientAuthenticationDeps;
+  /** The RPCs' request rules, applied to the requests these endpoints stand for. */
+  readonly validator: Validator;
 }
 
 export function authorizationServerMetadata(issuer: string) {
@@ -162,11 +167,13 @@ function basicCredentials(headers: Headers): { clientId: string; secret: string 
 
 /** RFC 8628 §3.1–3.2. Public clients name themselves with `client_id`. */
 async function deviceAuthorization(deps: OAuthDeps, form: URLSearchParams, call: CallSite) {
-  const begun = await beginDeviceAuthorization(deps.device, call, {
+  const request = {
     clientId: form.get("client_id") ?? "",
     scopes: (form.get("scope") ?? "").split(" ").filter(Boolean),
     audience: form.get("audience") ?? form.get("resource") ?? "",
-  });
+  };
+  assertValid(deps.validator, BeginDeviceAuthorizationRequestSchema, request);
+  const begun = await beginDeviceAuthorization(deps.device, call, request);
   return {
     device_code: begun.deviceCode,
     user_code: begun.userCode,
@@ -238,12 +245,15 @@ async function token(deps: OAuthDeps, form: URLSearchParams, call: CallSite) {
     }
     throw error;
   }
-  const minted = await mintToken(deps.tokens, call, caller, {
+  const request = {
     audience,
     scopes: (form.get("scope") ?? "").split(" ").filter(Boolean),
     lifetimeSeconds: 0,
     clientAssertion: assertion,
-  });
+  };
+  // MintToken's request rules, after authentication as in the RPC pipeline.
+  assertValid(deps.validator, MintTokenRequestSchema, request);
+  const minted = await mintToken(deps.tokens, call, caller, request);
   return {
     access_token: minted.accessToken,
     token_type: minted.tokenType,

@@ -4,9 +4,10 @@
 //                log line per call, every error translated once for the wire;
 // 2. deadline  – unary calls without a client deadline get the default one;
 // 3. guard     – authentication, then the RPC's declared policy; a refusal is
-//                written to the audit trail before the client hears of it.
+//                written to the audit trail before the client hears of it;
+// 4. validate  – the request's rules declared in proto (./request-validation.ts).
 //
-// Handlers run only when all three let the call through.
+// Handlers run only when all four let the call through.
 import {
   Code,
   ConnectError,
