@@ -20,7 +20,7 @@ export function auditService(ctx: BrokerContext): ServiceImpl<typeof AuditServic
   return {
     async queryAuditEvents(req, call) {
       const filter = filterOf(call, req.filter);
-      const { items, nextPageToken } = await queryAuditEvents(ctx, filter, readPage(req, 1000));
+      const { items, nextPageToken } = await queryAuditEvents(ctx, filter, readPage(req));
       return { events: items.map(toMessage), nextPageToken };
     },
     async verifyAuditChain() {
