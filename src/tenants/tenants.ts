@@ -2,31 +2,18 @@
 import type { Tenant } from "../../gen/prisma/client.js";
 import type { AuditBase } from "../core/audit.js";
 import type { BrokerContext } from "../core/context.js";
-import { DomainError, type FieldViolation, invalidArgument, notFound } from "../core/errors/domain-error.js";
+import { DomainError, notFound } from "../core/errors/domain-error.js";
 import { type Page, pageOf } from "../core/pagination.js";
 import { isId, newId } from "../protocol/ids.js";
 
-const namePattern = /^[a-z][a-z0-9-]{2,62}$/;
-const maxDisplayName = 200;
-
+// The name's form and the display name's length are request rules
+// (aegis/tenant/v1/tenant.proto), enforced before this runs.
 export async function createTenant(
   ctx: Pick<BrokerContext, "audit">,
   auditBase: AuditBase,
   input: { name: string; displayName: string },
 ): Promise<Tenant> {
-  const violations: FieldViolation[] = [];
-  if (!namePattern.test(input.name)) {
-    violations.push({
-      field: "name",
-      description: "must be 3-63 lower-case letters, digits or '-', starting with a letter",
-    });
-  }
   const displayName = input.displayName.trim() || input.name;
-  if (displayName.length > maxDisplayName || /\p{Cc}/u.test(displayName)) {
-    violations.push({ field: "display_name", description: `must be at most ${maxDisplayName} printable characters` });
-  }
-  if (violations.length > 0) throw invalidArgument(violations);
-
   return ctx.audit.transaction(
     async (tx) => {
       if (await tx.tenant.findUnique({ where: { name: input.name }, select: { id: true } })) {
