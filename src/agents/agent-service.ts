@@ -5,7 +5,6 @@ import type { AgentKey, ApiKey } from "../../gen/prisma/client.js";
 import { AgentService, AgentStatus, KeyStatus, KeyUse } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
 import { auditBase, callerOf } from "../core/call.js";
 import type { BrokerContext } from "../core/context.js";
-import { invalidArgument } from "../core/errors/domain-error.js";
 import { readPage } from "../core/pagination.js";
 import { addAgentKey, listAgentKeys, revokeAgentKey } from "./agent-keys.js";
 import { type AgentWithGrants, changeAgentStatus, getAgent, listAgents, registerAgent, updateAgent } from "./agents.js";
@@ -65,8 +64,8 @@ export function agentService(ctx: BrokerContext): ServiceImpl<typeof AgentServic
       return {};
     },
     async addAgentKey(req, call) {
-      const use = req.use === KeyUse.SIGNING ? "signing" : req.use === KeyUse.ENCRYPTION ? "encryption" : undefined;
-      if (!use) throw invalidArgument([{ field: "use", description: "must be KEY_USE_SIGNING or KEY_USE_ENCRYPTION" }]);
+      // The request rule admits only these two.
+      const use = req.use === KeyUse.ENCRYPTION ? "encryption" : "signing";
       const key = await addAgentKey(ctx, callerOf(call), auditBase(call), { ...req, use });
       return { key: toAgentKey(key) };
     },

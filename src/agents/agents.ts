@@ -2,17 +2,13 @@
 // Status changes follow the lifecycle (active ↔ suspended → revoked), are
 // never made by a principal on itself, and void the agent's earlier tokens
 // on every instance through the revocation feed, in the same transaction.
+// Names, descriptions and metadata arrive within their request rules
+// (aegis/agent/v1/agent.proto).
 import type { Principal, Prisma } from "../../gen/prisma/client.js";
 import type { AuditBase } from "../core/audit.js";
 import { type Caller, elevatedScope } from "../core/caller.js";
 import type { BrokerContext } from "../core/context.js";
-import {
-  DomainError,
-  type FieldViolation,
-  invalidArgument,
-  notFound,
-  permissionDenied,
-} from "../core/errors/domain-error.js";
+import { DomainError, notFound, permissionDenied } from "../core/errors/domain-error.js";
 import { type Page, pageOf } from "../core/pagination.js";
 import { principalCutoff, RevocationFeed } from "../core/revocation-feed.js";
 import { endActiveLeases } from "../leases/index.js";
@@ -21,33 +17,6 @@ import { isId, newId } from "../protocol/ids.js";
 import { formatScope } from "../protocol/scope.js";
 
 export type AgentWithGrants = Principal & { grants: { scope: string }[] };
-
-const maxName = 200;
-const maxDescription = 2000;
-const maxMetadata = 32;
-
-function checkText(
-  violations: FieldViolation[],
-  field: string,
-  value: string | undefined,
-  max: number,
-  required = false,
-) {
-  if (value === undefined) return;
-  if ((required && value.trim() === "") || value.length > max || /[\p{Cc}]/u.test(value.replace(/[\n\t]/g, ""))) {
-    violations.push({ field, description: `must be ${required ? "1" : "0"} to ${max} printable characters` });
-  }
-}
-
-function checkMetadata(violations: FieldViolation[], metadata: Record<string, string>) {
-  const entries = Object.entries(metadata);
-  if (entries.length > maxMetadata || entries.some(([k, v]) => k.length === 0 || k.length > 200 || v.length > 200)) {
-    violations.push({
-      field: "metadata",
-      description: `at most ${maxMetadata} entries, keys 1-200 and values 0-200 characters`,
-    });
-  }
-}
 
 /** An agent of the tenant, or not_found (also for other tenants' agents). */
 export async function findAgent(
@@ -77,11 +46,6 @@ export async function registerAgent(
     scopes: string[];
   },
 ): Promise<AgentWithGrants> {
-  const violations: FieldViolation[] = [];
-  checkText(violations, "display_name", input.displayName, maxName, true);
-  checkText(violations, "description", input.description, maxDescription);
-  checkMetadata(violations, input.metadata);
-  if (violations.length > 0) throw invalidArgument(violations);
   const parsed = parseScopes("scopes", input.scopes, { wildcards: true });
   const scopes = parsed.map(formatScope);
   if (scopes.includes(elevatedScope))
@@ -158,11 +122,6 @@ export async function updateAgent(
   auditBase: AuditBase,
   input: { agentId: string; displayName?: string; description?: string; metadata?: Record<string, string> },
 ): Promise<AgentWithGrants> {
-  const violations: FieldViolation[] = [];
-  checkText(violations, "display_name", input.displayName, maxName, true);
-  checkText(violations, "description", input.description, maxDescription);
-  if (input.metadata) checkMetadata(violations, input.metadata);
-  if (violations.length > 0) throw invalidArgument(violations);
   return ctx.audit.transaction(
     async (tx) => {
       await findAgent(tx, caller.tenantId, input.agentId);

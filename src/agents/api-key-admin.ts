@@ -2,13 +2,14 @@
 // a grace period, revoke. Issuing or rotating a key follows the one rule of
 // policy/credential-issuance.ts: the credential presented must cover every
 // grant of the key's principal, the caller's own included. Revoking another
-// principal's key needs the same right.
+// principal's key needs the same right. Label, lifetime and grace period
+// arrive within their request rules (aegis/agent/v1/agent.proto).
 import type { ApiKey } from "../../gen/prisma/client.js";
 import { apiKeyHashPurpose, issueApiKey } from "../auth/api-keys.js";
 import type { AuditBase } from "../core/audit.js";
 import type { Caller } from "../core/caller.js";
 import type { BrokerContext } from "../core/context.js";
-import { DomainError, invalidArgument, notFound, permissionDenied } from "../core/errors/domain-error.js";
+import { DomainError, notFound, permissionDenied } from "../core/errors/domain-error.js";
 import { RevocationFeed } from "../core/revocation-feed.js";
 import { credentialHolderFor } from "../policy/credential-issuance.js";
 import { getPrincipal } from "../principals/index.js";
@@ -17,8 +18,6 @@ import { getPrincipal } from "../principals/index.js";
 function keyChanged(ctx: Pick<BrokerContext, "clock">, keyId: string) {
   return { kind: "api_key" as const, subject: keyId, expiresAt: new Date(ctx.clock.now().getTime() + 120_000) };
 }
-
-const maxTtlSeconds = 400 * 86_400;
 
 async function keyHolder(ctx: Pick<BrokerContext, "prisma">, caller: Caller, principalId: string, what: string) {
   const principal = await credentialHolderFor(ctx.prisma, caller, principalId, what);
@@ -32,10 +31,6 @@ export async function createApiKey(
   auditBase: AuditBase,
   input: { principalId: string; label: string; ttlSeconds: number },
 ): Promise<{ key: ApiKey; secret: string }> {
-  if (input.label.length > 200) throw invalidArgument([{ field: "label", description: "at most 200 characters" }]);
-  if (input.ttlSeconds < 0 || input.ttlSeconds > maxTtlSeconds) {
-    throw invalidArgument([{ field: "ttl_seconds", description: `must be between 0 and ${maxTtlSeconds}` }]);
-  }
   const principal = await keyHolder(ctx, caller, input.principalId, "an API key");
   const expiresAt = input.ttlSeconds ? new Date(ctx.clock.now().getTime() + input.ttlSeconds * 1000) : undefined;
   return ctx.audit.transaction(
@@ -77,9 +72,6 @@ export async function rotateApiKey(
   auditBase: AuditBase,
   input: { keyId: string; graceSeconds: number },
 ): Promise<{ key: ApiKey; secret: string; previous: ApiKey }> {
-  if (input.graceSeconds < 0 || input.graceSeconds > 30 * 86_400) {
-    throw invalidArgument([{ field: "grace_seconds", description: "must be between 0 and 2592000 (30 days)" }]);
-  }
   // Rotating issues a credential: a key outside the tenant is refused as the
   // credential-issuance rule refuses a principal outside it, not reported missing.
   const old = await findKey(ctx, caller, input.keyId).catch((error: unknown) => {
