@@ -16,7 +16,6 @@ async function revocationSubject(
   request: { jti: string; token: string },
 ): Promise<(JtiFacts & { jti: string; tenantId?: string; clientId?: string }) | undefined> {
   if (request.jti) {
-    if (request.jti.length > 128) throw invalidArgument([{ field: "jti", description: "too long" }]);
     const facts = parseJti(request.jti);
     return facts && { ...facts, jti: request.jti };
   }

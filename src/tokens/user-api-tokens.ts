@@ -10,13 +10,14 @@ import { apiKeyHashPurpose, issueApiKey } from "../auth/api-keys.js";
 import type { AuditBase } from "../core/audit.js";
 import { type Caller, elevatedScope } from "../core/caller.js";
 import type { BrokerContext } from "../core/context.js";
-import { invalidArgument, permissionDenied } from "../core/errors/domain-error.js";
+import { permissionDenied } from "../core/errors/domain-error.js";
 import { credentialHolderFor } from "../policy/credential-issuance.js";
 import { assertCovers, parseScopes } from "../policy/scope-checks.js";
 import { formatScope, isSpecific } from "../protocol/scope.js";
 
+// Label, lifetime (at most 400 days) and the number of scopes (1 to 50) are
+// request rules (aegis/token/v1/token.proto), enforced before this runs.
 const defaultTtlSeconds = 90 * 86_400;
-const maxTtlSeconds = 400 * 86_400;
 
 export interface MintedUserApiToken {
   readonly id: string;
@@ -31,12 +32,7 @@ export async function mintUserApiToken(
   auditBase: AuditBase,
   input: { scopes: readonly string[]; label: string; ttlSeconds: bigint },
 ): Promise<MintedUserApiToken> {
-  if (input.label.length > 200) throw invalidArgument([{ field: "label", description: "at most 200 characters" }]);
   const ttl = Number(input.ttlSeconds) || defaultTtlSeconds;
-  if (ttl < 0 || ttl > maxTtlSeconds) {
-    throw invalidArgument([{ field: "ttl_seconds", description: `must be between 0 and ${maxTtlSeconds}` }]);
-  }
-  if (input.scopes.length === 0) throw invalidArgument([{ field: "scopes", description: "name at least one scope" }]);
   const scopes = parseScopes("scopes", input.scopes, { wildcards: true });
   const asked = scopes.map(formatScope);
   const held = [...caller.scopes].join(" ");
