@@ -5,7 +5,7 @@ import { randomBytes, scrypt } from "node:crypto";
 import type { AuditBase } from "../core/audit.js";
 import type { Caller } from "../core/caller.js";
 import type { BrokerContext } from "../core/context.js";
-import { DomainError, invalidArgument } from "../core/errors/domain-error.js";
+import { DomainError } from "../core/errors/domain-error.js";
 import { sameSecret } from "../crypto/constant-time.js";
 import { credentialHolderFor } from "../policy/credential-issuance.js";
 
@@ -41,15 +41,8 @@ export async function setLocalPassword(
   auditBase: AuditBase,
   input: { principalId: string; username: string; password: string },
 ): Promise<void> {
+  // The username's form and the password's length are request rules (device.proto).
   const username = input.username.toLowerCase();
-  const violations = [];
-  if (!/^[a-z0-9._@-]{3,64}$/.test(username)) {
-    violations.push({ field: "username", description: "3-64 of a-z 0-9 . _ @ -" });
-  }
-  if (input.password.length < 12 || input.password.length > 1024) {
-    violations.push({ field: "password", description: "12 to 1024 characters" });
-  }
-  if (violations.length) throw invalidArgument(violations);
   // A password is a full credential of its person: the one rule for issuing credentials applies.
   const person = await credentialHolderFor(ctx.prisma, caller, input.principalId, "setting this password");
   if (person.kind !== "person") {

@@ -1,10 +1,11 @@
 // OAuth clients of a tenant: public clients (CLIs, local MCP tools) that use
 // the device flow. A client may ask for no more than its registrar holds.
+// Name and audiences arrive within their request rules (device.proto).
 import type { OAuthClient } from "../../gen/prisma/client.js";
 import type { AuditBase } from "../core/audit.js";
 import type { Caller } from "../core/caller.js";
 import type { BrokerContext } from "../core/context.js";
-import { invalidArgument, notFound } from "../core/errors/domain-error.js";
+import { notFound } from "../core/errors/domain-error.js";
 import { assertCovers, parseScopes } from "../policy/scope-checks.js";
 import { newId } from "../protocol/ids.js";
 import { formatScope } from "../protocol/scope.js";
@@ -15,13 +16,6 @@ export async function createOAuthClient(
   auditBase: AuditBase,
   input: { name: string; allowedScopes: readonly string[]; allowedAudiences: readonly string[] },
 ): Promise<OAuthClient> {
-  const violations = [];
-  if (!input.name.trim() || input.name.length > 100)
-    violations.push({ field: "name", description: "1-100 characters" });
-  if (input.allowedAudiences.some((a) => !a || a.length > 256 || /\s/.test(a)) || input.allowedAudiences.length > 20) {
-    violations.push({ field: "allowed_audiences", description: "at most 20 identifiers without spaces" });
-  }
-  if (violations.length) throw invalidArgument(violations);
   const scopes = parseScopes("allowed_scopes", input.allowedScopes, { wildcards: true });
   assertCovers(caller, scopes, "a client with these scopes");
   return ctx.audit.transaction(
