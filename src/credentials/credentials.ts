@@ -73,9 +73,6 @@ export async function registerCredential(
 ): Promise<Credential> {
   const target = parseTarget("target", input.target);
   assertTargetAllowed(caller, { action: "credential.create", selector: target });
-  if (input.displayName.length > 200 || /\p{Cc}/u.test(input.displayName)) {
-    throw invalidArgument([{ field: "display_name", description: "at most 200 printable characters" }]);
-  }
   const recipients = parseSealed(input.sealedJwe);
   return ctx.audit.transaction(
     async (tx) => {

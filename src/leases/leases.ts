@@ -7,13 +7,7 @@ import type { Lease, Prisma } from "../../gen/prisma/client.js";
 import type { AuditBase } from "../core/audit.js";
 import type { Caller } from "../core/caller.js";
 import type { BrokerContext } from "../core/context.js";
-import {
-  DomainError,
-  type FieldViolation,
-  invalidArgument,
-  notFound,
-  permissionDenied,
-} from "../core/errors/domain-error.js";
+import { DomainError, invalidArgument, notFound, permissionDenied } from "../core/errors/domain-error.js";
 import { type Page, pageOf } from "../core/pagination.js";
 import { assertTargetAllowed } from "../policy/scope-checks.js";
 import { coveredTargets, parseTarget, targetOf } from "../policy/targets.js";
@@ -24,11 +18,8 @@ import type { LeaseCreator } from "./create.js";
 type Ctx = Pick<BrokerContext, "prisma" | "audit" | "clock">;
 type Db = Prisma.TransactionClient | BrokerContext["prisma"];
 
-export const leaseLimits = {
-  defaultLifetimeSeconds: 300,
-  maxLifetimeSeconds: 86_400,
-  maxUses: 10_000,
-} as const;
+// The upper bounds (86400 seconds, 10000 uses) are request rules in lease.proto.
+const defaultLifetimeSeconds = 300;
 
 const jktPattern = /^[A-Za-z0-9_-]{43}$/;
 
@@ -76,24 +67,16 @@ export async function createLease(
   input: CreateLeaseInput,
 ) {
   const target = parseTarget("target", input.target);
-  const violations: FieldViolation[] = [];
-  const lifetime = input.lifetimeSeconds || leaseLimits.defaultLifetimeSeconds;
-  if (lifetime < 1 || lifetime > leaseLimits.maxLifetimeSeconds) {
-    violations.push({ field: "lifetime_seconds", description: `must be 1 to ${leaseLimits.maxLifetimeSeconds}` });
-  }
+  const lifetime = input.lifetimeSeconds || defaultLifetimeSeconds;
   const maxUses = input.maxUses || 1;
-  if (maxUses < 1 || maxUses > leaseLimits.maxUses) {
-    violations.push({ field: "max_uses", description: `must be 1 to ${leaseLimits.maxUses}` });
-  }
   const delegated = input.holderId !== "" && input.holderId !== caller.principalId;
+  // Not a request rule: the thumbprint is required only for a delegated lease.
   if (delegated && !jktPattern.test(input.holderJkt)) {
-    violations.push({ field: "holder_jkt", description: "a lease for another agent needs its key's JWK thumbprint" });
+    throw invalidArgument([
+      { field: "holder_jkt", description: "a lease for another agent needs its key's JWK thumbprint" },
+    ]);
   }
   const idempotencyKey = input.idempotencyKey ?? "";
-  if (idempotencyKey && !/^[A-Za-z0-9._:-]{1,100}$/.test(idempotencyKey)) {
-    violations.push({ field: "idempotency_key", description: "1-100 of A-Z a-z 0-9 . _ : -" });
-  }
-  if (violations.length > 0) throw invalidArgument(violations);
   assertTargetAllowed(caller, { action: "credential.lease.create", selector: target });
   if (delegated) assertTargetAllowed(caller, { action: "credential.lease.delegate", selector: target });
   const holderJkt = delegated ? input.holderJkt : caller.dpopJkt;
