@@ -6,6 +6,7 @@ import { create, getOption, hasOption } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { RegisterAgentRequestSchema } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
 import { CreateTenantRequestSchema } from "../../gen/proto/aegis/tenant/v1/tenant_pb.js";
+import { MintTokenRequestSchema } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import { field as fieldRules } from "../../gen/proto/buf/validate/validate_pb.js";
 import { services } from "../../src/app/modules.js";
 import { requestValidator } from "../../src/core/request-rules.js";
@@ -48,5 +49,17 @@ describe("request rules", () => {
     ["only Unicode spaces and a BOM", "\u00a0\u2003\u3000\ufeff", ["string.not_blank"], []],
   ])("text rules on %s", (_, value, agent, tenant) => {
     expect(broken(value)).toEqual({ agent, tenant });
+  });
+
+  it.each([
+    ["a URL", "https://api.example.com/v1", []],
+    ["an identifier with punctuation", "urn:example:billing@prod", []],
+    ["a space", "two words", ["string.no_white_space"]],
+    ["a tab or newline", "api\texample\n", ["string.no_white_space"]],
+    ["a Unicode space", "api\u00a0example", ["string.no_white_space"]],
+    ["nothing", "", ["required"]],
+  ])("an audience with %s", (_, audience, ids) => {
+    const result = validator.validate(MintTokenRequestSchema, create(MintTokenRequestSchema, { audience }));
+    expect(result.kind === "invalid" ? result.violations.map((v) => v.ruleId) : []).toEqual(ids);
   });
 });
