@@ -332,6 +332,66 @@ describe.each(databaseKinds)("no credential can be widened on %s", (kind) => {
     });
   });
 
+  describe("matrix: the HTTP routes that issue credentials", () => {
+    const form = (path: string, body: Record<string, string>, headers: Record<string, string> = {}) =>
+      fetch(`${t.broker.url}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", ...headers },
+        body: new URLSearchParams(body),
+      });
+    const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString("base64")}`;
+    const mintsDenied = () => prisma().auditEvent.count({ where: { action: "token.mint", outcome: "denied" } });
+
+    it("/oauth/token gives a user API token no scope beyond its own, and audits the attempt", async () => {
+      const narrow = await userToken(["agent.read"]);
+      const before = await mintsDenied();
+      const wider = await form(
+        "/oauth/token",
+        { grant_type: "client_credentials", scope: "agent.read tenant.create" },
+        { authorization: basic(adminId, narrow) },
+      );
+      expect(wider.status).toBe(400);
+      expect(((await wider.json()) as { error: string }).error).toBe("invalid_scope");
+      expect(await mintsDenied()).toBe(before + 1);
+      // What it holds it gets, and no more.
+      const same = await form(
+        "/oauth/token",
+        { grant_type: "client_credentials", scope: "agent.read" },
+        { authorization: basic(adminId, narrow) },
+      );
+      expect(((await same.json()) as { scope: string }).scope).toBe("agent.read");
+    });
+
+    it("/oauth/token refuses a broker token as a client secret: a token never mints a token", async () => {
+      const narrow = await brokerToken(t.adminKey, ["agent.read"]);
+      const before = await mintsDenied();
+      const response = await form(
+        "/oauth/token",
+        { grant_type: "client_credentials" },
+        { authorization: basic(adminId, narrow) },
+      );
+      expect(response.status).toBe(401);
+      expect(await mintsDenied()).toBe(before + 1);
+    });
+
+    it("/device/decide approves nothing for a narrowed credential (it takes a signed-in session only)", async () => {
+      const started = await t
+        .client(DeviceAuthService, { key: undefined })
+        .beginDeviceAuthorization({ clientId: "aegis-cli", scopes: ["agent.read"] });
+      const narrow = await userToken(["agent.read"]);
+      const response = await form(
+        "/device/decide",
+        { user_code: started.userCode, decision: "approve", csrf: "x" },
+        { authorization: `Bearer ${narrow}` },
+      );
+      expect(response.status).toBe(401);
+      const row = await prisma().deviceAuthorization.findFirstOrThrow({
+        where: { userCode: started.userCode.replace("-", "") },
+      });
+      expect(row.status).toBe("pending");
+    });
+  });
+
   it("the admin's full key still issues every credential (the rule refuses only narrowed ones)", async () => {
     const { jwkJson } = await signingJwk();
     await t.client(AgentService).addAgentKey({ agentId: adminId, use: KeyUse.SIGNING, jwkJson });
