@@ -1,5 +1,5 @@
 // AgentService handlers: decode, call one domain function, encode. Its
-// API-key RPCs are handled by apikeys/.
+// deprecated API-key RPCs are ApiKeyService's own handlers (apikeys/).
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { AgentKey } from "../../gen/prisma/client.js";
@@ -76,7 +76,7 @@ export function agentService(ctx: BrokerContext): ServiceImpl<typeof AgentServic
     async revokeAgentKey(req, call) {
       return { key: toAgentKey(await revokeAgentKey(ctx, callerOf(call), auditBase(call), req.keyId)) };
     },
-    // API keys of any principal (apikeys/).
+    // Deprecated twins of ApiKeyService's RPCs, served by the same handlers.
     ...apiKeyHandlers(ctx),
   };
 }

@@ -1,13 +1,20 @@
-// API-key RPC handlers: decode, call one domain function, encode. AgentService
-// serves them (agents/agent-service.ts).
+// ApiKeyService handlers: decode, call one domain function, encode. The
+// deprecated API-key RPCs of AgentService take the same requests and are
+// served by these same handlers (agents/agent-service.ts).
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { HandlerContext } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { ApiKey } from "../../gen/prisma/client.js";
+import { ApiKeyService } from "../../gen/proto/aegis/apikey/v1/apikey_pb.js";
 import { auditBase, callerOf } from "../core/call.js";
 import type { BrokerContext } from "../core/context.js";
 import { createApiKey, listApiKeys, revokeApiKey, rotateApiKey } from "./api-key-admin.js";
 
-/** The four API-key RPCs over the fields of their requests. */
+export { ApiKeyService };
+
+/**
+ * The four API-key RPCs over the fields their requests share, so that both
+ * ApiKeyService and AgentService's deprecated twins are served by them.
+ */
 export function apiKeyHandlers(ctx: BrokerContext) {
   return {
     async createApiKey(req: { principalId: string; label: string; ttlSeconds: bigint }, call: HandlerContext) {
@@ -32,6 +39,10 @@ export function apiKeyHandlers(ctx: BrokerContext) {
       return { key: toApiKey(await revokeApiKey(ctx, callerOf(call), auditBase(call), req.keyId)) };
     },
   };
+}
+
+export function apiKeyService(ctx: BrokerContext): ServiceImpl<typeof ApiKeyService> {
+  return apiKeyHandlers(ctx);
 }
 
 function toApiKey(key: ApiKey) {
