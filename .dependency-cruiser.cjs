@@ -6,7 +6,8 @@
 // app/ imports transport/; protocol/ stands alone (the SDK ships it); the
 // SDK and the CLI use protocol/ and generated clients, the CLI starts the
 // broker through app/ only. No exceptions.
-const domains = "(tenants|principals|agents|grants|tokens|credentials|leases|device|audit|health|oauth|bootstrap)";
+const domains =
+  "(tenants|principals|agents|apikeys|grants|tokens|credentials|leases|device|audit|health|oauth|bootstrap)";
 const mid = "(auth|policy|crypto)";
 
 module.exports = {

@@ -1,14 +1,15 @@
-// AgentService handlers: decode, call one domain function, encode.
+// AgentService handlers: decode, call one domain function, encode. Its
+// deprecated API-key RPCs are ApiKeyService's own handlers (apikeys/).
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { AgentKey, ApiKey } from "../../gen/prisma/client.js";
+import type { AgentKey } from "../../gen/prisma/client.js";
 import { AgentService, AgentStatus, KeyStatus, KeyUse } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
+import { apiKeyHandlers } from "../apikeys/index.js";
 import { auditBase, callerOf } from "../core/call.js";
 import type { BrokerContext } from "../core/context.js";
 import { readPage } from "../core/pagination.js";
 import { addAgentKey, listAgentKeys, revokeAgentKey } from "./agent-keys.js";
 import { type AgentWithGrants, changeAgentStatus, getAgent, listAgents, registerAgent, updateAgent } from "./agents.js";
-import { createApiKey, listApiKeys, revokeApiKey, rotateApiKey } from "./api-key-admin.js";
 
 export { AgentService };
 
@@ -75,27 +76,8 @@ export function agentService(ctx: BrokerContext): ServiceImpl<typeof AgentServic
     async revokeAgentKey(req, call) {
       return { key: toAgentKey(await revokeAgentKey(ctx, callerOf(call), auditBase(call), req.keyId)) };
     },
-    async createApiKey(req, call) {
-      const { key, secret } = await createApiKey(ctx, callerOf(call), auditBase(call), {
-        principalId: req.principalId,
-        label: req.label,
-        ttlSeconds: Number(req.ttlSeconds),
-      });
-      return { key: toApiKey(key), secret };
-    },
-    async listApiKeys(req, call) {
-      return { keys: (await listApiKeys(ctx, callerOf(call), req.principalId)).map(toApiKey) };
-    },
-    async rotateApiKey(req, call) {
-      const rotated = await rotateApiKey(ctx, callerOf(call), auditBase(call), {
-        keyId: req.keyId,
-        graceSeconds: Number(req.graceSeconds),
-      });
-      return { key: toApiKey(rotated.key), secret: rotated.secret, previous: toApiKey(rotated.previous) };
-    },
-    async revokeApiKey(req, call) {
-      return { key: toApiKey(await revokeApiKey(ctx, callerOf(call), auditBase(call), req.keyId)) };
-    },
+    // Deprecated twins of ApiKeyService's RPCs, served by the same handlers.
+    ...apiKeyHandlers(ctx),
   };
 }
 
@@ -133,18 +115,5 @@ function toAgentKey(key: AgentKey) {
     thumbprint: key.thumbprint,
     status: key.revokedAt ? KeyStatus.REVOKED : KeyStatus.ACTIVE,
     createTime: timestampFromDate(key.createdAt),
-  };
-}
-
-function toApiKey(key: ApiKey) {
-  return {
-    keyId: key.id,
-    principalId: key.principalId,
-    label: key.label,
-    prefix: `aegis_${key.kind === "user_token" ? "ut" : "ak"}_${key.id}_`,
-    createTime: timestampFromDate(key.createdAt),
-    ...(key.expiresAt ? { expireTime: timestampFromDate(key.expiresAt) } : {}),
-    ...(key.lastUsedAt ? { lastUseTime: timestampFromDate(key.lastUsedAt) } : {}),
-    ...(key.revokedAt ? { revokeTime: timestampFromDate(key.revokedAt) } : {}),
   };
 }

@@ -1,4 +1,4 @@
-// Agents, their public keys and API keys.
+// Agents and their public keys (their API keys are apikeys/).
 import type { BrokerContext } from "../core/context.js";
 import { type BrokerModule, served } from "../core/module.js";
 import { AgentService, agentService } from "./agent-service.js";

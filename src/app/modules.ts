@@ -5,6 +5,7 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { AgentService } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
+import { ApiKeyService } from "../../gen/proto/aegis/apikey/v1/apikey_pb.js";
 import { AuditService } from "../../gen/proto/aegis/audit/v1/audit_pb.js";
 import { CredentialService } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
 import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
@@ -15,6 +16,7 @@ import { TenantService } from "../../gen/proto/aegis/tenant/v1/tenant_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import { Health } from "../../gen/proto/grpc/health/v1/health_pb.js";
 import { agentsModule } from "../agents/index.js";
+import { apiKeysModule } from "../apikeys/index.js";
 import { auditModule } from "../audit/index.js";
 import type { BrokerContext } from "../core/context.js";
 import type { BrokerModule, HttpRoute, PeriodicJob } from "../core/module.js";
@@ -37,6 +39,7 @@ export const services: readonly DescService[] = [
   TenantService,
   PrincipalService,
   AgentService,
+  ApiKeyService,
   GrantService,
   TokenService,
   CredentialService,
@@ -59,6 +62,7 @@ export function domainModules({ ctx, tokens, device, oauth }: ModuleDeps): Broke
     tenantsModule(ctx),
     principalsModule(ctx),
     agentsModule(ctx),
+    apiKeysModule(ctx),
     grantsModule(ctx),
     tokensModule(ctx, tokens),
     credentialsModule(ctx),

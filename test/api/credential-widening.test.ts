@@ -9,6 +9,7 @@ import { Code, createClient, type Transport } from "@connectrpc/connect";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService, KeyUse } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
+import { ApiKeyService } from "../../gen/proto/aegis/apikey/v1/apikey_pb.js";
 import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { TenantService } from "../../gen/proto/aegis/tenant/v1/tenant_pb.js";
@@ -187,19 +188,36 @@ describe.each(databaseKinds)("no credential can be widened on %s", (kind) => {
     }
     const calls: Issuing[] = [
       {
-        name: "CreateApiKey",
+        name: "AgentService CreateApiKey (deprecated)",
         action: "apikey.create",
         scopes: ["apikey.create"],
         call: async (tr, key, target) => createClient(AgentService, tr(key)).createApiKey({ principalId: target }),
         count: (target) => prisma().apiKey.count({ where: { principalId: target } }),
       },
       {
-        name: "RotateApiKey",
+        name: "AgentService RotateApiKey (deprecated)",
         action: "apikey.rotate",
         scopes: ["apikey.rotate"],
         call: async (tr, key, target) => {
           const victim = await t.client(AgentService).createApiKey({ principalId: target, label: "to rotate" });
           return createClient(AgentService, tr(key)).rotateApiKey({ keyId: victim.key?.keyId ?? "" });
+        },
+        count: (target) => prisma().apiKey.count({ where: { principalId: target, label: { not: "to rotate" } } }),
+      },
+      {
+        name: "ApiKeyService CreateApiKey",
+        action: "apikey.create",
+        scopes: ["apikey.create"],
+        call: async (tr, key, target) => createClient(ApiKeyService, tr(key)).createApiKey({ principalId: target }),
+        count: (target) => prisma().apiKey.count({ where: { principalId: target } }),
+      },
+      {
+        name: "ApiKeyService RotateApiKey",
+        action: "apikey.rotate",
+        scopes: ["apikey.rotate"],
+        call: async (tr, key, target) => {
+          const victim = await t.client(ApiKeyService).createApiKey({ principalId: target, label: "to rotate" });
+          return createClient(ApiKeyService, tr(key)).rotateApiKey({ keyId: victim.key?.keyId ?? "" });
         },
         count: (target) => prisma().apiKey.count({ where: { principalId: target, label: { not: "to rotate" } } }),
       },

@@ -3,7 +3,7 @@
 // policy/credential-issuance.ts: the credential presented must cover every
 // grant of the key's principal, the caller's own included. Revoking another
 // principal's key needs the same right. Label, lifetime and grace period
-// arrive within their request rules (aegis/agent/v1/agent.proto).
+// arrive within their request rules (aegis/apikey/v1/apikey.proto).
 import type { ApiKey } from "../../gen/prisma/client.js";
 import { apiKeyHashPurpose, issueApiKey } from "../auth/api-keys.js";
 import type { AuditBase } from "../core/audit.js";

@@ -1,0 +1,109 @@
+// ApiKeyService: a principal's API keys (a person's own here) created,
+// listed, rotated with a grace period and revoked over a real transport, and
+// the deprecated API-key RPCs of AgentService still doing the same.
+import { Code } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AgentService } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
+import { ApiKeyService } from "../../gen/proto/aegis/apikey/v1/apikey_pb.js";
+import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
+import { startTestBroker, type TestBroker } from "../support/broker.js";
+import { databaseKinds } from "../support/databases.js";
+import { failure, fieldViolationsOf, reasonOf } from "../support/errors.js";
+import { createActor } from "../support/fixtures.js";
+
+describe.each(databaseKinds)("ApiKeyService on %s", (kind) => {
+  let t: TestBroker;
+  /** The bootstrap admin, a person. */
+  let adminId: string;
+  beforeAll(async () => {
+    t = await startTestBroker(kind);
+    adminId = t.broker.bootstrap?.principalId ?? "";
+  });
+  afterAll(() => t.stop());
+
+  const whoAmI = (key: string) => t.client(PrincipalService, { key }).whoAmI({});
+  const refused = async (key: string) => expect((await failure(whoAmI(key)))?.code).toBe(Code.Unauthenticated);
+
+  it("creates, lists, rotates and revokes a person's own key", async () => {
+    const keys = t.client(ApiKeyService, { key: t.adminKey });
+    const created = await keys.createApiKey({ principalId: adminId, label: "laptop", ttlSeconds: 3600n });
+    expect(created.key?.principalId).toBe(adminId);
+    expect(created.key?.label).toBe("laptop");
+    expect(created.key?.expireTime).toBeDefined();
+    expect(created.secret.startsWith(created.key?.prefix ?? "-")).toBe(true);
+    expect((await whoAmI(created.secret)).principal?.id).toBe(adminId);
+
+    const listed = (await keys.listApiKeys({ principalId: adminId })).keys;
+    expect(listed[0]?.keyId).toBe(created.key?.keyId); // newest first
+    expect(Object.keys(listed[0] ?? {})).not.toContain("secret"); // metadata only
+
+    const rotated = await keys.rotateApiKey({ keyId: created.key?.keyId ?? "", graceSeconds: 1n });
+    expect(rotated.previous?.keyId).toBe(created.key?.keyId);
+    expect(rotated.key?.keyId).not.toBe(created.key?.keyId);
+    expect(rotated.key?.label).toBe("laptop");
+    await whoAmI(created.secret); // within the grace period
+    await whoAmI(rotated.secret);
+    t.clock.advance(1_100); // past the grace period
+    await refused(created.secret);
+    expect((await whoAmI(rotated.secret)).principal?.id).toBe(adminId);
+
+    const revoked = await keys.revokeApiKey({ keyId: rotated.key?.keyId ?? "" });
+    expect(revoked.key?.revokeTime).toBeDefined();
+    await refused(rotated.secret);
+    const after = (await keys.listApiKeys({ principalId: adminId })).keys;
+    expect(after.find((k) => k.keyId === rotated.key?.keyId)?.revokeTime).toBeDefined();
+  });
+
+  it("lets a person holding the apikey actions manage their own keys", async () => {
+    const person = await createActor(t, {
+      scopes: ["apikey.create", "apikey.list", "apikey.rotate", "apikey.revoke"],
+    });
+    const keys = t.client(ApiKeyService, { key: person.key });
+    const created = await keys.createApiKey({ principalId: person.principalId, label: "own" });
+    expect((await whoAmI(created.secret)).principal?.id).toBe(person.principalId);
+    const ids = (await keys.listApiKeys({ principalId: person.principalId })).keys.map((k) => k.keyId);
+    expect(ids).toEqual(expect.arrayContaining([created.key?.keyId, person.keyId]));
+    await keys.revokeApiKey({ keyId: created.key?.keyId ?? "" });
+    await refused(created.secret);
+  });
+
+  it("refuses a caller without the action, and a key of another tenant", async () => {
+    const stranger = await createActor(t);
+    const error = await failure(
+      t.client(ApiKeyService, { key: stranger.key }).createApiKey({ principalId: stranger.principalId }),
+    );
+    expect(error?.code).toBe(Code.PermissionDenied);
+    const other = await createActor(t, { scopes: ["apikey.list"] });
+    const listed = await failure(t.client(ApiKeyService, { key: other.key }).listApiKeys({ principalId: adminId }));
+    expect(listed?.code).toBe(Code.NotFound);
+  });
+
+  it("checks the request rules it declares", async () => {
+    const error = await failure(
+      t.client(ApiKeyService).createApiKey({ principalId: adminId, label: "x".repeat(201), ttlSeconds: -1n }),
+    );
+    expect(error?.code).toBe(Code.InvalidArgument);
+    expect(fieldViolationsOf(error).map((v) => v.field)).toEqual(["label", "ttl_seconds"]);
+    const rotate = await failure(t.client(ApiKeyService).rotateApiKey({ keyId: "x", graceSeconds: 2_592_001n }));
+    expect(fieldViolationsOf(rotate).map((v) => v.field)).toEqual(["grace_seconds"]);
+  });
+
+  it("still serves the deprecated AgentService RPCs, on the same keys", async () => {
+    const agents = t.client(AgentService);
+    const keys = t.client(ApiKeyService);
+    const created = await agents.createApiKey({ principalId: adminId, label: "legacy" });
+    expect((await whoAmI(created.secret)).principal?.id).toBe(adminId);
+    const listed = (await keys.listApiKeys({ principalId: adminId })).keys.map((k) => k.keyId);
+    expect(listed).toContain(created.key?.keyId);
+    expect((await agents.listApiKeys({ principalId: adminId })).keys.map((k) => k.keyId)).toEqual(listed);
+
+    const rotated = await agents.rotateApiKey({ keyId: created.key?.keyId ?? "", graceSeconds: 1n });
+    expect(rotated.previous?.keyId).toBe(created.key?.keyId);
+    t.clock.advance(1_100);
+    await refused(created.secret);
+    await whoAmI(rotated.secret);
+    expect((await agents.revokeApiKey({ keyId: rotated.key?.keyId ?? "" })).key?.revokeTime).toBeDefined();
+    await refused(rotated.secret);
+    expect(reasonOf(await failure(keys.rotateApiKey({ keyId: rotated.key?.keyId ?? "" })))).toBe("API_KEY_NOT_FOUND");
+  });
+});
