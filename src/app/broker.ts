@@ -35,7 +35,7 @@ import { grantableActions } from "../policy/method-policy.js";
 import { ensureSigningKeys, KeyRing, type TokenDeps, tokenAuthenticator, VerifiedTokens } from "../tokens/index.js";
 import { clientOf, httpRouter } from "../transport/http-router.js";
 import { createListener } from "../transport/listener.js";
-import { deadline, guard, observe } from "../transport/pipeline.js";
+import { Deadlines, guard, observe } from "../transport/pipeline.js";
 import { validateRequests } from "../transport/request-validation.js";
 import { rpcHandler } from "../transport/rpc-handler.js";
 import { domainModules, jobsOf, registerServices, routesOf, services } from "./modules.js";
@@ -231,9 +231,11 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
   // What every instance keeps for itself: single-use values and feed entries
   // forgotten once expired, API keys dropped from the cache when the feed
   // names them, last-use times written at shutdown.
+  const deadlines = new Deadlines(config.requestTimeoutMs);
   const kernel: BrokerModule = {
     name: "kernel",
     jobs: [
+      { name: "deadline sweep", everyMs: 100, run: async () => deadlines.sweep() },
       { name: "replay guard prune", everyMs: 60_000, run: (now) => replay.prune(now) },
       { name: "revocation feed prune", everyMs: 60_000, run: (now) => pruneExpired(prisma, "revocation_event", now) },
     ],
@@ -266,7 +268,7 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
     routes: registerServices(modules),
     interceptors: [
       observe({ log }),
-      deadline(config.requestTimeoutMs),
+      deadlines.interceptor,
       guard({ authenticator, audit, publicUrl: config.publicUrl, authFailures, clients }),
       // Validation last, right before the handler, which is where the checks
       // it replaces ran: inside observe, so a refusal carries the request id,
