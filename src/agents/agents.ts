@@ -19,11 +19,7 @@ import { formatScope } from "../protocol/scope.js";
 export type AgentWithGrants = Principal & { grants: { scope: string }[] };
 
 /** An agent of the tenant, or not_found (also for other tenants' agents). */
-export async function findAgent(
-  db: Prisma.TransactionClient | BrokerContext["prisma"],
-  tenantId: string,
-  agentId: string,
-) {
+async function findAgent(db: Prisma.TransactionClient | BrokerContext["prisma"], tenantId: string, agentId: string) {
   const agent = isId("principal", agentId)
     ? await db.principal.findFirst({
         where: { id: agentId, tenantId, kind: "agent" },

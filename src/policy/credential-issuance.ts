@@ -17,14 +17,14 @@ import { isId } from "../protocol/ids.js";
 import { parseScope } from "../protocol/scope.js";
 
 /** A principal with the grants it holds, as the rule needs it. */
-export interface CredentialHolder {
+interface CredentialHolder {
   readonly id: string;
   readonly tenantId: string;
   readonly grants: readonly { readonly scope: string }[];
 }
 
 /** The grants of `holder` that `caller`'s presented credential does not cover (exact text or by matching). */
-export function uncoveredGrants(caller: Caller, holder: CredentialHolder): string[] {
+function uncoveredGrants(caller: Caller, holder: CredentialHolder): string[] {
   return holder.grants
     .map((grant) => grant.scope)
     .filter((text) => {
@@ -38,7 +38,7 @@ export function uncoveredGrants(caller: Caller, holder: CredentialHolder): strin
 }
 
 /** Throws permission_denied unless the caller's presented credential covers every grant of `holder`. */
-export function assertMayIssueCredentialFor(caller: Caller, holder: CredentialHolder, what: string): void {
+function assertMayIssueCredentialFor(caller: Caller, holder: CredentialHolder, what: string): void {
   const missing = uncoveredGrants(caller, holder);
   if (missing.length === 0) return;
   throw permissionDenied(
@@ -54,7 +54,7 @@ export function assertMayIssueCredentialFor(caller: Caller, holder: CredentialHo
  * all – is refused the same way, so the answer tells nothing of other tenants
  * (AIP-193: permission is checked before existence).
  */
-export async function findCredentialHolder(db: Db, caller: Caller, principalId: string) {
+async function findCredentialHolder(db: Db, caller: Caller, principalId: string) {
   const principal = isId("principal", principalId)
     ? await db.principal.findFirst({
         where: { id: principalId, tenantId: caller.tenantId },

@@ -10,7 +10,7 @@ import { type AccessTokenClaims, looksLikeJwt, verifyAccessTokenJwt } from "../p
 import { clockToleranceSeconds, type TokenDeps } from "./token-deps.js";
 
 /** Verifies a broker token offline; throws `unauthenticated` with the precise reason as detail. */
-export async function verifyToken(
+async function verifyToken(
   deps: Pick<TokenDeps, "keyRing" | "feed" | "clock" | "config" | "verified">,
   token: string,
   audience: string | undefined,
