@@ -181,7 +181,8 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
     feed,
     closing: closing.signal,
   };
-  const bootstrapped = await bootstrap(ctx, grantableActions(services));
+  const actions = grantableActions(services);
+  const bootstrapped = await bootstrap(ctx, actions);
 
   const replay = databaseReplayGuard(database);
   const lastUsed = new LastUsedRecorder(prisma);
@@ -252,6 +253,7 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
       tokens,
       device,
       oauth: { tokens, device, authenticator, audit, publicUrl: config.publicUrl, log, clients, validator },
+      actions,
     }),
     healthModule(health, () => database.ping(), closing.signal),
   ];

@@ -12,6 +12,7 @@ import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js"
 import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
 import { LeaseService } from "../../gen/proto/aegis/lease/v1/lease_pb.js";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
+import { ResourceServerService } from "../../gen/proto/aegis/resourceserver/v1/resource_server_pb.js";
 import { TenantService } from "../../gen/proto/aegis/tenant/v1/tenant_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import { Health } from "../../gen/proto/grpc/health/v1/health_pb.js";
@@ -26,6 +27,7 @@ import { grantsModule } from "../grants/index.js";
 import { leasesModule } from "../leases/index.js";
 import { type OAuthDeps, oauthModule } from "../oauth/index.js";
 import { principalsModule } from "../principals/index.js";
+import { resourceServersModule } from "../resource-servers/index.js";
 import { tenantsModule } from "../tenants/index.js";
 import { type TokenDeps, tokensModule } from "../tokens/index.js";
 
@@ -41,6 +43,7 @@ export const services: readonly DescService[] = [
   AgentService,
   ApiKeyService,
   GrantService,
+  ResourceServerService,
   TokenService,
   CredentialService,
   LeaseService,
@@ -54,16 +57,19 @@ export interface ModuleDeps {
   readonly tokens: TokenDeps;
   readonly device: DeviceDeps;
   readonly oauth: OAuthDeps;
+  /** The broker's own actions (its catalogue as a resource server). */
+  readonly actions: readonly string[];
 }
 
 /** The domain modules (health and the kernel's own housekeeping are added by the broker). */
-export function domainModules({ ctx, tokens, device, oauth }: ModuleDeps): BrokerModule[] {
+export function domainModules({ ctx, tokens, device, oauth, actions }: ModuleDeps): BrokerModule[] {
   return [
     tenantsModule(ctx),
     principalsModule(ctx),
     agentsModule(ctx),
     apiKeysModule(ctx),
     grantsModule(ctx),
+    resourceServersModule(ctx, actions),
     tokensModule(ctx, tokens),
     credentialsModule(ctx),
     leasesModule(ctx),

@@ -5,7 +5,7 @@
 
 import { createHmac } from "node:crypto";
 import type { Prisma, PrismaClient } from "../../gen/prisma/client.js";
-import type { Caller } from "../core/caller.js";
+import type { ApplicationScopes, Caller } from "../core/caller.js";
 import type { Clock } from "../core/clock.js";
 import { unauthenticated } from "../core/errors/domain-error.js";
 import { keyPurposes } from "../core/key-purposes.js";
@@ -36,6 +36,8 @@ export async function issueApiKey(
     expiresAt?: Date;
     /** A user API token limited to these canonical scopes, instead of an API key. */
     scopes?: readonly string[];
+    /** With `scopes`: they are this resource server's scopes, not the broker's. */
+    resourceServerId?: string;
   },
 ): Promise<IssuedApiKey> {
   const credential = generateCredential(key.scopes ? "userToken" : "apiKey");
@@ -48,6 +50,7 @@ export async function issueApiKey(
       secretHash: hashCredential(hashKey, credential.text).toString("hex"),
       expiresAt: key.expiresAt ?? null,
       ...(key.scopes ? { kind: "user_token" as const, scopes: key.scopes.join(" ") } : {}),
+      ...(key.scopes && key.resourceServerId ? { resourceServerId: key.resourceServerId } : {}),
     },
   });
   return { id: credential.id, secret: credential.text };
@@ -93,11 +96,22 @@ export function isApiKeyText(bearer: string): boolean {
   return bearer.startsWith("aegis_ak_") || bearer.startsWith("aegis_ut_");
 }
 
+/** The application scopes a key carries (see Caller): all for an API key, the fixed ones for a user API token. */
+function applicationScopesOf(key: { scopes: string | null; resourceServerId: string | null }): ApplicationScopes {
+  if (key.scopes === null) return "all";
+  return { resourceServerId: key.resourceServerId ?? "", scopes: key.resourceServerId ? key.scopes.split(" ") : [] };
+}
+
 /**
  * What a key may do: all of its principal's grants, or for a user API token
  * its fixed scopes, and of those only what the principal still holds.
  */
-function scopesOf(key: { scopes: string | null }, grants: readonly { scope: string }[]): ScopeSet {
+function scopesOf(
+  key: { scopes: string | null; resourceServerId: string | null },
+  grants: readonly { scope: string }[],
+): ScopeSet {
+  // A token made for a resource server carries that server's scopes only.
+  if (key.resourceServerId !== null) return new ScopeSet([]);
   const held = new ScopeSet(grants.map((g) => g.scope));
   if (key.scopes === null) return held;
   return new ScopeSet(new ScopeSet(key.scopes.split(" ")).scopes.filter((s) => held.covers(s)).map(formatScope));
@@ -153,6 +167,7 @@ export function apiKeyAuthenticator(deps: {
         scopes: scopesOf(key, key.principal.grants),
         credentialType: key.kind,
         credentialId: key.id,
+        applicationScopes: applicationScopesOf(key),
       };
       // Revoked-in-the-future keys are not cached: the entry would outlive the revocation.
       if (!key.revokedAt) deps.cache?.set(key.id, stored, caller, key.expiresAt, now);

@@ -119,5 +119,6 @@ async function authenticateAssertion(deps: ClientAuthenticationDeps, assertion: 
     scopes: new ScopeSet(key.principal.grants.map((g) => g.scope)),
     credentialType: "client_assertion",
     credentialId: key.id,
+    applicationScopes: "all",
   };
 }

@@ -8,7 +8,7 @@ import { apiKeyHashPurpose, issueApiKey } from "../auth/api-keys.js";
 import { elevatedScope } from "../core/caller.js";
 import type { BrokerContext } from "../core/context.js";
 import { newId } from "../protocol/ids.js";
-import { canonicalScope, isTargetAction } from "../protocol/scope.js";
+import { canonicalScope, selectorKeysOf } from "../protocol/scope.js";
 import { defaultCliClientId } from "../protocol/well-known.js";
 
 export interface BootstrapResult {
@@ -90,9 +90,12 @@ class AlreadyInstalled extends Error {}
  * on down. Delegating leases is a grant with no RPC of its own.
  */
 export function adminScopes(grantableActions: readonly string[]): string[] {
-  const actions = [...grantableActions, "credential.lease.delegate"];
+  const actions = [...grantableActions];
   return [
     elevatedScope,
-    ...actions.map((action) => (isTargetAction(action) ? canonicalScope(`${action}:provider:*`) : action)),
+    ...actions.map((action) => {
+      const [key] = selectorKeysOf(action) ?? [];
+      return key ? canonicalScope(`${action}:${key}:*`) : action;
+    }),
   ];
 }

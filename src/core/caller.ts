@@ -36,7 +36,17 @@ export interface Caller {
   readonly credentialId: string;
   /** JWK thumbprint the caller proved possession of with a DPoP proof on this call. */
   readonly dpopJkt?: string;
+  /**
+   * Which of its principal's application scopes (resource servers' scopes,
+   * another grammar than `scopes`) the presented credential carries: `all`
+   * (an API key, a client assertion), only these of one server (a user API
+   * token made for it), or none when absent (broker tokens, other user API
+   * tokens).
+   */
+  readonly applicationScopes?: ApplicationScopes;
 }
+
+export type ApplicationScopes = "all" | { readonly resourceServerId: string; readonly scopes: readonly string[] };
 
 export function isElevated(caller: Caller): boolean {
   return caller.scopes.has(elevatedScope);

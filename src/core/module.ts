@@ -23,7 +23,7 @@ export function served<S extends DescService>(service: S, implementation: Servic
 /** One HTTP endpoint beside the RPCs (OAuth, well-known metadata, pages, health). */
 export interface HttpRoute {
   readonly method: "GET" | "POST";
-  /** The path, exactly. */
+  /** The path, exactly; or ending in `/*`, every path below it that no exact route takes. */
   readonly path: string;
   /**
    * The RPC this route is the HTTP face of: it shares that RPC's declared

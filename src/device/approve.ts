@@ -7,7 +7,8 @@ import type { Caller } from "../core/caller.js";
 import { invalidArgument, notFound, permissionDenied } from "../core/errors/domain-error.js";
 import { credentialHolderFor } from "../policy/credential-issuance.js";
 import { assertCovers, parseScopes } from "../policy/scope-checks.js";
-import { formatScope, type Scope, ScopeSet } from "../protocol/scope.js";
+import { formatScope } from "../protocol/scope.js";
+import { assertApplicationScopesHeld, audienceOf } from "../resource-servers/index.js";
 import { type DeviceDeps, normalizeUserCode } from "./device-grant.js";
 
 /**
@@ -38,10 +39,28 @@ export async function findPendingByUserCode(
   return row;
 }
 
+/** The scopes approved, canonical; each must be carried by the approver's credential. */
+async function approvedScopes(
+  deps: Pick<DeviceDeps, "prisma" | "config">,
+  caller: Caller,
+  row: DeviceAuthorization,
+  texts: readonly string[],
+): Promise<string[]> {
+  const target = await audienceOf(deps, caller.tenantId, row.audience);
+  if (target.kind === "resource") {
+    const scopes = [...new Set(texts)];
+    await assertApplicationScopesHeld(deps.prisma, caller, target.server, scopes, "approving these scopes");
+    return scopes;
+  }
+  const approved = parseScopes("scopes", texts, { wildcards: true });
+  assertCovers(caller, approved, "approving these scopes");
+  return approved.map(formatScope);
+}
+
 export async function decideDeviceAuthorization(
   deps: Pick<
     DeviceDeps,
-    "prisma" | "clock" | "audit" | "codeFailures" | "codeFailuresPerPerson" | "codeFailuresGlobal"
+    "prisma" | "clock" | "audit" | "config" | "codeFailures" | "codeFailuresPerPerson" | "codeFailuresGlobal"
   >,
   caller: Caller,
   auditBase: AuditBase,
@@ -56,18 +75,14 @@ export async function decideDeviceAuthorization(
     input.userCode,
   );
   const requested = row.scopes.split(" ").filter(Boolean);
-  let approved: readonly Scope[] = [];
+  let scopes: string[] = [];
   if (input.approve) {
-    approved = input.scopes.length
-      ? parseScopes("scopes", input.scopes, { wildcards: true })
-      : new ScopeSet(requested).scopes;
-    const extra = approved.map(formatScope).filter((s) => !requested.includes(s));
+    scopes = await approvedScopes(deps, caller, row, input.scopes.length ? input.scopes : requested);
+    const extra = scopes.filter((s) => !requested.includes(s));
     if (extra.length) throw invalidArgument([{ field: "scopes", description: `not requested: ${extra.join(" ")}` }]);
-    assertCovers(caller, approved, "approving these scopes");
     // Approving issues the device a refresh token of the person's: a credential.
     await credentialHolderFor(deps.prisma, caller, caller.principalId, "approving a device login");
   }
-  const scopes = approved.map(formatScope);
   await deps.audit.transaction(
     async (tx) => {
       const changed = await tx.deviceAuthorization.updateMany({

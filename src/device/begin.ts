@@ -5,16 +5,13 @@ import { parseScopes } from "../policy/scope-checks.js";
 import { newId } from "../protocol/ids.js";
 import { base62Alphabet, randomText } from "../protocol/random-text.js";
 import { formatScope, ScopeSet } from "../protocol/scope.js";
+import { audienceOf, catalogueScopes } from "../resource-servers/index.js";
 import type { CallSite } from "../tokens/index.js";
 import { activeClient, type DeviceDeps, displayUserCode, newUserCode, sha256 } from "./device-grant.js";
 
-export async function beginDeviceAuthorization(
-  deps: DeviceDeps,
-  site: CallSite,
-  input: { clientId: string; scopes: readonly string[]; audience: string },
-) {
-  const client = await activeClient(deps.prisma, input.clientId);
-  const scopes = parseScopes("scope", input.scopes, { wildcards: true });
+/** Broker scopes the client may ask for, canonical. */
+function brokerScopes(client: { allowedScopes: string }, texts: readonly string[]): string[] {
+  const scopes = parseScopes("scope", texts, { wildcards: true });
   const allowed = new ScopeSet(client.allowedScopes.split(" ").filter(Boolean));
   const refused = scopes.filter((s) => !allowed.covers(s)).map(formatScope);
   if (refused.length > 0) {
@@ -24,6 +21,15 @@ export async function beginDeviceAuthorization(
       `scopes not allowed to this client: ${refused.join(" ")}`,
     );
   }
+  return scopes.map(formatScope);
+}
+
+export async function beginDeviceAuthorization(
+  deps: DeviceDeps,
+  site: CallSite,
+  input: { clientId: string; scopes: readonly string[]; audience: string },
+) {
+  const client = await activeClient(deps.prisma, input.clientId);
   const audience = input.audience || deps.config.publicUrl;
   if (audience !== deps.config.publicUrl && !client.allowedAudiences.split(" ").includes(audience)) {
     throw new DomainError(
@@ -32,6 +38,13 @@ export async function beginDeviceAuthorization(
       `audience ${audience.slice(0, 100)} not allowed to this client`,
     );
   }
+  const target = await audienceOf(deps, client.tenantId, audience);
+  // A client allowed a resource server may ask for any scope of its
+  // catalogue; the person approves what they hold.
+  const scopes =
+    target.kind === "resource"
+      ? catalogueScopes(target.server, input.scopes, "person")
+      : brokerScopes(client, input.scopes);
   const deviceCode = randomText(base62Alphabet, 43);
   const { codeSeconds, intervalSeconds } = deps.deviceConfig;
   const expiresAt = new Date(deps.clock.now().getTime() + codeSeconds * 1000);
@@ -48,7 +61,7 @@ export async function beginDeviceAuthorization(
               clientId: client.id,
               deviceCodeHash: sha256(deviceCode),
               userCode,
-              scopes: scopes.map(formatScope).join(" "),
+              scopes: scopes.join(" "),
               audience,
               intervalSeconds,
               expiresAt,

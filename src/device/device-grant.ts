@@ -16,6 +16,7 @@ import type { RateLimiter } from "../core/rate-limit.js";
 import { generateCredential } from "../protocol/credential-format.js";
 import { newId } from "../protocol/ids.js";
 import { formatScope, ScopeSet } from "../protocol/scope.js";
+import { assertBindingAllowed, audienceOf, heldApplicationScopes } from "../resource-servers/index.js";
 import { type CallSite, issueAccessToken, type MintedToken, type TokenDeps } from "../tokens/index.js";
 
 export const userCodeAlphabet = "BCDFGHJKLMNPQRSTVWXZ";
@@ -123,17 +124,34 @@ export async function issueTokenSet(
     include: { grants: { select: { scope: true } } },
   });
   if (person?.status !== "active") throw outcome.denied();
-  const held = new ScopeSet(person.grants.map((g) => g.scope));
-  const scope = new ScopeSet(input.scopes).scopes
-    .filter((s) => held.covers(s))
-    .map(formatScope)
-    .join(" ");
+  const target = await audienceOf(deps, person.tenantId, input.audience);
+  let scope: string;
+  let lifetimeSeconds = deps.config.tokenLifetime.defaultSeconds;
+  if (target.kind === "resource") {
+    // Of what was approved, what the person still holds and the server still offers.
+    const { server } = target;
+    assertBindingAllowed(server, input.jkt);
+    const held = await heldApplicationScopes(
+      deps.prisma,
+      { principalId: person.id, applicationScopes: "all" },
+      server.id,
+    );
+    const offered = new Set(server.scopes.filter((s) => !s.deprecated).map((s) => s.name));
+    scope = input.scopes.filter((s) => held.has(s) && offered.has(s)).join(" ");
+    lifetimeSeconds = server.defaultLifetimeSeconds;
+  } else {
+    const held = new ScopeSet(person.grants.map((g) => g.scope));
+    scope = new ScopeSet(input.scopes).scopes
+      .filter((s) => held.covers(s))
+      .map(formatScope)
+      .join(" ");
+  }
   const minted = await issueAccessToken(deps, site, {
     subject: { principalId: person.id, tenantId: person.tenantId, kind: person.kind },
     clientId: input.clientId,
     audience: input.audience,
     scope,
-    lifetimeSeconds: deps.config.tokenLifetime.defaultSeconds,
+    lifetimeSeconds,
     ...(input.jkt ? { jkt: input.jkt } : {}),
   });
   const refresh = generateCredential("refreshToken");

@@ -109,6 +109,8 @@ export function verificationPage(deps: PageDeps): HttpRoute[] {
         scopes: new ScopeSet(person.grants.map((g) => g.scope)),
         credentialType: "web_session",
         credentialId: session.id.slice(0, 12),
+        // Signed in with their password: the person's whole standing.
+        applicationScopes: "all" as const,
       },
     };
   }

@@ -1,11 +1,10 @@
 // GrantService handlers: decode, call one domain function, encode.
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { Grant } from "../../gen/prisma/client.js";
 import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
 import { auditBase, callerOf } from "../core/call.js";
 import type { BrokerContext } from "../core/context.js";
-import { createGrant, deleteGrant, listGrants } from "./grants.js";
+import { createGrant, deleteGrant, type GrantView, listGrants } from "./grants.js";
 
 export { GrantService };
 
@@ -24,12 +23,13 @@ export function grantService(ctx: BrokerContext): ServiceImpl<typeof GrantServic
   };
 }
 
-function toGrant(grant: Grant) {
+function toGrant(grant: GrantView) {
   return {
     grantId: grant.id,
     principalId: grant.principalId,
     scope: grant.scope,
     grantedBy: grant.grantedBy ?? "",
     createTime: timestampFromDate(grant.createdAt),
+    resourceServerId: grant.resourceServerId,
   };
 }

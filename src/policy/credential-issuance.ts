@@ -10,22 +10,31 @@
 // and an exception for oneself let each of them mint itself a full, permanent
 // credential. Checking the credential, not the principal, closes that door
 // for every credential kind, present and future.
+//
+// A resource server's scopes held by P are covered by the admin right over
+// that server (which could give them anyway) or by the credential carrying
+// them itself; a resource server's own principal is covered only by the
+// admin right over it.
 import type { Caller } from "../core/caller.js";
 import { permissionDenied } from "../core/errors/domain-error.js";
 import type { Db } from "../db/database.js";
 import { isId } from "../protocol/ids.js";
-import { parseScope } from "../protocol/scope.js";
+import { parseScope, resourceServerAdminScope } from "../protocol/scope.js";
+import { administers } from "./scope-checks.js";
 
 /** A principal with the grants it holds, as the rule needs it. */
 interface CredentialHolder {
   readonly id: string;
   readonly tenantId: string;
   readonly grants: readonly { readonly scope: string }[];
+  readonly resourceGrants: readonly { readonly resourceServerId: string; readonly scope: string }[];
+  /** Set when P is a resource server's own principal. */
+  readonly resourceServer: { readonly id: string } | null;
 }
 
 /** The grants of `holder` that `caller`'s presented credential does not cover (exact text or by matching). */
-function uncoveredGrants(caller: Caller, holder: CredentialHolder): string[] {
-  return holder.grants
+async function uncoveredGrants(db: Db, caller: Caller, holder: CredentialHolder): Promise<string[]> {
+  const broker = holder.grants
     .map((grant) => grant.scope)
     .filter((text) => {
       if (caller.scopes.has(text)) return false;
@@ -35,11 +44,36 @@ function uncoveredGrants(caller: Caller, holder: CredentialHolder): string[] {
         return true; // a grant that no longer parses is covered only by holding it exactly
       }
     });
+  const server = holder.resourceServer;
+  if (server && !administers(caller, server.id)) broker.push(resourceServerAdminScope(server.id));
+  const needed = holder.resourceGrants.filter((g) => !administers(caller, g.resourceServerId));
+  if (needed.length === 0) return broker;
+  const carried = await carriedApplicationScopes(db, caller);
+  return [
+    ...broker,
+    ...needed
+      .filter((g) => !carried.has(`${g.resourceServerId} ${g.scope}`))
+      .map((g) => `${g.resourceServerId}:${g.scope}`),
+  ];
+}
+
+/** `<server id> <scope>` for every application scope the presented credential carries. */
+async function carriedApplicationScopes(db: Db, caller: Caller): Promise<Set<string>> {
+  const carried = caller.applicationScopes;
+  if (carried === undefined) return new Set();
+  const grants = await db.resourceGrant.findMany({
+    where: {
+      principalId: caller.principalId,
+      ...(carried === "all" ? {} : { resourceServerId: carried.resourceServerId, scope: { in: [...carried.scopes] } }),
+    },
+    select: { resourceServerId: true, scope: true },
+  });
+  return new Set(grants.map((g) => `${g.resourceServerId} ${g.scope}`));
 }
 
 /** Throws permission_denied unless the caller's presented credential covers every grant of `holder`. */
-function assertMayIssueCredentialFor(caller: Caller, holder: CredentialHolder, what: string): void {
-  const missing = uncoveredGrants(caller, holder);
+async function assertMayIssueCredentialFor(db: Db, caller: Caller, holder: CredentialHolder, what: string) {
+  const missing = await uncoveredGrants(db, caller, holder);
   if (missing.length === 0) return;
   throw permissionDenied(
     "SCOPE_ESCALATION",
@@ -58,7 +92,11 @@ async function findCredentialHolder(db: Db, caller: Caller, principalId: string)
   const principal = isId("principal", principalId)
     ? await db.principal.findFirst({
         where: { id: principalId, tenantId: caller.tenantId },
-        include: { grants: { select: { scope: true } } },
+        include: {
+          grants: { select: { scope: true } },
+          resourceGrants: { select: { resourceServerId: true, scope: true } },
+          resourceServer: { select: { id: true } },
+        },
       })
     : null;
   if (!principal) {
@@ -74,6 +112,6 @@ async function findCredentialHolder(db: Db, caller: Caller, principalId: string)
 /** Loads the holder and applies the rule: the one call every credential-issuing path makes. */
 export async function credentialHolderFor(db: Db, caller: Caller, principalId: string, what: string) {
   const holder = await findCredentialHolder(db, caller, principalId);
-  assertMayIssueCredentialFor(caller, holder, what);
+  await assertMayIssueCredentialFor(db, caller, holder, what);
   return holder;
 }

@@ -49,9 +49,16 @@ export function policyProblems(method: DescMethod): string[] {
   return problems;
 }
 
-/** The actions of every RPC in `services` that are authorized by grant. */
+/**
+ * Actions granted and checked by domain code rather than by the pipeline:
+ * delegating leases (no RPC of its own) and introspection (its RPC lets a
+ * resource server in without the grant, for its own tokens).
+ */
+export const handlerCheckedActions = ["credential.lease.delegate", "introspect.token"] as const;
+
+/** The actions of every RPC in `services` that are authorized by grant, and those handlers check. */
 export function grantableActions(services: readonly DescService[]): string[] {
-  const actions = new Set<string>();
+  const actions = new Set<string>(handlerCheckedActions);
   for (const service of services) {
     for (const method of service.methods) {
       const policy = policyOf(method);

@@ -4,7 +4,14 @@
 // with what was asked and what was held in the audit detail).
 import type { Caller } from "../core/caller.js";
 import { invalidArgument, permissionDenied } from "../core/errors/domain-error.js";
-import { formatScope, parseScope, type Scope, ScopeError, ScopeSet } from "../protocol/scope.js";
+import {
+  formatScope,
+  parseScope,
+  resourceServerAdminAction,
+  type Scope,
+  ScopeError,
+  ScopeSet,
+} from "../protocol/scope.js";
 
 export const maxScopesPerRequest = 50;
 
@@ -52,6 +59,15 @@ export function assertTargetAllowed(caller: Caller, scope: Scope): void {
       `asked ${formatScope(scope)}; held ${[...caller.scopes].join(" ")}`,
     );
   }
+}
+
+/**
+ * Whether the presented credential carries the admin right over resource
+ * server `serverId` (`resource_server.admin:server:<id>`, or `:*`): it gives
+ * and takes away that server's scopes, so it stands in for every one of them.
+ */
+export function administers(caller: Caller, serverId: string): boolean {
+  return caller.scopes.covers({ action: resourceServerAdminAction, selector: { server: serverId } });
 }
 
 /** Scope sets of token `scope` claims, parsed once per distinct claim. */

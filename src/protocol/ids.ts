@@ -13,6 +13,7 @@ export const idPrefixes = {
   oauthClient: "cli",
   deviceAuthorization: "dev",
   refreshToken: "rft",
+  resourceServer: "rsv",
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

@@ -4,24 +4,38 @@
 //   credential.lease.create:provider:gcp:app:billing-prod:account:deploy-bot
 //
 // Actions under `credential.` act on a credential target and take the
-// selector keys `provider`, `app`, `account`, in that order. A grant may use
+// selector keys `provider`, `app`, `account`, in that order;
+// `resource_server.admin` acts on one resource server and takes the key
+// `server` (its id): `resource_server.admin:server:rsv_…`. A grant may use
 // `*` for a whole value and may stop after any key (the rest mean `*`); a
 // request must name every key with a literal value. Every other action takes
 // no selector. Canonical form spells out every key, so one grant has exactly
 // one string, and matching is plain per-key comparison: nothing else is
 // implied by a scope.
+//
+// These are the broker's own scopes. The scopes of a registered resource
+// server (an application's `repo.read`, `model:invoke`) are another grammar,
+// matched exactly and never parsed here: see `isApplicationScope`.
 
 /** Lower-case dotted words: `tenant.read`, `credential.lease.redeem`. */
 export const actionPattern = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/;
 
+/** Selector keys of credential actions: the credential target. */
 export const targetKeys = ["provider", "app", "account"] as const;
 export type TargetKey = (typeof targetKeys)[number];
+/** A credential target, every key filled in. */
 export type Selector = Readonly<Record<TargetKey, string>>;
+
+/** Selector keys of `resource_server.admin`: the resource server's id. */
+export const serverKeys = ["server"] as const;
+
+/** The action that administers one resource server (its scopes, their grants). */
+export const resourceServerAdminAction = "resource_server.admin";
 
 export interface Scope {
   readonly action: string;
-  /** Present for target actions that carry a selector; every key filled in. */
-  readonly selector?: Selector;
+  /** Present for target actions that carry a selector; every key of the action filled in. */
+  readonly selector?: Readonly<Record<string, string>>;
 }
 
 export const wildcard = "*";
@@ -34,9 +48,30 @@ export class ScopeError extends Error {
   override name = "ScopeError";
 }
 
-/** Whether `action` acts on a credential target (and so takes a selector). */
+/** The selector keys `action` takes, in order; undefined for an action without a target. */
+export function selectorKeysOf(action: string): readonly string[] | undefined {
+  if (action.startsWith("credential.")) return targetKeys;
+  if (action === resourceServerAdminAction) return serverKeys;
+  return undefined;
+}
+
+/** Whether `action` acts on a target (and so takes a selector). */
 export function isTargetAction(action: string): boolean {
-  return action.startsWith("credential.");
+  return selectorKeysOf(action) !== undefined;
+}
+
+/** The admin right over one resource server, in canonical form. */
+export function resourceServerAdminScope(serverId: string): string {
+  return `${resourceServerAdminAction}:server:${serverId}`;
+}
+
+/**
+ * An application scope (RFC 6749 §3.3 scope-token): 1*( %x21 / %x23-5B /
+ * %x5D-7E ), at most 128 characters. `repo.read`, `model:invoke`,
+ * `sync:write` are all one opaque token; a colon means nothing here.
+ */
+export function isApplicationScope(text: string): boolean {
+  return text.length > 0 && text.length <= 128 && /^[\x21\x23-\x5b\x5d-\x7e]+$/.test(text);
 }
 
 /** A target value: lower-case, bounded; `*` only where wildcards are allowed. */
@@ -64,33 +99,35 @@ export function parseScope(text: string, options: { wildcards: boolean }): Scope
   if (!actionPattern.test(action))
     throw new ScopeError(`action "${action.slice(0, 70)}" is not a dotted lower-case name`);
   if (parts.length === 0) return { action };
-  if (!isTargetAction(action)) throw new ScopeError(`action ${action} takes no selector`);
+  const keys = selectorKeysOf(action);
+  if (!keys) throw new ScopeError(`action ${action} takes no selector`);
   if (parts.length % 2 !== 0) throw new ScopeError(`selector of ${action} must be key:value pairs`);
   const selector: Record<string, string> = {};
   for (let i = 0; i < parts.length; i += 2) {
     const key = parts[i] as string;
-    const expected = targetKeys[i / 2];
+    const expected = keys[i / 2];
     if (key !== expected) {
       throw new ScopeError(
         expected
-          ? `selector key "${key.slice(0, 20)}" found where "${expected}" belongs (keys: ${targetKeys.join(", ")}, in order)`
-          : `selector has more than ${targetKeys.length} keys`,
+          ? `selector key "${key.slice(0, 20)}" found where "${expected}" belongs (keys: ${keys.join(", ")}, in order)`
+          : `selector has more than ${keys.length} keys`,
       );
     }
     checkValue(key, parts[i + 1] as string, options.wildcards);
     selector[key] = parts[i + 1] as string;
   }
-  if (!options.wildcards && parts.length / 2 < targetKeys.length) {
-    throw new ScopeError(`selector must name ${targetKeys.join(", ")}`);
+  if (!options.wildcards && parts.length / 2 < keys.length) {
+    throw new ScopeError(`selector must name ${keys.join(", ")}`);
   }
-  for (const key of targetKeys) selector[key] ??= wildcard;
-  return { action, selector: selector as Selector };
+  for (const key of keys) selector[key] ??= wildcard;
+  return { action, selector };
 }
 
 export function formatScope(scope: Scope): string {
   if (!scope.selector) return scope.action;
   const selector = scope.selector;
-  return [scope.action, ...targetKeys.flatMap((key) => [key, selector[key]])].join(":");
+  const keys = selectorKeysOf(scope.action) ?? Object.keys(selector);
+  return [scope.action, ...keys.flatMap((key) => [key, selector[key]])].join(":");
 }
 
 /** The canonical text of grant (wildcard) scope text. */
@@ -104,7 +141,7 @@ export function canonicalScope(text: string): string {
  */
 export function isSpecific(scope: Scope): boolean {
   if (!scope.selector) return !isTargetAction(scope.action);
-  return targetKeys.every((key) => scope.selector?.[key] !== wildcard);
+  return Object.values(scope.selector).every((value) => value !== wildcard);
 }
 
 /**
@@ -115,7 +152,7 @@ export function isSpecific(scope: Scope): boolean {
 export function covers(grant: Scope, wanted: Scope): boolean {
   if (grant.action !== wanted.action) return false;
   if (!grant.selector || !wanted.selector) return !grant.selector && !wanted.selector;
-  for (const key of targetKeys) {
+  for (const key of selectorKeysOf(grant.action) ?? []) {
     const held = grant.selector[key];
     if (held !== wildcard && held !== wanted.selector[key]) return false;
   }

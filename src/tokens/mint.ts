@@ -9,6 +9,13 @@ import { assertCovers, parseScopes } from "../policy/scope-checks.js";
 import { type AccessTokenClaims, signAccessToken } from "../protocol/access-token.js";
 import { newJti } from "../protocol/jti.js";
 import { formatScope, type Scope } from "../protocol/scope.js";
+import {
+  assertApplicationScopesHeld,
+  assertBindingAllowed,
+  audienceOf,
+  catalogueScopes,
+  lifetimeFor,
+} from "../resource-servers/index.js";
 import type { TokenDeps } from "./token-deps.js";
 
 export interface MintRequest {
@@ -94,7 +101,9 @@ export async function issueAccessToken(deps: TokenDeps, site: CallSite, grant: T
 /**
  * Mints a token for `caller`, an OAuth client the pipeline authenticated
  * (API key, user API token or assertion; `caller.dpopJkt` when the call
- * carried a DPoP proof, to which the token is then bound).
+ * carried a DPoP proof, to which the token is then bound). For the broker's
+ * own URL the scopes are broker scopes; for a registered resource server,
+ * scopes of its catalogue that the client holds there, under its policy.
  */
 export async function mintToken(
   deps: TokenDeps,
@@ -102,22 +111,41 @@ export async function mintToken(
   caller: Caller,
   request: MintRequest,
 ): Promise<MintedToken> {
-  const { defaultSeconds, maxSeconds } = deps.config.tokenLifetime;
-  const scopes = validateMint(request, maxSeconds);
   try {
     deps.mintLimiter.hit(`address:${site.clientAddress}`, "token requests from this address");
     deps.mintLimiter.hit(`principal:${caller.principalId}`, "token requests for this client");
-    assertCovers(caller, scopes, "this token", "SCOPE_NOT_GRANTED");
+    const audience = await audienceOf(deps, caller.tenantId, request.audience);
+    const binding = caller.dpopJkt ? { jkt: caller.dpopJkt } : {};
+    if (audience.kind === "broker") {
+      const { defaultSeconds, maxSeconds } = deps.config.tokenLifetime;
+      const scopes = validateMint(request, maxSeconds);
+      assertCovers(caller, scopes, "this token", "SCOPE_NOT_GRANTED");
+      return await issueAccessToken(deps, site, {
+        subject: caller,
+        clientId: caller.principalId,
+        audience: request.audience,
+        scope: scopes.map(formatScope).join(" "),
+        lifetimeSeconds: request.lifetimeSeconds || defaultSeconds,
+        ...binding,
+      });
+    }
+    const { server } = audience;
+    const lifetimeSeconds = lifetimeFor(server, request.lifetimeSeconds);
+    const scopes = catalogueScopes(server, request.scopes, caller.kind);
+    assertBindingAllowed(server, caller.dpopJkt);
+    await assertApplicationScopesHeld(deps.prisma, caller, server, scopes, "this token");
     return await issueAccessToken(deps, site, {
       subject: caller,
       clientId: caller.principalId,
-      audience: request.audience,
-      scope: scopes.map(formatScope).join(" "),
-      lifetimeSeconds: request.lifetimeSeconds || defaultSeconds,
-      ...(caller.dpopJkt ? { jkt: caller.dpopJkt } : {}),
+      audience: server.identifier,
+      scope: scopes.join(" "),
+      lifetimeSeconds,
+      ...binding,
     });
   } catch (error) {
-    if (error instanceof DomainError && error.code !== "invalid_argument") {
+    // Malformed requests are the client's bug; every other refusal (an
+    // unknown audience or scope included) is an attempt worth auditing.
+    if (error instanceof DomainError && error.reason !== "INVALID_ARGUMENT") {
       const base = {
         requestId: site.requestId,
         tenantId: caller.tenantId,

@@ -14,6 +14,7 @@ import { permissionDenied } from "../core/errors/domain-error.js";
 import { credentialHolderFor } from "../policy/credential-issuance.js";
 import { assertCovers, parseScopes } from "../policy/scope-checks.js";
 import { formatScope, isSpecific } from "../protocol/scope.js";
+import { assertApplicationScopesHeld, audienceOf, catalogueScopes } from "../resource-servers/index.js";
 
 // Label, lifetime (at most 400 days) and the number of scopes (1 to 50) are
 // request rules (aegis/token/v1/token.proto), enforced before this runs.
@@ -27,12 +28,15 @@ export interface MintedUserApiToken {
 }
 
 export async function mintUserApiToken(
-  ctx: Pick<BrokerContext, "audit" | "clock" | "rootKey">,
+  ctx: Pick<BrokerContext, "audit" | "clock" | "rootKey" | "prisma" | "config">,
   caller: Caller,
   auditBase: AuditBase,
-  input: { scopes: readonly string[]; label: string; ttlSeconds: bigint },
+  input: { scopes: readonly string[]; label: string; ttlSeconds: bigint; audience: string },
 ): Promise<MintedUserApiToken> {
   const ttl = Number(input.ttlSeconds) || defaultTtlSeconds;
+  if (input.audience !== "" && input.audience !== ctx.config.publicUrl) {
+    return mintApplicationToken(ctx, caller, auditBase, { ...input, ttl });
+  }
   const scopes = parseScopes("scopes", input.scopes, { wildcards: true });
   const asked = scopes.map(formatScope);
   const held = [...caller.scopes].join(" ");
@@ -72,4 +76,47 @@ export async function mintUserApiToken(
     }),
   );
   return { id: issued.id, secret: issued.secret, scopes: asked, expiresAt };
+}
+
+/**
+ * A user API token for one resource server: its scopes are that server's,
+ * from its catalogue and held by the person through the credential
+ * presented; it carries no broker scope and mints tokens only for that server.
+ */
+async function mintApplicationToken(
+  ctx: Pick<BrokerContext, "audit" | "clock" | "rootKey" | "prisma" | "config">,
+  caller: Caller,
+  auditBase: AuditBase,
+  input: { scopes: readonly string[]; label: string; ttl: number; audience: string },
+): Promise<MintedUserApiToken> {
+  if (caller.kind !== "person") {
+    throw permissionDenied("PERSONS_ONLY", "only people mint user API tokens", `asked ${input.scopes.join(" ")}`);
+  }
+  const target = await audienceOf(ctx, caller.tenantId, input.audience);
+  if (target.kind !== "resource") throw new Error("unreachable: the broker's audience takes broker scopes");
+  const { server } = target;
+  const scopes = catalogueScopes(server, input.scopes, caller.kind);
+  await assertApplicationScopesHeld(ctx.prisma, caller, server, scopes, "this user API token");
+  const expiresAt = new Date(ctx.clock.now().getTime() + input.ttl * 1000);
+  const issued = await ctx.audit.transaction(
+    async (tx) => {
+      await credentialHolderFor(tx, caller, caller.principalId, "a user API token");
+      return issueApiKey(tx, ctx.rootKey.deriveKey(apiKeyHashPurpose), {
+        tenantId: caller.tenantId,
+        principalId: caller.principalId,
+        label: input.label,
+        expiresAt,
+        scopes,
+        resourceServerId: server.id,
+      });
+    },
+    (key) => ({
+      ...auditBase,
+      action: "token.user.create",
+      target: key.id,
+      outcome: "success",
+      reason: `${server.id} ${scopes.join(" ")}`.slice(0, 500),
+    }),
+  );
+  return { id: issued.id, secret: issued.secret, scopes, expiresAt };
 }

@@ -4,9 +4,10 @@
 import type { Authenticator } from "../auth/authenticate.js";
 import { checkDpop } from "../auth/dpop-check.js";
 import { type Caller, isElevated } from "../core/caller.js";
-import { invalidDpopProof, unauthenticated } from "../core/errors/domain-error.js";
+import { invalidDpopProof, missingGrant, unauthenticated } from "../core/errors/domain-error.js";
 import { scopeSetOf } from "../policy/scope-checks.js";
 import { type AccessTokenClaims, looksLikeJwt, verifyAccessTokenJwt } from "../protocol/access-token.js";
+import { resourceServerOfPrincipal } from "../resource-servers/index.js";
 import { clockToleranceSeconds, type TokenDeps } from "./token-deps.js";
 
 /** Verifies a broker token offline; throws `unauthenticated` with the precise reason as detail. */
@@ -40,17 +41,37 @@ async function verifyToken(
   return claims;
 }
 
+/**
+ * Who may introspect, and which tokens: a holder of `introspect.token` any
+ * token of its tenant; a registered resource server's own principal the
+ * tokens issued for it (RFC 7662 §4: the token's audience); nobody else.
+ */
+async function introspectionScope(
+  deps: TokenDeps,
+  caller: Caller,
+): Promise<{ readonly audience?: string; readonly anyTenant: boolean }> {
+  if (caller.scopes.allows(introspectAction)) return { anyTenant: isElevated(caller) };
+  const server = await resourceServerOfPrincipal(deps.prisma, caller.principalId);
+  if (!server || server.tenantId !== caller.tenantId) throw missingGrant(introspectAction);
+  return { audience: server.identifier, anyTenant: false };
+}
+
+const introspectAction = "introspect.token";
+
 /** RFC 7662: the claims of an active token the caller may see, else undefined. */
 export async function introspectToken(deps: TokenDeps, caller: Caller, token: string) {
+  const allowed = await introspectionScope(deps, caller);
   if (token.length > 8192) return undefined;
+  let claims: AccessTokenClaims;
   try {
-    const claims = await verifyToken(deps, token, undefined);
-    // A resource server sees its own tenant's tokens only.
-    if (claims.tenant_id !== caller.tenantId && !isElevated(caller)) return undefined;
-    return claims;
+    claims = await verifyToken(deps, token, undefined);
   } catch {
     return undefined;
   }
+  // A resource server sees its own tenant's tokens only, and its own audience's when it is one.
+  if (claims.tenant_id !== caller.tenantId && !allowed.anyTenant) return undefined;
+  if (allowed.audience !== undefined && claims.aud !== allowed.audience) return undefined;
+  return claims;
 }
 
 /** Authenticates calls that present a broker token (Bearer, or DPoP when bound). */

@@ -17,6 +17,14 @@ export function clientOf(req: NodeServerRequest): string {
 export function httpRouter(routes: readonly HttpRoute[], log: Logger) {
   const byPath = new Map<string, HttpRoute[]>();
   for (const route of routes) byPath.set(route.path, [...(byPath.get(route.path) ?? []), route]);
+  // `/prefix/*` routes take any path below the prefix that no exact route takes.
+  const prefixes = [...byPath.keys()].filter((p) => p.endsWith("/*")).map((p) => p.slice(0, -1));
+  const routesFor = (path: string): HttpRoute[] => {
+    const exact = byPath.get(path);
+    if (exact) return exact;
+    const prefix = prefixes.find((p) => path.startsWith(p));
+    return prefix ? (byPath.get(`${prefix}*`) ?? []) : [];
+  };
 
   return async (req: NodeServerRequest, res: NodeServerResponse): Promise<void> => {
     const started = performance.now();
@@ -27,7 +35,7 @@ export function httpRouter(routes: readonly HttpRoute[], log: Logger) {
     };
     res.setHeader("aegis-request-id", origin.requestId);
     const path = (req.url ?? "/").split("?")[0]?.slice(0, 200) ?? "/";
-    const candidates = byPath.get(path) ?? [];
+    const candidates = routesFor(path);
     const route = candidates.find((r) => r.method === req.method);
     res.once("finish", () => {
       const ms = Math.round((performance.now() - started) * 10) / 10;

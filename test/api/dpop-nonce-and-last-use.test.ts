@@ -24,7 +24,7 @@ describe("DPoP nonces", () => {
       t
         .client(TokenService, { key: agent.key })
         .mintToken(
-          { audience: "a", scopes: [] },
+          { audience: t.broker.url, scopes: [] },
           { headers: { dpop: await dpop.proof({ method: "POST", url, ...(nonce ? { nonce } : {}) }) } },
         );
     const refused = await failure(mint());
@@ -60,7 +60,7 @@ describe("API key last use", () => {
     const t = await startTestBroker("pglite", {}, db);
     const agent = await createActor(t, { kind: "agent" });
     for (let i = 0; i < 5; i++)
-      await t.client(TokenService, { key: agent.key }).mintToken({ audience: "a", scopes: [] });
+      await t.client(TokenService, { key: agent.key }).mintToken({ audience: t.broker.url, scopes: [] });
     const before = await db.database.prisma.apiKey.findUniqueOrThrow({ where: { id: agent.keyId } });
     expect(before.lastUsedAt).toBeNull(); // not written per request
     await t.stop(); // shutdown flushes

@@ -142,7 +142,7 @@ describe.each(databaseKinds)("grants and user API tokens on %s", (kind) => {
     expect(notInToken?.code).toBe(Code.PermissionDenied);
     const broker = await t
       .client(TokenService, { key: minted.secret })
-      .mintToken({ audience: "https://api.example.com", scopes: [exact] });
+      .mintToken({ audience: t.broker.url, scopes: [exact] });
     expect(broker.scope).toBe(exact);
     // Listed and revoked like an API key.
     const keys = await t.client(AgentService, { key: lead.key }).listApiKeys({ principalId: lead.principalId });

@@ -11,7 +11,7 @@ import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
 import { createDpopKey } from "../support/dpop.js";
 import { failure } from "../support/errors.js";
-import { type Actor, createActor } from "../support/fixtures.js";
+import { type Actor, createActor, registerApi } from "../support/fixtures.js";
 
 const insecure = { [oauth.allowInsecureRequests]: true } as const;
 
@@ -22,7 +22,16 @@ describe.each(databaseKinds)("OAuth HTTP endpoints on %s", (kind) => {
   let as: oauth.AuthorizationServer;
   beforeAll(async () => {
     t = await startTestBroker(kind);
-    agent = await createActor(t, { kind: "agent", scopes: ["reports.read"] });
+    agent = await createActor(t, { kind: "agent" });
+    const admin = await createActor(t, {
+      tenantId: agent.tenantId,
+      scopes: ["resource_server.create", "grant.create"],
+    });
+    await registerApi(t, admin.key, {
+      identifier: "https://api.example.com",
+      scopes: ["reports.read", "reports.write"],
+      grants: { [agent.principalId]: ["reports.read"] },
+    });
     rs = await createActor(t, { tenantId: agent.tenantId, kind: "service", scopes: ["introspect.token"] });
     const issuer = new URL(t.broker.url);
     as = await oauth.processDiscoveryResponse(
@@ -165,7 +174,7 @@ describe("limits", () => {
 
   it("rate-limits minting with resource_exhausted and a Retry-After", async () => {
     const agent = await createActor(t, { kind: "agent" });
-    const mint = () => t.client(TokenService, { key: agent.key }).mintToken({ audience: "a", scopes: [] });
+    const mint = () => t.client(TokenService, { key: agent.key }).mintToken({ audience: t.broker.url, scopes: [] });
     for (let i = 0; i < 3; i++) await mint();
     const error = await failure(mint());
     expect(error?.code).toBe(Code.ResourceExhausted);

@@ -9,7 +9,7 @@ import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import { verifyAccessToken } from "../../src/sdk/index.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
-import { createActor } from "../support/fixtures.js";
+import { createActor, registerApi } from "../support/fixtures.js";
 
 describe.each(databaseKinds)("SDK verification with jwksUri on %s", (kind) => {
   let t: TestBroker;
@@ -27,11 +27,18 @@ describe.each(databaseKinds)("SDK verification with jwksUri on %s", (kind) => {
 
   beforeAll(async () => {
     t = await startTestBroker(kind);
-    const person = await createActor(t, { scopes: ["agent.register", "apikey.create", "reports.read"] });
+    const person = await createActor(t, {
+      scopes: ["agent.register", "apikey.create", "resource_server.create", "grant.create"],
+    });
     const agents = t.client(AgentService, { key: person.key });
-    const { agent } = await agents.registerAgent({ displayName: "Report bot", scopes: ["reports.read"] });
+    const { agent } = await agents.registerAgent({ displayName: "Report bot" });
     agentId = agent?.id ?? "";
     agentKey = (await agents.createApiKey({ principalId: agentId, label: "ci" })).secret;
+    await registerApi(t, person.key, {
+      identifier: "https://api.example.com",
+      scopes: ["reports.read"],
+      grants: { [agentId]: ["reports.read"] },
+    });
   });
   afterAll(() => t.stop());
 

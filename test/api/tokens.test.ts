@@ -13,7 +13,7 @@ import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
 import { createDpopKey } from "../support/dpop.js";
 import { failure, reasonOf } from "../support/errors.js";
-import { type Actor, createActor } from "../support/fixtures.js";
+import { type Actor, createActor, registerApi } from "../support/fixtures.js";
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
 
@@ -41,14 +41,19 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
         "agent.key.add",
         "apikey.create",
         "apikey.rotate",
-        "reports.read",
-        "reports.write",
+        "resource_server.create",
+        "grant.create",
       ],
     });
     const agents = t.client(AgentService, { key: person.key });
-    const { agent } = await agents.registerAgent({ displayName: "Deploy bot", scopes: ["reports.read"] });
+    const { agent } = await agents.registerAgent({ displayName: "Deploy bot" });
     agentId = agent?.id ?? "";
     agentKey = (await agents.createApiKey({ principalId: agentId, label: "ci" })).secret;
+    await registerApi(t, person.key, {
+      identifier: "https://api.example.com",
+      scopes: ["reports.read", "reports.write"],
+      grants: { [agentId]: ["reports.read"] },
+    });
   });
   afterAll(() => t.stop());
 
@@ -82,7 +87,9 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
 
   it("refuses a scope the agent does not hold and audits what was asked", async () => {
     const error = await failure(
-      t.client(TokenService, { key: agentKey }).mintToken({ audience: "x", scopes: ["reports.read", "reports.write"] }),
+      t
+        .client(TokenService, { key: agentKey })
+        .mintToken({ audience: "https://api.example.com", scopes: ["reports.read", "reports.write"] }),
     );
     expect(error?.code).toBe(Code.PermissionDenied);
     expect(reasonOf(error)).toBe("SCOPE_NOT_GRANTED");
@@ -115,7 +122,7 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
       clientAssertion: assertion,
     });
     expect((await verifyAccessToken(minted.accessToken, sdkOptions())).sub).toBe(agentId);
-    const replay = await failure(client.mintToken({ audience: "a", scopes: [], clientAssertion: assertion }));
+    const replay = await failure(client.mintToken({ audience: t.broker.url, scopes: [], clientAssertion: assertion }));
     expect(replay?.code).toBe(Code.Unauthenticated);
   });
 
@@ -175,7 +182,7 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
       const error = await failure(
         t
           .client(TokenService, { key: undefined })
-          .mintToken({ audience: "a", scopes: [], clientAssertion: await make() }),
+          .mintToken({ audience: t.broker.url, scopes: [], clientAssertion: await make() }),
       );
       expect(error?.code).toBe(Code.Unauthenticated);
     });
@@ -183,7 +190,7 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
     it("but accepts a well-formed one (the table above is not refusing everything)", async () => {
       const minted = await t
         .client(TokenService, { key: undefined })
-        .mintToken({ audience: "a", scopes: [], clientAssertion: await assertion() });
+        .mintToken({ audience: t.broker.url, scopes: [], clientAssertion: await assertion() });
       expect(minted.accessToken).toBeTruthy();
     });
   });
@@ -356,7 +363,9 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
     await expect(t.client(PrincipalService, { key: own.accessToken }).whoAmI({})).rejects.toMatchObject({
       code: Code.Unauthenticated,
     });
-    await expect(t.client(TokenService, { key }).mintToken({ audience: "a", scopes: [] })).rejects.toMatchObject({
+    await expect(
+      t.client(TokenService, { key }).mintToken({ audience: t.broker.url, scopes: [] }),
+    ).rejects.toMatchObject({
       code: Code.Unauthenticated,
     });
     await agents.reactivateAgent({ agentId: agent?.id ?? "" });
@@ -370,7 +379,9 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
     await expect(t.client(PrincipalService, { key: fresh.accessToken }).whoAmI({})).rejects.toMatchObject({
       code: Code.Unauthenticated,
     });
-    await expect(t.client(TokenService, { key }).mintToken({ audience: "a", scopes: [] })).rejects.toMatchObject({
+    await expect(
+      t.client(TokenService, { key }).mintToken({ audience: t.broker.url, scopes: [] }),
+    ).rejects.toMatchObject({
       code: Code.Unauthenticated,
     });
   });
@@ -379,7 +390,7 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
     const agents = t.client(AgentService, { key: person.key });
     const created = await agents.createApiKey({ principalId: agentId, label: "rotating" });
     const rotated = await agents.rotateApiKey({ keyId: created.key?.keyId ?? "", graceSeconds: 1n });
-    const mint = (key: string) => t.client(TokenService, { key }).mintToken({ audience: "a", scopes: [] });
+    const mint = (key: string) => t.client(TokenService, { key }).mintToken({ audience: t.broker.url, scopes: [] });
     await mint(created.secret);
     await mint(rotated.secret);
     t.clock.advance(1_100); // past the grace period

@@ -1,5 +1,7 @@
 // Fixtures that build the actors a test needs in one call, through the same
 // domain code the broker uses (a tenant, a principal with grants and a key).
+import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
+import { ResourceServerService } from "../../gen/proto/aegis/resourceserver/v1/resource_server_pb.js";
 import { apiKeyHashPurpose, issueApiKey } from "../../src/auth/api-keys.js";
 import type { PrincipalKind } from "../../src/core/caller.js";
 import { RootKey } from "../../src/crypto/root-key.js";
@@ -44,4 +46,37 @@ export async function createActor(
     const key = await issueApiKey(tx, hashKey, { tenantId, principalId: principal.id, label: "test" });
     return { tenantId, principalId: principal.id, key: key.secret, keyId: key.id };
   });
+}
+
+/**
+ * Registers an API through the public API as `key`'s principal (which needs
+ * `resource_server.create`), with the named scopes, and gives each holder
+ * listed its scopes (which needs `grant.create`).
+ */
+export async function registerApi(
+  t: TestBroker,
+  key: string,
+  options: {
+    identifier: string;
+    scopes: string[];
+    grants?: Record<string, string[]>;
+    requireDpop?: boolean;
+    maxTokenLifetimeSeconds?: number;
+    defaultTokenLifetimeSeconds?: number;
+  },
+): Promise<{ id: string; principalId: string; identifier: string }> {
+  const { resourceServer } = await t.client(ResourceServerService, { key }).createResourceServer({
+    identifier: options.identifier,
+    displayName: options.identifier,
+    scopes: options.scopes.map((name) => ({ name, description: `${name} (test)` })),
+    requireDpop: options.requireDpop ?? false,
+    maxTokenLifetimeSeconds: options.maxTokenLifetimeSeconds ?? 0,
+    defaultTokenLifetimeSeconds: options.defaultTokenLifetimeSeconds ?? 0,
+  });
+  const id = resourceServer?.id ?? "";
+  const grants = t.client(GrantService, { key });
+  for (const [principalId, scopes] of Object.entries(options.grants ?? {})) {
+    for (const scope of scopes) await grants.createGrant({ principalId, scope, resourceServerId: id });
+  }
+  return { id, principalId: resourceServer?.principalId ?? "", identifier: options.identifier };
 }

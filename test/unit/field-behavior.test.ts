@@ -141,6 +141,8 @@ describe("field behaviour (AIP-203)", () => {
         "aegis.lease.v1.CreateLeaseRequest.target",
         "aegis.agent.v1.AddAgentKeyRequest.jwk_json",
         "aegis.grant.v1.CreateGrantRequest.scope",
+        // isApplicationScope refuses an empty scope name.
+        "aegis.resourceserver.v1.ResourceScope.name",
         "aegis.token.v1.IntrospectTokenRequest.token",
         "aegis.device.v1.BeginDeviceAuthorizationRequest.client_id",
         "aegis.device.v1.ExchangeDeviceCodeRequest.client_id",
@@ -209,6 +211,10 @@ describe("field behaviour (AIP-203)", () => {
         "aegis.lease.v1.Lease.remaining_uses",
         "aegis.lease.v1.Lease.state",
         "aegis.device.v1.OAuthClient.disabled",
+        "aegis.resourceserver.v1.ResourceServer.tenant_id",
+        "aegis.resourceserver.v1.ResourceServer.principal_id",
+        "aegis.resourceserver.v1.ResourceServer.built_in",
+        "aegis.resourceserver.v1.ResourceScope.deprecated",
       ].sort(),
     );
   });
@@ -226,6 +232,8 @@ describe("field behaviour (AIP-203)", () => {
         "aegis.credential.v1.Credential.target",
         "aegis.grant.v1.Grant.principal_id",
         "aegis.grant.v1.Grant.scope",
+        "aegis.grant.v1.Grant.resource_server_id",
+        "aegis.resourceserver.v1.ResourceServer.identifier",
         "aegis.lease.v1.Lease.holder_id",
         "aegis.lease.v1.Lease.holder_jkt",
         "aegis.lease.v1.Lease.max_uses",

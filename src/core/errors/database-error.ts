@@ -18,6 +18,11 @@ const uniqueKeys: Readonly<Record<string, readonly [reason: string, message: str
     "a credential is already registered at this target",
   ],
   agent_key_principal_id_thumbprint_key: ["KEY_ALREADY_REGISTERED", "this key is already registered for the agent"],
+  resource_server_identifier_key: [
+    "RESOURCE_SERVER_EXISTS",
+    "a resource server with this identifier is already registered",
+  ],
+  resource_grant_principal_id_resource_server_id_scope_key: ["GRANT_EXISTS", "the principal already holds this scope"],
   local_account_username_key: ["USERNAME_TAKEN", "this username is taken"],
   lease_created_by_idempotency_key_key: ["IDEMPOTENCY_KEY_REUSED", "this idempotency key was already used"],
 };
