@@ -17,10 +17,25 @@
 //   audited as usual. Streams (audit tail) keep a signal of their own, which
 //   a departing client aborts.
 //
+// - A unary call in the Connect protocol over HTTP/1.1 (the native API's
+//   common case: Connect JSON from a generated client, curl or a browser)
+//   skips the universal handler altogether: `connectUnary` below runs the
+//   same steps as connect-es's Connect handler (protocol-connect/
+//   handler-factory.ts: content type, compression negotiation both ways,
+//   read limits, timeout header, the interceptors, error JSON with its
+//   status and metadata, trailers as `trailer-` headers), built from the
+//   same exported pieces, but without what a unary call over one socket
+//   never needs: the protocol negotiation, a handler context whose signals
+//   are three linked abort controllers, four copies of the headers, and the
+//   async-iterable plumbing between request, handler and response. Anything
+//   else (GET requests, gRPC, gRPC-Web, streams, an RPC registered with
+//   options of its own) takes the universal handler.
+//
 // HTTP/2 requests and streaming responses take connect-node's own path.
 // Connect's own handler also aborted every call's signal on success; that is
 // patched in connect-es itself (patches/, README "Patched dependencies").
 import type { IncomingHttpHeaders } from "node:http";
+import type { DescMessage } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -28,8 +43,38 @@ import {
   type ConnectRouterOptions,
   type ContextValues,
   createConnectRouter,
+  createServiceImplSpec,
+  type HandlerContext,
+  type MethodImplSpec,
 } from "@connectrpc/connect";
-import type { UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
+import {
+  compressionNegotiate,
+  createDeadlineSignal,
+  createLinkedAbortController,
+  createMethodSerializationLookup,
+  createMethodUrl,
+  getAbortSignalReason,
+  invokeUnaryImplementation,
+  type MethodSerializationLookup,
+  readAllBytes,
+  type UniversalServerRequest,
+  type UniversalServerResponse,
+  validateUniversalHandlerOptions,
+} from "@connectrpc/connect/protocol";
+import {
+  codeToHttpStatus,
+  contentTypeUnaryJson,
+  contentTypeUnaryProto,
+  errorToJsonBytes,
+  headerContentType,
+  headerTimeout,
+  headerUnaryAcceptEncoding,
+  headerUnaryContentLength,
+  headerUnaryEncoding,
+  parseContentType,
+  parseTimeout,
+  trailerMux,
+} from "@connectrpc/connect/protocol-connect";
 import {
   compressionBrotli,
   compressionGzip,
@@ -50,16 +95,31 @@ export interface RpcHandlerOptions extends ConnectRouterOptions {
 }
 
 export function rpcHandler(options: RpcHandlerOptions): NodeHandler {
-  const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...options });
-  options.routes(router);
+  const routerOptions = { acceptCompression: [compressionGzip, compressionBrotli], ...options };
+  const router = createConnectRouter(routerOptions);
+  const connect = validateUniversalHandlerOptions(routerOptions);
+  const unary = new Map<string, UnarySpec>();
+  options.routes(recordingUnaryMethods(router, connect, unary));
   const handlers = new Map(router.handlers.map((handler) => [handler.requestPath, handler]));
+  const lean = connect.requireConnectProtocolHeader ? undefined : connect;
+  const signals = new CallSignals(options.shutdownSignal);
 
   return (req, res) => {
     const target = req.url ?? "";
     const query = target.indexOf("?");
-    const handler = handlers.get(query < 0 ? target : target.slice(0, query));
+    const path = query < 0 ? target : target.slice(0, query);
+    const handler = handlers.get(path);
     if (!handler) return options.fallback(req, res);
     const values = options.contextValues(req);
+    const spec = lean && !("stream" in req) && req.method === "POST" ? unary.get(path) : undefined;
+    const type = spec ? parseContentType(req.headers["content-type"] ?? null) : undefined;
+    if (spec && lean && type && !type.stream) {
+      connectUnary(lean, spec, type.binary, req, res, values, signals).catch((reason: unknown) => {
+        if (ConnectError.from(reason).code === Code.Aborted) return;
+        options.log.error({ err: reason, rpc: path }, "rpc response failed");
+      });
+      return;
+    }
     const universal =
       "stream" in req
         ? universalRequestFromNodeRequest(req, res, undefined, values)
@@ -72,6 +132,176 @@ export function rpcHandler(options: RpcHandlerOptions): NodeHandler {
         options.log.error({ err: reason, rpc: handler.requestPath }, "rpc response failed");
       });
   };
+}
+
+/**
+ * The signals of the unary calls in flight: one abort controller each, all
+ * aborted by one listener on the shutdown signal, instead of a listener
+ * per call attached and detached on every call (connect links each call's
+ * signal to the shutdown signal that way; it was a tenth of a no-op call).
+ */
+class CallSignals {
+  readonly #open = new Set<AbortController>();
+
+  constructor(private readonly shutdown: AbortSignal) {
+    shutdown.addEventListener(
+      "abort",
+      () => {
+        for (const call of this.#open) call.abort(getAbortSignalReason(shutdown));
+        this.#open.clear();
+      },
+      { once: true },
+    );
+  }
+
+  open(): AbortController {
+    const call = new AbortController();
+    if (this.shutdown.aborted) call.abort(getAbortSignalReason(this.shutdown));
+    else this.#open.add(call);
+    return call;
+  }
+
+  close(call: AbortController): void {
+    this.#open.delete(call);
+  }
+}
+
+/** A unary method's implementation and its (de)serialisers, for `connectUnary`. */
+interface UnarySpec {
+  readonly spec: MethodImplSpec & { kind: "unary" };
+  readonly serialization: MethodSerializationLookup<DescMessage, DescMessage>;
+}
+
+type HandlerOptions = ReturnType<typeof validateUniversalHandlerOptions>;
+
+/**
+ * The router, recording the implementation of each unary method registered
+ * without options of its own (those keep the universal handler, which
+ * applies them).
+ */
+function recordingUnaryMethods(
+  router: ConnectRouter,
+  connect: HandlerOptions,
+  unary: Map<string, UnarySpec>,
+): ConnectRouter {
+  const recording: ConnectRouter = {
+    get handlers() {
+      return router.handlers;
+    },
+    service(service, implementation, serviceOptions) {
+      router.service(service, implementation, serviceOptions);
+      if (serviceOptions) return recording;
+      for (const spec of Object.values(createServiceImplSpec(service, implementation).methods)) {
+        if (spec.kind !== "unary") continue;
+        const serialization = createMethodSerializationLookup(
+          spec.method,
+          connect.binaryOptions,
+          connect.jsonOptions,
+          connect,
+        );
+        unary.set(createMethodUrl("/", spec.method), { spec, serialization });
+      }
+      return recording;
+    },
+    rpc(...args: Parameters<ConnectRouter["rpc"]>) {
+      router.rpc(...args);
+      return recording;
+    },
+  } as ConnectRouter;
+  return recording;
+}
+
+/**
+ * One unary call of the Connect protocol, as connect-es's handler serves it
+ * (protocol-connect/handler-factory.ts, createUnaryHandler), answered with
+ * one write.
+ */
+async function connectUnary(
+  opt: HandlerOptions,
+  { spec, serialization }: UnarySpec,
+  binary: boolean,
+  req: NodeServerRequest,
+  res: NodeServerResponse,
+  values: ContextValues,
+  signals: CallSignals,
+): Promise<void> {
+  const header = webHeaders(req.headers);
+  const timeout = parseTimeout(header.get(headerTimeout), opt.maxTimeoutMs);
+  // The call's signal: aborted with its error when it fails, at shutdown,
+  // and at the client's deadline if it sent one.
+  const call = signals.open();
+  const deadline = timeout.timeoutMs === undefined ? undefined : createDeadlineSignal(timeout.timeoutMs);
+  const linked = deadline ? createLinkedAbortController(deadline.signal, call.signal) : call;
+  const due = timeout.timeoutMs === undefined ? undefined : Date.now() + timeout.timeoutMs;
+  const responseHeader = new Headers({ [headerContentType]: binary ? contentTypeUnaryProto : contentTypeUnaryJson });
+  const responseTrailer = new Headers();
+  const context: HandlerContext = {
+    method: spec.method,
+    service: spec.method.parent,
+    requestMethod: "POST",
+    protocolName: "connect",
+    url: new URL(
+      req.url ?? "",
+      `${"encrypted" in req.socket && req.socket.encrypted ? "https" : "http"}://${req.headers.host ?? "localhost"}`,
+    ).toString(),
+    signal: linked.signal,
+    timeoutMs: () => (due === undefined ? undefined : due - Date.now()),
+    requestHeader: header,
+    responseHeader,
+    responseTrailer,
+    values,
+  };
+  const compression = compressionNegotiate(
+    opt.acceptCompression,
+    header.get(headerUnaryEncoding),
+    header.get(headerUnaryAcceptEncoding),
+    headerUnaryAcceptEncoding,
+  );
+  let status = 200;
+  let body: Uint8Array;
+  try {
+    if (compression.error) throw compression.error;
+    if (timeout.error) throw timeout.error;
+    let bytes = await readAllBytes(
+      req as AsyncIterable<Uint8Array>,
+      opt.readMaxBytes,
+      header.get(headerUnaryContentLength),
+    );
+    if (compression.request) bytes = await compression.request.decompress(bytes, opt.readMaxBytes);
+    const input = serialization.getI(binary).parse(bytes);
+    const output = await invokeUnaryImplementation(spec, context, input, opt.interceptors);
+    body = serialization.getO(binary).serialize(output);
+  } catch (thrown) {
+    linked.abort(thrown);
+    const error =
+      thrown instanceof ConnectError
+        ? thrown
+        : new ConnectError("internal error", Code.Internal, undefined, undefined, thrown);
+    status = codeToHttpStatus(error.code);
+    responseHeader.set(headerContentType, contentTypeUnaryJson);
+    error.metadata.forEach((value, key) => {
+      responseHeader.set(key, value);
+    });
+    body = errorToJsonBytes(error, opt.jsonOptions);
+  } finally {
+    signals.close(call);
+    if (deadline) {
+      deadline.cleanup();
+      // Detaches from the call's signal without aborting (patched connect-es, see the top).
+      (linked as AbortController & { release?: () => void }).release?.();
+    }
+  }
+  if (compression.response && body.byteLength >= opt.compressMinBytes) {
+    body = await compression.response.compress(body);
+    responseHeader.set(headerUnaryEncoding, compression.response.name);
+  }
+  const headers: Record<string, string> = {};
+  trailerMux(responseHeader, responseTrailer).forEach((value, name) => {
+    headers[name] = value;
+  });
+  headers[headerUnaryContentLength] = String(body.byteLength);
+  res.writeHead(status, headers);
+  res.end(body);
 }
 
 function http1Request(
