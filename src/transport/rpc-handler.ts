@@ -35,7 +35,7 @@
 // Connect's own handler also aborted every call's signal on success; that is
 // patched in connect-es itself (patches/, README "Patched dependencies").
 import type { IncomingHttpHeaders } from "node:http";
-import type { DescMessage } from "@bufbuild/protobuf";
+import { create, type DescMessage, type Message } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -45,7 +45,10 @@ import {
   createConnectRouter,
   createServiceImplSpec,
   type HandlerContext,
+  type Interceptor,
   type MethodImplSpec,
+  type UnaryRequest,
+  type UnaryResponse,
 } from "@connectrpc/connect";
 import {
   compressionNegotiate,
@@ -54,7 +57,6 @@ import {
   createMethodSerializationLookup,
   createMethodUrl,
   getAbortSignalReason,
-  invokeUnaryImplementation,
   type MethodSerializationLookup,
   readAllBytes,
   type UniversalServerRequest,
@@ -211,6 +213,79 @@ function recordingUnaryMethods(
   return recording;
 }
 
+type LeanContext = HandlerContext & { readonly values: ContextValues };
+
+/**
+ * connect-es's invokeUnaryImplementation (protocol/invoke-implementation.ts),
+ * except that the request's and the handler's `signal` are read from the
+ * call's context when asked for, not copied from it up front.
+ */
+async function invokeUnary(
+  spec: UnarySpec["spec"],
+  context: LeanContext,
+  input: Message,
+  interceptors: Interceptor[],
+): Promise<Message> {
+  const anyFn = async (req: UnaryRequest): Promise<UnaryResponse> => {
+    const handlerContext: HandlerContext = {
+      method: context.method,
+      service: req.service,
+      requestMethod: context.requestMethod,
+      protocolName: context.protocolName,
+      url: context.url,
+      timeoutMs: context.timeoutMs,
+      requestHeader: req.header,
+      responseHeader: context.responseHeader,
+      responseTrailer: context.responseTrailer,
+      values: req.contextValues,
+      get signal() {
+        return req.signal;
+      },
+    };
+    const output = await spec.impl(req.message as never, handlerContext);
+    return {
+      stream: false,
+      message: create(spec.method.output, output as never),
+      method: spec.method,
+      service: spec.method.parent,
+      header: context.responseHeader,
+      trailer: context.responseTrailer,
+    } as UnaryResponse;
+  };
+  let next: (req: UnaryRequest) => Promise<UnaryResponse> = anyFn;
+  for (let i = interceptors.length - 1; i >= 0; i--) {
+    next = (interceptors[i] as Interceptor)(next as never) as typeof next;
+  }
+  const response = await next({
+    stream: false,
+    message: input,
+    method: spec.method,
+    service: spec.method.parent,
+    requestMethod: context.requestMethod,
+    url: context.url,
+    header: context.requestHeader,
+    contextValues: context.values,
+    get signal() {
+      return context.signal;
+    },
+  } as UnaryRequest);
+  copyHeaders(response.header, context.responseHeader);
+  copyHeaders(response.trailer, context.responseTrailer);
+  return response.message;
+}
+
+function copyHeaders(from: Headers, to: Headers): void {
+  if (from === to) return;
+  const names: string[] = [];
+  to.forEach((_, name) => {
+    names.push(name);
+  });
+  for (const name of names) to.delete(name);
+  from.forEach((value, name) => {
+    to.set(name, value);
+  });
+}
+
 /**
  * One unary call of the Connect protocol, as connect-es's handler serves it
  * (protocol-connect/handler-factory.ts, createUnaryHandler), answered with
@@ -229,13 +304,29 @@ async function connectUnary(
   const timeout = parseTimeout(header.get(headerTimeout), opt.maxTimeoutMs);
   // The call's signal: aborted with its error when it fails, at shutdown,
   // and at the client's deadline if it sent one.
-  const call = signals.open();
-  const deadline = timeout.timeoutMs === undefined ? undefined : createDeadlineSignal(timeout.timeoutMs);
-  const linked = deadline ? createLinkedAbortController(deadline.signal, call.signal) : call;
+  // The call's signal: aborted with its error when it fails, at shutdown,
+  // and at the client's deadline if it sent one. Made when first read (no
+  // Aegis unary handler reads it): an AbortController is a tenth of a
+  // no-op call.
+  let call: AbortController | undefined;
+  let deadline: ReturnType<typeof createDeadlineSignal> | undefined;
+  let linked: AbortController | undefined;
+  const signal = (): AbortSignal => {
+    if (linked) return linked.signal;
+    call = signals.open();
+    if (timeout.timeoutMs === undefined) linked = call;
+    else {
+      deadline = createDeadlineSignal(timeout.timeoutMs);
+      linked = createLinkedAbortController(deadline.signal, call.signal);
+    }
+    return linked.signal;
+  };
+  // A deadline must fire even when nothing reads the signal.
+  if (timeout.timeoutMs !== undefined) signal();
   const due = timeout.timeoutMs === undefined ? undefined : Date.now() + timeout.timeoutMs;
   const responseHeader = new Headers({ [headerContentType]: binary ? contentTypeUnaryProto : contentTypeUnaryJson });
   const responseTrailer = new Headers();
-  const context: HandlerContext = {
+  const context: LeanContext = {
     method: spec.method,
     service: spec.method.parent,
     requestMethod: "POST",
@@ -244,7 +335,9 @@ async function connectUnary(
       req.url ?? "",
       `${"encrypted" in req.socket && req.socket.encrypted ? "https" : "http"}://${req.headers.host ?? "localhost"}`,
     ).toString(),
-    signal: linked.signal,
+    get signal() {
+      return signal();
+    },
     timeoutMs: () => (due === undefined ? undefined : due - Date.now()),
     requestHeader: header,
     responseHeader,
@@ -269,10 +362,10 @@ async function connectUnary(
     );
     if (compression.request) bytes = await compression.request.decompress(bytes, opt.readMaxBytes);
     const input = serialization.getI(binary).parse(bytes);
-    const output = await invokeUnaryImplementation(spec, context, input, opt.interceptors);
+    const output = await invokeUnary(spec, context, input, opt.interceptors);
     body = serialization.getO(binary).serialize(output);
   } catch (thrown) {
-    linked.abort(thrown);
+    linked?.abort(thrown);
     const error =
       thrown instanceof ConnectError
         ? thrown
@@ -284,7 +377,7 @@ async function connectUnary(
     });
     body = errorToJsonBytes(error, opt.jsonOptions);
   } finally {
-    signals.close(call);
+    if (call) signals.close(call);
     if (deadline) {
       deadline.cleanup();
       // Detaches from the call's signal without aborting (patched connect-es, see the top).
