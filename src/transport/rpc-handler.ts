@@ -213,6 +213,24 @@ function recordingUnaryMethods(
   return recording;
 }
 
+/**
+ * The URL of a request, as connect-node makes it (`new URL(path, scheme://host)`):
+ * put together without a parser when the Host is a plain host[:port] and
+ * the target is origin-form, which is what a URL parser would return for
+ * an RPC path.
+ */
+function requestUrl(req: NodeServerRequest): string {
+  const scheme = "encrypted" in req.socket && req.socket.encrypted ? "https" : "http";
+  const host = req.headers.host ?? "localhost";
+  const target = req.url ?? "";
+  if (plainHost.test(host) && plainTarget.test(target)) return `${scheme}://${host.toLowerCase()}${target}`;
+  return new URL(target, `${scheme}://${host}`).toString();
+}
+
+const plainHost = /^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/;
+/** An RPC path (segments not starting with a dot) and at most a query of URL-safe characters. */
+const plainTarget = /^(?:\/[A-Za-z0-9_-][A-Za-z0-9._-]*)+(?:\?[A-Za-z0-9._~%&=+-]*)?$/;
+
 type LeanContext = HandlerContext & { readonly values: ContextValues };
 
 /**
@@ -331,10 +349,7 @@ async function connectUnary(
     service: spec.method.parent,
     requestMethod: "POST",
     protocolName: "connect",
-    url: new URL(
-      req.url ?? "",
-      `${"encrypted" in req.socket && req.socket.encrypted ? "https" : "http"}://${req.headers.host ?? "localhost"}`,
-    ).toString(),
+    url: requestUrl(req),
     get signal() {
       return signal();
     },
