@@ -35,7 +35,7 @@ import { grantableActions } from "../policy/method-policy.js";
 import { ensureSigningKeys, KeyRing, type TokenDeps, tokenAuthenticator, VerifiedTokens } from "../tokens/index.js";
 import { clientOf, httpRouter } from "../transport/http-router.js";
 import { createListener } from "../transport/listener.js";
-import { Deadlines, guard, observe } from "../transport/pipeline.js";
+import { Deadlines, guard, observe, type PolicyDeps } from "../transport/pipeline.js";
 import { validateRequests } from "../transport/request-validation.js";
 import { rpcHandler } from "../transport/rpc-handler.js";
 import { domainModules, jobsOf, registerServices, routesOf, services } from "./modules.js";
@@ -229,6 +229,8 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
     issuer: config.publicUrl,
   };
   const validator = requestValidator(services);
+  // One policy step for the RPCs (guard) and the HTTP routes that share their policy.
+  const policy: PolicyDeps = { authenticator, audit, publicUrl: config.publicUrl, authFailures, clients };
   // What every instance keeps for itself: single-use values and feed entries
   // forgotten once expired, API keys dropped from the cache when the feed
   // names them, last-use times written at shutdown.
@@ -252,7 +254,7 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
       ctx,
       tokens,
       device,
-      oauth: { tokens, device, authenticator, audit, publicUrl: config.publicUrl, log, clients, validator },
+      oauth: { tokens, device, publicUrl: config.publicUrl },
       actions,
     }),
     healthModule(health, () => database.ping(), closing.signal),
@@ -271,7 +273,7 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
     interceptors: [
       observe({ log }),
       deadlines.interceptor,
-      guard({ authenticator, audit, publicUrl: config.publicUrl, authFailures, clients }),
+      guard(policy),
       // Validation last, right before the handler, which is where the checks
       // it replaces ran: inside observe, so a refusal carries the request id,
       // gets its log line and is translated like every error; after guard, so
@@ -281,7 +283,7 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
       // (guard audits what is thrown beneath it).
       validateRequests(validator),
     ],
-    http: httpRouter(routesOf(modules), log),
+    http: httpRouter(routesOf(modules), { ...policy, log, validator }),
     bootstrap: bootstrapped,
     database,
     closing: closing.signal,

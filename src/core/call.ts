@@ -60,8 +60,15 @@ export function auditBase(ctx: HandlerContext): AuditBase {
  * against the Host header a client controls (RFC 9449 §4.3).
  */
 export function publicUrlOf(publicUrl: string, requestUrl: string): string {
-  return `${publicUrl}${new URL(requestUrl, publicUrl).pathname}`;
+  // Every RPC asks, some twice: an absolute URL whose path has only plain
+  // segments (an RPC path: no dot segments, nothing to percent-encode)
+  // needs no URL parser to yield the path it would (see call.test.ts).
+  const plain = plainPath.exec(requestUrl);
+  return `${publicUrl}${plain ? plain[1] : new URL(requestUrl, publicUrl).pathname}`;
 }
+
+/** `scheme://authority` then a path of segments that do not start with a dot, then the end, `?` or `#`. */
+const plainPath = /^https?:\/\/[^/?#\\]*((?:\/[A-Za-z0-9_-][A-Za-z0-9._-]*)+)(?:[?#]|$)/;
 
 /** The site of an RPC: its origin, method, public URL and headers. */
 export function callSite(publicUrl: string, call: HandlerContext): CallSite {

@@ -1,18 +1,18 @@
 // Request rules are declared in proto (`(buf.validate.field)` options, the
 // limits an integrator reads beside each field) and enforced once, by
 // protovalidate, before a handler runs (transport/request-validation.ts for
-// RPCs; assertValid for the HTTP routes that stand for an RPC). Handlers and
-// domain functions receive requests that already meet them, and keep only
-// the checks that need configuration, the database or several fields at once.
+// RPCs; the pipeline's shared-policy step for the HTTP routes that stand for
+// an RPC). Handlers and domain functions receive requests that already meet
+// them, and keep only the checks that need configuration, the database or
+// several fields at once.
 //
 // One validator serves the whole broker. protovalidate plans each message
 // type's rules once and keeps the plan (compiled CEL and regular expressions
 // included); `requestValidator` plans every RPC's request at start-up, so a
 // rule that does not compile stops the broker instead of failing its calls.
-import { create, createRegistry, type DescMessage, type DescService, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, createRegistry, type DescService } from "@bufbuild/protobuf";
 import { createValidator, type Validator } from "@bufbuild/protovalidate";
 import { file_aegis_options_v1_text } from "../../gen/proto/aegis/options/v1/text_pb.js";
-import { fromViolations } from "./errors/validation-error.js";
 
 /** The validator for every request of `services`, their rules planned now. */
 export function requestValidator(services: readonly DescService[]): Validator {
@@ -30,15 +30,4 @@ export function requestValidator(services: readonly DescService[]): Validator {
     }
   }
   return validator;
-}
-
-/** For the HTTP routes that stand for an RPC: the RPC's rules on the request they build. */
-export function assertValid<Desc extends DescMessage>(
-  validator: Validator,
-  schema: Desc,
-  init: MessageInitShape<Desc>,
-): void {
-  const result = validator.validate(schema, create(schema, init));
-  if (result.kind === "invalid") throw fromViolations(result.violations);
-  if (result.kind === "error") throw result.error;
 }

@@ -11,7 +11,6 @@
 // The markup is in verification-views.ts, which escapes every value it shows.
 import { createHash } from "node:crypto";
 import { parse as parseCookies, type SerializeOptions, serialize as serializeCookie } from "cookie";
-import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
 import type { AuditEntry } from "../core/audit.js";
 import type { CallOrigin } from "../core/call.js";
 import type { Caller } from "../core/caller.js";
@@ -305,11 +304,9 @@ export function verificationPage(deps: PageDeps): HttpRoute[] {
         show(req, res, site, (new URL(req.url ?? "/", "http://page").searchParams.get("user_code") ?? "").slice(0, 20)),
     },
     { method: "POST", path: "/device/login", handle: post(login) },
-    {
-      method: "POST",
-      path: "/device/decide",
-      shares: DeviceAuthService.method.approveDeviceAuthorization,
-      handle: post(decide),
-    },
+    // Not yet a SharedPolicyRoute of ApproveDeviceAuthorization: its caller
+    // signs in with a session cookie the pipeline does not authenticate yet,
+    // so the page checks the session and audits its refusals itself.
+    { method: "POST", path: "/device/decide", handle: post(decide) },
   ] satisfies HttpRoute[];
 }

@@ -1,25 +1,37 @@
 // The standard OAuth endpoints, so off-the-shelf OAuth libraries work with
-// nothing but the metadata URL. They are thin: form decoding and client
-// authentication in the shapes the RFCs define, then the same request rules
-// (declared in proto for the RPC each endpoint stands for) and the same
-// domain functions as the RPCs.
+// nothing but the metadata URL. They are thin: each names the RPC it stands
+// for and translates the shapes the RFCs define (form bodies, client
+// credentials of RFC 6749 §2.3, JSON errors of §5.2) to and from that RPC's
+// request. Authentication, the RPC's policy, its request rules and the
+// refusal audit are the pipeline's (SharedPolicyRoute); then the same domain
+// functions as the RPCs.
 
-import type { DescMethod } from "@bufbuild/protobuf";
-import type { Validator } from "@bufbuild/protovalidate";
-import type { Logger } from "pino";
-import { BeginDeviceAuthorizationRequestSchema, DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
-import { MintTokenRequestSchema, TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
-import type { Authenticator } from "../auth/authenticate.js";
-import { readCredentials } from "../auth/authenticate.js";
-import { authenticateClient, type ClientAuthenticationDeps } from "../auth/client-authentication.js";
-import type { AuditTrail } from "../core/audit.js";
+import { create, type DescMethod } from "@bufbuild/protobuf";
+import {
+  type BeginDeviceAuthorizationRequest,
+  BeginDeviceAuthorizationRequestSchema,
+  DeviceAuthService,
+  type ExchangeDeviceCodeRequest,
+  ExchangeDeviceCodeRequestSchema,
+  type RefreshAccessTokenRequest,
+  RefreshAccessTokenRequestSchema,
+} from "../../gen/proto/aegis/device/v1/device_pb.js";
+import {
+  GetJwksRequestSchema,
+  type IntrospectTokenRequest,
+  IntrospectTokenRequestSchema,
+  type MintTokenRequest,
+  MintTokenRequestSchema,
+  type RevokeTokenRequest,
+  RevokeTokenRequestSchema,
+  TokenService,
+} from "../../gen/proto/aegis/token/v1/token_pb.js";
 import type { Caller } from "../core/caller.js";
-import { DomainError, invalidArgument, missingGrant, unauthenticated } from "../core/errors/domain-error.js";
+import { DomainError, invalidArgument, unauthenticated } from "../core/errors/domain-error.js";
 import { toOAuthError } from "../core/errors/oauth-error.js";
 import { presentedScheme } from "../core/errors/www-authenticate.js";
-import { type NodeServerResponse, readForm } from "../core/http.js";
-import type { HttpRoute } from "../core/module.js";
-import { assertValid } from "../core/request-rules.js";
+import { type NodeServerRequest, type NodeServerResponse, readForm } from "../core/http.js";
+import type { HttpCall, HttpRoute, PresentedClient, SharedPolicyRoute, SharedRequest } from "../core/module.js";
 import {
   beginDeviceAuthorization,
   type DeviceDeps,
@@ -29,14 +41,7 @@ import {
   type TokenSet,
 } from "../device/index.js";
 import { dpopAlgorithms } from "../protocol/dpop.js";
-import {
-  type CallSite,
-  introspectToken,
-  mintToken,
-  revokeToken,
-  revokeTokenAsPublicClient,
-  type TokenDeps,
-} from "../tokens/index.js";
+import { introspectToken, mintToken, revokeToken, revokeTokenAsPublicClient, type TokenDeps } from "../tokens/index.js";
 
 const maxFormBytes = 64 * 1024;
 const jwtBearerAssertion = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -45,14 +50,7 @@ const deviceCodeGrant = "urn:ietf:params:oauth:grant-type:device_code";
 export interface OAuthDeps {
   readonly tokens: TokenDeps;
   readonly device: DeviceDeps;
-  readonly authenticator: Authenticator;
-  readonly audit: AuditTrail;
   readonly publicUrl: string;
-  readonly log: Logger;
-  /** Client authentication, shared with MintToken's in the RPC pipeline. */
-  readonly clients: ClientAuthenticationDeps;
-  /** The RPCs' request rules, applied to the requests these endpoints stand for. */
-  readonly validator: Validator;
 }
 
 export function authorizationServerMetadata(issuer: string) {
@@ -97,33 +95,27 @@ export function oauthRoutes(deps: OAuthDeps): HttpRoute[] {
       handle: async (_req, res) => send(res, 200, body(), { "cache-control": "public, max-age=300" }),
     }));
   };
-  const form = (
+  const form = <Decoded>(
     path: string,
     shares: DescMethod,
-    endpoint: (form: URLSearchParams, call: CallSite) => Promise<unknown>,
-  ): HttpRoute => ({
+    read: (form: URLSearchParams, headers: NodeServerRequest["headers"]) => SharedRequest<Decoded>,
+    answer: (call: HttpCall, decoded: Decoded) => Promise<unknown>,
+  ): SharedPolicyRoute<Decoded> => ({
     method: "POST",
     path,
     shares,
-    async handle(req, res, origin) {
-      const headers = new Headers();
-      for (const [name, value] of Object.entries(req.headers)) {
-        if (typeof value === "string" && !name.startsWith(":")) headers.set(name, value);
+    async read(req) {
+      if (!String(req.headers["content-type"] ?? "").startsWith("application/x-www-form-urlencoded")) {
+        throw invalidArgument([{ field: "content-type", description: "must be application/x-www-form-urlencoded" }]);
       }
-      const call: CallSite = { ...origin, headers, method: "POST", url: `${deps.publicUrl}${path}` };
-      try {
-        if (!String(req.headers["content-type"] ?? "").startsWith("application/x-www-form-urlencoded")) {
-          throw invalidArgument([{ field: "content-type", description: "must be application/x-www-form-urlencoded" }]);
-        }
-        const body = await readForm(req, maxFormBytes);
-        if (!body) throw invalidArgument([{ field: "body", description: "larger than 64 KiB" }]);
-        send(res, 200, await endpoint(body, call));
-      } catch (error) {
-        const out = toOAuthError(error, { presented: presentedScheme(req.headers.authorization), dpopAlgorithms });
-        if (out.status >= 500)
-          deps.log.error({ err: error, requestId: origin.requestId, path }, "oauth endpoint failed");
-        send(res, out.status, out.body, out.headers);
-      }
+      const body = await readForm(req, maxFormBytes);
+      if (!body) throw invalidArgument([{ field: "body", description: "larger than 64 KiB" }]);
+      return read(body, req.headers);
+    },
+    serve: async (res, call, decoded) => send(res, 200, await answer(call, decoded)),
+    refuse(req, res, error) {
+      const out = toOAuthError(error, { presented: presentedScheme(req.headers.authorization), dpopAlgorithms });
+      send(res, out.status, out.body, out.headers);
     },
   });
   return [
@@ -131,9 +123,14 @@ export function oauthRoutes(deps: OAuthDeps): HttpRoute[] {
       method: "GET",
       path: "/.well-known/jwks.json",
       shares: TokenService.method.getJwks,
-      handle: async (_req, res) =>
+      read: async () => ({ message: create(GetJwksRequestSchema), decoded: undefined }),
+      serve: async (res) =>
         send(res, 200, { keys: deps.tokens.keyRing.snapshot.jwks }, { "cache-control": "public, max-age=60" }),
-    },
+      refuse(_req, res, error) {
+        const out = toOAuthError(error, { presented: presentedScheme(undefined), dpopAlgorithms });
+        send(res, out.status, out.body, out.headers);
+      },
+    } satisfies SharedPolicyRoute<undefined>,
     ...metadata("oauth-authorization-server", () => authorizationServerMetadata(deps.publicUrl)),
     // RFC 9728: the broker's own API is a resource protected by itself.
     ...metadata("oauth-protected-resource", () => ({
@@ -143,18 +140,54 @@ export function oauthRoutes(deps: OAuthDeps): HttpRoute[] {
       dpop_signing_alg_values_supported: dpopAlgorithms,
       dpop_bound_access_tokens_required: false,
     })),
-    form("/oauth/token", TokenService.method.mintToken, (body, call) => token(deps, body, call)),
-    form("/oauth/device_authorization", DeviceAuthService.method.beginDeviceAuthorization, (body, call) =>
-      deviceAuthorization(deps, body, call),
+    form(
+      "/oauth/token",
+      TokenService.method.mintToken,
+      (body, headers) => tokenRequest(deps, body, headers),
+      (call, request) => token(deps, call, request),
     ),
-    form("/oauth/introspect", TokenService.method.introspectToken, (body, call) => introspect(deps, body, call)),
-    form("/oauth/revoke", TokenService.method.revokeToken, (body, call) => revoke(deps, body, call)),
+    form(
+      "/oauth/device_authorization",
+      DeviceAuthService.method.beginDeviceAuthorization,
+      (body) => {
+        const message = create(BeginDeviceAuthorizationRequestSchema, {
+          clientId: body.get("client_id") ?? "",
+          scopes: (body.get("scope") ?? "").split(" ").filter(Boolean),
+          audience: body.get("audience") ?? body.get("resource") ?? "",
+        });
+        return { message, decoded: message };
+      },
+      (call, request) => deviceAuthorization(deps, call, request),
+    ),
+    form(
+      "/oauth/introspect",
+      TokenService.method.introspectToken,
+      (body, headers) => {
+        const message = create(IntrospectTokenRequestSchema, { token: body.get("token") ?? "" });
+        return { message, ...basicClient(headers), decoded: message };
+      },
+      (call, request) => introspect(deps, call, request),
+    ),
+    form(
+      "/oauth/revoke",
+      TokenService.method.revokeToken,
+      (body, headers) => {
+        const message = create(RevokeTokenRequestSchema, { jti: "", token: body.get("token") ?? "" });
+        // RFC 7009 §2.1: a public client revokes its own tokens by client_id
+        // alone (the metadata's `none` method); the domain checks the token
+        // was issued to it.
+        const clientId = body.get("client_id") ?? "";
+        const publicClient = message.token.startsWith("aegis_rt_") || (clientId !== "" && !headers.authorization);
+        return { message, publicClient, ...basicClient(headers), decoded: { message, clientId, publicClient } };
+      },
+      (call, request) => revoke(deps, call, request),
+    ),
   ];
 }
 
 /** RFC 6749 §2.3.1 client_secret_basic: `client_id:client_secret`, each form-urlencoded. */
-function basicCredentials(headers: Headers): { clientId: string; secret: string } | undefined {
-  const match = /^Basic +([A-Za-z0-9+/=]+) *$/i.exec(headers.get("authorization") ?? "");
+function basicCredentials(authorization: string | undefined): { clientId: string; secret: string } | undefined {
+  const match = /^Basic +([A-Za-z0-9+/=]+) *$/i.exec(authorization ?? "");
   if (!match) return undefined;
   const decoded = Buffer.from(match[1] as string, "base64").toString("utf8");
   const colon = decoded.indexOf(":");
@@ -165,14 +198,14 @@ function basicCredentials(headers: Headers): { clientId: string; secret: string 
   };
 }
 
+/** The client of client_secret_basic, if the request carries one. */
+function basicClient(headers: NodeServerRequest["headers"]): { client?: PresentedClient } {
+  const basic = basicCredentials(headers.authorization);
+  return basic ? { client: { id: basic.clientId, secret: basic.secret } } : {};
+}
+
 /** RFC 8628 §3.1–3.2. Public clients name themselves with `client_id`. */
-async function deviceAuthorization(deps: OAuthDeps, form: URLSearchParams, call: CallSite) {
-  const request = {
-    clientId: form.get("client_id") ?? "",
-    scopes: (form.get("scope") ?? "").split(" ").filter(Boolean),
-    audience: form.get("audience") ?? form.get("resource") ?? "",
-  };
-  assertValid(deps.validator, BeginDeviceAuthorizationRequestSchema, request);
+async function deviceAuthorization(deps: OAuthDeps, call: HttpCall, request: BeginDeviceAuthorizationRequest) {
   const begun = await beginDeviceAuthorization(deps.device, call, request);
   return {
     device_code: begun.deviceCode,
@@ -194,19 +227,34 @@ function tokenResponse(tokens: TokenSet) {
   };
 }
 
-async function token(deps: OAuthDeps, form: URLSearchParams, call: CallSite) {
+type TokenRequest =
+  | { readonly grant: "device_code"; readonly message: ExchangeDeviceCodeRequest }
+  | { readonly grant: "refresh_token"; readonly message: RefreshAccessTokenRequest }
+  | { readonly grant: "client_credentials"; readonly message: MintTokenRequest };
+
+/**
+ * RFC 6749 §4: the grant type names the RPC the request stands for. The
+ * client credentials grant is MintToken's, with the client authenticated
+ * from Basic or the form (§2.3.1) or by an RFC 7523 assertion.
+ */
+function tokenRequest(
+  deps: OAuthDeps,
+  form: URLSearchParams,
+  headers: NodeServerRequest["headers"],
+): SharedRequest<TokenRequest> {
   const grantType = form.get("grant_type");
   if (!grantType) throw invalidArgument([{ field: "grant_type", description: "is required (RFC 6749 §4.4.2)" }]);
   const clientId = form.get("client_id") ?? "";
   if (grantType === deviceCodeGrant) {
-    return tokenResponse(
-      await exchangeDeviceCode(deps.device, call, { clientId, deviceCode: form.get("device_code") ?? "" }),
-    );
+    const message = create(ExchangeDeviceCodeRequestSchema, { clientId, deviceCode: form.get("device_code") ?? "" });
+    return { rpc: DeviceAuthService.method.exchangeDeviceCode, message, decoded: { grant: "device_code", message } };
   }
   if (grantType === "refresh_token") {
-    return tokenResponse(
-      await refreshAccessToken(deps.device, call, { clientId, refreshToken: form.get("refresh_token") ?? "" }),
-    );
+    const message = create(RefreshAccessTokenRequestSchema, {
+      clientId,
+      refreshToken: form.get("refresh_token") ?? "",
+    });
+    return { rpc: DeviceAuthService.method.refreshAccessToken, message, decoded: { grant: "refresh_token", message } };
   }
   if (grantType !== "client_credentials") {
     throw new DomainError(
@@ -215,127 +263,77 @@ async function token(deps: OAuthDeps, form: URLSearchParams, call: CallSite) {
       `grant_type ${String(grantType).slice(0, 60)} is not supported`,
     );
   }
-  const basic = basicCredentials(call.headers);
-  const clientName = basic?.clientId ?? clientId;
+  const basic = basicCredentials(headers.authorization);
   const secret = basic?.secret ?? form.get("client_secret") ?? "";
   const assertion =
     form.get("client_assertion_type") === jwtBearerAssertion ? (form.get("client_assertion") ?? "") : "";
-  const audience = form.get("audience") ?? form.get("resource") ?? deps.publicUrl;
-  // The same client authentication as MintToken's in the RPC pipeline, through the same limit.
-  let caller: Caller;
-  try {
-    caller = await deps.tokens.authFailures.check(call.clientAddress, async () => {
-      const dpop = call.headers.get("dpop");
-      const client = await authenticateClient(deps.clients, {
-        ...(secret ? { secret } : {}),
-        ...(assertion ? { assertion } : {}),
-        ...(dpop ? { dpop } : {}),
-        method: call.method,
-        url: call.url,
-      });
-      if (clientName && clientName !== client.principalId) {
-        throw unauthenticated(`client_id ${clientName.slice(0, 40)} does not match the credential`);
-      }
-      return client;
-    });
-  } catch (error) {
-    if (error instanceof DomainError) {
-      const base = { requestId: call.requestId, tenantId: null, actorId: null, client: call.client };
-      await deps.audit.denied(base, "token.mint", audience, error);
-    }
-    throw error;
-  }
-  const request = {
-    audience,
+  const message = create(MintTokenRequestSchema, {
+    audience: form.get("audience") ?? form.get("resource") ?? deps.publicUrl,
     scopes: (form.get("scope") ?? "").split(" ").filter(Boolean),
     lifetimeSeconds: 0,
     clientAssertion: assertion,
-  };
-  // MintToken's request rules, after authentication as in the RPC pipeline.
-  assertValid(deps.validator, MintTokenRequestSchema, request);
-  const minted = await mintToken(deps.tokens, call, caller, request);
-  return {
-    access_token: minted.accessToken,
-    token_type: minted.tokenType,
-    expires_in: minted.expiresIn,
-    scope: minted.scope,
-  };
-}
-
-/** The caller of introspection and revocation: a Bearer/DPoP credential, or Basic with an API key. */
-async function authenticateCaller(deps: OAuthDeps, call: CallSite): Promise<Caller> {
-  const basic = basicCredentials(call.headers);
-  const headers = new Headers(call.headers);
-  if (basic) headers.set("authorization", `Bearer ${basic.secret}`);
-  const caller = await deps.authenticator.authenticate(readCredentials(headers, call));
-  if (!caller || (basic && basic.clientId !== caller.principalId))
-    throw unauthenticated("client authentication failed");
-  return caller;
-}
-
-async function guarded<T>(deps: OAuthDeps, call: CallSite, action: string, work: (caller: Caller) => Promise<T>) {
-  let caller: Caller | undefined;
-  try {
-    caller = await deps.tokens.authFailures.check(call.clientAddress, () => authenticateCaller(deps, call));
-    return await work(caller);
-  } catch (error) {
-    if (error instanceof DomainError && (error.code === "unauthenticated" || error.code === "permission_denied")) {
-      await deps.audit.denied(
-        {
-          requestId: call.requestId,
-          tenantId: caller?.tenantId ?? null,
-          actorId: caller?.principalId ?? null,
-          client: call.client,
-        },
-        action,
-        "",
-        error,
-      );
-    }
-    throw error;
-  }
-}
-
-function introspect(deps: OAuthDeps, form: URLSearchParams, call: CallSite) {
-  return guarded(deps, call, "introspect.token", async (caller) => {
-    if (!caller.scopes.has("introspect.token")) throw missingGrant("introspect.token");
-    const claims = await introspectToken(deps.tokens, caller, form.get("token") ?? "");
-    if (!claims) return { active: false };
-    return { active: true, token_type: claims.cnf ? "DPoP" : "Bearer", ...claims };
   });
+  return {
+    rpc: TokenService.method.mintToken,
+    message,
+    client: {
+      ...((basic?.clientId ?? clientId) ? { id: basic?.clientId ?? clientId } : {}),
+      ...(secret ? { secret } : {}),
+      ...(assertion ? { assertion } : {}),
+    },
+    decoded: { grant: "client_credentials", message },
+  };
 }
 
-async function revoke(deps: OAuthDeps, form: URLSearchParams, call: CallSite) {
-  // RFC 7009 §2.1: a public client revokes its own refresh token by client_id alone.
-  const token = form.get("token") ?? "";
-  if (token.startsWith("aegis_rt_")) {
-    await revokeRefreshToken(deps.device, call, form.get("client_id") ?? "", token);
-    return {};
-  }
-  // ... and its access token the same way, as the metadata's `none` method promises.
-  const clientId = form.get("client_id");
-  if (clientId && !call.headers.has("authorization")) {
-    try {
-      await deps.tokens.authFailures.check(call.clientAddress, () =>
-        revokeTokenAsPublicClient(deps.tokens, call, clientId, token),
-      );
-    } catch (error) {
-      if (error instanceof DomainError && error.code === "unauthenticated") {
-        const base = { requestId: call.requestId, tenantId: null, actorId: null, client: call.client };
-        await deps.audit.denied(base, "token.revoke", "", error);
-      }
-      throw error;
+async function token(deps: OAuthDeps, call: HttpCall, request: TokenRequest) {
+  switch (request.grant) {
+    case "device_code":
+      return tokenResponse(await exchangeDeviceCode(deps.device, call, request.message));
+    case "refresh_token":
+      return tokenResponse(await refreshAccessToken(deps.device, call, request.message));
+    case "client_credentials": {
+      const minted = await mintToken(deps.tokens, call, callerOf(call), request.message);
+      return {
+        access_token: minted.accessToken,
+        token_type: minted.tokenType,
+        expires_in: minted.expiresIn,
+        scope: minted.scope,
+      };
     }
-    return {};
   }
-  return guarded(deps, call, "token.revoke", async (caller) => {
+}
+
+/** The caller the pipeline authenticated (the route's RPC is not anonymous). */
+function callerOf(call: HttpCall): Caller {
+  if (!call.caller) throw new Error("route of an authenticated RPC served without a caller");
+  return call.caller;
+}
+
+async function introspect(deps: OAuthDeps, call: HttpCall, request: IntrospectTokenRequest) {
+  const claims = await introspectToken(deps.tokens, callerOf(call), request.token);
+  if (!claims) return { active: false };
+  return { active: true, token_type: claims.cnf ? "DPoP" : "Bearer", ...claims };
+}
+
+async function revoke(
+  deps: OAuthDeps,
+  call: HttpCall,
+  request: { message: RevokeTokenRequest; clientId: string; publicClient: boolean },
+) {
+  const { message, clientId } = request;
+  if (message.token.startsWith("aegis_rt_")) {
+    await revokeRefreshToken(deps.device, call, clientId, message.token);
+  } else if (request.publicClient) {
+    await revokeTokenAsPublicClient(deps.tokens, call, clientId, message.token);
+  } else {
+    const caller = callerOf(call);
     const audit = {
       requestId: call.requestId,
       tenantId: caller.tenantId,
       actorId: caller.principalId,
       client: call.client,
     };
-    await revokeToken(deps.tokens, caller, audit, { jti: "", token: form.get("token") ?? "" });
-    return {};
-  });
+    await revokeToken(deps.tokens, caller, audit, { jti: "", token: message.token });
+  }
+  return {};
 }

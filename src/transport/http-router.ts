@@ -2,19 +2,34 @@
 // (OAuth endpoints, well-known metadata, the device flow's pages, health),
 // and 404 for anything else. Every request gets what an RPC gets from the
 // interceptors: a request id (response header), one JSON log line naming
-// the RPC the route shares its policy with, and a failure logged with its
-// cause and answered with a bare server_error.
+// the RPC the route stands for, and a failure logged with its cause and
+// answered without it. A route that is the HTTP face of an RPC
+// (SharedPolicyRoute) also passes the RPC's policy step
+// (pipeline.ts, `servedUnderSharedPolicy`): it cannot drift from its twin.
 import { randomUUID } from "node:crypto";
+import type { DescMethod } from "@bufbuild/protobuf";
+import type { Validator } from "@bufbuild/protovalidate";
 import type { Logger } from "pino";
+import type { CallOrigin } from "../core/call.js";
+import { fromDatabaseError } from "../core/errors/database-error.js";
+import { DomainError } from "../core/errors/domain-error.js";
 import type { NodeServerRequest, NodeServerResponse } from "../core/http.js";
-import type { HttpRoute } from "../core/module.js";
+import type { HttpRoute, SharedPolicyRoute } from "../core/module.js";
+import { type PolicyDeps, servedUnderSharedPolicy } from "./pipeline.js";
 
 export function clientOf(req: NodeServerRequest): string {
   const agent = String(req.headers["user-agent"] ?? "").slice(0, 120);
   return `${req.socket?.remoteAddress ?? "unknown"} ${agent}`.trim();
 }
 
-export function httpRouter(routes: readonly HttpRoute[], log: Logger) {
+export interface HttpRouterDeps extends PolicyDeps {
+  readonly log: Logger;
+  /** The RPCs' request rules, for the requests the shared-policy routes stand for. */
+  readonly validator: Validator;
+}
+
+export function httpRouter(routes: readonly HttpRoute[], deps: HttpRouterDeps) {
+  const { log } = deps;
   const byPath = new Map<string, HttpRoute[]>();
   for (const route of routes) byPath.set(route.path, [...(byPath.get(route.path) ?? []), route]);
   // `/prefix/*` routes take any path below the prefix that no exact route takes.
@@ -28,7 +43,7 @@ export function httpRouter(routes: readonly HttpRoute[], log: Logger) {
 
   return async (req: NodeServerRequest, res: NodeServerResponse): Promise<void> => {
     const started = performance.now();
-    const origin = {
+    const origin: CallOrigin = {
       requestId: `req_${randomUUID()}`,
       client: clientOf(req),
       clientAddress: req.socket?.remoteAddress ?? "unknown",
@@ -37,15 +52,21 @@ export function httpRouter(routes: readonly HttpRoute[], log: Logger) {
     const path = (req.url ?? "/").split("?")[0]?.slice(0, 200) ?? "/";
     const candidates = routesFor(path);
     const route = candidates.find((r) => r.method === req.method);
+    let rpc: DescMethod | undefined = route?.shares;
     res.once("finish", () => {
       const ms = Math.round((performance.now() - started) * 10) / 10;
-      const procedure = route?.shares ? `${route.shares.parent.typeName}/${route.shares.name}` : undefined;
+      const procedure = rpc ? `${rpc.parent.typeName}/${rpc.name}` : undefined;
       log.info(
         { requestId: origin.requestId, method: req.method, path, procedure, status: res.statusCode, ms },
         "http",
       );
     });
     try {
+      if (route?.shares) {
+        return await serveShared(route, req, res, origin, (method) => {
+          rpc = method;
+        });
+      }
       if (route) return await route.handle(req, res, origin);
       if (candidates.length > 0) {
         return reply(res, 405, { error: "method_not_allowed" }, { allow: candidates.map((r) => r.method).join(", ") });
@@ -57,6 +78,34 @@ export function httpRouter(routes: readonly HttpRoute[], log: Logger) {
       else reply(res, 500, { error: "server_error" });
     }
   };
+
+  async function serveShared(
+    route: SharedPolicyRoute,
+    req: NodeServerRequest,
+    res: NodeServerResponse,
+    origin: CallOrigin,
+    standsFor: (method: DescMethod) => void,
+  ): Promise<void> {
+    const headers = new Headers();
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (typeof value === "string" && !name.startsWith(":")) headers.set(name, value);
+    }
+    const site = { ...origin, headers, method: req.method ?? "", url: `${deps.publicUrl}${route.path}` };
+    try {
+      const request = await route.read(req);
+      standsFor(request.rpc ?? route.shares);
+      await servedUnderSharedPolicy(deps, route, request, site, (call) => route.serve(res, call, request.decoded));
+    } catch (thrown) {
+      const error = fromDatabaseError(thrown) ?? thrown;
+      // A refusal is the caller's; anything else is ours: logged with its
+      // cause, answered by the route's generic failure.
+      if (!(error instanceof DomainError)) {
+        log.error({ err: error, requestId: origin.requestId, path: route.path }, "http route failed");
+      }
+      if (res.headersSent) res.destroy();
+      else route.refuse(req, res, error);
+    }
+  }
 }
 
 function reply(res: NodeServerResponse, status: number, body: object, headers: Record<string, string> = {}): void {

@@ -7,7 +7,13 @@
 //                written to the audit trail before the client hears of it;
 // 4. validate  – the request's rules declared in proto (./request-validation.ts).
 //
-// Handlers run only when all four let the call through.
+// Handlers run only when all four let the call through. An HTTP route that
+// is the face of an RPC (SharedPolicyRoute: the OAuth endpoints) passes the
+// same policy step and request rules (`servedUnderSharedPolicy`, run by the
+// HTTP router, which gives it the request id and log line), so no endpoint
+// re-does authentication or drifts from its twin's policy.
+import type { DescMethod } from "@bufbuild/protobuf";
+import type { Validator } from "@bufbuild/protovalidate";
 import {
   Code,
   ConnectError,
@@ -25,13 +31,16 @@ import {
 } from "../auth/client-authentication.js";
 import type { FailedAuthentications } from "../auth/failed-authentications.js";
 import type { AuditTrail } from "../core/audit.js";
-import { callKey, publicUrlOf } from "../core/call.js";
+import { type CallInfo, type CallSite, callKey, publicUrlOf } from "../core/call.js";
+import type { Caller } from "../core/caller.js";
 import { reasonOf, toConnectError } from "../core/errors/connect-error.js";
 import { fromDatabaseError } from "../core/errors/database-error.js";
 import { DomainError, unauthenticated } from "../core/errors/domain-error.js";
+import { fromViolations } from "../core/errors/validation-error.js";
 import { presentedScheme, resourceChallenges } from "../core/errors/www-authenticate.js";
+import type { HttpCall, PresentedClient, SharedPolicyRoute, SharedRequest } from "../core/module.js";
 import { authorize } from "../policy/authorize.js";
-import { Authorization, policyOf } from "../policy/method-policy.js";
+import { Authorization, type MethodPolicy, policyOf } from "../policy/method-policy.js";
 import { dpopAlgorithms } from "../protocol/dpop.js";
 
 export const requestIdHeader = "aegis-request-id";
@@ -146,66 +155,196 @@ export class Deadlines {
   }
 }
 
-export function guard(deps: {
-  authenticator: Authenticator;
-  audit: AuditTrail;
-  publicUrl: string;
+/** What the policy step needs: who authenticates whom, the shared limit, the audit trail. */
+export interface PolicyDeps {
+  readonly authenticator: Authenticator;
+  readonly audit: AuditTrail;
+  readonly publicUrl: string;
   /** Failed authentications per client address, shared with every other way in. */
-  authFailures: FailedAuthentications;
+  readonly authFailures: FailedAuthentications;
   /** How callers of client-authenticated RPCs (MintToken) are authenticated. */
-  clients: ClientAuthenticationDeps;
-}): Interceptor {
+  readonly clients: ClientAuthenticationDeps;
+}
+
+/**
+ * The policy step for one call of an RPC, whichever wire it came over:
+ * authenticates the caller as the policy demands (`authenticate` reads the
+ * credential the wire carries), through the failed-authentication limit,
+ * then checks the policy. Sets `call.caller`; a refusal is audited with the
+ * RPC's action and target before it is thrown.
+ */
+async function admit(
+  deps: PolicyDeps,
+  method: DescMethod,
+  call: CallInfo,
+  authenticate: (policy: MethodPolicy | undefined) => Promise<Caller | undefined>,
+  target: () => unknown,
+): Promise<void> {
+  const policy = policyOf(method);
+  let refusal: DomainError | undefined;
+  if (policy?.authorization !== Authorization.ANONYMOUS) {
+    try {
+      // Guessing keys from one address stops here, before any lookup.
+      call.caller = await deps.authFailures.check(call.clientAddress, () => authenticate(policy));
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+      refusal = error;
+    }
+  }
+  refusal ??= authorize(policy, call.caller);
+  if (refusal) {
+    await auditRefusal(deps.audit, method, call, target, refusal);
+    throw refusal;
+  }
+}
+
+/**
+ * A failure after admission (the request rules, the handler): refusals
+ * decided there (escalation, acting on oneself, not the owner) are audited
+ * too, so every denied attempt is audited once. Returns the error to throw.
+ */
+async function afterAdmission(
+  deps: PolicyDeps,
+  method: DescMethod,
+  call: CallInfo,
+  target: () => unknown,
+  thrown: unknown,
+): Promise<unknown> {
+  const error = fromDatabaseError(thrown) ?? thrown;
+  if (error instanceof DomainError && (deniedCodes.has(error.code) || policyOf(method)?.auditEveryRefusal)) {
+    await auditRefusal(deps.audit, method, call, target, error);
+  }
+  return error;
+}
+
+function auditRefusal(
+  audit: AuditTrail,
+  method: DescMethod,
+  call: CallInfo,
+  target: () => unknown,
+  error: DomainError,
+): Promise<unknown> {
+  const named = target();
+  return audit.denied(
+    {
+      requestId: call.requestId,
+      tenantId: call.caller?.tenantId ?? null,
+      actorId: call.caller?.principalId ?? null,
+      client: call.client,
+    },
+    policyOf(method)?.action || `${method.parent.typeName}/${method.name}`,
+    typeof named === "string" ? named.slice(0, 200) : "",
+    error,
+  );
+}
+
+/** The value of the policy's target field in a request message ("" without one). */
+function targetOf(method: DescMethod, message: unknown): unknown {
+  const field = policyOf(method)?.targetField;
+  return field && message ? (message as Record<string, unknown>)[camel(field)] : "";
+}
+
+/** The policy step of every RPC (authentication, policy, refusal audit), as an interceptor. */
+export function guard(deps: PolicyDeps): Interceptor {
   return (next) => async (req) => {
     const call = req.contextValues.get(callKey);
     if (!call) throw new Error("call context missing");
-    const policy = policyOf(req.method);
-    let refusal: DomainError | undefined;
-    if (policy?.authorization !== Authorization.ANONYMOUS) {
-      try {
-        // Guessing keys from one address stops here, before any lookup.
+    const target = () => (req.stream ? "" : targetOf(req.method, req.message));
+    await admit(
+      deps,
+      req.method,
+      call,
+      (policy) => {
         const url = publicUrlOf(deps.publicUrl, req.url);
-        call.caller = await deps.authFailures.check(call.clientAddress, () =>
-          policy?.clientAuthentication
-            ? authenticateClient(deps.clients, clientCredentialsOf(req, url))
-            : deps.authenticator.authenticate(readCredentials(req.header, { method: req.requestMethod, url })),
-        );
-      } catch (error) {
-        if (!(error instanceof DomainError)) throw error;
-        refusal = error;
-      }
-    }
-    refusal ??= authorize(policy, call.caller);
-    const audited = (error: DomainError) => {
-      const target =
-        !req.stream && policy?.targetField ? (req.message as Record<string, unknown>)[camel(policy.targetField)] : "";
-      return deps.audit.denied(
-        {
-          requestId: call.requestId,
-          tenantId: call.caller?.tenantId ?? null,
-          actorId: call.caller?.principalId ?? null,
-          client: call.client,
-        },
-        policy?.action || `${req.service.typeName}/${req.method.name}`,
-        typeof target === "string" ? target.slice(0, 200) : "",
-        error,
-      );
-    };
-    if (refusal) {
-      await audited(refusal);
-      throw refusal;
-    }
+        return policy?.clientAuthentication
+          ? authenticateClient(deps.clients, clientCredentialsOf(req, url))
+          : deps.authenticator.authenticate(readCredentials(req.header, { method: req.requestMethod, url }));
+      },
+      target,
+    );
     try {
       return await next(req);
     } catch (thrown) {
-      // Refusals decided inside a handler (escalation, acting on oneself, not
-      // the owner) are audited here too: every denied attempt, once.
-      const error = fromDatabaseError(thrown) ?? thrown;
-      if (error instanceof DomainError && (deniedCodes.has(error.code) || policy?.auditEveryRefusal)) {
-        await audited(error);
-      }
-      throw error;
+      throw await afterAdmission(deps, req.method, call, target, thrown);
     }
   };
+}
+
+/**
+ * The same step for an HTTP route that shares an RPC's policy
+ * (SharedPolicyRoute), between reading its request and serving it: the
+ * RPC's policy, authentication and refusal audit as above, then the RPC's
+ * request rules, then `serve`. Throws what the route is to refuse with.
+ */
+export async function servedUnderSharedPolicy<Decoded>(
+  deps: PolicyDeps & { readonly validator: Validator },
+  route: SharedPolicyRoute<Decoded>,
+  request: SharedRequest<Decoded>,
+  site: CallSite,
+  serve: (call: HttpCall) => Promise<void>,
+): Promise<void> {
+  const method = request.rpc ?? route.shares;
+  const call: CallInfo = {
+    requestId: site.requestId,
+    client: site.client,
+    clientAddress: site.clientAddress,
+    caller: undefined,
+  };
+  const target = () => targetOf(method, request.message);
+  if (!request.publicClient) {
+    await admit(deps, method, call, (policy) => authenticateOverHttp(deps, policy, request.client, site), target);
+  }
+  try {
+    const checked = deps.validator.validate(method.input, request.message);
+    if (checked.kind === "invalid") throw fromViolations(checked.violations);
+    if (checked.kind === "error") throw checked.error;
+    const served = serve({ ...site, caller: call.caller });
+    // A public client is named, not authenticated: what the domain refuses
+    // as unauthenticated counts against the address like a bad credential.
+    await (request.publicClient ? deps.authFailures.check(call.clientAddress, () => served) : served);
+  } catch (thrown) {
+    throw await afterAdmission(deps, method, call, target, thrown);
+  }
+}
+
+/**
+ * The caller of an HTTP request, as its twin's policy demands: an OAuth
+ * client by its secret or assertion (RFC 6749 §2.3, RFC 7523) for a
+ * client-authenticated RPC; otherwise the client secret of
+ * client_secret_basic taken as an API key, or the `Authorization`
+ * credential as on an RPC. A named client_id must be the caller.
+ */
+async function authenticateOverHttp(
+  deps: PolicyDeps,
+  policy: MethodPolicy | undefined,
+  client: PresentedClient | undefined,
+  site: CallSite,
+): Promise<Caller | undefined> {
+  let caller: Caller | undefined;
+  if (policy?.clientAuthentication) {
+    const dpop = site.headers.get("dpop");
+    caller = await authenticateClient(deps.clients, {
+      ...(client?.secret ? { secret: client.secret } : {}),
+      ...(client?.assertion ? { assertion: client.assertion } : {}),
+      ...(dpop ? { dpop } : {}),
+      method: site.method,
+      url: site.url,
+    });
+  } else if (client?.secret !== undefined) {
+    caller = await deps.authenticator.authenticate({
+      bearer: client.secret,
+      scheme: "bearer",
+      headers: site.headers,
+      method: site.method,
+      url: site.url,
+    });
+  } else {
+    caller = await deps.authenticator.authenticate(readCredentials(site.headers, site));
+  }
+  if (caller && client?.id && client.id !== caller.principalId) {
+    throw unauthenticated(`client_id ${client.id.slice(0, 40)} does not match the credential`);
+  }
+  return caller;
 }
 
 /**
