@@ -3,32 +3,33 @@
 // and 404 for anything else. Every request gets what an RPC gets from the
 // interceptors: a request id (response header), one JSON log line naming
 // the RPC the route shares its policy with, and a failure logged with its
-// cause and answered with a bare server_error.
-import { randomUUID } from "node:crypto";
+// cause and answered with a bare server_error; and the same metrics.
 import type { Logger } from "pino";
 import type { NodeServerRequest, NodeServerResponse } from "../core/http.js";
+import type { BrokerMetrics } from "../core/metrics.js";
 import type { HttpRoute } from "../core/module.js";
+import { callOrigins, type OriginOf } from "./call-origin.js";
 
-export function clientOf(req: NodeServerRequest): string {
-  const agent = String(req.headers["user-agent"] ?? "").slice(0, 120);
-  return `${req.socket?.remoteAddress ?? "unknown"} ${agent}`.trim();
-}
-
-export function httpRouter(routes: readonly HttpRoute[], log: Logger) {
+export function httpRouter(
+  routes: readonly HttpRoute[],
+  log: Logger,
+  originOf: OriginOf = callOrigins([]),
+  metrics?: Pick<BrokerMetrics, "httpStarted">,
+) {
   const byPath = new Map<string, HttpRoute[]>();
   for (const route of routes) byPath.set(route.path, [...(byPath.get(route.path) ?? []), route]);
 
   return async (req: NodeServerRequest, res: NodeServerResponse): Promise<void> => {
     const started = performance.now();
-    const origin = {
-      requestId: `req_${randomUUID()}`,
-      client: clientOf(req),
-      clientAddress: req.socket?.remoteAddress ?? "unknown",
-    };
+    const origin = originOf(req);
     res.setHeader("aegis-request-id", origin.requestId);
+    if (req.headers["x-request-id"] === origin.requestId) res.setHeader("x-request-id", origin.requestId);
     const path = (req.url ?? "/").split("?")[0]?.slice(0, 200) ?? "/";
     const candidates = byPath.get(path) ?? [];
     const route = candidates.find((r) => r.method === req.method);
+    // Labelled by the declared path only: a path no route has is one "unmatched" series, not one per path tried.
+    const measured = metrics?.httpStarted(candidates.length > 0 ? path : undefined, req.method);
+    res.once("close", () => measured?.(res.statusCode));
     res.once("finish", () => {
       const ms = Math.round((performance.now() - started) * 10) / 10;
       const procedure = route?.shares ? `${route.shares.parent.typeName}/${route.shares.name}` : undefined;
