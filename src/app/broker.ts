@@ -3,7 +3,6 @@
 // listener. `startBroker` is what the CLI and the tests call; nothing here
 // listens on import.
 
-import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import { type ConnectRouter, createContextValues, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
@@ -21,6 +20,7 @@ import type { Config } from "../core/config.js";
 import type { BrokerContext } from "../core/context.js";
 import type { NodeHandler } from "../core/http.js";
 import { keyPurposes } from "../core/key-purposes.js";
+import { BrokerMetrics } from "../core/metrics.js";
 import type { BrokerModule } from "../core/module.js";
 import { RateLimiter } from "../core/rate-limit.js";
 import { requestValidator } from "../core/request-rules.js";
@@ -31,10 +31,12 @@ import { migrate } from "../db/migrate.js";
 import { pruneExpired } from "../db/prune.js";
 import { type DeviceDeps, refreshTokenHashPurpose } from "../device/index.js";
 import { HealthMonitor, healthModule } from "../health/index.js";
+import { metricsModule, metricsRoute } from "../metrics/index.js";
 import { grantableActions } from "../policy/method-policy.js";
 import { ensureSigningKeys, KeyRing, type TokenDeps, tokenAuthenticator, VerifiedTokens } from "../tokens/index.js";
-import { clientOf, httpRouter } from "../transport/http-router.js";
-import { createListener } from "../transport/listener.js";
+import { callOrigins, type OriginOf } from "../transport/call-origin.js";
+import { type HttpRouterDeps, httpRouter } from "../transport/http-router.js";
+import { createListener, type Listener } from "../transport/listener.js";
 import { Deadlines, guard, observe, type PolicyDeps } from "../transport/pipeline.js";
 import { validateRequests } from "../transport/request-validation.js";
 import { rpcHandler } from "../transport/rpc-handler.js";
@@ -44,6 +46,8 @@ export interface Broker {
   /** Base URL the broker listens on. */
   readonly url: string;
   readonly port: number;
+  /** Base URL of the metrics listener when AEGIS_METRICS_ADDRESS is set. */
+  readonly metricsUrl: string | undefined;
   /** Set on the first start of an empty database only. */
   readonly bootstrap: BootstrapResult | undefined;
   readonly database: Database;
@@ -86,22 +90,28 @@ export async function startBroker(givenConfig: Config, options: BrokerOptions): 
       writeMaxBytes: config.maxMessageBytes,
       maxTimeoutMs: config.requestTimeoutMs,
       shutdownSignal: assembled.closing,
-      contextValues: (req) =>
-        createContextValues().set(callKey, {
-          requestId: `req_${randomUUID()}`,
-          client: clientOf(req),
-          clientAddress: req.socket?.remoteAddress ?? "unknown",
-          caller: undefined,
-        }),
+      contextValues: (req) => createContextValues().set(callKey, { ...assembled.originOf(req), caller: undefined }),
       fallback: assembled.http,
     }),
   );
-  log.info({ url, publicUrl: config.publicUrl, database: assembled.database.kind }, "aegis broker listening");
+  let scrape: { listener: Listener; url: string } | undefined;
+  try {
+    scrape = config.metricsAddress && (await metricsListener(config, config.metricsAddress, assembled, log));
+  } catch (error) {
+    await listener.close(0);
+    await assembled.close();
+    throw error;
+  }
+  log.info(
+    { url, publicUrl: config.publicUrl, database: assembled.database.kind, metricsUrl: scrape?.url },
+    "aegis broker listening",
+  );
 
   let closed: Promise<void> | undefined;
   return {
     url,
     port,
+    metricsUrl: scrape?.url,
     bootstrap: assembled.bootstrap,
     database: assembled.database,
     close() {
@@ -111,12 +121,28 @@ export async function startBroker(givenConfig: Config, options: BrokerOptions): 
         // Resolves once every connection has finished its open calls; what is
         // still open after the grace period is cut.
         await listener.close(config.shutdownGraceMs);
+        await scrape?.listener.close(0);
         await assembled.close();
         log.info("shut down");
       })();
       return closed;
     },
   };
+}
+
+/** `/metrics` alone, unauthenticated, on a listener of its own (see src/metrics). */
+async function metricsListener(
+  config: Config,
+  address: { host: string; port: number },
+  assembled: AssembledBroker,
+  log: Logger,
+): Promise<{ listener: Listener; url: string }> {
+  const listener = createListener(undefined, config);
+  const port = await listener.listen(address.port, address.host);
+  const route = metricsRoute(assembled.metrics);
+  listener.serve(httpRouter([route], { ...assembled.routerDeps, log: log.child({ listener: "metrics" }) }));
+  const host = address.host.includes(":") ? `[${address.host}]` : address.host;
+  return { listener, url: `http://${host}:${port}` };
 }
 
 /**
@@ -129,6 +155,11 @@ export interface AssembledBroker {
   readonly interceptors: Interceptor[];
   /** Everything on the port that is not an RPC. */
   readonly http: NodeHandler;
+  /** Request id, client address and scheme of a request (RPC or HTTP), trusted proxies considered. */
+  readonly originOf: OriginOf;
+  readonly metrics: BrokerMetrics;
+  /** What the HTTP router needs, for a second listener's router (metrics). */
+  readonly routerDeps: HttpRouterDeps;
   readonly bootstrap: BootstrapResult | undefined;
   readonly database: Database;
   /** Aborted at shutdown: unary calls take it as their signal; streams end on it. */
@@ -142,6 +173,9 @@ export interface AssembledBroker {
 export async function assembleBroker(config: Config, options: BrokerOptions): Promise<AssembledBroker> {
   const { log } = options;
   const clock = options.clock ?? systemClock;
+  const metrics = new BrokerMetrics();
+  const limiter = (name: string, perMinute: number) =>
+    new RateLimiter(perMinute, clock, () => metrics.rateLimited(name));
   const rootKey = loadRootKey(config, log);
   const database =
     options.database ??
@@ -150,6 +184,7 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
         ? { kind: "postgres", url: config.databaseUrl }
         : { kind: "pglite", dataDir: config.dataDir, log },
     ));
+  metrics.watchPool(() => database.poolStats?.());
   const applied = await migrate(database);
   if (applied.length > 0) log.info({ migrations: applied }, "applied migrations");
 
@@ -157,7 +192,14 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
   // connect-node listens on the shutdown signal once per call in flight.
   setMaxListeners(0, closing.signal);
   const prisma = database.prisma;
-  const audit = new AuditLog({ prisma, sql: database.sql, key: auditChainKey(rootKey), clock, log });
+  const audit = new AuditLog({
+    prisma,
+    sql: database.sql,
+    key: auditChainKey(rootKey),
+    clock,
+    log,
+    batches: metrics.groupCommit("audit"),
+  });
   await audit.init();
   await prisma.$transaction((tx) => ensureSigningKeys(tx, rootKey));
   const keyRing = new KeyRing({ prisma, rootKey, clock });
@@ -168,6 +210,7 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
     log,
     pollMs: config.revocationPollMs,
     onSigningKeysChanged: () => keyRing.reload(),
+    metrics,
   });
   await feed.start();
   const ctx: BrokerContext = {
@@ -195,7 +238,7 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
     lastUsed,
     cache: apiKeyCache,
   });
-  const authFailures = new FailedAuthentications(new RateLimiter(config.rateLimits.authFailuresPerMinute, clock));
+  const authFailures = new FailedAuthentications(limiter("auth_failures", config.rateLimits.authFailuresPerMinute));
   const tokens: TokenDeps = {
     prisma,
     audit,
@@ -204,8 +247,8 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
     feed,
     replay,
     nonces: config.dpopNonceRequired ? dpopNonces(rootKey.deriveKey(keyPurposes.dpopNonce), clock) : undefined,
-    mintLimiter: new RateLimiter(config.rateLimits.mintsPerMinute, clock),
-    revokeLimiter: new RateLimiter(config.rateLimits.revocationsPerMinute, clock),
+    mintLimiter: limiter("mints", config.rateLimits.mintsPerMinute),
+    revokeLimiter: limiter("revocations", config.rateLimits.revocationsPerMinute),
     authFailures,
     config,
     verified: new VerifiedTokens(),
@@ -214,9 +257,12 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
     ...tokens,
     rootKeyHash: rootKey.deriveKey(refreshTokenHashPurpose),
     deviceConfig: config.deviceFlow,
-    codeFailures: new RateLimiter(config.rateLimits.userCodeFailuresPerMinute, clock),
-    codeFailuresPerPerson: new RateLimiter(config.rateLimits.userCodeFailuresPerMinutePerPerson, clock),
-    codeFailuresGlobal: new RateLimiter(config.rateLimits.userCodeFailuresPerMinuteGlobal, clock),
+    codeFailures: limiter("user_code_failures", config.rateLimits.userCodeFailuresPerMinute),
+    codeFailuresPerPerson: limiter(
+      "user_code_failures_per_person",
+      config.rateLimits.userCodeFailuresPerMinutePerPerson,
+    ),
+    codeFailuresGlobal: limiter("user_code_failures_global", config.rateLimits.userCodeFailuresPerMinuteGlobal),
   };
   const health = new HealthMonitor(services.map((s) => s.typeName));
   const authenticator = authenticatorChain([apiKeys, tokenAuthenticator(tokens)]);
@@ -231,6 +277,8 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
   const validator = requestValidator(services);
   // One policy step for the RPCs (guard) and the HTTP routes that share their policy.
   const policy: PolicyDeps = { authenticator, audit, publicUrl: config.publicUrl, authFailures, clients };
+  const originOf = callOrigins(config.trustedProxies);
+  const routerDeps: HttpRouterDeps = { ...policy, log, validator, originOf, metrics };
   // What every instance keeps for itself: single-use values and feed entries
   // forgotten once expired, API keys dropped from the cache when the feed
   // names them, last-use times written at shutdown.
@@ -258,6 +306,11 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
       actions,
     }),
     healthModule(health, () => database.ping(), closing.signal),
+    metricsModule(
+      metrics,
+      { authenticator, authFailures, audit, publicUrl: config.publicUrl },
+      config.metricsAddress !== undefined,
+    ),
   ];
   for (const module of modules) if (module.onRevocation) feed.subscribe((entry) => module.onRevocation?.(entry));
   const timers = jobsOf(modules).map((job) => {
@@ -271,7 +324,7 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
   return {
     routes: registerServices(modules),
     interceptors: [
-      observe({ log }),
+      observe({ log, metrics }),
       deadlines.interceptor,
       guard(policy),
       // Validation last, right before the handler, which is where the checks
@@ -283,7 +336,10 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
       // (guard audits what is thrown beneath it).
       validateRequests(validator),
     ],
-    http: httpRouter(routesOf(modules), { ...policy, log, validator }),
+    http: httpRouter(routesOf(modules), routerDeps),
+    routerDeps,
+    originOf,
+    metrics,
     bootstrap: bootstrapped,
     database,
     closing: closing.signal,

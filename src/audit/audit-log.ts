@@ -24,7 +24,7 @@ import type { AuditBase, AuditEntry, AuditTrail } from "../core/audit.js";
 import type { Clock } from "../core/clock.js";
 import type { DomainError } from "../core/errors/domain-error.js";
 import { type SqlClient, type SqlQuery, sqlOf } from "../db/database.js";
-import { GroupCommit } from "../db/group-commit.js";
+import { type BatchObserver, GroupCommit } from "../db/group-commit.js";
 import { type ChainedAuditEvent, chainHash, genesisHash } from "./audit-chain.js";
 
 interface ChainHead {
@@ -46,7 +46,15 @@ export class AuditLog implements AuditTrail {
   /** The head as this instance last wrote or read it: a guess the append's compare and set checks. */
   #head: ChainHead | undefined;
 
-  constructor(deps: { prisma: PrismaClient; sql: SqlClient; key: Buffer; clock: Clock; log: Logger }) {
+  constructor(deps: {
+    prisma: PrismaClient;
+    sql: SqlClient;
+    key: Buffer;
+    clock: Clock;
+    log: Logger;
+    /** Told of every batch of appends (metrics). */
+    batches?: BatchObserver;
+  }) {
     this.#prisma = deps.prisma;
     this.#sql = deps.sql;
     this.#key = deps.key;
@@ -56,6 +64,7 @@ export class AuditLog implements AuditTrail {
     this.#batches = new GroupCommit(
       (batch) => this.#writeBatch(batch),
       (error, events) => this.#log.error({ err: error, events }, "audit write failed"),
+      deps.batches,
     );
   }
 

@@ -39,7 +39,7 @@ export function addServerCommands(program: Command): void {
   AEGIS_WORKERS            broker processes sharing the port (default 1; auto: one per core)
   AEGIS_BOOTSTRAP_CREDENTIAL_FILE
                            on the first start, write the admin API key to this file (0600)
-                           instead of printing it
+                           instead of printing it to stderr
 
 Examples:
   $ aegis serve
@@ -138,15 +138,17 @@ async function serve(config: Config, log: Logger): Promise<void> {
 
 /**
  * The one-time admin credential goes to the operator, never to the log: to a
- * 0600 file when AEGIS_BOOTSTRAP_CREDENTIAL_FILE is set, else to stdout.
+ * 0600 file when AEGIS_BOOTSTRAP_CREDENTIAL_FILE is set, else to the terminal
+ * on stderr. The JSON log is stdout, which log shippers collect: a banner
+ * there would be a stray non-JSON line, and the key would be kept with the logs.
  */
 function announceBootstrap(config: Config, result: BootstrapResult): void {
   if (config.bootstrapCredentialFile) {
     writeFileSync(config.bootstrapCredentialFile, `${result.credential}\n`, { mode: 0o600, flag: "wx" });
-    process.stdout.write(`Bootstrap admin credential written to ${config.bootstrapCredentialFile} (shown once).\n`);
+    process.stderr.write(`Bootstrap admin credential written to ${config.bootstrapCredentialFile} (shown once).\n`);
     return;
   }
-  process.stdout.write(
+  process.stderr.write(
     [
       "",
       "================================================================",

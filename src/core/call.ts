@@ -8,10 +8,17 @@ import type { Caller } from "./caller.js";
 /** Where a call came from: the same for an RPC and an HTTP request. */
 export interface CallOrigin {
   readonly requestId: string;
-  /** Peer address and user agent, for audit. */
+  /** Client address and user agent, for audit. */
   readonly client: string;
-  /** Peer address alone, for rate limits. */
+  /** Client address alone, for rate limits (the peer's, or what a trusted proxy forwarded). */
   readonly clientAddress: string;
+  /**
+   * The scheme the client used (a trusted proxy's `X-Forwarded-Proto` /
+   * `Forwarded: proto`, else the listener's); undefined: unknown. Not named
+   * `scheme`: call sites are spread into credentials, whose `scheme` is the
+   * Authorization scheme.
+   */
+  readonly clientProtocol?: "http" | "https";
 }
 
 /** An RPC in flight: its origin, and its caller once authentication succeeded. */
@@ -77,6 +84,7 @@ export function callSite(publicUrl: string, call: HandlerContext): CallSite {
     requestId: info.requestId,
     client: info.client,
     clientAddress: info.clientAddress,
+    ...(info.clientProtocol ? { clientProtocol: info.clientProtocol } : {}),
     method: call.requestMethod,
     url: publicUrlOf(publicUrl, call.url),
     headers: call.requestHeader,

@@ -3,6 +3,7 @@
 //
 // A bad value stops start-up with a ConfigError naming the variable and what
 // is wrong with it, so an operator never finds out at the first request.
+import { isIP } from "node:net";
 import { availableParallelism } from "node:os";
 import path from "node:path";
 
@@ -36,7 +37,7 @@ export interface Config {
   readonly shutdownGraceMs: number;
   /** How long an HTTP/1.1 client may take to send a request's headers (slow clients hold connections). */
   readonly headersTimeoutMs: number;
-  /** Where to write the one-time bootstrap credential; undefined prints it to stdout. */
+  /** Where to write the one-time bootstrap credential; undefined prints it to stderr (never the log). */
   readonly bootstrapCredentialFile: string | undefined;
   /** Broker token lifetime when the client asks for none, and the most it may ask for (seconds). */
   readonly tokenLifetime: { readonly defaultSeconds: number; readonly maxSeconds: number };
@@ -61,6 +62,17 @@ export interface Config {
     readonly userCodeFailuresPerMinutePerPerson: number;
     readonly userCodeFailuresPerMinuteGlobal: number;
   };
+  /**
+   * Where to serve `/metrics` on a listener of its own, without
+   * authentication; undefined serves it on the main listener to callers
+   * holding the elevated grant (README "Metrics").
+   */
+  readonly metricsAddress: { readonly host: string; readonly port: number } | undefined;
+  /**
+   * Peers (CIDRs) whose `Forwarded` / `X-Forwarded-For` / `X-Forwarded-Proto`
+   * headers are believed; empty: those headers are ignored.
+   */
+  readonly trustedProxies: readonly string[];
   /** Device flow (RFC 8628): code lifetime and minimum polling interval (seconds); refresh token lifetime. */
   readonly deviceFlow: {
     readonly codeSeconds: number;
@@ -150,6 +162,8 @@ export function loadConfig(env: Env = process.env): Config {
       authFailuresPerMinute: integer(read, "AEGIS_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE", 30, 1, 10_000_000),
       ...userCodeLimits(read),
     }),
+    metricsAddress: listenAddress(read, "AEGIS_METRICS_ADDRESS"),
+    trustedProxies: Object.freeze(cidrs(read, "AEGIS_TRUSTED_PROXIES")),
     deviceFlow: Object.freeze({
       codeSeconds: integer(read, "AEGIS_DEVICE_CODE_TTL_S", 600, 1, 3_600),
       intervalSeconds: integer(read, "AEGIS_DEVICE_POLL_INTERVAL_S", 5, 1, 60),
@@ -218,6 +232,38 @@ function workers(read: (name: string) => string | undefined): number {
 }
 
 const maxWorkers = 64;
+
+/** `host:port`, `[v6]:port` or `:port` (all interfaces). */
+function listenAddress(read: (name: string) => string | undefined, name: string) {
+  const raw = read(name);
+  if (raw === undefined) return undefined;
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(raw);
+  const host = match?.[1] ?? match?.[2];
+  const port = Number(match?.[3]);
+  if (!match || host === undefined || port > 65535 || (match[1] !== undefined && isIP(host) !== 6)) {
+    throw new ConfigError(name, `must be host:port, [ipv6]:port or :port, got "${raw}"`);
+  }
+  return Object.freeze({ host: host === "" ? "0.0.0.0" : host, port });
+}
+
+/** Comma-separated CIDRs (`10.0.0.0/8`, `::1/128`); a bare address is one host. */
+function cidrs(read: (name: string) => string | undefined, name: string): string[] {
+  const raw = read(name);
+  if (raw === undefined) return [];
+  return raw.split(",").map((item) => {
+    const text = item.trim();
+    const [address = "", prefix, extra] = text.split("/");
+    const family = isIP(address);
+    const bits = family === 4 ? 32 : 128;
+    if (family === 0 || extra !== undefined || (prefix !== undefined && !/^\d{1,3}$/.test(prefix))) {
+      throw new ConfigError(name, `"${text}" is not an address or CIDR (e.g. 10.0.0.0/8, ::1/128)`);
+    }
+    if (prefix !== undefined && Number(prefix) > bits) {
+      throw new ConfigError(name, `"${text}": an IPv${family} prefix is at most /${bits}`);
+    }
+    return `${address}/${prefix ?? bits}`;
+  });
+}
 
 function boolean(read: (name: string) => string | undefined, name: string, fallback: boolean): boolean {
   const raw = read(name);

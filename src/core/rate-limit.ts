@@ -11,6 +11,8 @@ export class RateLimiter {
   constructor(
     private readonly limitPerMinute: number,
     private readonly clock: Clock,
+    /** Told of each event over the limit (metrics: `aegis_rate_limit_refusals_total`). */
+    private readonly onRefused: () => void = () => {},
   ) {}
 
   /** Counts one event for `key`; throws resource_exhausted with Retry-After when over the limit. */
@@ -24,6 +26,7 @@ export class RateLimiter {
     }
     window.count++;
     if (window.count > this.limitPerMinute) {
+      this.onRefused();
       const retryAfter = Math.max(1, Math.ceil((window.start + 60_000 - now) / 1000));
       throw new DomainError("resource_exhausted", "RATE_LIMITED", `too many ${what}; retry in ${retryAfter} s`, {
         headers: { "retry-after": String(retryAfter) },

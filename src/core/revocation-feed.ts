@@ -9,6 +9,7 @@
 import type { Logger } from "pino";
 import type { Prisma, PrismaClient } from "../../gen/prisma/client.js";
 import type { Clock } from "./clock.js";
+import type { BrokerMetrics } from "./metrics.js";
 
 export type RevocationKind = "token" | "principal" | "api_key" | "signing_keys";
 
@@ -60,6 +61,7 @@ export class RevocationFeed {
       log: Logger;
       pollMs: number;
       onSigningKeysChanged: () => Promise<void>;
+      metrics?: Pick<BrokerMetrics, "feedPolled" | "feedPollFailed" | "feedEntryApplied">;
     },
   ) {}
 
@@ -79,7 +81,10 @@ export class RevocationFeed {
     await this.poll();
     this.#timer = setInterval(() => {
       this.#polling ??= this.poll()
-        .catch((error) => this.deps.log.warn({ err: error }, "revocation feed poll failed"))
+        .catch((error) => {
+          this.deps.metrics?.feedPollFailed();
+          this.deps.log.warn({ err: error }, "revocation feed poll failed");
+        })
         .finally(() => {
           this.#polling = undefined;
         });
@@ -93,6 +98,7 @@ export class RevocationFeed {
   }
 
   async poll(): Promise<void> {
+    const started = performance.now();
     const now = this.deps.clock.now();
     const first = this.#since.getTime() === 0;
     // The window is in database time (createdAt is set by the database).
@@ -102,7 +108,10 @@ export class RevocationFeed {
     });
     let keysChanged = false;
     for (const row of rows) {
-      if (row.createdAt > this.#since) this.#since = row.createdAt;
+      if (row.createdAt > this.#since) {
+        if (!first) this.deps.metrics?.feedEntryApplied(row.createdAt, now);
+        this.#since = row.createdAt;
+      }
       // At start the caller loads the keys itself; later any key event reloads
       // them (the overlap may reload twice, which is harmless).
       if (row.kind === "signing_keys") keysChanged = !first;
@@ -111,6 +120,7 @@ export class RevocationFeed {
     if (first && this.#since.getTime() === 0) this.#since = new Date(1);
     if (keysChanged) await this.deps.onSigningKeysChanged();
     this.#prune(now.getTime());
+    this.deps.metrics?.feedPolled(started);
   }
 
   /** Calls `listener` for every entry this instance learns of (caches drop what it names). */

@@ -5,8 +5,15 @@
 
 interface Pending<In, Out> {
   readonly input: In;
+  /** performance.now() at submit. */
+  readonly at: number;
   readonly resolve: (output: Out) => void;
   readonly reject: (error: unknown) => void;
+}
+
+/** Told of every batch: its size, how long its oldest request waited, how long the write took (ms). */
+export interface BatchObserver {
+  batch(size: number, waitMs: number, writeMs: number, failed: boolean): void;
 }
 
 export class GroupCommit<In, Out> {
@@ -18,12 +25,13 @@ export class GroupCommit<In, Out> {
   constructor(
     private readonly write: (batch: readonly In[]) => Promise<readonly Out[]>,
     private readonly onError: (error: unknown, size: number) => void = () => {},
+    private readonly observer?: BatchObserver,
   ) {}
 
   submit(input: In): Promise<Out> {
     if (this.#closed) return Promise.reject(new Error("closed"));
     return new Promise((resolve, reject) => {
-      this.#queue.push({ input, resolve, reject });
+      this.#queue.push({ input, at: performance.now(), resolve, reject });
       this.#running ??= this.#drain();
     });
   }
@@ -42,10 +50,15 @@ export class GroupCommit<In, Out> {
       await new Promise((resolve) => setImmediate(resolve));
       const batch = this.#queue;
       this.#queue = [];
+      const started = performance.now();
+      const observe = (failed: boolean) =>
+        this.observer?.batch(batch.length, started - (batch[0]?.at ?? started), performance.now() - started, failed);
       try {
         const outputs = await this.write(batch.map((p) => p.input));
+        observe(false);
         for (const [i, pending] of batch.entries()) pending.resolve(outputs[i] as Out);
       } catch (error) {
+        observe(true);
         this.onError(error, batch.length);
         for (const pending of batch) pending.reject(error);
       }

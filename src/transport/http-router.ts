@@ -2,11 +2,10 @@
 // (OAuth endpoints, well-known metadata, the device flow's pages, health),
 // and 404 for anything else. Every request gets what an RPC gets from the
 // interceptors: a request id (response header), one JSON log line naming
-// the RPC the route stands for, and a failure logged with its cause and
-// answered without it. A route that is the HTTP face of an RPC
-// (SharedPolicyRoute) also passes the RPC's policy step
+// the RPC the route stands for, a failure logged with its cause and
+// answered without it, and the same metrics. A route that is the HTTP face
+// of an RPC (SharedPolicyRoute) also passes the RPC's policy step
 // (pipeline.ts, `servedUnderSharedPolicy`): it cannot drift from its twin.
-import { randomUUID } from "node:crypto";
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { Validator } from "@bufbuild/protovalidate";
 import type { Logger } from "pino";
@@ -14,22 +13,22 @@ import type { CallOrigin } from "../core/call.js";
 import { fromDatabaseError } from "../core/errors/database-error.js";
 import { DomainError } from "../core/errors/domain-error.js";
 import type { NodeServerRequest, NodeServerResponse } from "../core/http.js";
+import type { BrokerMetrics } from "../core/metrics.js";
 import type { HttpRoute, SharedPolicyRoute } from "../core/module.js";
+import { callOrigins, type OriginOf } from "./call-origin.js";
 import { type PolicyDeps, servedUnderSharedPolicy } from "./pipeline.js";
-
-export function clientOf(req: NodeServerRequest): string {
-  const agent = String(req.headers["user-agent"] ?? "").slice(0, 120);
-  return `${req.socket?.remoteAddress ?? "unknown"} ${agent}`.trim();
-}
 
 export interface HttpRouterDeps extends PolicyDeps {
   readonly log: Logger;
   /** The RPCs' request rules, for the requests the shared-policy routes stand for. */
   readonly validator: Validator;
+  /** Who is calling from where (trusted proxies); the socket's peer when absent. */
+  readonly originOf?: OriginOf;
+  readonly metrics?: Pick<BrokerMetrics, "httpStarted">;
 }
 
 export function httpRouter(routes: readonly HttpRoute[], deps: HttpRouterDeps) {
-  const { log } = deps;
+  const { log, originOf = callOrigins([]), metrics } = deps;
   const byPath = new Map<string, HttpRoute[]>();
   for (const route of routes) byPath.set(route.path, [...(byPath.get(route.path) ?? []), route]);
   // `/prefix/*` routes take any path below the prefix that no exact route takes.
@@ -43,16 +42,16 @@ export function httpRouter(routes: readonly HttpRoute[], deps: HttpRouterDeps) {
 
   return async (req: NodeServerRequest, res: NodeServerResponse): Promise<void> => {
     const started = performance.now();
-    const origin: CallOrigin = {
-      requestId: `req_${randomUUID()}`,
-      client: clientOf(req),
-      clientAddress: req.socket?.remoteAddress ?? "unknown",
-    };
+    const origin: CallOrigin = originOf(req);
     res.setHeader("aegis-request-id", origin.requestId);
+    if (req.headers["x-request-id"] === origin.requestId) res.setHeader("x-request-id", origin.requestId);
     const path = (req.url ?? "/").split("?")[0]?.slice(0, 200) ?? "/";
     const candidates = routesFor(path);
     const route = candidates.find((r) => r.method === req.method);
     let rpc: DescMethod | undefined = route?.shares;
+    // Labelled by the declared path only: a path no route has is one "unmatched" series, not one per path tried.
+    const measured = metrics?.httpStarted(candidates[0]?.path, req.method);
+    res.once("close", () => measured?.(res.statusCode));
     res.once("finish", () => {
       const ms = Math.round((performance.now() - started) * 10) / 10;
       const procedure = rpc ? `${rpc.parent.typeName}/${rpc.name}` : undefined;

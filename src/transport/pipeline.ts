@@ -38,6 +38,7 @@ import { fromDatabaseError } from "../core/errors/database-error.js";
 import { DomainError, unauthenticated } from "../core/errors/domain-error.js";
 import { fromViolations } from "../core/errors/validation-error.js";
 import { presentedScheme, resourceChallenges } from "../core/errors/www-authenticate.js";
+import type { BrokerMetrics } from "../core/metrics.js";
 import type { HttpCall, PresentedClient, SharedPolicyRoute, SharedRequest } from "../core/module.js";
 import { authorize } from "../policy/authorize.js";
 import { Authorization, type MethodPolicy, policyOf } from "../policy/method-policy.js";
@@ -45,15 +46,23 @@ import { dpopAlgorithms } from "../protocol/dpop.js";
 
 export const requestIdHeader = "aegis-request-id";
 
-export function observe(deps: { log: Logger }): Interceptor {
+export function observe(deps: { log: Logger; metrics?: Pick<BrokerMetrics, "rpcStarted"> }): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
     const call = req.contextValues.get(callKey);
     const requestId = call?.requestId ?? "unknown";
     const procedure = `${req.service.typeName}/${req.method.name}`;
+    // The client's own X-Request-Id, when it was taken as the request id, goes back under its own name too.
+    const echoed = req.header.get("x-request-id") === requestId;
+    let measured = deps.metrics?.rpcStarted(req.service.typeName, req.method.name);
+    const measure = (code: string) => {
+      measured?.(code);
+      measured = undefined;
+    };
     const finish = (error: unknown) => {
       const connectError = error === undefined ? undefined : toConnectError(error);
       connectError?.metadata.set(requestIdHeader, requestId);
+      if (echoed) connectError?.metadata.set("x-request-id", requestId);
       if (connectError?.code === Code.Unauthenticated && connectError.cause instanceof DomainError) {
         const presented = presentedScheme(req.header.get("authorization"));
         for (const value of resourceChallenges(connectError.cause, { presented, dpopAlgorithms })) {
@@ -69,6 +78,7 @@ export function observe(deps: { log: Logger }): Interceptor {
         reason: connectError ? reasonOf(connectError) : undefined,
         ms: Math.round((performance.now() - started) * 10) / 10,
       };
+      measure(fields.code);
       if (connectError?.code === Code.Internal) {
         deps.log.error({ ...fields, err: connectError.cause ?? connectError }, "rpc failed");
       } else if (error instanceof DomainError && error.detail !== error.reason) {
@@ -82,11 +92,14 @@ export function observe(deps: { log: Logger }): Interceptor {
     try {
       const res = await next(req);
       res.header.set(requestIdHeader, requestId);
+      if (echoed) res.header.set("x-request-id", requestId);
       if (!res.stream) {
         finish(undefined);
         return res;
       }
-      return { ...res, message: translateStream(res.message, finish) } as StreamResponse;
+      // A stream its client left is neither finished nor failed: it still leaves the in-flight gauge.
+      const left = () => measure(Code[Code.Canceled]);
+      return { ...res, message: translateStream(res.message, finish, left) } as StreamResponse;
     } catch (error) {
       throw finish(error);
     }
@@ -96,12 +109,15 @@ export function observe(deps: { log: Logger }): Interceptor {
 async function* translateStream<T>(
   messages: AsyncIterable<T>,
   finish: (error: unknown) => ConnectError | undefined,
+  left: () => void,
 ): AsyncIterable<T> {
   try {
     yield* messages;
     finish(undefined);
   } catch (error) {
     throw finish(error);
+  } finally {
+    left();
   }
 }
 
