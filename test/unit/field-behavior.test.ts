@@ -209,6 +209,14 @@ describe("field behaviour (AIP-203)", () => {
         "aegis.lease.v1.Lease.remaining_uses",
         "aegis.lease.v1.Lease.state",
         "aegis.device.v1.OAuthClient.disabled",
+        "aegis.person.v1.Person.tenant_id",
+        "aegis.person.v1.Person.status",
+        "aegis.person.v1.Person.enrolled",
+        "aegis.person.v1.Person.scopes",
+        "aegis.person.v1.Enrollment.code",
+        "aegis.person.v1.Enrollment.enrollment_uri",
+        "aegis.person.v1.Enrollment.enrollment_uri_complete",
+        "aegis.tenant.v1.CreateTenantResponse.login_client_id",
       ].sort(),
     );
   });

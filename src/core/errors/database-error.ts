@@ -18,7 +18,8 @@ const uniqueKeys: Readonly<Record<string, readonly [reason: string, message: str
     "a credential is already registered at this target",
   ],
   agent_key_principal_id_thumbprint_key: ["KEY_ALREADY_REGISTERED", "this key is already registered for the agent"],
-  local_account_username_key: ["USERNAME_TAKEN", "this username is taken"],
+  person_tenant_id_username_key: ["USERNAME_TAKEN", "this username is taken in the tenant"],
+  person_tenant_id_email_key: ["EMAIL_TAKEN", "this email is taken in the tenant"],
   lease_created_by_idempotency_key_key: ["IDEMPOTENCY_KEY_REUSED", "this idempotency key was already used"],
 };
 
