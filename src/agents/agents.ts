@@ -1,7 +1,8 @@
 // Agents: principals of kind agent, owned by a person of their tenant.
-// Status changes follow the lifecycle (active ↔ suspended → revoked), are
-// never made by a principal on itself, and void the agent's earlier tokens
-// on every instance through the revocation feed, in the same transaction.
+// Status changes follow the lifecycle every principal shares (active ↔
+// suspended → revoked, principals/lifecycle.ts): never made by a principal on
+// itself, and voiding the agent's earlier tokens on every instance through
+// the revocation feed, in the same transaction.
 // Names, descriptions and metadata arrive within their request rules
 // (aegis/agent/v1/agent.proto).
 import type { Principal, Prisma } from "../../gen/prisma/client.js";
@@ -10,9 +11,8 @@ import { type Caller, elevatedScope } from "../core/caller.js";
 import type { BrokerContext } from "../core/context.js";
 import { DomainError, notFound, permissionDenied } from "../core/errors/domain-error.js";
 import { type Page, pageOf } from "../core/pagination.js";
-import { principalCutoff, RevocationFeed } from "../core/revocation-feed.js";
-import { endActiveLeases } from "../leases/index.js";
 import { assertCovers, parseScopes } from "../policy/scope-checks.js";
+import { changePrincipalStatus, type StatusChange } from "../principals/index.js";
 import { isId, newId } from "../protocol/ids.js";
 import { formatScope } from "../protocol/scope.js";
 
@@ -135,61 +135,23 @@ export async function updateAgent(
   );
 }
 
-type StatusChange = "suspend" | "reactivate" | "revoke" | "delete";
-
-const transitions: Record<StatusChange, { from: Principal["status"][]; to: Principal["status"] | "deleted" }> = {
-  suspend: { from: ["active"], to: "suspended" },
-  reactivate: { from: ["suspended"], to: "active" },
-  revoke: { from: ["active", "suspended"], to: "revoked" },
-  delete: { from: ["active", "suspended", "revoked"], to: "deleted" },
-};
-
 /**
- * Moves an agent through its lifecycle. Suspending, revoking and deleting
- * void every token issued to it before now (revocation feed); revoking also
- * ends its API keys and public keys for good.
+ * Moves an agent through its lifecycle (principals/lifecycle.ts: what each
+ * move ends is the same for every kind of principal).
  */
-export async function changeAgentStatus(
+export function changeAgentStatus(
   ctx: Pick<BrokerContext, "audit" | "clock" | "config" | "feed">,
   caller: Caller,
   auditBase: AuditBase,
   agentId: string,
   change: StatusChange,
 ): Promise<AgentWithGrants | undefined> {
-  if (agentId === caller.principalId) {
-    throw permissionDenied("SELF_STATUS_CHANGE", "a principal cannot change its own status");
-  }
-  const now = ctx.clock.now();
-  const cutoff = principalCutoff(agentId, now, ctx.config.tokenLifetime.maxSeconds);
-  const rule = transitions[change];
-  const result = await ctx.audit.transaction(
-    async (tx) => {
-      const agent = await findAgent(tx, caller.tenantId, agentId);
-      if (!rule.from.includes(agent.status)) {
-        throw new DomainError(
-          "failed_precondition",
-          "INVALID_TRANSITION",
-          `cannot ${change} an agent that is ${agent.status}`,
-        );
-      }
-      if (rule.to !== "active") {
-        await RevocationFeed.publish(tx, cutoff);
-        // Its leases end with it (they stay listed, revoked, for the record).
-        await endActiveLeases(tx, { holderId: agentId }, `holder ${rule.to}`, now);
-      }
-      if (rule.to === "deleted") {
-        await tx.principal.delete({ where: { id: agentId } });
-        return undefined;
-      }
-      if (rule.to === "revoked") {
-        await tx.apiKey.updateMany({ where: { principalId: agentId, revokedAt: null }, data: { revokedAt: now } });
-        await tx.agentKey.updateMany({ where: { principalId: agentId, revokedAt: null }, data: { revokedAt: now } });
-      }
-      await tx.principal.update({ where: { id: agentId }, data: { status: rule.to } });
-      return findAgent(tx, caller.tenantId, agentId);
-    },
-    () => ({ ...auditBase, action: `agent.${change}`, target: agentId, outcome: "success", reason: "" }),
+  return changePrincipalStatus(
+    ctx,
+    caller,
+    auditBase,
+    { principalId: agentId, kind: "agent", noun: "agent", notFound: () => notFound("agent", "AGENT_NOT_FOUND") },
+    change,
+    (tx) => findAgent(tx, caller.tenantId, agentId),
   );
-  if (rule.to !== "active") ctx.feed.apply(cutoff);
-  return result;
 }

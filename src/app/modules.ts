@@ -11,6 +11,7 @@ import { CredentialService } from "../../gen/proto/aegis/credential/v1/credentia
 import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
 import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
 import { LeaseService } from "../../gen/proto/aegis/lease/v1/lease_pb.js";
+import { PersonService } from "../../gen/proto/aegis/person/v1/person_pb.js";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { ResourceServerService } from "../../gen/proto/aegis/resourceserver/v1/resource_server_pb.js";
 import { TenantService } from "../../gen/proto/aegis/tenant/v1/tenant_pb.js";
@@ -26,6 +27,8 @@ import { type DeviceDeps, deviceModule } from "../device/index.js";
 import { grantsModule } from "../grants/index.js";
 import { leasesModule } from "../leases/index.js";
 import { type OAuthDeps, oauthModule } from "../oauth/index.js";
+import { peopleModule } from "../people/index.js";
+import { tenantAdminScopes } from "../policy/admin-scopes.js";
 import { principalsModule } from "../principals/index.js";
 import { resourceServersModule } from "../resource-servers/index.js";
 import { tenantsModule } from "../tenants/index.js";
@@ -40,6 +43,7 @@ import { type TokenDeps, tokensModule } from "../tokens/index.js";
 export const services: readonly DescService[] = [
   TenantService,
   PrincipalService,
+  PersonService,
   AgentService,
   ApiKeyService,
   GrantService,
@@ -64,8 +68,9 @@ export interface ModuleDeps {
 /** The domain modules (health and the kernel's own housekeeping are added by the broker). */
 export function domainModules({ ctx, tokens, device, oauth, actions }: ModuleDeps): BrokerModule[] {
   return [
-    tenantsModule(ctx),
+    tenantsModule(ctx, tenantAdminScopes(services)),
     principalsModule(ctx),
+    peopleModule(ctx),
     agentsModule(ctx),
     apiKeysModule(ctx),
     grantsModule(ctx),

@@ -7,8 +7,8 @@
 import { apiKeyHashPurpose, issueApiKey } from "../auth/api-keys.js";
 import { elevatedScope } from "../core/caller.js";
 import type { BrokerContext } from "../core/context.js";
+import { operatorAdminScopes } from "../policy/admin-scopes.js";
 import { newId } from "../protocol/ids.js";
-import { canonicalScope, selectorKeysOf } from "../protocol/scope.js";
 import { defaultCliClientId } from "../protocol/well-known.js";
 
 export interface BootstrapResult {
@@ -38,7 +38,7 @@ export async function bootstrap(
           data: { id: newId("principal"), tenantId: tenant.id, kind: "person", displayName: "Bootstrap admin" },
         });
         await tx.grant.createMany({
-          data: adminScopes(grantableActions).map((scope) => ({
+          data: operatorAdminScopes(grantableActions).map((scope) => ({
             id: newId("grant"),
             tenantId: tenant.id,
             principalId: principal.id,
@@ -52,7 +52,7 @@ export async function bootstrap(
             id: defaultCliClientId,
             tenantId: tenant.id,
             name: "aegis CLI",
-            allowedScopes: adminScopes(grantableActions)
+            allowedScopes: operatorAdminScopes(grantableActions)
               .filter((scope) => scope !== elevatedScope)
               .join(" "),
             allowedAudiences: "",
@@ -83,19 +83,3 @@ export async function bootstrap(
 }
 
 class AlreadyInstalled extends Error {}
-
-/**
- * The first admin's grants: the elevated grant, every action of this release
- * and, for target actions, every target (`*`), so the admin can grant them
- * on down. Delegating leases is a grant with no RPC of its own.
- */
-export function adminScopes(grantableActions: readonly string[]): string[] {
-  const actions = [...grantableActions];
-  return [
-    elevatedScope,
-    ...actions.map((action) => {
-      const [key] = selectorKeysOf(action) ?? [];
-      return key ? canonicalScope(`${action}:${key}:*`) : action;
-    }),
-  ];
-}

@@ -73,6 +73,10 @@ export interface Config {
    * headers are believed; empty: those headers are ignored.
    */
   readonly trustedProxies: readonly string[];
+  /** How long a person's enrollment code works (seconds). */
+  readonly enrollmentSeconds: number;
+  /** Per-account slowing of wrong passwords on the sign-in pages (auth/sign-in-backoff.ts). */
+  readonly signIn: { readonly freeFailures: number; readonly maxBackoffSeconds: number };
   /** Device flow (RFC 8628): code lifetime and minimum polling interval (seconds); refresh token lifetime. */
   readonly deviceFlow: {
     readonly codeSeconds: number;
@@ -164,6 +168,11 @@ export function loadConfig(env: Env = process.env): Config {
     }),
     metricsAddress: listenAddress(read, "AEGIS_METRICS_ADDRESS"),
     trustedProxies: Object.freeze(cidrs(read, "AEGIS_TRUSTED_PROXIES")),
+    enrollmentSeconds: integer(read, "AEGIS_ENROLLMENT_TTL_S", 72 * 3_600, 300, 30 * 86_400),
+    signIn: Object.freeze({
+      freeFailures: integer(read, "AEGIS_SIGN_IN_FREE_FAILURES", 5, 1, 1_000),
+      maxBackoffSeconds: integer(read, "AEGIS_SIGN_IN_MAX_BACKOFF_S", 900, 1, 86_400),
+    }),
     deviceFlow: Object.freeze({
       codeSeconds: integer(read, "AEGIS_DEVICE_CODE_TTL_S", 600, 1, 3_600),
       intervalSeconds: integer(read, "AEGIS_DEVICE_POLL_INTERVAL_S", 5, 1, 60),

@@ -8,6 +8,8 @@ export const keyPurposes = {
   apiKeyHash: "aegis/api-key-hash/v1",
   /** Keys the HMAC stored for refresh tokens. */
   refreshTokenHash: "aegis/refresh-token-hash/v1",
+  /** Keys the HMAC stored for people's one-time enrollment codes. */
+  enrollmentCodeHash: "aegis/enrollment-code-hash/v1",
   /** Keys the audit chain's HMAC. */
   auditChain: "aegis/audit-chain/v1",
   /** Signs stateless DPoP nonces (RFC 9449 §8). */

@@ -5,7 +5,7 @@ import type { OAuthClient } from "../../gen/prisma/client.js";
 import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
 import { auditBase, callerOf, callOf, callSite } from "../core/call.js";
 import type { BrokerContext } from "../core/context.js";
-import { setLocalPassword } from "./accounts.js";
+import { setLocalPassword } from "../people/index.js";
 import { decideDeviceAuthorization } from "./approve.js";
 import { beginDeviceAuthorization } from "./begin.js";
 import { createOAuthClient, disableOAuthClient } from "./clients.js";

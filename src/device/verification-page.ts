@@ -7,10 +7,20 @@
 // `HttpOnly`, `SameSite=Lax`, `Secure` on TLS, scoped to /device. Every form
 // carries a CSRF token: the session's for decisions, a double-submit cookie
 // for signing in. A pre-filled code still needs the explicit click.
-// Wrong codes and wrong passwords are rate-limited per address and audited.
+// Wrong codes and wrong passwords are rate-limited per address and audited;
+// wrong passwords also slow further attempts at that account from that
+// address (auth/sign-in-backoff.ts), which never locks its owner out.
+// A signed-in page has a sign-out control (a post with the session's CSRF
+// token) that ends the session.
+//
+// The enrollment page (`/enroll`) is here too: a person added by an admin
+// enters their one-time code and chooses their password (people/ owns the
+// codes), with a double-submit CSRF cookie of its own path.
 // The markup is in verification-views.ts, which escapes every value it shows.
 import { createHash } from "node:crypto";
 import { parse as parseCookies, type SerializeOptions, serialize as serializeCookie } from "cookie";
+import { verifyPassword } from "../auth/passwords.js";
+import { SignInBackoff } from "../auth/sign-in-backoff.js";
 import type { AuditEntry } from "../core/audit.js";
 import type { CallOrigin } from "../core/call.js";
 import type { Caller } from "../core/caller.js";
@@ -19,12 +29,12 @@ import { DomainError } from "../core/errors/domain-error.js";
 import { type NodeServerRequest, type NodeServerResponse, readForm } from "../core/http.js";
 import type { HttpRoute } from "../core/module.js";
 import { sameSecret } from "../crypto/constant-time.js";
+import { enrollWithCode, maxSignInCandidates, type SignInAccount, signInAccounts } from "../people/index.js";
 import { base62Alphabet, randomText } from "../protocol/random-text.js";
 import { ScopeSet } from "../protocol/scope.js";
-import { verifyPassword } from "./accounts.js";
 import { decideDeviceAuthorization, findPendingByUserCode } from "./approve.js";
 import { type DeviceDeps, displayUserCode } from "./device-grant.js";
-import { approvalPage, codePage, loginPage, messagePage } from "./verification-views.js";
+import { approvalPage, codePage, enrolledPage, enrollPage, loginPage, messagePage } from "./verification-views.js";
 
 export interface PageDeps {
   readonly ctx: BrokerContext;
@@ -35,6 +45,7 @@ type Site = CallOrigin;
 
 const sessionCookie = "aegis_session";
 const loginCookie = "aegis_login";
+const enrollCookie = "aegis_enroll";
 const sessionSeconds = 3_600;
 const maxFormBytes = 16 * 1024;
 
@@ -56,8 +67,9 @@ export function verificationPage(deps: PageDeps): HttpRoute[] {
     sameSite: "lax",
     secure: ctx.config.tls !== undefined,
   };
-  const cookie = (name: string, value: string, maxAge: number) =>
-    serializeCookie(name, value, { ...cookieAttributes, maxAge });
+  const cookie = (name: string, value: string, maxAge: number, path = "/device") =>
+    serializeCookie(name, value, { ...cookieAttributes, path, maxAge });
+  const backoff = new SignInBackoff(ctx.config.signIn, ctx.clock);
 
   const send = async (
     res: NodeServerResponse,
@@ -121,14 +133,14 @@ export function verificationPage(deps: PageDeps): HttpRoute[] {
     });
   }
 
-  function codeForm(res: NodeServerResponse, error = "", status = 200) {
-    return send(res, status, codePage({ error }));
+  function codeForm(res: NodeServerResponse, csrf: string, error = "", status = 200) {
+    return send(res, status, codePage({ error, csrf }));
   }
 
   async function show(req: NodeServerRequest, res: NodeServerResponse, site: Site, userCode: string) {
     const session = await signedIn(req);
     if (!session) return loginForm(res, userCode);
-    if (!userCode) return codeForm(res);
+    if (!userCode) return codeForm(res, session.csrf);
     let row: Awaited<ReturnType<typeof findPendingByUserCode>>;
     try {
       row = await findPendingByUserCode(
@@ -138,7 +150,7 @@ export function verificationPage(deps: PageDeps): HttpRoute[] {
         userCode,
       );
     } catch (error) {
-      return refuseCode(res, site, session.caller, error);
+      return refuseCode(res, site, session, error);
     }
     const client = await ctx.prisma.oAuthClient.findUnique({ where: { id: row.clientId } });
     return send(
@@ -156,7 +168,12 @@ export function verificationPage(deps: PageDeps): HttpRoute[] {
     );
   }
 
-  async function refuseCode(res: NodeServerResponse, site: Site, caller: Caller, error: unknown) {
+  async function refuseCode(
+    res: NodeServerResponse,
+    site: Site,
+    { caller, csrf }: { caller: Caller; csrf: string },
+    error: unknown,
+  ) {
     if (!(error instanceof DomainError)) throw error;
     await audit(site, {
       tenantId: caller.tenantId,
@@ -171,7 +188,7 @@ export function verificationPage(deps: PageDeps): HttpRoute[] {
         ...error.options.headers,
       });
     }
-    return codeForm(res, "That code is not valid, or it has expired. Check your device and try again.", 404);
+    return codeForm(res, csrf, "That code is not valid, or it has expired. Check your device and try again.", 404);
   }
 
   async function login(req: NodeServerRequest, res: NodeServerResponse, site: Site, form: URLSearchParams) {
@@ -188,11 +205,9 @@ export function verificationPage(deps: PageDeps): HttpRoute[] {
       });
       return loginForm(res, userCode, "Your sign-in form expired. Please try again.", 403);
     }
-    const username = (form.get("username") ?? "").toLowerCase().slice(0, 64);
-    try {
-      device.authFailures.refuseIfOver(site.clientAddress);
-    } catch (error) {
-      if (!(error instanceof DomainError)) throw error;
+    const username = (form.get("username") ?? "").toLowerCase().slice(0, 254);
+    const tenantName = (form.get("tenant") ?? "").trim().toLowerCase().slice(0, 63);
+    const tooMany = async (error: DomainError) => {
       await audit(site, {
         tenantId: null,
         actorId: null,
@@ -201,28 +216,40 @@ export function verificationPage(deps: PageDeps): HttpRoute[] {
         outcome: "denied",
         reason: error.auditReason,
       });
-      return send(res, 429, messagePage("Too many attempts", error.message, { error: true }));
+      return send(res, 429, messagePage("Too many attempts", error.message, { error: true }), {
+        ...error.options.headers,
+      });
+    };
+    try {
+      device.authFailures.refuseIfOver(site.clientAddress);
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+      return tooMany(error);
     }
-    const account = await ctx.prisma.localAccount.findUnique({ where: { username } });
-    const person = account ? await ctx.prisma.principal.findUnique({ where: { id: account.principalId } }) : null;
-    const ok = await verifyPassword(form.get("password") ?? "", account?.passwordHash);
-    if (!ok || !person || person.status !== "active") {
+    const checked = await checkPassword(site, tenantName, username, form.get("password") ?? "");
+    if (checked instanceof DomainError) return tooMany(checked);
+    const { person, reason } = checked;
+    if (person?.status !== "active") {
       await audit(site, {
         tenantId: person?.tenantId ?? null,
-        actorId: person?.id ?? null,
+        actorId: person?.principalId ?? null,
         action: "device.login",
         target: username,
         outcome: "denied",
-        reason: ok ? "PRINCIPAL_NOT_ACTIVE" : "WRONG_CREDENTIALS",
+        reason: person ? "PRINCIPAL_NOT_ACTIVE" : reason,
       });
       device.authFailures.record(site.clientAddress);
-      return loginForm(res, userCode, "Wrong username or password.", 401);
+      const message =
+        reason === "AMBIGUOUS_ACCOUNT"
+          ? "This name is in more than one tenant: enter your tenant too."
+          : "Wrong username or password.";
+      return loginForm(res, userCode, message, 401);
     }
     const secret = randomText(base62Alphabet, 43);
     await ctx.prisma.webSession.create({
       data: {
         id: sha256(secret),
-        principalId: person.id,
+        principalId: person.principalId,
         tenantId: person.tenantId,
         csrfToken: randomText(base62Alphabet, 32),
         expiresAt: new Date(ctx.clock.now().getTime() + sessionSeconds * 1000),
@@ -230,7 +257,7 @@ export function verificationPage(deps: PageDeps): HttpRoute[] {
     });
     await audit(site, {
       tenantId: person.tenantId,
-      actorId: person.id,
+      actorId: person.principalId,
       action: "device.login",
       target: username,
       outcome: "success",
@@ -238,6 +265,127 @@ export function verificationPage(deps: PageDeps): HttpRoute[] {
     });
     redirect(res, `/device${userCode ? `?user_code=${encodeURIComponent(userCode)}` : ""}`, {
       "set-cookie": [cookie(sessionCookie, secret, sessionSeconds), cookie(loginCookie, "", 0)],
+    });
+  }
+
+  /**
+   * The account `name` and `password` sign in to, with per-account slowing:
+   * the accounts the name stands for (in the named tenant, or in any), each
+   * checked unless it must wait at this address; the one whose password
+   * matches. A name that stands for no account is slowed the same way, and
+   * checked against a decoy hash, so neither timing nor answers tell it apart.
+   */
+  async function checkPassword(
+    site: Site,
+    tenantName: string,
+    name: string,
+    password: string,
+  ): Promise<{ person: SignInAccount | undefined; reason: string } | DomainError> {
+    const accounts = await signInAccounts(ctx.prisma, { tenantName, name });
+    const keys = accounts.length > 0 ? accounts.map((a) => a.principalId) : [`name ${tenantName}/${name}`];
+    const open: string[] = [];
+    let waiting: DomainError | undefined;
+    for (const key of keys) {
+      try {
+        backoff.refuseIfWaiting(key, site.clientAddress);
+        open.push(key);
+      } catch (error) {
+        if (!(error instanceof DomainError)) throw error;
+        waiting ??= error;
+      }
+    }
+    if (open.length === 0 && waiting) return waiting;
+    const candidates = accounts.filter((a) => open.includes(a.principalId)).slice(0, maxSignInCandidates);
+    const matched: SignInAccount[] = [];
+    if (candidates.length === 0) await verifyPassword(password, undefined);
+    for (const account of candidates) if (await verifyPassword(password, account.passwordHash)) matched.push(account);
+    if (matched.length === 1) {
+      backoff.recordSuccess(matched[0]?.principalId ?? "", site.clientAddress);
+      return { person: matched[0], reason: "" };
+    }
+    if (matched.length > 1) return { person: undefined, reason: "AMBIGUOUS_ACCOUNT" };
+    for (const key of open) backoff.recordFailure(key, site.clientAddress);
+    return { person: undefined, reason: "WRONG_CREDENTIALS" };
+  }
+
+  /** Ends the browser's session: the row goes, the cookie is cleared. */
+  async function logout(req: NodeServerRequest, res: NodeServerResponse, site: Site, form: URLSearchParams) {
+    const session = await signedIn(req);
+    if (session && !sameSecret(form.get("csrf") ?? "", session.csrf)) {
+      await audit(site, {
+        tenantId: session.caller.tenantId,
+        actorId: session.caller.principalId,
+        action: "device.logout",
+        target: "",
+        outcome: "denied",
+        reason: "CSRF_MISMATCH",
+      });
+      return send(
+        res,
+        403,
+        messagePage("Not allowed", "This form is not valid any more. Go back and try again.", { error: true }),
+      );
+    }
+    if (session) {
+      await ctx.prisma.webSession.deleteMany({ where: { id: sha256(cookieOf(req, sessionCookie)) } });
+      await audit(site, {
+        tenantId: session.caller.tenantId,
+        actorId: session.caller.principalId,
+        action: "device.logout",
+        target: session.caller.principalId,
+        outcome: "success",
+        reason: "",
+      });
+    }
+    await send(res, 200, messagePage("Signed out", "You are signed out.", { error: false }), {
+      "set-cookie": cookie(sessionCookie, "", 0),
+    });
+  }
+
+  function enrollForm(res: NodeServerResponse, code: string, error = "", status = 200) {
+    const token = randomText(base62Alphabet, 32);
+    return send(res, status, enrollPage({ enrollCsrf: token, code, error }), {
+      "set-cookie": cookie(enrollCookie, token, 1800, "/enroll"),
+    });
+  }
+
+  async function enroll(req: NodeServerRequest, res: NodeServerResponse, site: Site, form: URLSearchParams) {
+    const code = (form.get("code") ?? "").slice(0, 100);
+    if (!sameSecret(form.get("enroll_csrf") ?? "", cookieOf(req, enrollCookie))) {
+      await audit(site, {
+        tenantId: null,
+        actorId: null,
+        action: "person.enroll",
+        target: "",
+        outcome: "denied",
+        reason: "CSRF_MISMATCH",
+      });
+      return enrollForm(res, code, "Your form expired. Please try again.", 403);
+    }
+    const password = form.get("password") ?? "";
+    if (password.length < 12 || password.length > 1024) {
+      return enrollForm(res, code, "Choose a password of 12 to 1024 characters.", 400);
+    }
+    if (password !== (form.get("confirm") ?? "")) return enrollForm(res, code, "The two passwords differ.", 400);
+    try {
+      device.authFailures.refuseIfOver(site.clientAddress);
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+      return send(res, 429, messagePage("Too many attempts", error.message, { error: true }), {
+        ...error.options.headers,
+      });
+    }
+    let enrolled: Awaited<ReturnType<typeof enrollWithCode>>;
+    try {
+      enrolled = await enrollWithCode(ctx, site, { code, password });
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+      device.authFailures.record(site.clientAddress);
+      return enrollForm(res, "", "That code is not valid: it may have been used, replaced or have expired.", 403);
+    }
+    const tenant = await ctx.prisma.tenant.findUnique({ where: { id: enrolled.tenantId } });
+    await send(res, 200, enrolledPage({ signInName: enrolled.signInName, tenantName: tenant?.name ?? "" }), {
+      "set-cookie": cookie(enrollCookie, "", 0, "/enroll"),
     });
   }
 
@@ -274,7 +422,7 @@ export function verificationPage(deps: PageDeps): HttpRoute[] {
       );
     } catch (error) {
       if (error instanceof DomainError && (error.code === "not_found" || error.code === "resource_exhausted")) {
-        return refuseCode(res, site, session.caller, error);
+        return refuseCode(res, site, session, error);
       }
       if (error instanceof DomainError) return refused(error.auditReason, 403, error.message);
       throw error;
@@ -304,6 +452,14 @@ export function verificationPage(deps: PageDeps): HttpRoute[] {
         show(req, res, site, (new URL(req.url ?? "/", "http://page").searchParams.get("user_code") ?? "").slice(0, 20)),
     },
     { method: "POST", path: "/device/login", handle: post(login) },
+    { method: "POST", path: "/device/logout", handle: post(logout) },
+    {
+      method: "GET",
+      path: "/enroll",
+      handle: (req, res) =>
+        enrollForm(res, (new URL(req.url ?? "/", "http://page").searchParams.get("code") ?? "").slice(0, 100)),
+    },
+    { method: "POST", path: "/enroll", handle: post(enroll) },
     // Not yet a SharedPolicyRoute of ApproveDeviceAuthorization: its caller
     // signs in with a session cookie the pipeline does not authenticate yet,
     // so the page checks the session and audits its refusals itself.

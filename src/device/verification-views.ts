@@ -30,19 +30,26 @@ export function loginPage(input: { loginCsrf: string; userCode: string; error: s
     html`${alert(input.error)}
 <form method="post" action="/device/login">
 <input type="hidden" name="login_csrf" value="${input.loginCsrf}"><input type="hidden" name="user_code" value="${input.userCode}">
-<label for="username">Username</label><input type="text" id="username" name="username" autocomplete="username" required>
+<label for="username">Username or email</label><input type="text" id="username" name="username" autocomplete="username" required>
+<label for="tenant">Tenant <small>(only needed when your name is in several)</small></label><input type="text" id="tenant" name="tenant" autocomplete="organization">
 <label for="password">Password</label><input type="password" id="password" name="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button></form>`,
   );
 }
 
-export function codePage(input: { error: string }): Promise<string> {
+/** The sign-out control of a signed-in page: a post with the session's CSRF token. */
+const signOut = (csrf: string) =>
+  html`<form method="post" action="/device/logout"><input type="hidden" name="csrf" value="${csrf}">
+<button type="submit">Sign out</button></form>`;
+
+export function codePage(input: { error: string; csrf: string }): Promise<string> {
   return document(
     "Enter the code shown on your device",
     html`${alert(input.error)}
 <form method="get" action="/device"><label for="user_code">Code</label>
 <input type="text" id="user_code" name="user_code" autocomplete="off" autocapitalize="characters" placeholder="XXXX-XXXX" required>
-<button type="submit">Continue</button></form>`,
+<button type="submit">Continue</button></form>
+${signOut(input.csrf)}`,
   );
 }
 
@@ -77,7 +84,31 @@ export function approvalPage(request: ApprovalRequest): Promise<string> {
 <input type="hidden" name="csrf" value="${request.csrf}"><input type="hidden" name="user_code" value="${request.userCode}">
 <fieldset><legend>Scopes</legend>${scopes}</fieldset>
 <button type="submit" name="decision" value="approve">Approve</button>
-<button type="submit" name="decision" value="deny">Deny</button></form>`,
+<button type="submit" name="decision" value="deny">Deny</button></form>
+${signOut(request.csrf)}`,
+  );
+}
+
+/** Where a new person enters their enrollment code and chooses a password. */
+export function enrollPage(input: { enrollCsrf: string; code: string; error: string }): Promise<string> {
+  return document(
+    "Set your password",
+    html`${alert(input.error)}
+<form method="post" action="/enroll">
+<input type="hidden" name="enroll_csrf" value="${input.enrollCsrf}">
+<label for="code">Enrollment code</label><input type="text" id="code" name="code" value="${input.code}" autocomplete="off" required>
+<label for="password">New password <small>(at least 12 characters)</small></label><input type="password" id="password" name="password" autocomplete="new-password" minlength="12" required>
+<label for="confirm">Repeat it</label><input type="password" id="confirm" name="confirm" autocomplete="new-password" minlength="12" required>
+<button type="submit">Set password</button></form>`,
+  );
+}
+
+/** After enrolling: the name to sign in with, and where. */
+export function enrolledPage(input: { signInName: string; tenantName: string }): Promise<string> {
+  return document(
+    "Password set",
+    html`<p>You can now sign in as <code>${input.signInName}</code> (tenant <code>${input.tenantName}</code>).</p>
+<p><a href="/device">Sign in</a></p>`,
   );
 }
 

@@ -3,6 +3,7 @@ import type { BrokerContext } from "../core/context.js";
 import { type BrokerModule, served } from "../core/module.js";
 import { PrincipalService, principalService } from "./principal-service.js";
 
+export { changePrincipalStatus, type LifecycleTarget, type StatusChange } from "./lifecycle.js";
 export { getPrincipal } from "./principals.js";
 
 export function principalsModule(ctx: BrokerContext): BrokerModule {

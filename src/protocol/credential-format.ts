@@ -14,7 +14,7 @@
 import { crc32 } from "node:zlib";
 import { base32Alphabet, base62, base62Alphabet, randomText } from "./random-text.js";
 
-export const credentialKinds = { apiKey: "ak", userToken: "ut", refreshToken: "rt" } as const;
+export const credentialKinds = { apiKey: "ak", userToken: "ut", refreshToken: "rt", enrollment: "en" } as const;
 export type CredentialKind = keyof typeof credentialKinds;
 
 const pattern = /^aegis_([a-z]{2})_([a-z2-7]{16})_([0-9A-Za-z]{43})([0-9A-Za-z]{6})$/;

@@ -6,14 +6,22 @@ import { TenantService } from "../../gen/proto/aegis/tenant/v1/tenant_pb.js";
 import { auditBase } from "../core/call.js";
 import type { BrokerContext } from "../core/context.js";
 import { readPage } from "../core/pagination.js";
+import { toEnrollment, toPerson } from "../people/index.js";
 import { createTenant, getTenant, listTenants } from "./tenants.js";
 
 export { TenantService };
 
-export function tenantService(ctx: BrokerContext): ServiceImpl<typeof TenantService> {
+/** `adminScopes`: what a new tenant's first admin holds (policy/admin-scopes.ts). */
+export function tenantService(ctx: BrokerContext, adminScopes: readonly string[]): ServiceImpl<typeof TenantService> {
   return {
     async createTenant(req, call) {
-      return { tenant: toMessage(await createTenant(ctx, auditBase(call), req)) };
+      const created = await createTenant(ctx, auditBase(call), req, adminScopes);
+      return {
+        tenant: toMessage(created.tenant),
+        admin: toPerson(created.admin),
+        adminEnrollment: toEnrollment(created.enrollment),
+        loginClientId: created.loginClientId,
+      };
     },
     async getTenant(req) {
       return { tenant: toMessage(await getTenant(ctx, req.tenantId)) };

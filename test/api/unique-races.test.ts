@@ -64,10 +64,16 @@ describe.each(databaseKinds)("races on unique keys on %s", (kind) => {
     );
   });
 
-  it("SetLocalPassword of one username for different people", async () => {
-    const people = await Promise.all(
-      Array.from({ length: 12 }, () => createActor(t, { scopes: ["account.password.set"] })),
-    );
+  it("SetLocalPassword of one username for different people of a tenant", async () => {
+    const first = await createActor(t, { scopes: ["account.password.set"] });
+    const people = [
+      first,
+      ...(await Promise.all(
+        Array.from({ length: 11 }, () =>
+          createActor(t, { scopes: ["account.password.set"], tenantId: first.tenantId }),
+        ),
+      )),
+    ];
     await race(
       (i) =>
         t.client(DeviceAuthService, { key: people[i]?.key }).setLocalPassword({

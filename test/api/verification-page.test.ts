@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
-import { createActor } from "../support/fixtures.js";
+import { createActor, registerApi } from "../support/fixtures.js";
 
 const password = "correct horse battery staple";
 // Element content and a broken-out quoted attribute.
@@ -43,13 +43,16 @@ describe("verification page", () => {
   beforeAll(async () => {
     t = await startTestBroker("pglite");
     const person = await createActor(t, {
-      scopes: ["oauth_client.create", "account.password.set", "reports.read"],
+      scopes: ["oauth_client.create", "account.password.set", "resource_server.create", "grant.create"],
     });
+    // Identifiers are free text without spaces: one can carry markup.
+    await registerApi(t, person.key, { identifier: audience, scopes: ["reports.read"] });
     const device = t.client(DeviceAuthService, { key: person.key });
     await device.setLocalPassword({ principalId: person.principalId, username: "alice", password });
     const { client } = await device.createOAuthClient({
       name: `${script}${breakout}`,
-      allowedScopes: ["reports.read"],
+      // The broker scopes it may ask for; a resource server's are bounded by its catalogue.
+      allowedScopes: [],
       allowedAudiences: [audience],
     });
     clientId = client?.clientId ?? "";

@@ -215,6 +215,14 @@ describe("field behaviour (AIP-203)", () => {
         "aegis.resourceserver.v1.ResourceServer.principal_id",
         "aegis.resourceserver.v1.ResourceServer.built_in",
         "aegis.resourceserver.v1.ResourceScope.deprecated",
+        "aegis.person.v1.Person.tenant_id",
+        "aegis.person.v1.Person.status",
+        "aegis.person.v1.Person.enrolled",
+        "aegis.person.v1.Person.scopes",
+        "aegis.person.v1.Enrollment.code",
+        "aegis.person.v1.Enrollment.enrollment_uri",
+        "aegis.person.v1.Enrollment.enrollment_uri_complete",
+        "aegis.tenant.v1.CreateTenantResponse.login_client_id",
       ].sort(),
     );
   });

@@ -24,6 +24,8 @@ const uniqueKeys: Readonly<Record<string, readonly [reason: string, message: str
   ],
   resource_grant_principal_id_resource_server_id_scope_key: ["GRANT_EXISTS", "the principal already holds this scope"],
   local_account_username_key: ["USERNAME_TAKEN", "this username is taken"],
+  person_tenant_id_username_key: ["USERNAME_TAKEN", "this username is taken in the tenant"],
+  person_tenant_id_email_key: ["EMAIL_TAKEN", "this email is taken in the tenant"],
   lease_created_by_idempotency_key_key: ["IDEMPOTENCY_KEY_REUSED", "this idempotency key was already used"],
 };
 
