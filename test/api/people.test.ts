@@ -10,8 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
 import { ApiKeyService } from "../../gen/proto/aegis/apikey/v1/apikey_pb.js";
 import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
+import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
 import { PersonService, PersonStatus } from "../../gen/proto/aegis/person/v1/person_pb.js";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
+import { ResourceServerService } from "../../gen/proto/aegis/resourceserver/v1/resource_server_pb.js";
 import { TenantService } from "../../gen/proto/aegis/tenant/v1/tenant_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
@@ -395,5 +397,78 @@ describe.each(databaseKinds)("people on %s", (kind) => {
       where: { action: "tenant.create", target: tenantId },
     });
     expect(event?.reason).toContain(created.admin?.id ?? "?");
+  });
+
+  it("lets a tenant made through the API onboard a person and an agent and define an API, seen by nobody else", async () => {
+    const created = await t.client(TenantService).createTenant({
+      name: "globex",
+      displayName: "Globex",
+      adminDisplayName: "Globex Admin",
+      adminUsername: "globex-admin",
+    });
+    expect((await enroll(created.adminEnrollment?.code ?? "", "globex admin password")).status).toBe(200);
+    const { session } = await signIn("globex-admin", "globex", "globex admin password");
+    const wanted = [
+      "person.create",
+      "person.list",
+      "agent.register",
+      "resource_server.create",
+      "resource_server.read",
+      "grant.create",
+      "apikey.create",
+      "resource_server.admin:server:*",
+    ];
+    const tokens = await deviceLogin(session, created.loginClientId, wanted.join(" "));
+    const key = tokens.access_token ?? "";
+    expect(key).toBeTruthy();
+
+    const person = await t.client(PersonService, { key }).createPerson({ displayName: "Globex dev", username: "dev" });
+    expect(person.person?.tenantId).toBe(created.tenant?.id);
+    const { agent } = await t.client(AgentService, { key }).registerAgent({ displayName: "globex bot" });
+    const { resourceServer } = await t.client(ResourceServerService, { key }).createResourceServer({
+      identifier: "https://api.globex.example",
+      displayName: "Globex API",
+      scopes: [{ name: "orders:read" }],
+    });
+    await t.client(GrantService, { key }).createGrant({
+      principalId: agent?.id ?? "",
+      scope: "orders:read",
+      resourceServerId: resourceServer?.id ?? "",
+    });
+    const agentKey = (await t.client(ApiKeyService, { key }).createApiKey({ principalId: agent?.id ?? "" })).secret;
+    const minted = await t
+      .client(TokenService, { key: agentKey })
+      .mintToken({ audience: "https://api.globex.example", scopes: ["orders:read"] });
+    expect(minted.scope).toBe("orders:read");
+
+    // The first tenant sees none of it, and the second none of the first's.
+    const outsider = await createActor(t, {
+      tenantId: admin.tenantId,
+      scopes: ["person.read", "resource_server.read", "agent.read", "grant.create", "resource_server.admin:server:*"],
+    });
+    const notFound = [
+      await failure(t.client(PersonService, { key: outsider.key }).getPerson({ personId: person.person?.id ?? "" })),
+      await failure(
+        t
+          .client(ResourceServerService, { key: outsider.key })
+          .getResourceServer({ resourceServerId: resourceServer?.id ?? "" }),
+      ),
+      await failure(t.client(AgentService, { key: outsider.key }).getAgent({ agentId: agent?.id ?? "" })),
+    ];
+    for (const error of notFound) expect(error?.code).toBe(Code.NotFound);
+    const crossGrant = await failure(
+      t.client(GrantService, { key: outsider.key }).createGrant({
+        principalId: admin.principalId,
+        scope: "orders:read",
+        resourceServerId: resourceServer?.id ?? "",
+      }),
+    );
+    expect(reasonOf(crossGrant)).toBe("RESOURCE_SERVER_NOT_FOUND");
+    const crossAudience = await failure(
+      t.client(TokenService, { key: outsider.key }).mintToken({ audience: "https://api.globex.example", scopes: [] }),
+    );
+    expect(reasonOf(crossAudience)).toBe("INVALID_TARGET");
+    const theirs = await t.client(PersonService, { key }).listPeople({});
+    expect(theirs.people.every((p) => p.tenantId === created.tenant?.id)).toBe(true);
   });
 });
