@@ -18,12 +18,13 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
-import { createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { Code, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { AgentService, KeyUse } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
 import { CredentialService } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
 import { LeaseService } from "../../gen/proto/aegis/lease/v1/lease_pb.js";
+import { ResourceServerService } from "../../gen/proto/aegis/resourceserver/v1/resource_server_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import { sealCredential, verifyAccessToken } from "../../src/sdk/index.js";
 import { createPostgresDatabase, dropPostgresDatabase } from "../support/databases.js";
@@ -228,6 +229,13 @@ async function prepare(broker: RunningBroker): Promise<Case[]> {
   const { url } = broker;
   const admin = createConnectTransport({ baseUrl: url, httpVersion: "1.1", interceptors: [bearer(broker.key)] });
   const agents = createClient(AgentService, admin);
+  // The audience the cases mint for. A broker from before resource servers
+  // (compare mode) has no such service and takes any audience.
+  await createClient(ResourceServerService, admin)
+    .createResourceServer({ identifier: "https://api.example.com", displayName: "bench API" })
+    .catch((error: unknown) => {
+      if ((error as { code?: Code }).code !== Code.Unimplemented) throw error;
+    });
   const { agent } = await agents.registerAgent({ displayName: "bench agent", scopes: [] });
   const apiKey = (await agents.createApiKey({ principalId: agent?.id ?? "" })).secret;
   const { agent: rs } = await agents.registerAgent({ displayName: "resource server", scopes: ["introspect.token"] });
