@@ -9,7 +9,8 @@ import { apiKeyHashPurpose, issueApiKey } from "../auth/api-keys.js";
 import type { AuditBase } from "../core/audit.js";
 import type { Caller } from "../core/caller.js";
 import type { BrokerContext } from "../core/context.js";
-import { DomainError, notFound, permissionDenied } from "../core/errors/domain-error.js";
+import { DomainError, invalidArgument, notFound, permissionDenied } from "../core/errors/domain-error.js";
+import { type Page, pageOf } from "../core/pagination.js";
 import { RevocationFeed } from "../core/revocation-feed.js";
 import { credentialHolderFor } from "../policy/credential-issuance.js";
 import { getPrincipal } from "../principals/index.js";
@@ -53,9 +54,35 @@ export async function createApiKey(
   );
 }
 
-export async function listApiKeys(ctx: Pick<BrokerContext, "prisma">, caller: Caller, principalId: string) {
+/**
+ * A principal's keys, newest first: one page, or every key when `page` is
+ * undefined (AgentService's deprecated twin, which predates pages). The page
+ * token is the last key's creation time and id, so pages stay put while keys
+ * are added.
+ */
+export async function listApiKeys(
+  ctx: Pick<BrokerContext, "prisma">,
+  caller: Caller,
+  principalId: string,
+  page?: Page,
+): Promise<{ items: ApiKey[]; nextPageToken: string }> {
   await getPrincipal(ctx.prisma, caller.tenantId, principalId);
-  return ctx.prisma.apiKey.findMany({ where: { principalId }, orderBy: { createdAt: "desc" } });
+  const orderBy = [{ createdAt: "desc" as const }, { id: "desc" as const }];
+  if (!page) return { items: await ctx.prisma.apiKey.findMany({ where: { principalId }, orderBy }), nextPageToken: "" };
+  const [time = "", id = ""] = page.after?.split(" ") ?? [];
+  const after = page.after ? new Date(time) : undefined;
+  if (after && Number.isNaN(after.getTime())) {
+    throw invalidArgument([{ field: "page_token", description: "is not a token returned by this method" }]);
+  }
+  const rows = await ctx.prisma.apiKey.findMany({
+    where: {
+      principalId,
+      ...(after ? { OR: [{ createdAt: { lt: after } }, { createdAt: after, id: { lt: id } }] } : {}),
+    },
+    orderBy,
+    take: page.size + 1,
+  });
+  return pageOf(rows, page, (key) => `${key.createdAt.toISOString()} ${key.id}`);
 }
 
 async function findKey(ctx: Pick<BrokerContext, "prisma">, caller: Caller, keyId: string) {

@@ -7,6 +7,7 @@ import type { ApiKey } from "../../gen/prisma/client.js";
 import { ApiKeyService } from "../../gen/proto/aegis/apikey/v1/apikey_pb.js";
 import { auditBase, callerOf } from "../core/call.js";
 import type { BrokerContext } from "../core/context.js";
+import { readPage } from "../core/pagination.js";
 import { createApiKey, listApiKeys, revokeApiKey, rotateApiKey } from "./api-key-admin.js";
 
 export { ApiKeyService };
@@ -25,8 +26,12 @@ export function apiKeyHandlers(ctx: BrokerContext) {
       });
       return { key: toApiKey(key), secret };
     },
-    async listApiKeys(req: { principalId: string }, call: HandlerContext) {
-      return { keys: (await listApiKeys(ctx, callerOf(call), req.principalId)).map(toApiKey) };
+    async listApiKeys(req: { principalId: string; pageSize?: number; pageToken?: string }, call: HandlerContext) {
+      // AgentService's deprecated twin has no page fields: it answers every key, as it always did.
+      const page =
+        req.pageSize === undefined ? undefined : readPage({ pageSize: req.pageSize, pageToken: req.pageToken ?? "" });
+      const listed = await listApiKeys(ctx, callerOf(call), req.principalId, page);
+      return { keys: listed.items.map(toApiKey), nextPageToken: listed.nextPageToken };
     },
     async rotateApiKey(req: { keyId: string; graceSeconds: bigint }, call: HandlerContext) {
       const rotated = await rotateApiKey(ctx, callerOf(call), auditBase(call), {

@@ -106,4 +106,27 @@ describe.each(databaseKinds)("ApiKeyService on %s", (kind) => {
     await refused(rotated.secret);
     expect(reasonOf(await failure(keys.rotateApiKey({ keyId: rotated.key?.keyId ?? "" })))).toBe("API_KEY_NOT_FOUND");
   });
+
+  it("pages through a principal's keys newest first, and the deprecated twin still answers them all", async () => {
+    const owner = await createActor(t, { scopes: ["apikey.create", "apikey.list"] });
+    const keys = t.client(ApiKeyService, { key: owner.key });
+    for (let i = 0; i < 4; i++) {
+      t.clock.advance(1000);
+      await keys.createApiKey({ principalId: owner.principalId, label: `k${i}` });
+    }
+    const seen: string[] = [];
+    let pageToken = "";
+    do {
+      const page = await keys.listApiKeys({ principalId: owner.principalId, pageSize: 2, pageToken });
+      expect(page.keys.length).toBeLessThanOrEqual(2);
+      seen.push(...page.keys.map((k) => k.label));
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+    // Every key exactly once (creation times come from the database clock; ties fall back to the id).
+    expect([...seen].sort()).toEqual(["k0", "k1", "k2", "k3", "test"]);
+    const all = await t.client(AgentService, { key: owner.key }).listApiKeys({ principalId: owner.principalId });
+    expect(all.keys.map((k) => k.label)).toEqual(seen);
+    const bad = await failure(keys.listApiKeys({ principalId: owner.principalId, pageToken: "nonsense" }));
+    expect(bad?.code).toBe(Code.InvalidArgument);
+  });
 });
