@@ -10,7 +10,7 @@ import type { AuditBase } from "../core/audit.js";
 import { type Caller, elevatedScope } from "../core/caller.js";
 import type { BrokerContext } from "../core/context.js";
 import { DomainError, invalidArgument, notFound, permissionDenied } from "../core/errors/domain-error.js";
-import { principalCutoff, RevocationFeed } from "../core/revocation-feed.js";
+import { principalCutoff, type RevocationEntry, RevocationFeed } from "../core/revocation-feed.js";
 import { administers, assertCovers } from "../policy/scope-checks.js";
 import { getPrincipal } from "../principals/index.js";
 import { isId, newId } from "../protocol/ids.js";
@@ -39,9 +39,11 @@ export interface GrantView {
 
 const brokerGrant = (g: Omit<GrantView, "resourceServerId">): GrantView => ({ ...g, resourceServerId: "" });
 
-/** Drops the principal's cached grants on every instance, so a new grant applies at once. */
-function grantsChanged(ctx: Ctx, principalId: string) {
-  return { kind: "principal" as const, subject: principalId, expiresAt: new Date(ctx.clock.now().getTime() + 120_000) };
+/** One scope to give: a broker scope (`resourceServerId` empty) or a resource server's. */
+export interface GivenScope {
+  readonly scope: string;
+  /** Empty for a broker scope. */
+  readonly resourceServerId: string;
 }
 
 /** Only holders of the admin right over a server give or take away its scopes. */
@@ -58,37 +60,122 @@ function assertAdministers(caller: Caller, principalId: string, serverId: string
   }
 }
 
-/** Gives one scope of a resource server's catalogue (exact, not deprecated, allowed to the holder's kind). */
-async function createResourceGrant(
+/**
+ * The scope in canonical form, refused when it could never be given: a
+ * broker scope that does not parse or would authorize nothing, or an
+ * application scope that is not an RFC 6749 scope-token. Says nothing of
+ * who may give it.
+ */
+export function givableScope(input: GivenScope): GivenScope {
+  if (input.resourceServerId !== "") {
+    if (!isApplicationScope(input.scope)) {
+      throw invalidArgument([{ field: "scope", description: "must be an RFC 6749 scope-token of 1-128 characters" }]);
+    }
+    return { scope: input.scope, resourceServerId: input.resourceServerId };
+  }
+  return { scope: formatScope(parseGrantScope(input.scope)), resourceServerId: "" };
+}
+
+/**
+ * The no-escalation rule for giving `scopes` to `principalId`, checked
+ * against the credential presented on this call before anything is
+ * written: nobody changes their own grants, the elevated grant is never
+ * given, every broker scope must be covered by the caller's grants, and a
+ * resource server's scopes need the admin right over that server. Returns
+ * the scopes in canonical form.
+ */
+export function assertMayGive(
+  caller: Caller,
+  principalId: string,
+  scopes: readonly GivenScope[],
+  what = "giving this scope",
+): GivenScope[] {
+  if (principalId === caller.principalId) {
+    throw permissionDenied("SELF_GRANT", "a principal cannot change its own grants");
+  }
+  const given = scopes.map(givableScope);
+  const broker = given.filter((g) => g.resourceServerId === "").map((g) => parseGrantScope(g.scope));
+  if (broker.some((scope) => formatScope(scope) === elevatedScope)) {
+    throw permissionDenied("SCOPE_ESCALATION", "the elevated grant is only given at bootstrap");
+  }
+  assertCovers(caller, broker, what);
+  for (const server of new Set(given.map((g) => g.resourceServerId).filter(Boolean))) {
+    assertAdministers(caller, principalId, server);
+  }
+  return given;
+}
+
+/**
+ * Gives `scope` to `principal` inside the caller's transaction, once the
+ * rule was checked (`assertMayGive`): a resource server's scope must be in
+ * its catalogue, not deprecated and allowed to the principal's kind. An
+ * existing grant is returned as it is (`created` false). The caller
+ * publishes the grants change and audits.
+ */
+export async function giveGrant(
+  tx: Prisma.TransactionClient,
+  caller: Caller,
+  principal: { id: string; kind: string },
+  given: GivenScope,
+): Promise<{ grant: GrantView; created: boolean }> {
+  if (given.resourceServerId !== "") {
+    await assertGrantable(tx, caller.tenantId, given.resourceServerId, given.scope, principal.kind);
+    const key = { principalId: principal.id, resourceServerId: given.resourceServerId, scope: given.scope };
+    const existing = await tx.resourceGrant.findUnique({ where: { principalId_resourceServerId_scope: key } });
+    if (existing) return { grant: existing, created: false };
+    const grant = await tx.resourceGrant.create({
+      data: { id: newId("grant"), tenantId: caller.tenantId, ...key, grantedBy: caller.principalId },
+    });
+    return { grant, created: true };
+  }
+  const existing = await tx.grant.findUnique({
+    where: { principalId_scope: { principalId: principal.id, scope: given.scope } },
+  });
+  if (existing) return { grant: brokerGrant(existing), created: false };
+  const grant = await tx.grant.create({
+    data: {
+      id: newId("grant"),
+      tenantId: caller.tenantId,
+      principalId: principal.id,
+      scope: given.scope,
+      grantedBy: caller.principalId,
+    },
+  });
+  return { grant: brokerGrant(grant), created: true };
+}
+
+/** Drops the principal's cached grants on every instance, so a new grant applies at once. */
+export function grantsChanged(ctx: Pick<Ctx, "clock">, principalId: string): RevocationEntry {
+  return { kind: "principal" as const, subject: principalId, expiresAt: new Date(ctx.clock.now().getTime() + 120_000) };
+}
+
+/** A principal that can still be given grants (revoked is final). */
+export function assertGrantee(principal: { status: string }): void {
+  if (principal.status === "revoked") {
+    throw new DomainError("failed_precondition", "PRINCIPAL_REVOKED", "the principal is revoked");
+  }
+}
+
+export async function createGrant(
   ctx: Ctx,
   caller: Caller,
   auditBase: AuditBase,
   input: { principalId: string; scope: string; resourceServerId: string },
 ): Promise<GrantView> {
-  if (!isApplicationScope(input.scope)) {
-    throw invalidArgument([{ field: "scope", description: "must be an RFC 6749 scope-token of 1-128 characters" }]);
-  }
-  assertAdministers(caller, input.principalId, input.resourceServerId);
+  const [given] = assertMayGive(caller, input.principalId, [input]) as [GivenScope];
   const changed = grantsChanged(ctx, input.principalId);
   const grant = await ctx.audit.transaction(
     async (tx) => {
       const principal = await getPrincipal(tx, caller.tenantId, input.principalId);
-      if (principal.status === "revoked") {
-        throw new DomainError("failed_precondition", "PRINCIPAL_REVOKED", "the principal is revoked");
-      }
-      await assertGrantable(tx, caller.tenantId, input.resourceServerId, input.scope, principal.kind);
-      const key = { principalId: principal.id, resourceServerId: input.resourceServerId, scope: input.scope };
-      const existing = await tx.resourceGrant.findUnique({ where: { principalId_resourceServerId_scope: key } });
-      if (existing) return existing;
-      await RevocationFeed.publish(tx, changed);
-      return tx.resourceGrant.create({
-        data: { id: newId("grant"), tenantId: caller.tenantId, ...key, grantedBy: caller.principalId },
-      });
+      assertGrantee(principal);
+      const result = await giveGrant(tx, caller, principal, given);
+      if (result.created) await RevocationFeed.publish(tx, changed);
+      return result.grant;
     },
     (g) => ({
       ...auditBase,
       action: "grant.create",
-      target: `${g.principalId} ${g.resourceServerId} ${g.scope}`.slice(0, 300),
+      target: `${g.principalId} ${g.resourceServerId ? `${g.resourceServerId} ` : ""}${g.scope}`.slice(0, 300),
       outcome: "success",
       reason: "",
     }),
@@ -97,13 +184,13 @@ async function createResourceGrant(
   return grant;
 }
 
-/** The scope is in the server's catalogue, not deprecated, and allowed to principals of `kind`. */
-async function assertGrantable(
+/** The scope is in the server's catalogue, not deprecated, and allowed to principals of `kind` (any when omitted). */
+export async function assertGrantable(
   tx: Prisma.TransactionClient,
   tenantId: string,
   serverId: string,
   scope: string,
-  kind: string,
+  kind?: string,
 ): Promise<void> {
   const server = await tx.resourceServer.findFirst({ where: { id: serverId, tenantId } });
   if (!server) throw notFound("resource server", "RESOURCE_SERVER_NOT_FOUND");
@@ -124,7 +211,7 @@ async function assertGrantable(
     throw new DomainError("failed_precondition", "SCOPE_DEPRECATED", `${scope.slice(0, 130)} is deprecated`);
   }
   const kinds = entry.principalKinds.split(" ").filter(Boolean);
-  if (kinds.length > 0 && !kinds.includes(kind)) {
+  if (kind !== undefined && kinds.length > 0 && !kinds.includes(kind)) {
     throw new DomainError(
       "failed_precondition",
       "SCOPE_NOT_FOR_KIND",
@@ -150,59 +237,31 @@ function parseGrantScope(text: string): Scope {
   return scope;
 }
 
-/** Who may change `principalId`'s grants to include or drop `scope`. */
-function assertMayChange(caller: Caller, principalId: string, scope: Scope, verb: string): void {
-  if (principalId === caller.principalId) {
+/**
+ * Who may take `grant` away from its holder: for a broker scope, the rule
+ * of giving it (stored grants may predate today's rules; they are taken as
+ * they are); for a resource server's scope, the admin right over it.
+ */
+export function assertMayTakeAway(caller: Caller, grant: GivenScope & { principalId: string }): void {
+  if (grant.resourceServerId !== "") {
+    assertAdministers(caller, grant.principalId, grant.resourceServerId);
+    return;
+  }
+  if (grant.principalId === caller.principalId) {
     throw permissionDenied("SELF_GRANT", "a principal cannot change its own grants");
   }
+  const scope = new ScopeSet([grant.scope]).scopes[0] ?? { action: grant.scope };
   if (formatScope(scope) === elevatedScope) {
     throw permissionDenied("SCOPE_ESCALATION", "the elevated grant is only given at bootstrap");
   }
-  assertCovers(caller, [scope], `${verb} this scope`);
+  assertCovers(caller, [scope], "taking away this scope");
 }
 
-export async function createGrant(
-  ctx: Ctx,
-  caller: Caller,
-  auditBase: AuditBase,
-  input: { principalId: string; scope: string; resourceServerId: string },
-): Promise<GrantView> {
-  if (input.resourceServerId !== "") return createResourceGrant(ctx, caller, auditBase, input);
-  const scope = parseGrantScope(input.scope);
-  const text = formatScope(scope);
-  assertMayChange(caller, input.principalId, scope, "giving");
-  const changed = grantsChanged(ctx, input.principalId);
-  const grant = await ctx.audit.transaction(
-    async (tx) => {
-      const principal = await getPrincipal(tx, caller.tenantId, input.principalId);
-      if (principal.status === "revoked") {
-        throw new DomainError("failed_precondition", "PRINCIPAL_REVOKED", "the principal is revoked");
-      }
-      const existing = await tx.grant.findUnique({
-        where: { principalId_scope: { principalId: principal.id, scope: text } },
-      });
-      if (existing) return existing;
-      await RevocationFeed.publish(tx, changed);
-      return tx.grant.create({
-        data: {
-          id: newId("grant"),
-          tenantId: caller.tenantId,
-          principalId: principal.id,
-          scope: text,
-          grantedBy: caller.principalId,
-        },
-      });
-    },
-    (g) => ({
-      ...auditBase,
-      action: "grant.create",
-      target: `${g.principalId} ${g.scope}`,
-      outcome: "success",
-      reason: "",
-    }),
-  );
-  ctx.feed.apply(changed);
-  return brokerGrant(grant);
+/** Deletes grants of either kind by id, inside the caller's transaction; the caller publishes the cutoff. */
+export async function takeAwayGrants(tx: Prisma.TransactionClient, grantIds: readonly string[]): Promise<void> {
+  if (grantIds.length === 0) return;
+  await tx.grant.deleteMany({ where: { id: { in: [...grantIds] } } });
+  await tx.resourceGrant.deleteMany({ where: { id: { in: [...grantIds] } } });
 }
 
 /** A grant of the caller's tenant, of either kind; not_found for anything else. */
@@ -218,19 +277,12 @@ async function findGrant(ctx: Pick<Ctx, "prisma">, caller: Caller, grantId: stri
 
 export async function deleteGrant(ctx: Ctx, caller: Caller, auditBase: AuditBase, grantId: string): Promise<void> {
   const grant = await findGrant(ctx, caller, grantId);
-  if (grant.resourceServerId !== "") {
-    assertAdministers(caller, grant.principalId, grant.resourceServerId);
-  } else {
-    // Stored grants may predate today's rules; take them as they are.
-    const scope = new ScopeSet([grant.scope]).scopes[0] ?? { action: grant.scope };
-    assertMayChange(caller, grant.principalId, scope, "taking away");
-  }
+  assertMayTakeAway(caller, grant);
   const now = ctx.clock.now();
   const cutoff = principalCutoff(grant.principalId, now, ctx.config.tokenLifetime.maxSeconds);
   await ctx.audit.transaction(
     async (tx) => {
-      if (grant.resourceServerId !== "") await tx.resourceGrant.deleteMany({ where: { id: grant.id } });
-      else await tx.grant.deleteMany({ where: { id: grant.id } });
+      await takeAwayGrants(tx, [grant.id]);
       await RevocationFeed.publish(tx, cutoff);
     },
     () => ({
