@@ -14,6 +14,7 @@ import { LeaseService } from "../../gen/proto/aegis/lease/v1/lease_pb.js";
 import { PersonService } from "../../gen/proto/aegis/person/v1/person_pb.js";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { ResourceServerService } from "../../gen/proto/aegis/resourceserver/v1/resource_server_pb.js";
+import { RoleService } from "../../gen/proto/aegis/role/v1/role_pb.js";
 import { TenantService } from "../../gen/proto/aegis/tenant/v1/tenant_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import { Health } from "../../gen/proto/grpc/health/v1/health_pb.js";
@@ -31,6 +32,7 @@ import { peopleModule } from "../people/index.js";
 import { tenantAdminScopes } from "../policy/admin-scopes.js";
 import { principalsModule } from "../principals/index.js";
 import { resourceServersModule } from "../resource-servers/index.js";
+import { rolesModule } from "../roles/index.js";
 import { tenantsModule } from "../tenants/index.js";
 import { type TokenDeps, tokensModule } from "../tokens/index.js";
 
@@ -48,6 +50,7 @@ export const services: readonly DescService[] = [
   ApiKeyService,
   GrantService,
   ResourceServerService,
+  RoleService,
   TokenService,
   CredentialService,
   LeaseService,
@@ -75,6 +78,7 @@ export function domainModules({ ctx, tokens, device, oauth, actions }: ModuleDep
     apiKeysModule(ctx),
     grantsModule(ctx),
     resourceServersModule(ctx, actions),
+    rolesModule(ctx, services),
     tokensModule(ctx, tokens),
     credentialsModule(ctx),
     leasesModule(ctx),

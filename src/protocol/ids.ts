@@ -14,6 +14,8 @@ export const idPrefixes = {
   deviceAuthorization: "dev",
   refreshToken: "rft",
   resourceServer: "rsv",
+  role: "rol",
+  roleAssignment: "ras",
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

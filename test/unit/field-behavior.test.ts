@@ -151,6 +151,10 @@ describe("field behaviour (AIP-203)", () => {
         "aegis.device.v1.RefreshAccessTokenRequest.refresh_token",
         "aegis.device.v1.ApproveDeviceAuthorizationRequest.user_code",
         "aegis.device.v1.DenyDeviceAuthorizationRequest.user_code",
+        // givableScope refuses an empty scope; findRole an empty role id.
+        "aegis.role.v1.RoleScope.scope",
+        "aegis.role.v1.AssignRoleRequest.role_id",
+        "aegis.role.v1.UnassignRoleRequest.role_id",
       ].sort(),
     );
   });
@@ -223,6 +227,9 @@ describe("field behaviour (AIP-203)", () => {
         "aegis.person.v1.Enrollment.enrollment_uri",
         "aegis.person.v1.Enrollment.enrollment_uri_complete",
         "aegis.tenant.v1.CreateTenantResponse.login_client_id",
+        "aegis.role.v1.Role.tenant_id",
+        "aegis.role.v1.Role.built_in",
+        "aegis.role.v1.RoleAssignment.assigned_by",
       ].sort(),
     );
   });
@@ -247,6 +254,9 @@ describe("field behaviour (AIP-203)", () => {
         "aegis.lease.v1.Lease.max_uses",
         "aegis.lease.v1.Lease.target",
         "aegis.tenant.v1.Tenant.name",
+        "aegis.role.v1.Role.name",
+        "aegis.role.v1.RoleAssignment.role_id",
+        "aegis.role.v1.RoleAssignment.principal_id",
       ].sort(),
     );
   });
