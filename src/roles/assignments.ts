@@ -35,7 +35,7 @@ import { newId } from "../protocol/ids.js";
 import { type BuiltIns, type Ctx, customRoleRow, findRole } from "./roles.js";
 
 const keyOf = (s: GivenScope) => `${s.resourceServerId} ${s.scope}`;
-const describe = (scopes: readonly GivenScope[]) =>
+const scopeList = (scopes: readonly GivenScope[]) =>
   scopes.map((s) => (s.resourceServerId ? `${s.resourceServerId} ${s.scope}` : s.scope)).join(" ");
 
 function assertNotSelf(caller: Caller, principalId: string): void {
@@ -85,7 +85,7 @@ export async function assignRole(
       action: "role.assign",
       target: `${r.assignment.principalId} ${r.assignment.roleId}`,
       outcome: "success",
-      reason: r.given.length ? `gave ${describe(r.given)}`.slice(0, 500) : "gave nothing new",
+      reason: r.given.length ? `gave ${scopeList(r.given)}`.slice(0, 500) : "gave nothing new",
     }),
   );
   if (result.given.length > 0) ctx.feed.apply(changed);
@@ -161,7 +161,7 @@ export async function unassignRole(
       action: "role.unassign",
       target: `${input.principalId} ${input.roleId}`.slice(0, 300),
       outcome: "success",
-      reason: r.length ? `took away ${describe(r)}`.slice(0, 500) : "took away nothing",
+      reason: r.length ? `took away ${scopeList(r)}`.slice(0, 500) : "took away nothing",
     }),
   );
   if (removed.length > 0) ctx.feed.apply(cutoff);

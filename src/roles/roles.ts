@@ -181,7 +181,8 @@ export async function listRoles(
   return pageOf([...firsts, ...rows.map(customView)], page, (r) => r.id);
 }
 
-async function customRoleRow(tx: Prisma.TransactionClient, tenantId: string, roleId: string) {
+/** A custom role of the tenant, to change or delete; built-in roles are refused, others not found. */
+export async function customRoleRow(tx: Prisma.TransactionClient, tenantId: string, roleId: string) {
   if (isBuiltInName(roleId)) {
     throw new DomainError("failed_precondition", "ROLE_BUILT_IN", "built-in roles cannot be changed");
   }
@@ -241,5 +242,3 @@ export async function updateRole(
     }),
   );
 }
-
-export { customRoleRow };

@@ -190,6 +190,11 @@ describe.each(databaseKinds)("roles on %s", (kind) => {
       expect(reasonOf(error)).toBe("SCOPE_ESCALATION");
       expect(error?.rawMessage).toContain("audit.read");
       expect(await writes()).toEqual(before);
+      const event = await t.db.database.prisma.auditEvent.findFirst({
+        where: { action: "role.assign", actorId: narrow.principalId, outcome: "denied" },
+        orderBy: { seq: "desc" },
+      });
+      expect(event?.reason).toContain("not held audit.read");
     });
 
     it("refuses a user API token narrower than its owner's grants", async () => {
