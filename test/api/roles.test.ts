@@ -153,6 +153,17 @@ describe.each(databaseKinds)("roles on %s", (kind) => {
       expect(reasonOf(await failure(roles().getRole({ roleId: role?.id ?? "" })))).toBe("ROLE_NOT_FOUND");
     });
 
+    it("lets exactly one of concurrent creations of one name win", async () => {
+      const outcomes = await Promise.all(
+        Array.from({ length: 8 }, () =>
+          failure(roles().createRole({ name: "raced", scopes: [{ scope: "agent.read" }] })),
+        ),
+      );
+      const failed = outcomes.filter((error) => error !== undefined);
+      expect(outcomes.length - failed.length).toBe(1);
+      for (const error of failed) expect(reasonOf(error)).toBe("ROLE_EXISTS");
+    });
+
     it("lists built-in roles first, then custom roles, one page at a time", async () => {
       const seen: string[] = [];
       let pageToken = "";

@@ -27,6 +27,8 @@ const uniqueKeys: Readonly<Record<string, readonly [reason: string, message: str
   person_tenant_id_username_key: ["USERNAME_TAKEN", "this username is taken in the tenant"],
   person_tenant_id_email_key: ["EMAIL_TAKEN", "this email is taken in the tenant"],
   lease_created_by_idempotency_key_key: ["IDEMPOTENCY_KEY_REUSED", "this idempotency key was already used"],
+  role_tenant_id_name_key: ["ROLE_EXISTS", "a role with this name already exists"],
+  role_assignment_principal_id_role_id_key: ["ROLE_ASSIGNED", "the role is being assigned to this principal"],
 };
 
 /** SQLSTATEs (PostgreSQL appendix A) that mean "another transaction got there first; try again". */
