@@ -34,16 +34,11 @@ export interface RoleView {
 export const isBuiltInName = (id: string): id is BuiltInRoleName =>
   (builtInRoleNames as readonly string[]).includes(id);
 
-const byServerThenScope = (a: GivenScope, b: GivenScope) =>
-  a.resourceServerId === b.resourceServerId
-    ? a.scope < b.scope
-      ? -1
-      : a.scope > b.scope
-        ? 1
-        : 0
-    : a.resourceServerId < b.resourceServerId
-      ? -1
-      : 1;
+/** Broker scopes (no server) first, then by server id, then by scope; plain code-unit order, as PostgreSQL's "C" collation. */
+function byServerThenScope(a: GivenScope, b: GivenScope): number {
+  const compare = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
+  return compare(a.resourceServerId, b.resourceServerId) || compare(a.scope, b.scope);
+}
 
 function builtInView(role: BuiltInRole): RoleView {
   return {
