@@ -4,6 +4,7 @@ import { type BrokerModule, served } from "../core/module.js";
 import { PrincipalService, principalService } from "./principal-service.js";
 
 export { changePrincipalStatus, type LifecycleTarget, type StatusChange } from "./lifecycle.js";
+export { principalKinds } from "./principal-service.js";
 export { getPrincipal } from "./principals.js";
 
 export function principalsModule(ctx: BrokerContext): BrokerModule {

@@ -10,7 +10,8 @@ import { getPrincipal, listPrincipals } from "./principals.js";
 
 export { PrincipalService };
 
-const kinds = {
+/** Stored principal kinds as the wire's enum. */
+export const principalKinds = {
   person: PrincipalKind.PERSON,
   agent: PrincipalKind.AGENT,
   service: PrincipalKind.SERVICE,
@@ -34,7 +35,7 @@ export function principalService(ctx: BrokerContext): ServiceImpl<typeof Princip
     },
     async listPrincipals(req, call) {
       const filter = {
-        kind: keyOf(kinds, req.kind),
+        kind: keyOf(principalKinds, req.kind),
         status: keyOf(statuses, req.status),
       };
       const { items, nextPageToken } = await listPrincipals(ctx, callerOf(call).tenantId, filter, readPage(req));
@@ -51,7 +52,7 @@ function toMessage(principal: Principal) {
   return {
     id: principal.id,
     tenantId: principal.tenantId,
-    kind: kinds[principal.kind],
+    kind: principalKinds[principal.kind],
     status: statuses[principal.status],
     displayName: principal.displayName,
     createTime: timestampFromDate(principal.createdAt),

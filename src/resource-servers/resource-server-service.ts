@@ -8,6 +8,7 @@ import { ResourceServerService } from "../../gen/proto/aegis/resourceserver/v1/r
 import { auditBase, callerOf } from "../core/call.js";
 import type { BrokerContext } from "../core/context.js";
 import { readPage } from "../core/pagination.js";
+import { principalKinds } from "../principals/index.js";
 import { selectorKeysOf } from "../protocol/scope.js";
 import {
   createResourceServer,
@@ -30,7 +31,6 @@ const kindNames = {
   [PrincipalKind.AGENT]: "agent",
   [PrincipalKind.SERVICE]: "service",
 } as const satisfies Partial<Record<PrincipalKind, PrincipalKindName>>;
-const kindValues = { person: PrincipalKind.PERSON, agent: PrincipalKind.AGENT, service: PrincipalKind.SERVICE };
 
 function scopeInputs(scopes: readonly { name: string; description: string; principalKinds: PrincipalKind[] }[]) {
   return scopes.map(
@@ -57,7 +57,7 @@ function toResourceServer(server: ResourceServerWithScopes) {
       principalKinds: s.principalKinds
         .split(" ")
         .filter(Boolean)
-        .map((k) => kindValues[k as PrincipalKindName]),
+        .map((k) => principalKinds[k as PrincipalKindName]),
     })),
     defaultTokenLifetimeSeconds: server.defaultLifetimeSeconds,
     maxTokenLifetimeSeconds: server.maxLifetimeSeconds,

@@ -55,16 +55,31 @@ export async function mintUserApiToken(
     throw permissionDenied("SCOPE_ESCALATION", "the elevated grant cannot go into a user API token");
   }
   assertCovers(caller, scopes, "this user API token");
-  const expiresAt = new Date(ctx.clock.now().getTime() + ttl * 1000);
+  return issueUserApiToken(ctx, caller, auditBase, { label: input.label, ttl, scopes: asked }, asked.join(" "));
+}
+
+/**
+ * Issues the token, once the credential presented covers every grant of
+ * its owner (the issuance rule), in one audited transaction.
+ */
+async function issueUserApiToken(
+  ctx: Pick<BrokerContext, "audit" | "clock" | "rootKey">,
+  caller: Caller,
+  auditBase: AuditBase,
+  token: { label: string; ttl: number; scopes: string[]; resourceServerId?: string },
+  reason: string,
+): Promise<MintedUserApiToken> {
+  const expiresAt = new Date(ctx.clock.now().getTime() + token.ttl * 1000);
   const issued = await ctx.audit.transaction(
     async (tx) => {
       await credentialHolderFor(tx, caller, caller.principalId, "a user API token");
       return issueApiKey(tx, ctx.rootKey.deriveKey(apiKeyHashPurpose), {
         tenantId: caller.tenantId,
         principalId: caller.principalId,
-        label: input.label,
+        label: token.label,
         expiresAt,
-        scopes: asked,
+        scopes: token.scopes,
+        ...(token.resourceServerId ? { resourceServerId: token.resourceServerId } : {}),
       });
     },
     (key) => ({
@@ -72,10 +87,10 @@ export async function mintUserApiToken(
       action: "token.user.create",
       target: key.id,
       outcome: "success",
-      reason: asked.join(" ").slice(0, 500),
+      reason: reason.slice(0, 500),
     }),
   );
-  return { id: issued.id, secret: issued.secret, scopes: asked, expiresAt };
+  return { id: issued.id, secret: issued.secret, scopes: token.scopes, expiresAt };
 }
 
 /**
@@ -97,26 +112,11 @@ async function mintApplicationToken(
   const { server } = target;
   const scopes = catalogueScopes(server, input.scopes, caller.kind);
   await assertApplicationScopesHeld(ctx.prisma, caller, server, scopes, "this user API token");
-  const expiresAt = new Date(ctx.clock.now().getTime() + input.ttl * 1000);
-  const issued = await ctx.audit.transaction(
-    async (tx) => {
-      await credentialHolderFor(tx, caller, caller.principalId, "a user API token");
-      return issueApiKey(tx, ctx.rootKey.deriveKey(apiKeyHashPurpose), {
-        tenantId: caller.tenantId,
-        principalId: caller.principalId,
-        label: input.label,
-        expiresAt,
-        scopes,
-        resourceServerId: server.id,
-      });
-    },
-    (key) => ({
-      ...auditBase,
-      action: "token.user.create",
-      target: key.id,
-      outcome: "success",
-      reason: `${server.id} ${scopes.join(" ")}`.slice(0, 500),
-    }),
+  return issueUserApiToken(
+    ctx,
+    caller,
+    auditBase,
+    { label: input.label, ttl: input.ttl, scopes, resourceServerId: server.id },
+    `${server.id} ${scopes.join(" ")}`,
   );
-  return { id: issued.id, secret: issued.secret, scopes, expiresAt };
 }
