@@ -2,9 +2,14 @@
 // 2 usage or configuration) and the one line a person reads on stderr. Every
 // error reaching the top of the CLI goes through describeFailure, so a
 // network error, a file error or a broker refusal reads as a sentence, never
-// as a stack trace (AEGIS_DEBUG=1 asks for the stack).
-import { ConnectError } from "@connectrpc/connect";
+// as a stack trace (AEGIS_DEBUG=1 asks for the stack). A refusal says the
+// Connect code, the broker's message and its stable reason (the ErrorInfo
+// of AIP-193), and ends with its own exit code when a script may want to
+// tell it apart: 3 not found, 4 not allowed (permission denied or not
+// authenticated).
+import { Code, ConnectError } from "@connectrpc/connect";
 import { CommanderError } from "commander";
+import { ErrorInfoSchema } from "../../gen/proto/google/rpc/error_details_pb.js";
 import { ConfigError } from "../app/index.js";
 
 /** Wrong arguments found while the command runs: the message goes to stderr, exit 2. */
@@ -42,10 +47,18 @@ export function describeFailure(error: unknown, debug: boolean): Failure {
   // Commander printed its own message (or the help) before throwing.
   if (error instanceof CommanderError) return { exitCode: error.exitCode === 0 ? 0 : 2, message: undefined };
   if (error instanceof ReportedFailure) return { exitCode: error.code, message: undefined };
-  const exitCode = error instanceof UsageError || error instanceof ConfigError ? 2 : 1;
+  const exitCode = error instanceof UsageError || error instanceof ConfigError ? 2 : refusalExitCode(error);
   if (debug) return { exitCode, message: stackOf(error) };
   if (error instanceof ConfigError) return { exitCode, message: `configuration error: ${error.message}` };
   return { exitCode, message: oneLine(humanMessage(error)) };
+}
+
+/** The exit code of a broker refusal: 3 not found, 4 not allowed, else 1. */
+function refusalExitCode(error: unknown): number {
+  if (!(error instanceof ConnectError) || error.cause instanceof UnreachableError) return 1;
+  if (error.code === Code.NotFound) return 3;
+  if (error.code === Code.PermissionDenied || error.code === Code.Unauthenticated) return 4;
+  return 1;
 }
 
 const fileProblems: Record<string, string> = {
@@ -62,7 +75,10 @@ function humanMessage(error: unknown): string {
   if (error instanceof ConnectError && error.cause instanceof UnreachableError) {
     return error.cause.message;
   }
-  if (error instanceof ConnectError) return `the broker answered ${error.message}`;
+  if (error instanceof ConnectError) {
+    const reason = error.findDetails(ErrorInfoSchema)[0]?.reason;
+    return `the broker answered ${error.message}${reason ? ` (reason: ${reason})` : ""}`;
+  }
   const { code, path } = error as NodeJS.ErrnoException;
   const problem = code ? fileProblems[code] : undefined;
   if (problem && path) return `${path}: ${problem}`;

@@ -57,7 +57,7 @@ Examples:
     .action(logout);
 }
 
-interface Stored {
+export interface Stored {
   server: string;
   clientId: string;
   tokenEndpoint: string;
@@ -205,7 +205,7 @@ async function login(options: LoginOptions): Promise<void> {
 }
 
 /** The stored session, its access token refreshed (and the rotated refresh token kept) when near expiry. */
-async function session(): Promise<Stored> {
+export async function session(): Promise<Stored> {
   const stored = load();
   if (stored.expiresAt - Date.now() > 30_000) return stored;
   const answer = await postForm(stored.tokenEndpoint, stored.dpopJwk, {
@@ -224,7 +224,7 @@ async function session(): Promise<Stored> {
   return refreshed;
 }
 
-function dpopTransport(stored: Stored) {
+export function dpopTransport(stored: Stored) {
   const prove: Interceptor = (next) => async (req) => {
     req.header.set("authorization", `DPoP ${stored.accessToken}`);
     req.header.set(

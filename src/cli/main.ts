@@ -1,6 +1,9 @@
 // The `aegis` command: one commander program gathering the commands of
 // server-commands.ts (serve, migrate, root-key), login-commands.ts (login,
-// whoami, logout) and credential-commands.ts (key, credential). Commander
+// whoami, logout), credential-commands.ts (key, credential) and the
+// operator and people commands, one file per noun (resource-servers,
+// people, grants), which reach the broker through broker-access.ts and
+// print through output.ts. Commander
 // parses the options and answers `--help` before any command runs; every
 // error that reaches the top ends the process through describeFailure
 // (failures.ts), which decides the exit code and the one line on stderr.
@@ -8,7 +11,10 @@ import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { addCredentialCommands, addKeyCommands } from "./credential-commands.js";
 import { describeFailure } from "./failures.js";
+import { addGrantCommands } from "./grant-commands.js";
 import { addLoginCommands } from "./login-commands.js";
+import { addPeopleCommands } from "./people-commands.js";
+import { addResourceServerCommands } from "./resource-server-commands.js";
 import { addServerCommands } from "./server-commands.js";
 
 const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
@@ -27,6 +33,7 @@ function createProgram(): Command {
       "after",
       `
 Exit codes: 0 ok, 1 failure, 2 usage or configuration error.
+  3 not found, 4 not allowed (permission denied or not authenticated).
 AEGIS_DEBUG=1 prints the stack trace of a failure.
 
 Examples:
@@ -39,6 +46,9 @@ Examples:
   addLoginCommands(program);
   addKeyCommands(program);
   addCredentialCommands(program);
+  addResourceServerCommands(program);
+  addPeopleCommands(program);
+  addGrantCommands(program);
   for (const command of allCommands(program)) command.showHelpAfterError(`(see "${usageName(command)} --help")`);
   return program;
 }

@@ -1,0 +1,102 @@
+// How operator and person commands print what the broker answered, the same
+// way for every noun: a table (lists) or label/value lines (one resource)
+// for people, or with --json the message in the API's own JSON form
+// (protobuf JSON, as `buf curl` prints it) for scripts. Lists follow
+// `next_page_token`: one page by default (the token of the next one goes to
+// stderr), every page with --all.
+import { type DescMessage, type JsonValue, type MessageShape, toJson } from "@bufbuild/protobuf";
+import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
+import { type Command, InvalidArgumentError } from "commander";
+
+/** `message` in protobuf JSON form, to print or to combine with others. */
+export function jsonOf<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): JsonValue {
+  return toJson(schema, message);
+}
+
+/** Prints a JSON document on stdout. */
+export function printJsonValue(value: JsonValue): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Prints `message` as protobuf JSON, one document on stdout. */
+export function printJson<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): void {
+  printJsonValue(jsonOf(schema, message));
+}
+
+/** Prints rows under a header, columns padded to their widest cell; "(none)" for no rows. */
+export function printTable(header: readonly string[], rows: readonly (readonly string[])[]): void {
+  if (rows.length === 0) {
+    process.stdout.write("(none)\n");
+    return;
+  }
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => (row[i] ?? "").length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+      .join("  ")
+      .trimEnd();
+  process.stdout.write(`${[line(header.map((h) => h.toUpperCase())), ...rows.map(line)].join("\n")}\n`);
+}
+
+/** Prints one resource as aligned `label: value` lines; empty values are left out. */
+export function printFields(fields: readonly (readonly [string, string | undefined])[]): void {
+  const shown = fields.filter(([, value]) => value !== undefined && value !== "");
+  const width = Math.max(...shown.map(([label]) => label.length));
+  process.stdout.write(`${shown.map(([label, value]) => `${`${label}:`.padEnd(width + 2)}${value}`).join("\n")}\n`);
+}
+
+/** A timestamp as ISO 8601 UTC to the second; empty when unset. */
+export function formatTime(time: Timestamp | undefined): string {
+  return time
+    ? timestampDate(time)
+        .toISOString()
+        .replace(/\.\d{3}Z$/, "Z")
+    : "";
+}
+
+/** An enum value's name without its prefix, in lower case: `PERSON_STATUS_ACTIVE` → `active`. */
+export function enumName(names: Record<number, string>, value: number, prefix: string): string {
+  return (names[value] ?? String(value)).replace(prefix, "").toLowerCase();
+}
+
+export interface PageOptions {
+  all?: boolean;
+  pageToken?: string;
+  pageSize?: number;
+  json?: boolean;
+}
+
+function pageSize(value: string): number {
+  const size = Number(value);
+  if (!Number.isInteger(size) || size < 1 || size > 500) throw new InvalidArgumentError("expected 1 to 500");
+  return size;
+}
+
+/** Adds --all, --page-token and --page-size to a list command. */
+export function withPaging(command: Command): Command {
+  return command
+    .option("--all", "follow next_page_token and print every page")
+    .option("--page-token <token>", "start at this page (the token a previous page printed)")
+    .option("--page-size <n>", "largest number per page (1 to 500)", pageSize);
+}
+
+/**
+ * One page, or every page with --all: `fetch` is called with a page token
+ * and size and returns that page's items and the next token. Without --all,
+ * the next page's token is said on stderr so the table stays clean.
+ */
+export async function fetchPages<T>(
+  options: PageOptions,
+  fetch: (pageToken: string, pageSize: number) => Promise<{ items: T[]; nextPageToken: string }>,
+): Promise<{ items: T[]; nextPageToken: string }> {
+  const items: T[] = [];
+  let token = options.pageToken ?? "";
+  for (;;) {
+    const page = await fetch(token, options.pageSize ?? 0);
+    items.push(...page.items);
+    token = page.nextPageToken;
+    if (!token || !options.all) break;
+  }
+  if (token && !options.json) process.stderr.write(`more: run again with --page-token ${token} (or --all)\n`);
+  return { items, nextPageToken: token };
+}
