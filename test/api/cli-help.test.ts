@@ -41,6 +41,55 @@ async function aegis(args: string[], env: Record<string, string> = {}) {
 // What a root key, an API key or any other generated secret looks like: 43 base64url characters.
 const generatedKey = /(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])/;
 
+// The operator and people commands, with the options their --help must mention.
+const operatorCommands: { command: string[]; work: string[]; mentions: string[] }[] = [
+  { command: ["resource-servers"], work: [], mentions: ["create", "list", "get", "scopes", "delete"] },
+  {
+    command: ["resource-servers", "create"],
+    work: ["payments", "--name", "Payments"],
+    mentions: [
+      "<identifier>",
+      "--name <name>",
+      "--description <text>",
+      "--scope <name[=description]>",
+      "--default-lifetime <seconds>",
+      "--max-lifetime <seconds>",
+      "--require-dpop",
+      "--server <url>",
+      "--key-file <file>",
+      "--json",
+      "AEGIS_API_KEY",
+    ],
+  },
+  { command: ["resource-servers", "list"], work: [], mentions: ["--all", "--page-token <token>", "--page-size <n>"] },
+  { command: ["resource-servers", "get"], work: ["rsv_x"], mentions: ["<id>", "--json"] },
+  { command: ["resource-servers", "scopes"], work: [], mentions: ["add", "deprecate", "restore"] },
+  { command: ["resource-servers", "scopes", "add"], work: ["rsv_x", "a.b"], mentions: ["<id>", "<scopes...>"] },
+  { command: ["resource-servers", "scopes", "deprecate"], work: ["rsv_x", "a.b"], mentions: ["<names...>"] },
+  { command: ["resource-servers", "scopes", "restore"], work: ["rsv_x", "a.b"], mentions: ["<names...>"] },
+  { command: ["resource-servers", "delete"], work: ["rsv_x"], mentions: ["<id>", "--force"] },
+  { command: ["people"], work: [], mentions: ["add", "list", "get", "suspend", "reactivate", "remove", "enroll"] },
+  {
+    command: ["people", "add"],
+    work: ["--name", "Ada"],
+    mentions: ["--name <name>", "--username <username>", "--email <email>", "--scope <scope>", "one-time"],
+  },
+  { command: ["people", "list"], work: [], mentions: ["--status <status>", "--all", "--page-token <token>"] },
+  { command: ["people", "get"], work: ["prn_x"], mentions: ["<id>", "--json"] },
+  { command: ["people", "suspend"], work: ["prn_x"], mentions: ["<id>"] },
+  { command: ["people", "reactivate"], work: ["prn_x"], mentions: ["<id>"] },
+  { command: ["people", "remove"], work: ["prn_x"], mentions: ["<id>", "irreversible"] },
+  { command: ["people", "enroll"], work: ["prn_x"], mentions: ["<id>", "one-time"] },
+  { command: ["grants"], work: [], mentions: ["add", "list", "remove"] },
+  {
+    command: ["grants", "add"],
+    work: ["prn_x", "repo.read"],
+    mentions: ["<principal-id>", "<scope>", "--resource-server <id>"],
+  },
+  { command: ["grants", "list"], work: ["prn_x"], mentions: ["<principal-id>", "--json"] },
+  { command: ["grants", "remove"], work: ["grt_x"], mentions: ["<grant-id>"] },
+];
+
 // Each command with arguments that would make it do its work were --help not there.
 const commands: { command: string[]; work: string[] }[] = [
   { command: [], work: [] },
@@ -59,6 +108,7 @@ const commands: { command: string[]; work: string[] }[] = [
     work: ["--server", "http://127.0.0.1:1", "--provider", "gcp", "--app", "a", "--account", "b", "--to-self"],
   },
   { command: ["credential", "open"], work: ["--key", "$FILE"] },
+  ...operatorCommands.map(({ command, work }) => ({ command, work: [...work, "--server", "http://127.0.0.1:1"] })),
 ];
 
 function usageLine(command: string[]): string {
@@ -103,12 +153,35 @@ describe("aegis --help", () => {
     expect(result.stdout).not.toMatch(generatedKey);
   });
 
+  it.each(operatorCommands.map((run) => ({ ...run, name: run.command.join(" ") })))(
+    "aegis $name --help mentions its arguments and options",
+    async ({ command, mentions }) => {
+      const { code, stdout } = await aegis([...command, "--help"]);
+      expect(code).toBe(0);
+      for (const mention of mentions) expect(stdout).toContain(mention);
+    },
+  );
+
   it("lists every command and documents the exit codes", async () => {
     const { stdout } = await aegis(["--help"]);
-    for (const command of ["serve", "migrate", "root-key", "login", "whoami", "logout", "key", "credential", "help"]) {
+    for (const command of [
+      "serve",
+      "migrate",
+      "root-key",
+      "login",
+      "whoami",
+      "logout",
+      "key",
+      "credential",
+      "resource-servers",
+      "people",
+      "grants",
+      "help",
+    ]) {
       expect(stdout).toMatch(new RegExp(`\\n {2}${command}\\b`));
     }
     expect(stdout).toContain("Exit codes: 0 ok, 1 failure, 2 usage or configuration error.");
+    expect(stdout).toContain("3 not found, 4 not allowed");
   });
 
   it("serve --help starts no broker: it exits at once and creates no data directory", async () => {
