@@ -2,13 +2,14 @@
 // server-commands.ts (serve, migrate, root-key), login-commands.ts (login,
 // whoami, logout), credential-commands.ts (key, credential) and the
 // operator and people commands, one file per noun (resource-servers,
-// people, grants), which reach the broker through broker-access.ts and
+// people, grants, agents and api-keys), which reach the broker through broker-access.ts and
 // print through output.ts. Commander
 // parses the options and answers `--help` before any command runs; every
 // error that reaches the top ends the process through describeFailure
 // (failures.ts), which decides the exit code and the one line on stderr.
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
+import { addAgentCommands, addApiKeyCommands } from "./agent-commands.js";
 import { addCredentialCommands, addKeyCommands } from "./credential-commands.js";
 import { describeFailure } from "./failures.js";
 import { addGrantCommands } from "./grant-commands.js";
@@ -49,6 +50,8 @@ Examples:
   addResourceServerCommands(program);
   addPeopleCommands(program);
   addGrantCommands(program);
+  addAgentCommands(program);
+  addApiKeyCommands(program);
   for (const command of allCommands(program)) command.showHelpAfterError(`(see "${usageName(command)} --help")`);
   return program;
 }

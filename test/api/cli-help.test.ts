@@ -88,6 +88,26 @@ const operatorCommands: { command: string[]; work: string[]; mentions: string[] 
   },
   { command: ["grants", "list"], work: ["prn_x"], mentions: ["<principal-id>", "--json"] },
   { command: ["grants", "remove"], work: ["grt_x"], mentions: ["<grant-id>"] },
+  { command: ["agents"], work: [], mentions: ["register", "list", "get", "suspend", "reactivate", "revoke"] },
+  {
+    command: ["agents", "register"],
+    work: ["--name", "bot"],
+    mentions: ["--name <name>", "--description <text>", "--owner <person-id>", "--scope <scope>"],
+  },
+  { command: ["agents", "list"], work: [], mentions: ["--status <status>", "--owner <person-id>", "--all"] },
+  { command: ["agents", "get"], work: ["prn_x"], mentions: ["<id>"] },
+  { command: ["agents", "suspend"], work: ["prn_x"], mentions: ["<id>"] },
+  { command: ["agents", "reactivate"], work: ["prn_x"], mentions: ["<id>"] },
+  { command: ["agents", "revoke"], work: ["prn_x"], mentions: ["<id>", "irreversible"] },
+  { command: ["api-keys"], work: [], mentions: ["create", "list", "rotate", "revoke"] },
+  {
+    command: ["api-keys", "create"],
+    work: ["prn_x"],
+    mentions: ["<principal-id>", "--label <label>", "--ttl <seconds>", "once"],
+  },
+  { command: ["api-keys", "list"], work: ["prn_x"], mentions: ["<principal-id>"] },
+  { command: ["api-keys", "rotate"], work: ["kx"], mentions: ["<key-id>", "--grace <seconds>"] },
+  { command: ["api-keys", "revoke"], work: ["kx"], mentions: ["<key-id>"] },
 ];
 
 // Each command with arguments that would make it do its work were --help not there.
@@ -176,6 +196,8 @@ describe("aegis --help", () => {
       "resource-servers",
       "people",
       "grants",
+      "agents",
+      "api-keys",
       "help",
     ]) {
       expect(stdout).toMatch(new RegExp(`\\n {2}${command}\\b`));

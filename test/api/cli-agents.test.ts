@@ -1,0 +1,89 @@
+// `aegis agents` and `aegis api-keys` as a tenant admin runs them: a real
+// `aegis` process against a real broker. A new key's secret is printed once
+// and works; a listing never shows it.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestBroker, type TestBroker } from "../support/broker.js";
+import { runAegis } from "../support/cli.js";
+import { type Actor, createActor } from "../support/fixtures.js";
+
+describe("aegis agents and api-keys", () => {
+  let t: TestBroker;
+  let admin: Actor;
+  let configDir: string;
+
+  async function aegis(args: string[], key = admin.key) {
+    const cli = runAegis([...args, "--server", t.broker.url], { AEGIS_API_KEY: key, AEGIS_CONFIG_DIR: configDir });
+    const code = await cli.closed;
+    return { code, stdout: cli.stdout(), stderr: cli.stderr() };
+  }
+
+  beforeAll(async () => {
+    t = await startTestBroker("pglite");
+    admin = await createActor(t, {
+      name: "CLI admin",
+      scopes: [
+        ...["register", "read", "list", "suspend", "reactivate", "revoke"].map((verb) => `agent.${verb}`),
+        ...["create", "list", "rotate", "revoke"].map((verb) => `apikey.${verb}`),
+        "principal.whoami",
+      ],
+    });
+    configDir = mkdtempSync(path.join(tmpdir(), "aegis-cli-agents-"));
+  });
+  afterAll(() => t.stop());
+
+  it("registers an agent, lists, suspends, reactivates and revokes it", async () => {
+    const registered = await aegis(["agents", "register", "--name", "deploy bot", "--scope", "principal.whoami"]);
+    expect(registered.stderr).toBe("");
+    expect(registered.code).toBe(0);
+    const id = /^id:\s+(prn_\S+)/m.exec(registered.stdout)?.[1] ?? "";
+    expect(registered.stdout).toMatch(/scopes:\s+principal\.whoami/);
+
+    expect((await aegis(["agents", "list"])).stdout).toMatch(
+      new RegExp(`${id}\\s+deploy bot\\s+${admin.principalId}\\s+active`),
+    );
+    expect((await aegis(["agents", "suspend", id])).stdout).toMatch(/status:\s+suspended/);
+    expect((await aegis(["agents", "list", "--status", "suspended", "--json"])).stdout).toContain(id);
+    expect((await aegis(["agents", "reactivate", id])).stdout).toMatch(/status:\s+active/);
+    const got = JSON.parse((await aegis(["agents", "get", id, "--json"])).stdout) as { status: string };
+    expect(got.status).toBe("AGENT_STATUS_ACTIVE");
+    expect((await aegis(["agents", "revoke", id])).stdout).toMatch(/status:\s+revoked/);
+    const again = await aegis(["agents", "reactivate", id]);
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toMatch(/^aegis: the broker answered \[\w+\] .+ \(reason: [A-Z_]+\)\n$/);
+  });
+
+  it("creates an API key whose secret is printed once and works, lists, rotates and revokes it", async () => {
+    const agent = JSON.parse(
+      (await aegis(["agents", "register", "--name", "keyed bot", "--scope", "principal.whoami", "--json"])).stdout,
+    ) as { id: string };
+    const created = await aegis(["api-keys", "create", agent.id, "--label", "ci", "--json"]);
+    expect(created.stderr).toBe("");
+    expect(created.code).toBe(0);
+    const { key, secret } = JSON.parse(created.stdout) as { key: { keyId: string }; secret: string };
+    expect(secret.length).toBeGreaterThan(20);
+    // The secret acts as the agent.
+    const me = await aegis(["agents", "get", agent.id], secret);
+    expect(me.code).toBe(4); // the agent may only say who it is, not read agents
+
+    const listed = await aegis(["keys", "list", agent.id]);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toMatch(new RegExp(`${key.keyId}\\s+ci\\s+`));
+    expect(listed.stdout).not.toContain(secret);
+
+    const rotated = await aegis(["api-keys", "rotate", key.keyId, "--grace", "60"]);
+    expect(rotated.code).toBe(0);
+    expect(rotated.stdout).toContain("API key (shown only now; store it safely):");
+    expect(rotated.stdout).toContain(`The old key ${key.keyId} works until `);
+    const fresh = /^ {2}(\S+)$/m.exec(rotated.stdout)?.[1] ?? "";
+    expect(fresh).not.toBe(secret);
+    const newId = /^id:\s+(\S+)/m.exec(rotated.stdout)?.[1] ?? "";
+
+    const revoked = await aegis(["api-keys", "revoke", newId]);
+    expect(revoked.code).toBe(0);
+    expect(revoked.stdout).toMatch(/revoked:\s+\d{4}-/);
+    expect((await aegis(["agents", "list"], fresh)).code).toBe(4);
+  });
+});
