@@ -2,7 +2,7 @@
 // server-commands.ts (serve, migrate, root-key), login-commands.ts (login,
 // whoami, logout), credential-commands.ts (key, credential) and the
 // operator and people commands, one file per noun (resource-servers,
-// people, grants, agents and api-keys), which reach the broker through broker-access.ts and
+// people, grants, agents and api-keys, tokens, audit, tenants), which reach the broker through broker-access.ts and
 // print through output.ts. Commander
 // parses the options and answers `--help` before any command runs; every
 // error that reaches the top ends the process through describeFailure
@@ -10,6 +10,7 @@
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { addAgentCommands, addApiKeyCommands } from "./agent-commands.js";
+import { addAuditCommands } from "./audit-commands.js";
 import { addCredentialCommands, addKeyCommands } from "./credential-commands.js";
 import { describeFailure } from "./failures.js";
 import { addGrantCommands } from "./grant-commands.js";
@@ -17,6 +18,8 @@ import { addLoginCommands } from "./login-commands.js";
 import { addPeopleCommands } from "./people-commands.js";
 import { addResourceServerCommands } from "./resource-server-commands.js";
 import { addServerCommands } from "./server-commands.js";
+import { addTenantCommands } from "./tenant-commands.js";
+import { addTokenCommands } from "./token-commands.js";
 
 const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
   version: string;
@@ -52,6 +55,9 @@ Examples:
   addGrantCommands(program);
   addAgentCommands(program);
   addApiKeyCommands(program);
+  addTokenCommands(program);
+  addAuditCommands(program);
+  addTenantCommands(program);
   for (const command of allCommands(program)) command.showHelpAfterError(`(see "${usageName(command)} --help")`);
   return program;
 }

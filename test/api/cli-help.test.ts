@@ -108,6 +108,40 @@ const operatorCommands: { command: string[]; work: string[]; mentions: string[] 
   { command: ["api-keys", "list"], work: ["prn_x"], mentions: ["<principal-id>"] },
   { command: ["api-keys", "rotate"], work: ["kx"], mentions: ["<key-id>", "--grace <seconds>"] },
   { command: ["api-keys", "revoke"], work: ["kx"], mentions: ["<key-id>"] },
+  { command: ["tokens"], work: [], mentions: ["mint", "introspect", "revoke"] },
+  {
+    command: ["tokens", "mint"],
+    work: ["--audience", "payments"],
+    mentions: ["--audience <identifier>", "--scope <scope>", "--lifetime <seconds>"],
+  },
+  { command: ["tokens", "introspect"], work: [], mentions: ["stdin"] },
+  { command: ["tokens", "revoke"], work: ["--jti", "x"], mentions: ["--jti <jti>", "stdin"] },
+  { command: ["audit"], work: [], mentions: ["list", "verify"] },
+  {
+    command: ["audit", "list"],
+    work: [],
+    mentions: [
+      "--actor <principal-id>",
+      "--action <action>",
+      "--outcome <outcome>",
+      "--since <time>",
+      "--until <time>",
+    ],
+  },
+  { command: ["audit", "verify"], work: [], mentions: ["hash chain"] },
+  { command: ["tenants"], work: [], mentions: ["create", "list"] },
+  {
+    command: ["tenants", "create"],
+    work: ["acme"],
+    mentions: [
+      "<name>",
+      "--display-name <name>",
+      "--admin-name <name>",
+      "--admin-username <username>",
+      "--admin-email <email>",
+    ],
+  },
+  { command: ["tenants", "list"], work: [], mentions: ["--all"] },
 ];
 
 // Each command with arguments that would make it do its work were --help not there.
@@ -198,6 +232,9 @@ describe("aegis --help", () => {
       "grants",
       "agents",
       "api-keys",
+      "tokens",
+      "audit",
+      "tenants",
       "help",
     ]) {
       expect(stdout).toMatch(new RegExp(`\\n {2}${command}\\b`));
