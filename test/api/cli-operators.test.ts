@@ -157,6 +157,23 @@ describe("aegis operator commands", () => {
     expect((await aegis(["grants", "list", person.principalId])).stdout).toBe("(none)\n");
   });
 
+  it("refuses to delete a resource server whose scopes are granted, and deletes it with --force", async () => {
+    const server = JSON.parse(
+      (await aegis(["resource-servers", "create", "delete-cli", "--name", "Doomed", "--scope", "a.b", "--json"]))
+        .stdout,
+    ) as { id: string };
+    const holder = await createActor(t, { tenantId: admin.tenantId, name: "Holder" });
+    expect((await aegis(["grants", "add", holder.principalId, "a.b", "--resource-server", server.id])).code).toBe(0);
+    const refused = await aegis(["resource-servers", "delete", server.id]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^aegis: the broker answered \[failed_precondition\] .+ \(reason: [A-Z_]+\)\n$/);
+    const forced = await aegis(["resource-servers", "delete", server.id, "--force"]);
+    expect(forced.code).toBe(0);
+    expect(forced.stdout).toBe(`deleted ${server.id}\n`);
+    expect((await aegis(["grants", "list", holder.principalId])).stdout).toBe("(none)\n");
+    expect((await aegis(["resource-servers", "get", server.id])).code).toBe(3);
+  });
+
   it("reads the API key from --key-file", async () => {
     const file = path.join(configDir, "admin.key");
     writeFileSync(file, `${admin.key}\n`, { mode: 0o600 });
