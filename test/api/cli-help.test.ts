@@ -162,11 +162,19 @@ const commands: { command: string[]; work: string[] }[] = [
     work: ["--server", "http://127.0.0.1:1", "--provider", "gcp", "--app", "a", "--account", "b", "--to-self"],
   },
   { command: ["credential", "open"], work: ["--key", "$FILE"] },
-  ...operatorCommands.map(({ command, work }) => ({ command, work: [...work, "--server", "http://127.0.0.1:1"] })),
+  ...operatorCommands.map(({ command, work }) => ({
+    command,
+    work: command.length > 1 ? [...work, "--server", "http://127.0.0.1:1"] : work,
+  })),
 ];
 
+// Commands with another name, as their own usage line shows it.
+const aliased: Record<string, string> = { "api-keys": "api-keys|keys" };
+
 function usageLine(command: string[]): string {
-  const name = ["aegis", ...command].join(" ");
+  const name = ["aegis", ...command.map((word, i) => (i === command.length - 1 ? (aliased[word] ?? word) : word))].join(
+    " ",
+  );
   return command.length === 0 ? "Usage: aegis [options] [command]" : `Usage: ${name} [options]`;
 }
 
