@@ -17,6 +17,7 @@ import { addGrantCommands } from "./grant-commands.js";
 import { addLoginCommands } from "./login-commands.js";
 import { addPeopleCommands } from "./people-commands.js";
 import { addResourceServerCommands } from "./resource-server-commands.js";
+import { addRoleCommands } from "./role-commands.js";
 import { addServerCommands } from "./server-commands.js";
 import { addTenantCommands } from "./tenant-commands.js";
 import { addTokenCommands } from "./token-commands.js";
@@ -53,6 +54,7 @@ Examples:
   addResourceServerCommands(program);
   addPeopleCommands(program);
   addGrantCommands(program);
+  addRoleCommands(program);
   addAgentCommands(program);
   addApiKeyCommands(program);
   addTokenCommands(program);

@@ -22,6 +22,12 @@ const adminScopes = [
   "person.reactivate",
   "person.remove",
   "person.enrollment.issue",
+  "role.create",
+  "role.read",
+  "role.assign",
+  "role.unassign",
+  "role.delete",
+  "agent.read",
 ];
 
 describe("aegis operator commands", () => {
@@ -202,5 +208,36 @@ describe("aegis operator commands", () => {
     const result = await aegis(["people", "list"], "");
     expect(result.code).toBe(2);
     expect(result.stderr).toBe("aegis: not signed in: run aegis login --server URL\n");
+  });
+
+  it("defines a role, assigns it, shows what it gave, and takes it back", async () => {
+    const other = await createActor(t, { tenantId: admin.tenantId, kind: "agent", name: "role holder" });
+    const listed = await aegis(["roles", "list", "--all", "--json"]);
+    expect(listed.code).toBe(0);
+    const names = (JSON.parse(listed.stdout) as { roles: { name: string }[] }).roles.map((r) => r.name);
+    expect(names).toEqual(expect.arrayContaining(["tenant_admin", "member", "auditor"]));
+    const created = await aegis([
+      "roles",
+      "create",
+      "readers",
+      "--description",
+      "reads agents",
+      "--scope",
+      "agent.read",
+      "--json",
+    ]);
+    expect(created.code).toBe(0);
+    const roleId = (JSON.parse(created.stdout) as { id: string }).id;
+    const assigned = await aegis(["roles", "assign", other.principalId, roleId]);
+    expect(assigned.code).toBe(0);
+    expect(assigned.stdout).toMatch(/given:?\s+agent\.read/);
+    const grants = await aegis(["grants", "list", other.principalId]);
+    expect(grants.stdout).toContain("agent.read");
+    expect((await aegis(["roles", "unassign", other.principalId, roleId])).code).toBe(0);
+    expect((await aegis(["grants", "list", other.principalId])).stdout).not.toContain("agent.read");
+    const self = await aegis(["roles", "assign", admin.principalId, roleId]);
+    expect(self.code).toBe(4);
+    expect(self.stderr).toContain("SELF_GRANT");
+    expect((await aegis(["roles", "delete", roleId])).code).toBe(0);
   });
 });

@@ -8,6 +8,7 @@ import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
 import { ApiKeyService } from "../../gen/proto/aegis/apikey/v1/apikey_pb.js";
+import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
 import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
 import { PrincipalKind, PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { ResourceServerService } from "../../gen/proto/aegis/resourceserver/v1/resource_server_pb.js";
@@ -373,6 +374,51 @@ describe.each(databaseKinds)("resource servers on %s", (kind) => {
       // A cutoff voids whole seconds: later tests mint in the next one.
       t.clock.advance(1000);
       expect(reasonOf(await failure(mint(agentKey, api.identifier, ["r"])))).toBe("SCOPE_NOT_GRANTED");
+    });
+  });
+
+  describe("device logins for a server", () => {
+    it("carry what the person holds there, approved, then refreshed, under its policy", async () => {
+      const person = await createActor(t, { tenantId: admin.tenantId, scopes: ["oauth_client.create"] });
+      const api = await registerApi(t, admin.key, {
+        identifier: unique("device"),
+        scopes: ["repo.read", "repo.write"],
+        grants: { [person.principalId]: ["repo.read"] },
+        defaultTokenLifetimeSeconds: 90,
+      });
+      const device = (key?: string) => t.client(DeviceAuthService, { key });
+      const { client } = await device(person.key).createOAuthClient({
+        name: "repo tool",
+        allowedAudiences: [api.identifier],
+      });
+      const clientId = client?.clientId ?? "";
+      const unknown = await failure(
+        device().beginDeviceAuthorization({ clientId, scopes: ["nope"], audience: api.identifier }),
+      );
+      expect(reasonOf(unknown)).toBe("INVALID_SCOPE");
+      const begun = await device().beginDeviceAuthorization({
+        clientId,
+        scopes: ["repo.read", "repo.write"],
+        audience: api.identifier,
+      });
+      // The person holds repo.read only: approving repo.write too is refused.
+      const wider = await failure(device(person.key).approveDeviceAuthorization({ userCode: begun.userCode }));
+      expect(reasonOf(wider)).toBe("SCOPE_NOT_GRANTED");
+      await device(person.key).approveDeviceAuthorization({ userCode: begun.userCode, scopes: ["repo.read"] });
+      const { tokens } = await device().exchangeDeviceCode({ clientId, deviceCode: begun.deviceCode });
+      expect(tokens).toMatchObject({ scope: "repo.read", expiresIn: 90 });
+      const verify = (token: string) =>
+        verifyAccessToken(token, {
+          issuer: t.broker.url,
+          audience: api.identifier,
+          jwksUri: `${t.broker.url}/.well-known/jwks.json`,
+        });
+      expect(await verify(tokens?.accessToken ?? "")).toMatchObject({ sub: person.principalId, scope: "repo.read" });
+      const refreshed = await device().refreshAccessToken({ clientId, refreshToken: tokens?.refreshToken ?? "" });
+      expect(await verify(refreshed.tokens?.accessToken ?? "")).toMatchObject({
+        aud: api.identifier,
+        scope: "repo.read",
+      });
     });
   });
 
