@@ -12,6 +12,44 @@ import { maxScopesPerRequest } from "../policy/scope-checks.js";
 import { isApplicationScope } from "../protocol/scope.js";
 import type { ResourceServerWithScopes } from "./resource-servers.js";
 
+/**
+ * What minting for a resource server reads on every call – the server with
+ * its catalogue, and a principal's grants on it – kept per database client
+ * (one per broker) until the revocation feed says it changed: a grant given
+ * or taken away names its holder, a server changed or deleted names its id,
+ * and every instance drops what those entries name (as API keys' cached
+ * grants are dropped). Misses are not kept, so a new server counts at once.
+ */
+class AudienceCache {
+  readonly servers = new Map<string, ResourceServerWithScopes>();
+  readonly grants = new Map<string, ReadonlySet<string>>();
+
+  forget(subject: string): void {
+    for (const [key, server] of this.servers) if (server.id === subject) this.servers.delete(key);
+    for (const key of this.grants.keys()) {
+      if (key.startsWith(`${subject} `) || key.endsWith(` ${subject}`)) this.grants.delete(key);
+    }
+  }
+
+  static bounded<V>(map: Map<string, V>, key: string, value: V): V {
+    if (map.size >= 10_000) map.clear();
+    map.set(key, value);
+    return value;
+  }
+}
+
+const caches = new WeakMap<object, AudienceCache>();
+const cacheOf = (db: Db): AudienceCache => {
+  const cache = caches.get(db) ?? new AudienceCache();
+  caches.set(db, cache);
+  return cache;
+};
+
+/** Drops what a revocation-feed entry names (a principal's grants, a server), for the broker on `db`. */
+export function forgetAudiences(db: Db, subject: string): void {
+  caches.get(db)?.forget(subject);
+}
+
 export type Audience =
   | { readonly kind: "broker" }
   | { readonly kind: "resource"; readonly server: ResourceServerWithScopes };
@@ -29,10 +67,16 @@ export async function audienceOf(
   identifier: string,
 ): Promise<Audience> {
   if (identifier === ctx.config.publicUrl) return { kind: "broker" };
-  const server = await ctx.prisma.resourceServer.findFirst({
-    where: { identifier, tenantId },
-    include: { scopes: true },
-  });
+  const cache = cacheOf(ctx.prisma);
+  const key = `${tenantId} ${identifier}`;
+  let server = cache.servers.get(key);
+  if (!server) {
+    const found = await ctx.prisma.resourceServer.findFirst({
+      where: { identifier, tenantId },
+      include: { scopes: true },
+    });
+    if (found) server = AudienceCache.bounded(cache.servers, key, found);
+  }
   if (!server) {
     throw new DomainError(
       "invalid_argument",
@@ -81,13 +125,19 @@ export async function heldApplicationScopes(
   const carried = caller.applicationScopes;
   if (carried === undefined) return new Set();
   if (carried !== "all" && carried.resourceServerId !== serverId) return new Set();
-  const grants = await db.resourceGrant.findMany({
-    where: { principalId: caller.principalId, resourceServerId: serverId },
-    select: { scope: true },
-  });
-  const held = new Set(grants.map((g) => g.scope));
-  if (carried === "all") return held;
-  return new Set(carried.scopes.filter((s) => held.has(s)));
+  const cache = cacheOf(db);
+  const key = `${caller.principalId} ${serverId}`;
+  let held = cache.grants.get(key);
+  if (!held) {
+    const grants = await db.resourceGrant.findMany({
+      where: { principalId: caller.principalId, resourceServerId: serverId },
+      select: { scope: true },
+    });
+    held = AudienceCache.bounded(cache.grants, key, new Set(grants.map((g) => g.scope)));
+  }
+  if (carried === "all") return new Set(held);
+  const grantsHeld = held;
+  return new Set(carried.scopes.filter((s) => grantsHeld.has(s)));
 }
 
 /** Every scope in `wanted` is carried by the presented credential; else permission_denied, with both sides in the audit. */

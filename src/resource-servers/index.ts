@@ -7,6 +7,7 @@ import type { NodeServerResponse } from "../core/http.js";
 import { type BrokerModule, served } from "../core/module.js";
 import { dpopAlgorithms } from "../protocol/dpop.js";
 import { isId } from "../protocol/ids.js";
+import { forgetAudiences } from "./audiences.js";
 import { ResourceServerService, resourceServerService } from "./resource-server-service.js";
 
 export {
@@ -15,6 +16,7 @@ export {
   assertBindingAllowed,
   audienceOf,
   catalogueScopes,
+  forgetAudiences,
   heldApplicationScopes,
   lifetimeFor,
 } from "./audiences.js";
@@ -70,5 +72,6 @@ export function resourceServersModule(ctx: BrokerContext, actions: readonly stri
     name: "resource-servers",
     services: [served(ResourceServerService, resourceServerService(ctx, actions))],
     routes: [metadataRoute(ctx)],
+    onRevocation: (entry) => forgetAudiences(ctx.prisma, entry.subject),
   };
 }

@@ -228,9 +228,11 @@ export async function updateResourceServer(
   change: ResourceServerChange,
 ): Promise<ResourceServerWithScopes> {
   assertAdministers(caller, id);
-  return ctx.audit.transaction(
+  const changed = serverChanged(ctx, id);
+  const updated = await ctx.audit.transaction(
     async (tx) => {
       const server = await findResourceServer(tx, caller.tenantId, id);
+      await RevocationFeed.publish(tx, changed);
       const catalogue = new Set([...server.scopes.map((s) => s.name), ...change.addScopes.map((s) => s.name)]);
       const violations = [
         ...checkScopes("add_scopes", change.addScopes),
@@ -286,6 +288,13 @@ export async function updateResourceServer(
         .slice(0, 500),
     }),
   );
+  ctx.feed.apply(changed);
+  return updated;
+}
+
+/** Tells every instance a server changed, so what it cached of it goes (no token is voided by it). */
+function serverChanged(ctx: Ctx, serverId: string): RevocationEntry {
+  return { kind: "principal", subject: serverId, expiresAt: new Date(ctx.clock.now().getTime() + 120_000) };
 }
 
 /**
@@ -323,7 +332,10 @@ export async function deleteResourceServer(
       });
       const affected = new Set([...grants, ...admins].map((g) => g.principalId));
       affected.add(server.principalId);
-      cutoffs = [...affected].map((p) => principalCutoff(p, now, ctx.config.tokenLifetime.maxSeconds));
+      cutoffs = [
+        ...[...affected].map((p) => principalCutoff(p, now, ctx.config.tokenLifetime.maxSeconds)),
+        serverChanged(ctx, id),
+      ];
       await tx.resourceGrant.deleteMany({ where: { resourceServerId: id } });
       await tx.grant.deleteMany({ where: { tenantId: caller.tenantId, scope: resourceServerAdminScope(id) } });
       await tx.resourceServer.delete({ where: { id } });
