@@ -25,7 +25,8 @@ import type { BrokerModule } from "../core/module.js";
 import { RateLimiter } from "../core/rate-limit.js";
 import { requestValidator } from "../core/request-rules.js";
 import { RevocationFeed } from "../core/revocation-feed.js";
-import { loadRootKey } from "../crypto/root-key.js";
+import type { RootOfTrust } from "../core/root-of-trust.js";
+import { loadRootKey, localRootOfTrust } from "../crypto/root-key.js";
 import { type Database, openDatabase } from "../db/database.js";
 import { migrate } from "../db/migrate.js";
 import { pruneExpired } from "../db/prune.js";
@@ -60,6 +61,8 @@ export interface BrokerOptions {
   readonly clock?: Clock;
   /** An already open database (tests); otherwise opened from the config. */
   readonly database?: Database;
+  /** A root of trust for the KMS's key material; otherwise the local root key. */
+  readonly rootOfTrust?: RootOfTrust;
 }
 
 export async function startBroker(givenConfig: Config, options: BrokerOptions): Promise<Broker> {
@@ -177,6 +180,7 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
   const limiter = (name: string, perMinute: number) =>
     new RateLimiter(perMinute, clock, () => metrics.rateLimited(name));
   const rootKey = loadRootKey(config, log);
+  const rootOfTrust = options.rootOfTrust ?? localRootOfTrust(rootKey);
   const database =
     options.database ??
     (await openDatabase(
@@ -220,6 +224,7 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
     clock,
     log,
     rootKey,
+    rootOfTrust,
     config,
     feed,
     closing: closing.signal,
@@ -352,6 +357,7 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
       await feed.stop();
       for (const module of [...modules].reverse()) await module.close?.();
       await audit.close();
+      await rootOfTrust.close();
       if (!options.database) await database.close();
     },
   };

@@ -9,6 +9,7 @@ import type { Clock } from "./clock.js";
 import type { Config } from "./config.js";
 import type { KeyPurpose } from "./key-purposes.js";
 import type { RevocationFeed } from "./revocation-feed.js";
+import type { RootOfTrust } from "./root-of-trust.js";
 
 /**
  * The seam for the root of trust: the operator's root key (crypto/root-key.ts)
@@ -32,6 +33,8 @@ export interface BrokerContext {
   readonly clock: Clock;
   readonly log: Logger;
   readonly rootKey: KeyEncryptionProvider;
+  /** Wraps and unwraps the KMS's key material (the local root key or an HSM). */
+  readonly rootOfTrust: RootOfTrust;
   readonly config: Config;
   /** This instance's view of revocations; domain code publishes into it after commits. */
   readonly feed: RevocationFeed;

@@ -12,6 +12,7 @@ import type { Logger } from "pino";
 import { type Config, ConfigError } from "../core/config.js";
 import type { KeyEncryptionProvider } from "../core/context.js";
 import { type KeyPurpose, keyPurposes } from "../core/key-purposes.js";
+import type { RootOfTrust } from "../core/root-of-trust.js";
 
 export type { KeyEncryptionProvider };
 
@@ -60,6 +61,16 @@ export class RootKey implements KeyEncryptionProvider {
   [Symbol.for("nodejs.util.inspect.custom")](): string {
     return "[RootKey]";
   }
+}
+
+/** The local root of trust: key material sealed under the root key, in process. */
+export function localRootOfTrust(rootKey: KeyEncryptionProvider): RootOfTrust {
+  return {
+    kind: "local",
+    wrap: async (material, context) => rootKey.seal(material, `kms:${context}`),
+    unwrap: async (wrapped, context) => rootKey.open(wrapped, `kms:${context}`),
+    close: async () => {},
+  };
 }
 
 /** Generates a root key in the format AEGIS_ROOT_KEY takes (base64url, 32 bytes). */
