@@ -27,6 +27,7 @@ import {
   printFields,
   printJson,
   printJsonValue,
+  printResource,
   printTable,
   withPaging,
 } from "./output.js";
@@ -45,20 +46,17 @@ function agentStatus(agent: Agent): string {
 }
 
 function printAgent(agent: Agent | undefined, json: boolean | undefined): void {
-  const value = agent ?? create(AgentSchema);
-  if (json) {
-    printJson(AgentSchema, value);
-    return;
-  }
-  printFields([
-    ["id", value.id],
-    ["name", value.displayName],
-    ["description", value.description],
-    ["owner", value.ownerId],
-    ["status", agentStatus(value)],
-    ["scopes", value.scopes.join(" ")],
-    ["created", formatTime(value.createTime)],
-  ]);
+  printResource(AgentSchema, agent, json, (value) => {
+    printFields([
+      ["id", value.id],
+      ["name", value.displayName],
+      ["description", value.description],
+      ["owner", value.ownerId],
+      ["status", agentStatus(value)],
+      ["scopes", value.scopes.join(" ")],
+      ["created", formatTime(value.createTime)],
+    ]);
+  });
 }
 
 export function addAgentCommands(program: Command): void {

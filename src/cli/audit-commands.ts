@@ -1,16 +1,64 @@
-// `aegis audit list|verify` (AuditService): the hash-chained audit trail,
-// filtered and paged, and the check that it was not tampered with.
+// `aegis audit list|tail|verify` (AuditService): the hash-chained audit
+// trail, filtered and paged or followed live, and the check that it was not
+// tampered with.
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import {
+  type AuditEvent,
+  AuditEventSchema,
   AuditService,
   Outcome,
   QueryAuditEventsResponseSchema,
   VerifyAuditChainResponseSchema,
 } from "../../gen/proto/aegis/audit/v1/audit_pb.js";
 import { type AccessOptions, accessHelp, brokerClient, withBrokerAccess } from "./broker-access.js";
-import { enumName, fetchPages, formatTime, type PageOptions, printJson, printTable, withPaging } from "./output.js";
+import {
+  enumName,
+  fetchPages,
+  formatTime,
+  jsonOf,
+  type PageOptions,
+  printJson,
+  printTable,
+  withPaging,
+} from "./output.js";
+
+interface FilterOptions {
+  actor?: string;
+  action?: string;
+  outcome?: string;
+  tenant?: string;
+}
+
+/** Adds the filters `list` and `tail` share. */
+function withFilters(command: Command): Command {
+  return command
+    .option("--actor <principal-id>", "only events of this actor")
+    .option("--action <action>", "only this action, e.g. grant.create")
+    .addOption(new Option("--outcome <outcome>", "only this outcome").choices(["success", "denied"]))
+    .option("--tenant <tenant-id>", "only this tenant (operators only)");
+}
+
+function filterOf(options: FilterOptions) {
+  return {
+    tenantId: options.tenant ?? "",
+    actorId: options.actor ?? "",
+    action: options.action ?? "",
+    outcome: options.outcome ? Outcome[options.outcome.toUpperCase() as "SUCCESS" | "DENIED"] : Outcome.UNSPECIFIED,
+  };
+}
+
+const header = ["seq", "time", "actor", "action", "target", "outcome", "reason"];
+const row = (e: AuditEvent) => [
+  String(e.seq),
+  formatTime(e.time),
+  e.actorId,
+  e.action,
+  e.target,
+  enumName(Outcome, e.outcome, "OUTCOME_"),
+  e.reason,
+];
 
 function instant(value: string): Date {
   const date = new Date(value);
@@ -18,10 +66,15 @@ function instant(value: string): Date {
   return date;
 }
 
+function sequence(value: string): bigint {
+  if (!/^\d{1,19}$/.test(value)) throw new InvalidArgumentError("expected a sequence number");
+  return BigInt(value);
+}
+
 export function addAuditCommands(program: Command): void {
   const audit = program
     .command("audit")
-    .summary("read and verify the audit trail")
+    .summary("read, follow and verify the audit trail")
     .description(
       "Read the hash-chained audit trail (every state change and every refusal) and verify that it was not tampered with.",
     )
@@ -30,75 +83,80 @@ export function addAuditCommands(program: Command): void {
       `
 Examples:
   $ aegis audit list --action grant.create --outcome denied
+  $ aegis audit tail --outcome denied
   $ aegis audit verify`,
     );
 
   withPaging(
-    withBrokerAccess(
-      audit
-        .command("list")
-        .summary("list audit events matching filters")
-        .description("List audit events matching the filters, one page at a time (--all for every page).")
-        .option("--actor <principal-id>", "only events of this actor")
-        .option("--action <action>", "only this action, e.g. grant.create")
-        .addOption(new Option("--outcome <outcome>", "only this outcome").choices(["success", "denied"]))
-        .option("--since <time>", "only events at or after this time (ISO 8601)", instant)
-        .option("--until <time>", "only events before this time (ISO 8601)", instant)
-        .option("--tenant <tenant-id>", "only this tenant (operators only)"),
+    withFilters(
+      withBrokerAccess(
+        audit
+          .command("list")
+          .summary("list audit events matching filters")
+          .description("List audit events matching the filters, one page at a time (--all for every page).")
+          .option("--since <time>", "only events at or after this time (ISO 8601)", instant)
+          .option("--until <time>", "only events before this time (ISO 8601)", instant),
+      ),
     ),
   )
     .addHelpText(
       "after",
       `${accessHelp}\n\nExamples:\n  $ aegis audit list --action grant.create --outcome denied\n  $ aegis audit list --since 2026-01-31T00:00:00Z --all --json`,
     )
-    .action(
-      async (
-        options: AccessOptions &
-          PageOptions & {
-            actor?: string;
-            action?: string;
-            outcome?: string;
-            since?: Date;
-            until?: Date;
-            tenant?: string;
-          },
-      ) => {
-        const filter = {
-          tenantId: options.tenant ?? "",
-          actorId: options.actor ?? "",
-          action: options.action ?? "",
-          outcome: options.outcome
-            ? Outcome[options.outcome.toUpperCase() as "SUCCESS" | "DENIED"]
-            : Outcome.UNSPECIFIED,
-          ...(options.since ? { startTime: timestampFromDate(options.since) } : {}),
-          ...(options.until ? { endTime: timestampFromDate(options.until) } : {}),
-        };
-        const client = await brokerClient(AuditService, options);
-        const { items, nextPageToken } = await fetchPages(options, async (pageToken, pageSize) => {
-          const page = await client.queryAuditEvents({ filter, pageToken, pageSize });
-          return { items: page.events, nextPageToken: page.nextPageToken };
-        });
-        if (options.json) {
-          printJson(
-            QueryAuditEventsResponseSchema,
-            create(QueryAuditEventsResponseSchema, { events: items, nextPageToken }),
-          );
-          return;
-        }
-        printTable(
-          ["seq", "time", "actor", "action", "target", "outcome", "reason"],
-          items.map((e) => [
-            String(e.seq),
-            formatTime(e.time),
-            e.actorId,
-            e.action,
-            e.target,
-            enumName(Outcome, e.outcome, "OUTCOME_"),
-            e.reason,
-          ]),
+    .action(async (options: AccessOptions & PageOptions & FilterOptions & { since?: Date; until?: Date }) => {
+      const filter = {
+        ...filterOf(options),
+        ...(options.since ? { startTime: timestampFromDate(options.since) } : {}),
+        ...(options.until ? { endTime: timestampFromDate(options.until) } : {}),
+      };
+      const client = await brokerClient(AuditService, options);
+      const { items, nextPageToken } = await fetchPages(options, async (pageToken, pageSize) => {
+        const page = await client.queryAuditEvents({ filter, pageToken, pageSize });
+        return { items: page.events, nextPageToken: page.nextPageToken };
+      });
+      if (options.json) {
+        printJson(
+          QueryAuditEventsResponseSchema,
+          create(QueryAuditEventsResponseSchema, { events: items, nextPageToken }),
         );
-      },
-    );
+        return;
+      }
+      printTable(header, items.map(row));
+    });
+
+  withFilters(
+    withBrokerAccess(
+      audit
+        .command("tail")
+        .summary("follow audit events as they are written")
+        .description(
+          "Print matching audit events as any instance writes them, until interrupted (Ctrl-C). --after replays stored events after that sequence number first. One line per event; with --json one JSON object per line.",
+        )
+        .option("--after <seq>", "first replay the stored events after this sequence number", sequence),
+    ),
+  )
+    .addHelpText(
+      "after",
+      `${accessHelp}\n\nExamples:\n  $ aegis audit tail --outcome denied\n  $ aegis audit tail --after 1200 --json | jq .action`,
+    )
+    .action(async (options: AccessOptions & FilterOptions & { after?: bigint }) => {
+      const client = await brokerClient(AuditService, options);
+      const stop = new AbortController();
+      process.once("SIGINT", () => stop.abort());
+      const stream = client.tailAuditEvents(
+        { filter: filterOf(options), afterSeq: options.after ?? 0n },
+        { signal: stop.signal },
+      );
+      try {
+        for await (const { event } of stream) {
+          if (!event) continue;
+          const line = options.json ? JSON.stringify(jsonOf(AuditEventSchema, event)) : row(event).join("  ");
+          process.stdout.write(`${line}\n`);
+        }
+      } catch (error) {
+        if (!stop.signal.aborted) throw error;
+      }
+    });
 
   withBrokerAccess(
     audit

@@ -1,17 +1,35 @@
-// `aegis key generate` and `aegis credential put|open`, the client side of
-// sealed credentials: the secret is read from stdin and sealed on this
-// machine, so it never appears in a shell history, a process list or the
-// broker. The broker only ever receives the sealed JWE.
+// `aegis key generate` and `aegis credential put|open|list|get|delete`, the
+// client side of sealed credentials: the secret is read from stdin and
+// sealed on this machine, so it never appears in a shell history, a process
+// list or the broker. The broker only ever receives the sealed JWE; list,
+// get and delete manage what it holds (metadata, never the secret).
 import { readFileSync, writeFileSync } from "node:fs";
+import { create } from "@bufbuild/protobuf";
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { type Command, Option } from "commander";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
 import { AgentService, KeyStatus, KeyUse } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
-import { CredentialService } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
+import {
+  type Credential,
+  CredentialSchema,
+  CredentialService,
+  ListCredentialsResponseSchema,
+} from "../../gen/proto/aegis/credential/v1/credential_pb.js";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { openSealedCredential, type SealingRecipient, sealCredential } from "../sdk/sealed-credential.js";
+import { type AccessOptions, accessHelp, brokerClient, withBrokerAccess } from "./broker-access.js";
 import { brokerTransport, parseServerUrl } from "./broker-connection.js";
 import { UsageError } from "./failures.js";
+import {
+  fetchPages,
+  formatTime,
+  type PageOptions,
+  printFields,
+  printJson,
+  printResource,
+  printTable,
+  withPaging,
+} from "./output.js";
 
 export function addKeyCommands(program: Command): void {
   const key = program
@@ -40,9 +58,9 @@ Examples:
 export function addCredentialCommands(program: Command): void {
   const credential = program
     .command("credential")
-    .summary("seal a secret and register it; open a sealed credential")
+    .summary("seal, register, list and delete credentials; open a sealed one")
     .description(
-      "Seal credentials on this machine and open them: the secret is read from stdin, so it never appears in a shell history, a process list or the broker.",
+      "Seal credentials on this machine and open them: the secret is read from stdin, so it never appears in a shell history, a process list or the broker. List, show and delete what the broker holds (never the secret).",
     )
     .addHelpText(
       "after",
@@ -88,6 +106,84 @@ Examples:
     .requiredOption("--key <file>", "the private JWK (from aegis key generate)")
     .addHelpText("after", "\nExample:\n  $ aegis credential open --key agent.jwk < redeemed.json")
     .action(openCredential);
+  addCredentialReadCommands(credential);
+}
+
+const targetOf = (c: Credential) => (c.target ? `${c.target.provider}/${c.target.app}/${c.target.account}` : "");
+
+function printCredential(credential: Credential | undefined, json: boolean | undefined): void {
+  printResource(CredentialSchema, credential, json, (value) => {
+    printFields([
+      ["id", value.credentialId],
+      ["target", targetOf(value)],
+      ["name", value.displayName],
+      ["owner", value.ownerId],
+      ["version", String(value.version)],
+      ["sealed for", value.recipientKeyIds.join(" ")],
+      ["created", formatTime(value.createTime)],
+      ["updated", formatTime(value.updateTime)],
+    ]);
+  });
+}
+
+/** list, get and delete: what the broker holds of a credential (never the secret). */
+function addCredentialReadCommands(credential: Command): void {
+  withPaging(
+    withBrokerAccess(
+      credential
+        .command("list")
+        .summary("list the credentials you may read")
+        .description("List registered credentials (targets, versions, recipients; never secrets), one page at a time.")
+        .option("--provider <provider>", "only this provider's"),
+    ),
+  )
+    .addHelpText("after", `${accessHelp}\n\nExample:\n  $ aegis credential list --provider gcp`)
+    .action(async (options: AccessOptions & PageOptions & { provider?: string }) => {
+      const client = await brokerClient(CredentialService, options);
+      const { items, nextPageToken } = await fetchPages(options, async (pageToken, pageSize) => {
+        const page = await client.listCredentials({ provider: options.provider ?? "", pageToken, pageSize });
+        return { items: page.credentials, nextPageToken: page.nextPageToken };
+      });
+      if (options.json) {
+        printJson(
+          ListCredentialsResponseSchema,
+          create(ListCredentialsResponseSchema, { credentials: items, nextPageToken }),
+        );
+        return;
+      }
+      printTable(
+        ["id", "target", "name", "version", "updated"],
+        items.map((c) => [c.credentialId, targetOf(c), c.displayName, String(c.version), formatTime(c.updateTime)]),
+      );
+    });
+
+  withBrokerAccess(
+    credential
+      .command("get")
+      .summary("show a credential")
+      .description("Show one credential: target, owner, version and the keys it is sealed for (never the secret).")
+      .argument("<credential-id>", "the credential (crd_…)"),
+  )
+    .addHelpText("after", `${accessHelp}\n\nExample:\n  $ aegis credential get crd_…`)
+    .action(async (credentialId: string, options: AccessOptions) => {
+      const { credential: found } = await (await brokerClient(CredentialService, options)).getCredential({
+        credentialId,
+      });
+      printCredential(found, options.json);
+    });
+
+  withBrokerAccess(
+    credential
+      .command("delete")
+      .summary("delete a credential")
+      .description("Delete a credential and its sealed material; every active lease on it ends (revoked).")
+      .argument("<credential-id>", "the credential (crd_…)"),
+  )
+    .addHelpText("after", `${accessHelp}\n\nExample:\n  $ aegis credential delete crd_…`)
+    .action(async (credentialId: string, options: AccessOptions) => {
+      await (await brokerClient(CredentialService, options)).deleteCredential({ credentialId });
+      process.stdout.write(options.json ? "{}\n" : "deleted\n");
+    });
 }
 
 function collect(value: string, previous: string[] = []): string[] {

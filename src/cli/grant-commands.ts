@@ -11,22 +11,19 @@ import {
   ListGrantsResponseSchema,
 } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
 import { type AccessOptions, accessHelp, brokerClient, withBrokerAccess } from "./broker-access.js";
-import { formatTime, printFields, printJson, printTable } from "./output.js";
+import { formatTime, printFields, printJson, printResource, printTable } from "./output.js";
 
 function printGrant(grant: Grant | undefined, json: boolean | undefined): void {
-  const value = grant ?? create(GrantSchema);
-  if (json) {
-    printJson(GrantSchema, value);
-    return;
-  }
-  printFields([
-    ["id", value.grantId],
-    ["principal", value.principalId],
-    ["scope", value.scope],
-    ["resource server", value.resourceServerId || "broker"],
-    ["granted by", value.grantedBy],
-    ["created", formatTime(value.createTime)],
-  ]);
+  printResource(GrantSchema, grant, json, (value) => {
+    printFields([
+      ["id", value.grantId],
+      ["principal", value.principalId],
+      ["scope", value.scope],
+      ["resource server", value.resourceServerId || "broker"],
+      ["granted by", value.grantedBy],
+      ["created", formatTime(value.createTime)],
+    ]);
+  });
 }
 
 export function addGrantCommands(program: Command): void {

@@ -1,9 +1,10 @@
 // The `aegis` command: one commander program gathering the commands of
 // server-commands.ts (serve, migrate, root-key), login-commands.ts (login,
 // whoami, logout), credential-commands.ts (key, credential) and the
-// operator and people commands, one file per noun (resource-servers,
-// people, grants, agents and api-keys, tokens, audit, tenants), which reach the broker through broker-access.ts and
-// print through output.ts. Commander
+// operator and people commands, one file per noun (leases,
+// resource-servers, people, grants, roles, agents and api-keys, tokens,
+// signing-keys, audit, tenants), which reach the broker through
+// broker-access.ts and print through output.ts. Commander
 // parses the options and answers `--help` before any command runs; every
 // error that reaches the top ends the process through describeFailure
 // (failures.ts), which decides the exit code and the one line on stderr.
@@ -14,11 +15,13 @@ import { addAuditCommands } from "./audit-commands.js";
 import { addCredentialCommands, addKeyCommands } from "./credential-commands.js";
 import { describeFailure } from "./failures.js";
 import { addGrantCommands } from "./grant-commands.js";
+import { addLeaseCommands } from "./lease-commands.js";
 import { addLoginCommands } from "./login-commands.js";
 import { addPeopleCommands } from "./people-commands.js";
 import { addResourceServerCommands } from "./resource-server-commands.js";
 import { addRoleCommands } from "./role-commands.js";
 import { addServerCommands } from "./server-commands.js";
+import { addSigningKeyCommands } from "./signing-key-commands.js";
 import { addTenantCommands } from "./tenant-commands.js";
 import { addTokenCommands } from "./token-commands.js";
 
@@ -51,6 +54,7 @@ Examples:
   addLoginCommands(program);
   addKeyCommands(program);
   addCredentialCommands(program);
+  addLeaseCommands(program);
   addResourceServerCommands(program);
   addPeopleCommands(program);
   addGrantCommands(program);
@@ -58,6 +62,7 @@ Examples:
   addAgentCommands(program);
   addApiKeyCommands(program);
   addTokenCommands(program);
+  addSigningKeyCommands(program);
   addAuditCommands(program);
   addTenantCommands(program);
   for (const command of allCommands(program)) command.showHelpAfterError(`(see "${usageName(command)} --help")`);

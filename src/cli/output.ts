@@ -4,7 +4,7 @@
 // (protobuf JSON, as `buf curl` prints it) for scripts. Lists follow
 // `next_page_token`: one page by default (the token of the next one goes to
 // stderr), every page with --all.
-import { type DescMessage, type JsonValue, type MessageShape, toJson } from "@bufbuild/protobuf";
+import { create, type DescMessage, type JsonValue, type MessageShape, toJson } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import { type Command, InvalidArgumentError } from "commander";
 
@@ -21,6 +21,22 @@ export function printJsonValue(value: JsonValue): void {
 /** Prints `message` as protobuf JSON, one document on stdout. */
 export function printJson<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): void {
   printJsonValue(jsonOf(schema, message));
+}
+
+/**
+ * Prints one resource the broker answered: with --json in protobuf JSON,
+ * else as `show` lays it out (label/value lines, a table). An absent message
+ * prints as an empty one.
+ */
+export function printResource<Desc extends DescMessage>(
+  schema: Desc,
+  message: MessageShape<Desc> | undefined,
+  json: boolean | undefined,
+  show: (value: MessageShape<Desc>) => void,
+): void {
+  const value = message ?? create(schema);
+  if (json) printJson(schema, value);
+  else show(value);
 }
 
 /** Prints rows under a header, columns padded to their widest cell; "(none)" for no rows. */

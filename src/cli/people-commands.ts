@@ -23,6 +23,7 @@ import {
   printFields,
   printJson,
   printJsonValue,
+  printResource,
   printTable,
   withPaging,
 } from "./output.js";
@@ -32,22 +33,19 @@ function status(person: Person): string {
 }
 
 function printPerson(person: Person | undefined, json: boolean | undefined): void {
-  const value = person ?? create(PersonSchema);
-  if (json) {
-    printJson(PersonSchema, value);
-    return;
-  }
-  printFields([
-    ["id", value.id],
-    ["name", value.displayName],
-    ["username", value.username],
-    ["email", value.email],
-    ["status", status(value)],
-    ["enrolled", value.enrolled ? "yes" : "no"],
-    ["enrollment expires", formatTime(value.enrollmentExpireTime)],
-    ["scopes", value.scopes.join(" ")],
-    ["created", formatTime(value.createTime)],
-  ]);
+  printResource(PersonSchema, person, json, (value) => {
+    printFields([
+      ["id", value.id],
+      ["name", value.displayName],
+      ["username", value.username],
+      ["email", value.email],
+      ["status", status(value)],
+      ["enrolled", value.enrolled ? "yes" : "no"],
+      ["enrollment expires", formatTime(value.enrollmentExpireTime)],
+      ["scopes", value.scopes.join(" ")],
+      ["created", formatTime(value.createTime)],
+    ]);
+  });
 }
 
 /** The person and their one-time code: as JSON together, or the code set apart so it is not missed. */

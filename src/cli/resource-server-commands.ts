@@ -14,7 +14,15 @@ import {
   ResourceServerService,
 } from "../../gen/proto/aegis/resourceserver/v1/resource_server_pb.js";
 import { type AccessOptions, accessHelp, brokerClient, withBrokerAccess } from "./broker-access.js";
-import { fetchPages, type PageOptions, printFields, printJson, printTable, withPaging } from "./output.js";
+import {
+  fetchPages,
+  type PageOptions,
+  printFields,
+  printJson,
+  printResource,
+  printTable,
+  withPaging,
+} from "./output.js";
 
 /** `name` or `name=description`, as --scope and `scopes add` take them. */
 function parseScope(value: string): ResourceScope {
@@ -39,26 +47,23 @@ function lifetime(value: number): string {
 }
 
 function printResourceServer(server: ResourceServer | undefined, json: boolean | undefined): void {
-  const value = server ?? create(ResourceServerSchema);
-  if (json) {
-    printJson(ResourceServerSchema, value);
-    return;
-  }
-  printFields([
-    ["id", value.id],
-    ["identifier", value.identifier],
-    ["name", value.displayName],
-    ["description", value.description],
-    ["default lifetime", lifetime(value.defaultTokenLifetimeSeconds)],
-    ["max lifetime", lifetime(value.maxTokenLifetimeSeconds)],
-    ["require DPoP", value.requireDpop ? "yes" : "no"],
-    ["principal", value.principalId],
-  ]);
-  process.stdout.write("\n");
-  printTable(
-    ["scope", "status", "description"],
-    value.scopes.map((scope) => [scope.name, scope.deprecated ? "deprecated" : "active", scope.description]),
-  );
+  printResource(ResourceServerSchema, server, json, (value) => {
+    printFields([
+      ["id", value.id],
+      ["identifier", value.identifier],
+      ["name", value.displayName],
+      ["description", value.description],
+      ["default lifetime", lifetime(value.defaultTokenLifetimeSeconds)],
+      ["max lifetime", lifetime(value.maxTokenLifetimeSeconds)],
+      ["require DPoP", value.requireDpop ? "yes" : "no"],
+      ["principal", value.principalId],
+    ]);
+    process.stdout.write("\n");
+    printTable(
+      ["scope", "status", "description"],
+      value.scopes.map((scope) => [scope.name, scope.deprecated ? "deprecated" : "active", scope.description]),
+    );
+  });
 }
 
 export function addResourceServerCommands(program: Command): void {

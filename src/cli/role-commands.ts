@@ -13,7 +13,16 @@ import {
   RoleService,
 } from "../../gen/proto/aegis/role/v1/role_pb.js";
 import { type AccessOptions, accessHelp, brokerClient, withBrokerAccess } from "./broker-access.js";
-import { fetchPages, formatTime, type PageOptions, printFields, printJson, printTable, withPaging } from "./output.js";
+import {
+  fetchPages,
+  formatTime,
+  type PageOptions,
+  printFields,
+  printJson,
+  printResource,
+  printTable,
+  withPaging,
+} from "./output.js";
 
 /** `--scope agent.read` (a broker scope) or `--scope rsv_…:repo.read` (a scope of that API). */
 function collectScope(value: string, previous: { scope: string; resourceServerId: string }[] = []) {
@@ -28,19 +37,16 @@ function collectScope(value: string, previous: { scope: string; resourceServerId
 const scopeText = (s: RoleScope) => (s.resourceServerId ? `${s.resourceServerId}:${s.scope}` : s.scope);
 
 function printRole(role: Role | undefined, json: boolean | undefined): void {
-  const value = role ?? create(RoleSchema);
-  if (json) {
-    printJson(RoleSchema, value);
-    return;
-  }
-  printFields([
-    ["id", value.id],
-    ["name", value.name],
-    ["built in", value.builtIn ? "yes" : "no"],
-    ["description", value.description],
-    ["scopes", value.scopes.map(scopeText).join(" ")],
-    ["updated", formatTime(value.updateTime)],
-  ]);
+  printResource(RoleSchema, role, json, (value) => {
+    printFields([
+      ["id", value.id],
+      ["name", value.name],
+      ["built in", value.builtIn ? "yes" : "no"],
+      ["description", value.description],
+      ["scopes", value.scopes.map(scopeText).join(" ")],
+      ["updated", formatTime(value.updateTime)],
+    ]);
+  });
 }
 
 export function addRoleCommands(program: Command): void {

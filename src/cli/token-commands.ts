@@ -1,4 +1,4 @@
-// `aegis tokens mint|introspect|revoke` (TokenService). A minted token goes
+// `aegis tokens mint|user-token|introspect|revoke` (TokenService). A minted token goes
 // to stdout alone, so it can be captured (`TOKEN=$(aegis tokens mint …)`); a
 // token to introspect or revoke is read from stdin, never from the command
 // line (shell history, process list).
@@ -6,6 +6,7 @@ import { type Command, InvalidArgumentError } from "commander";
 import {
   IntrospectTokenResponseSchema,
   MintTokenResponseSchema,
+  MintUserApiTokenResponseSchema,
   TokenService,
 } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import { type AccessOptions, accessHelp, brokerClient, withBrokerAccess } from "./broker-access.js";
@@ -33,7 +34,7 @@ async function tokenFromStdin(): Promise<string> {
 export function addTokenCommands(program: Command): void {
   const tokens = program
     .command("tokens")
-    .summary("mint, introspect and revoke broker tokens")
+    .summary("mint, introspect and revoke tokens; make user API tokens")
     .description(
       "Mint a short-lived broker token for a registered API (or the broker) with scopes you hold, introspect a token, revoke one by jti or token.",
     )
@@ -42,6 +43,7 @@ export function addTokenCommands(program: Command): void {
       `
 Examples:
   $ TOKEN=$(aegis tokens mint --audience payments --scope repo.read --lifetime 300)
+  $ aegis tokens user-token --scope credential.read:provider:gcp --ttl 86400 --label ci > ci.token
   $ echo "$TOKEN" | aegis tokens introspect
   $ aegis tokens revoke --jti 0f3c…`,
     );
@@ -70,6 +72,33 @@ Examples:
       });
       if (options.json) printJson(MintTokenResponseSchema, answer);
       else process.stdout.write(`${answer.accessToken}\n`);
+    });
+
+  withBrokerAccess(
+    tokens
+      .command("user-token")
+      .summary("make a user API token for yourself; prints the secret alone")
+      .description(
+        "Make a user API token: a long-lived secret for scripts and tools that acts as you, narrowed to --scope (never more than you hold), for the broker or for --audience (a resource server's identifier). Prints the secret alone, once (with --json: its id and expiry too); store it like a password.",
+      )
+      .requiredOption("--scope <scope>", "a scope to carry (repeatable)", collect)
+      .option("--ttl <seconds>", "lifetime (default: the broker's)", seconds)
+      .option("--label <label>", "what it is for, shown in lists")
+      .option("--audience <identifier>", "the API it is for (default: the broker)"),
+  )
+    .addHelpText(
+      "after",
+      `${accessHelp}\n\nExample:\n  $ aegis tokens user-token --scope credential.read:provider:gcp --ttl 86400 --label ci > ci.token`,
+    )
+    .action(async (options: AccessOptions & { scope: string[]; ttl?: number; label?: string; audience?: string }) => {
+      const answer = await (await brokerClient(TokenService, options)).mintUserApiToken({
+        scopes: options.scope,
+        ttlSeconds: BigInt(options.ttl ?? 0),
+        label: options.label ?? "",
+        audience: options.audience ?? "",
+      });
+      if (options.json) printJson(MintUserApiTokenResponseSchema, answer);
+      else process.stdout.write(`${answer.secret}\n`);
     });
 
   withBrokerAccess(

@@ -2,7 +2,13 @@
 // authenticated caller. Deny by default: a missing or unspecified policy, an
 // unknown authorization mode or an absent grant all refuse.
 import { type Caller, isElevated } from "../core/caller.js";
-import { type DomainError, missingGrant, permissionDenied, unauthenticated } from "../core/errors/domain-error.js";
+import {
+  type DomainError,
+  dpopRequired,
+  missingGrant,
+  permissionDenied,
+  unauthenticated,
+} from "../core/errors/domain-error.js";
 import { Authorization, type MethodPolicy, SenderConstraint, Visibility } from "./method-policy.js";
 
 export function authorize(policy: MethodPolicy | undefined, caller: Caller | undefined): DomainError | undefined {
@@ -16,7 +22,7 @@ export function authorize(policy: MethodPolicy | undefined, caller: Caller | und
   }
   if (!caller) return unauthenticated("no credential presented");
   if (policy.senderConstraint === SenderConstraint.DPOP && caller.dpopJkt === undefined) {
-    return unauthenticated("method requires a DPoP proof bound to the credential");
+    return dpopRequired();
   }
   if (policy.senderConstraint === SenderConstraint.UNSPECIFIED) {
     return permissionDenied("POLICY_INVALID", "this method has an invalid access policy");

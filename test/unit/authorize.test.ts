@@ -102,7 +102,7 @@ describe("authorize", () => {
       "a bearer caller on a DPoP RPC",
       policy({ senderConstraint: SenderConstraint.DPOP }),
       caller(["tenant.read"]),
-      "UNAUTHENTICATED",
+      "DPOP_REQUIRED",
     ],
     [
       "an action-only grant on a target action",

@@ -91,6 +91,18 @@ export function unauthenticated(detail: string, headers?: Record<string, string>
   return new DomainError("unauthenticated", "UNAUTHENTICATED", "unauthenticated", { detail, headers });
 }
 
+/**
+ * A valid credential on a call that must prove possession of a key (RFC 9449
+ * §7.1): a bearer credential, or a token not bound to the proof's key.
+ */
+export function dpopRequired(): DomainError {
+  return new DomainError(
+    "unauthenticated",
+    "DPOP_REQUIRED",
+    "this method needs a DPoP-bound token and a DPoP proof of its key (RFC 9449)",
+  );
+}
+
 /** A DPoP proof that fails any check (RFC 9449 `invalid_dpop_proof`); the wire says only that. */
 export function invalidDpopProof(detail: string): DomainError {
   return new DomainError("unauthenticated", "INVALID_DPOP_PROOF", "invalid DPoP proof", { detail });
