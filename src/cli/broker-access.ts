@@ -1,8 +1,9 @@
 // Who an operator or person command acts as, and against which broker. One
 // set of options for every such command: an API key (from --key-file, or
 // AEGIS_API_KEY) sent as a Bearer credential to --server (or AEGIS_SERVER);
-// without a key, the session `aegis login` stored, DPoP-bound, refreshed
-// when near expiry. The key is read at call time and never printed.
+// without a key, the session `aegis login` stored for --server (the default
+// profile without), DPoP-bound, refreshed when near expiry. The key is read
+// at call time and never printed.
 import { readFileSync } from "node:fs";
 import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
@@ -54,9 +55,5 @@ export async function brokerClient<T extends DescService>(service: T, options: A
     };
     return createClient(service, brokerTransport(options.server, bearer));
   }
-  const stored = await session();
-  if (options.server && options.server !== stored.server) {
-    throw new UsageError(`logged in to ${stored.server}, not ${options.server}: give an API key or log in there`);
-  }
-  return createClient(service, dpopTransport(stored));
+  return createClient(service, dpopTransport(await session(options.server)));
 }

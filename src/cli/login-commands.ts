@@ -1,8 +1,9 @@
-// `aegis login`, `aegis whoami`, `aegis logout`: the device flow as people
-// know it from `gh auth login`. Everything is found from the broker's OAuth
-// metadata. The tokens and a DPoP key (every token is bound to it) are kept
-// in the user's config directory, readable by the user only; an expired
-// access token is refreshed silently.
+// `aegis login`, `aegis whoami`, `aegis logout`, `aegis profiles`: the device
+// flow as people know it from `gh auth login`. Everything is found from the
+// broker's OAuth metadata. The tokens and a DPoP key (every token is bound
+// to it) are kept in the user's config directory, readable by the user only,
+// one profile per server (the last one logged in to is the default; --server
+// picks another); an expired access token is refreshed silently.
 import { spawn } from "node:child_process";
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
@@ -16,6 +17,7 @@ import { defaultCliClientId } from "../protocol/well-known.js";
 import { createDpopProof } from "../sdk/dpop-proof.js";
 import { brokerTransport, fetchFrom, parseServerUrl } from "./broker-connection.js";
 import { UsageError } from "./failures.js";
+import { printTable } from "./output.js";
 
 export function addLoginCommands(program: Command): void {
   program
@@ -42,19 +44,49 @@ Examples:
     )
     .action(login);
 
+  const serverOption = () =>
+    new Option("--server <url>", "the broker's profile (default: the last one logged in to)")
+      .env("AEGIS_SERVER")
+      .argParser(parseServerUrl);
+
   program
     .command("whoami")
     .summary("show who you are signed in as")
     .description("Show who you are signed in as, and your scopes (refreshes the token when needed).")
-    .addHelpText("after", "\nExample:\n  $ aegis whoami")
+    .addOption(serverOption())
+    .addHelpText("after", "\nExamples:\n  $ aegis whoami\n  $ aegis whoami --server https://aegis.example.com")
     .action(whoami);
 
   program
     .command("logout")
     .summary("sign out: revoke the tokens and forget them")
-    .description("Revoke the stored tokens at the broker and forget them.")
-    .addHelpText("after", "\nExample:\n  $ aegis logout")
+    .description("Revoke the stored tokens at the broker and forget that server's profile.")
+    .addOption(serverOption())
+    .addHelpText("after", "\nExamples:\n  $ aegis logout\n  $ aegis logout --server https://aegis.example.com")
     .action(logout);
+
+  const profiles = program
+    .command("profiles")
+    .summary("the servers you are logged in to, and which is the default")
+    .description(
+      "One profile per server you logged in to: its tokens and DPoP key. Commands without --server use the default profile.",
+    )
+    .addHelpText("after", "\nExamples:\n  $ aegis profiles list\n  $ aegis profiles use https://aegis.example.com");
+  profiles
+    .command("list")
+    .summary("list the profiles")
+    .description(
+      "List the servers you are logged in to, the client and when the access token expires; * marks the default.",
+    )
+    .addHelpText("after", "\nExample:\n  $ aegis profiles list")
+    .action(listProfiles);
+  profiles
+    .command("use")
+    .summary("make a profile the default")
+    .description("Make the profile of <server> the one commands use without --server.")
+    .argument("<server>", "a server you logged in to", parseServerUrl)
+    .addHelpText("after", "\nExample:\n  $ aegis profiles use https://aegis.example.com")
+    .action(useProfile);
 }
 
 export interface Stored {
@@ -76,25 +108,60 @@ interface TokenResponse {
   error_description?: string;
 }
 
+/** What the config file holds: a profile per server, and the default one. */
+interface Profiles {
+  default: string;
+  profiles: Record<string, Stored>;
+}
+
 function configFile(): string {
   const base =
     process.env.AEGIS_CONFIG_DIR ?? path.join(process.env.XDG_CONFIG_HOME ?? path.join(homedir(), ".config"), "aegis");
   return path.join(base, "credentials.json");
 }
 
-function save(stored: Stored): void {
+function readProfiles(): Profiles {
+  let parsed: Partial<Profiles> & Partial<Stored>;
+  try {
+    parsed = JSON.parse(readFileSync(configFile(), "utf8")) as Partial<Profiles> & Partial<Stored>;
+  } catch {
+    return { default: "", profiles: {} };
+  }
+  // A file written before profiles held one session.
+  if (typeof parsed.server === "string")
+    return { default: parsed.server, profiles: { [parsed.server]: parsed as Stored } };
+  return { default: parsed.default ?? "", profiles: parsed.profiles ?? {} };
+}
+
+function writeProfiles(all: Profiles): void {
   const file = configFile();
+  if (Object.keys(all.profiles).length === 0) {
+    rmSync(file, { force: true });
+    return;
+  }
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  writeFileSync(file, `${JSON.stringify(stored, null, 2)}\n`, { mode: 0o600 });
+  writeFileSync(file, `${JSON.stringify(all, null, 2)}\n`, { mode: 0o600 });
   chmodSync(file, 0o600); // an older file keeps its mode on overwrite
 }
 
-function load(): Stored {
-  try {
-    return JSON.parse(readFileSync(configFile(), "utf8")) as Stored;
-  } catch {
-    throw new UsageError("not signed in: run aegis login --server URL");
-  }
+/** Keeps `stored` as its server's profile; `makeDefault` when it was just logged in to. */
+function save(stored: Stored, makeDefault = false): void {
+  const all = readProfiles();
+  all.profiles[stored.server] = stored;
+  if (makeDefault || !all.default) all.default = stored.server;
+  writeProfiles(all);
+}
+
+/** The profile of `server`, or the default one. */
+function load(server?: string): Stored {
+  const all = readProfiles();
+  const stored = all.profiles[server ?? all.default];
+  if (stored) return stored;
+  throw new UsageError(
+    server && Object.keys(all.profiles).length > 0
+      ? `not signed in to ${server}: run aegis login --server ${server} (or aegis profiles list)`
+      : "not signed in: run aegis login --server URL",
+  );
 }
 
 /** POSTs a form to an OAuth endpoint with a DPoP proof, answering one `use_dpop_nonce` challenge. */
@@ -188,25 +255,31 @@ async function login(options: LoginOptions): Promise<void> {
         `login failed: ${answer.error}${answer.error === "expired_token" ? " (the code expired; run login again)" : ""}`,
       );
     }
-    save({
-      server,
-      clientId,
-      tokenEndpoint: metadata.token_endpoint ?? "",
-      revocationEndpoint: metadata.revocation_endpoint ?? "",
-      dpopJwk,
-      accessToken: answer.access_token ?? "",
-      refreshToken: answer.refresh_token ?? "",
-      expiresAt: Date.now() + (answer.expires_in ?? 0) * 1000,
-    });
+    save(
+      {
+        server,
+        clientId,
+        tokenEndpoint: metadata.token_endpoint ?? "",
+        revocationEndpoint: metadata.revocation_endpoint ?? "",
+        dpopJwk,
+        accessToken: answer.access_token ?? "",
+        refreshToken: answer.refresh_token ?? "",
+        expiresAt: Date.now() + (answer.expires_in ?? 0) * 1000,
+      },
+      true,
+    );
     process.stdout.write(`Logged in to ${server}.\n`);
     return;
   }
   throw new Error("login failed: the code expired; run login again");
 }
 
-/** The stored session, its access token refreshed (and the rotated refresh token kept) when near expiry. */
-export async function session(): Promise<Stored> {
-  const stored = load();
+/**
+ * The session of `server`'s profile (the default one without), its access
+ * token refreshed (and the rotated refresh token kept) when near expiry.
+ */
+export async function session(server?: string): Promise<Stored> {
+  const stored = load(server);
   if (stored.expiresAt - Date.now() > 30_000) return stored;
   const answer = await postForm(stored.tokenEndpoint, stored.dpopJwk, {
     grant_type: "refresh_token",
@@ -240,8 +313,8 @@ export function dpopTransport(stored: Stored) {
   return brokerTransport(stored.server, prove);
 }
 
-async function whoami(): Promise<void> {
-  const stored = await session();
+async function whoami(options: { server?: string }): Promise<void> {
+  const stored = await session(options.server);
   const { principal, scopes } = await createClient(PrincipalService, dpopTransport(stored)).whoAmI({});
   process.stdout.write(
     `${principal?.displayName} (${principal?.id}) in tenant ${principal?.tenantId} at ${stored.server}\n` +
@@ -249,8 +322,8 @@ async function whoami(): Promise<void> {
   );
 }
 
-async function logout(): Promise<void> {
-  const stored = load();
+async function logout(options: { server?: string }): Promise<void> {
+  const stored = load(options.server);
   // Revoking the refresh token ends its family (and the access tokens issued with it).
   await fetchFrom(stored.revocationEndpoint, {
     method: "POST",
@@ -264,6 +337,28 @@ async function logout(): Promise<void> {
   await createClient(TokenService, dpopTransport(stored))
     .revokeToken({ token: stored.accessToken })
     .catch(() => undefined);
-  rmSync(configFile(), { force: true });
+  const all = readProfiles();
+  delete all.profiles[stored.server];
+  if (all.default === stored.server) all.default = Object.keys(all.profiles)[0] ?? "";
+  writeProfiles(all);
   process.stdout.write(`Logged out of ${stored.server}.\n`);
+}
+
+function listProfiles(): void {
+  const all = readProfiles();
+  const rows = Object.values(all.profiles).map((p) => [
+    p.server === all.default ? "*" : "",
+    p.server,
+    p.clientId,
+    new Date(p.expiresAt).toISOString().replace(/\.\d{3}Z$/, "Z"),
+  ]);
+  printTable(["", "server", "client", "token expires"], rows);
+}
+
+function useProfile(server: string): void {
+  const all = readProfiles();
+  if (!all.profiles[server]) throw new UsageError(`no profile for ${server}: run aegis login --server ${server}`);
+  all.default = server;
+  writeProfiles(all);
+  process.stdout.write(`${server} is the default now.\n`);
 }

@@ -5,7 +5,7 @@
 // approved over the API as the verification page would) and the lease
 // commands run on that session; the redeemed credential comes out sealed and
 // only `aegis credential open` with the person's private key opens it.
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -195,4 +195,37 @@ describe("aegis leases, credential list/get/delete, tokens user-token, signing-k
     expect(await tail.closed).toBe(0);
     expect(tail.stderr()).toBe("");
   }, 60_000);
+
+  it("keeps one login profile per server: lists them, switches the default, logs out of one", async () => {
+    const file = path.join(configDir, "credentials.json");
+    const saved = JSON.parse(readFileSync(file, "utf8")) as { default: string; profiles: Record<string, object> };
+    expect(saved.default).toBe(t.broker.url);
+    const listed = await aegis(["profiles", "list"], undefined);
+    expect(listed.stdout).toMatch(new RegExp(`^\\*\\s+${t.broker.url}\\s+${clientId}\\s+\\d{4}-`, "m"));
+
+    // A second server's profile (unreachable here): made the default, then left again.
+    const other = "http://127.0.0.1:1";
+    const profile = saved.profiles[t.broker.url] ?? {};
+    writeFileSync(
+      file,
+      JSON.stringify({ ...saved, profiles: { ...saved.profiles, [other]: { ...profile, server: other } } }),
+    );
+    expect((await aegis(["profiles", "use", other], undefined)).stdout).toBe(`${other} is the default now.\n`);
+    expect((await aegis(["profiles", "list"], undefined)).stdout).toMatch(new RegExp(`^\\*\\s+${other}\\s`, "m"));
+    const here = await aegis(["whoami", "--server", t.broker.url], undefined);
+    expect(here.stdout).toContain(`Lease Person (${person.principalId})`);
+    const away = await aegis(["leases", "list"], undefined);
+    expect(away.code).toBe(1);
+    expect(away.stderr).toContain(`could not reach ${other}`);
+    expect((await aegis(["logout", "--server", other], undefined)).stdout).toBe(`Logged out of ${other}.\n`);
+    const after = JSON.parse(readFileSync(file, "utf8")) as { default: string; profiles: Record<string, object> };
+    expect(after).toMatchObject({ default: t.broker.url });
+    expect(Object.keys(after.profiles)).toEqual([t.broker.url]);
+
+    const unknown = await aegis(["whoami", "--server", "http://127.0.0.1:2"], undefined);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain(
+      "not signed in to http://127.0.0.1:2: run aegis login --server http://127.0.0.1:2",
+    );
+  }, 90_000);
 });
