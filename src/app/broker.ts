@@ -3,6 +3,7 @@
 // listener. `startBroker` is what the CLI and the tests call; nothing here
 // listens on import.
 
+import cluster from "node:cluster";
 import { setMaxListeners } from "node:events";
 import { type ConnectRouter, createContextValues, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
@@ -41,6 +42,7 @@ import { createListener, type Listener } from "../transport/listener.js";
 import { Deadlines, guard, observe, type PolicyDeps } from "../transport/pipeline.js";
 import { validateRequests } from "../transport/request-validation.js";
 import { rpcHandler } from "../transport/rpc-handler.js";
+import { clusterExposition } from "./cluster-metrics.js";
 import { domainModules, jobsOf, registerServices, routesOf, services } from "./modules.js";
 
 export interface Broker {
@@ -177,6 +179,8 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
   const { log } = options;
   const clock = options.clock ?? systemClock;
   const metrics = new BrokerMetrics();
+  // A worker of AEGIS_WORKERS answers scrapes with every worker's metrics.
+  if (cluster.isWorker) metrics.exposeFrom(clusterExposition(metrics.registry));
   const limiter = (name: string, perMinute: number) =>
     new RateLimiter(perMinute, clock, () => metrics.rateLimited(name));
   const rootKey = loadRootKey(config, log);

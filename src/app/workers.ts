@@ -23,6 +23,7 @@ import { embeddedRootKeyFile, loadRootKey } from "../crypto/root-key.js";
 import { type Database, openEmbedded } from "../db/database.js";
 import { migrate } from "../db/migrate.js";
 import { type PgliteServer, servePglite } from "../db/pglite-server.js";
+import { serveClusterMetrics } from "./cluster-metrics.js";
 
 /** What a worker tells the primary, and the primary a worker. */
 export type WorkerMessage = { readonly aegis: "listening"; readonly url: string } | { readonly aegis: "shutdown" };
@@ -54,6 +55,7 @@ export async function runWorkers(config: Config, log: Logger): Promise<number> {
     env.AEGIS_DATABASE_URL = server.url;
   }
 
+  serveClusterMetrics();
   const workers = new Set<Worker>();
   let listening = 0;
   let stopping = false;

@@ -155,8 +155,16 @@ export class BrokerMetrics {
     });
   }
 
+  #source: (() => Promise<{ contentType: string; body: string }>) | undefined;
+
+  /** Answer scrapes from `source` instead (the metrics of every worker process, gathered by the primary). */
+  exposeFrom(source: () => Promise<{ contentType: string; body: string }>): void {
+    this.#source = source;
+  }
+
   /** The exposition text and its content type. */
   async exposition(): Promise<{ contentType: string; body: string }> {
+    if (this.#source) return this.#source();
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 

@@ -2,49 +2,13 @@
 // move for real RPCs and HTTP routes with their codes, labels that never
 // carry a secret or an id, and who may read it: the elevated grant on the
 // main port, anyone on AEGIS_METRICS_ADDRESS (and then nothing on the main port).
-import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { generateCredential } from "../../src/protocol/credential-format.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
 import { createActor } from "../support/fixtures.js";
-
-/** Runs `promtool check metrics` on `text`: its exit code and what it said. */
-function promtool(text: string): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("promtool", ["check", "metrics"]);
-    let output = "";
-    child.stdout.on("data", (d) => {
-      output += d;
-    });
-    child.stderr.on("data", (d) => {
-      output += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, output }));
-    child.stdin.end(text);
-  });
-}
-
-/** The value of the sample `name{labels}` (labels in any order), 0 when absent. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number {
-  for (const line of text.split("\n")) {
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!match || match[1] !== name) continue;
-    const have = labelsOf(match[2] ?? "");
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(match[3]);
-  }
-  return 0;
-}
-
-function labelsOf(text: string): Record<string, string> {
-  const labels: Record<string, string> = {};
-  for (const [, key = "", value = ""] of text.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
-    labels[key] = value;
-  }
-  return labels;
-}
+import { labelsOf, promtool, sample } from "../support/prometheus.js";
 
 describe.each(databaseKinds)("GET /metrics on the main port, on %s", (kind) => {
   let t: TestBroker;

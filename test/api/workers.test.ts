@@ -20,6 +20,7 @@ import { registerEncryptionKey, startAgent } from "../support/agents.js";
 import type { TestBroker } from "../support/broker.js";
 import { type RunningCli, runAegis, waitFor } from "../support/cli.js";
 import { failure } from "../support/errors.js";
+import { promtool, sample } from "../support/prometheus.js";
 
 function serve(dataDir: string): RunningCli {
   return runAegis(
@@ -102,6 +103,33 @@ describe("aegis serve with AEGIS_WORKERS=2 on the embedded database", () => {
         .map((l) => l.worker),
     );
     expect(answered).toEqual(new Set([1, 2]));
+  });
+
+  it("answers a scrape with the sum over every worker, whichever worker it reaches", async () => {
+    const scrape = async () => {
+      const response = await fetch(`${url}/metrics`, {
+        headers: { authorization: `Bearer ${adminKey}`, connection: "close" },
+      });
+      expect(response.status).toBe(200);
+      return response.text();
+    };
+    const whoAmI = { service: "aegis.principal.v1.PrincipalService", method: "WhoAmI", code: "OK" };
+    const before = sample(await scrape(), "aegis_rpc_handled_total", whoAmI);
+    const logged = lines(served, "rpc").length;
+    await Promise.all(Array.from({ length: 24 }, () => t.client(PrincipalService).whoAmI({})));
+    const answered = new Set(
+      lines(served, "rpc")
+        .slice(logged)
+        .filter((l) => l.procedure === "aegis.principal.v1.PrincipalService/WhoAmI")
+        .map((l) => l.worker),
+    );
+    expect(answered).toEqual(new Set([1, 2]));
+    // Each of several scrapes (dealt to either worker) counts all 24.
+    for (let i = 0; i < 4; i++) {
+      const text = await scrape();
+      expect(sample(text, "aegis_rpc_handled_total", whoAmI) - before).toBe(24);
+      if (i === 0) expect(await promtool(text)).toMatchObject({ code: 0 });
+    }
   });
 
   it("refuses a revoked token on every worker within a second", async () => {
