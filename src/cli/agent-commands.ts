@@ -20,13 +20,13 @@ import {
 import { type AccessOptions, accessHelp, brokerClient, withBrokerAccess } from "./broker-access.js";
 import {
   enumName,
-  fetchPages,
   formatTime,
   jsonOf,
   type PageOptions,
   printFields,
   printJson,
   printJsonValue,
+  printPages,
   printResource,
   printTable,
   withPaging,
@@ -122,17 +122,15 @@ Examples:
         ? AgentStatus[options.status.toUpperCase() as "ACTIVE" | "SUSPENDED" | "REVOKED"]
         : AgentStatus.UNSPECIFIED;
       const client = await brokerClient(AgentService, options);
-      const { items, nextPageToken } = await fetchPages(options, async (pageToken, pageSize) => {
-        const page = await client.listAgents({ pageToken, pageSize, status, ownerId: options.owner ?? "" });
-        return { items: page.agents, nextPageToken: page.nextPageToken };
-      });
-      if (options.json) {
-        printJson(ListAgentsResponseSchema, create(ListAgentsResponseSchema, { agents: items, nextPageToken }));
-        return;
-      }
-      printTable(
-        ["id", "name", "owner", "status", "created"],
-        items.map((a) => [a.id, a.displayName, a.ownerId, agentStatus(a), formatTime(a.createTime)]),
+      await printPages(
+        options,
+        ListAgentsResponseSchema,
+        "agents",
+        (pageToken, pageSize) => client.listAgents({ pageToken, pageSize, status, ownerId: options.owner ?? "" }),
+        {
+          header: ["id", "name", "owner", "status", "created"],
+          row: (a) => [a.id, a.displayName, a.ownerId, agentStatus(a), formatTime(a.createTime)],
+        },
       );
     });
 

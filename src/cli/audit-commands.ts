@@ -1,7 +1,6 @@
 // `aegis audit list|tail|verify` (AuditService): the hash-chained audit
 // trail, filtered and paged or followed live, and the check that it was not
 // tampered with.
-import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import {
@@ -13,16 +12,7 @@ import {
   VerifyAuditChainResponseSchema,
 } from "../../gen/proto/aegis/audit/v1/audit_pb.js";
 import { type AccessOptions, accessHelp, brokerClient, withBrokerAccess } from "./broker-access.js";
-import {
-  enumName,
-  fetchPages,
-  formatTime,
-  jsonOf,
-  type PageOptions,
-  printJson,
-  printTable,
-  withPaging,
-} from "./output.js";
+import { enumName, formatTime, jsonOf, type PageOptions, printJson, printPages, withPaging } from "./output.js";
 
 interface FilterOptions {
   actor?: string;
@@ -110,18 +100,16 @@ Examples:
         ...(options.until ? { endTime: timestampFromDate(options.until) } : {}),
       };
       const client = await brokerClient(AuditService, options);
-      const { items, nextPageToken } = await fetchPages(options, async (pageToken, pageSize) => {
-        const page = await client.queryAuditEvents({ filter, pageToken, pageSize });
-        return { items: page.events, nextPageToken: page.nextPageToken };
-      });
-      if (options.json) {
-        printJson(
-          QueryAuditEventsResponseSchema,
-          create(QueryAuditEventsResponseSchema, { events: items, nextPageToken }),
-        );
-        return;
-      }
-      printTable(header, items.map(row));
+      await printPages(
+        options,
+        QueryAuditEventsResponseSchema,
+        "events",
+        (pageToken, pageSize) => client.queryAuditEvents({ filter, pageToken, pageSize }),
+        {
+          header: header,
+          row: row,
+        },
+      );
     });
 
   withFilters(

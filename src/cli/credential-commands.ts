@@ -4,7 +4,6 @@
 // list or the broker. The broker only ever receives the sealed JWE; list,
 // get and delete manage what it holds (metadata, never the secret).
 import { readFileSync, writeFileSync } from "node:fs";
-import { create } from "@bufbuild/protobuf";
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { type Command, Option } from "commander";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
@@ -20,16 +19,7 @@ import { openSealedCredential, type SealingRecipient, sealCredential } from "../
 import { type AccessOptions, accessHelp, brokerClient, withBrokerAccess } from "./broker-access.js";
 import { brokerTransport, parseServerUrl } from "./broker-connection.js";
 import { UsageError } from "./failures.js";
-import {
-  fetchPages,
-  formatTime,
-  type PageOptions,
-  printFields,
-  printJson,
-  printResource,
-  printTable,
-  withPaging,
-} from "./output.js";
+import { formatTime, type PageOptions, printFields, printPages, printResource, withPaging } from "./output.js";
 
 export function addKeyCommands(program: Command): void {
   const key = program
@@ -140,20 +130,15 @@ function addCredentialReadCommands(credential: Command): void {
     .addHelpText("after", `${accessHelp}\n\nExample:\n  $ aegis credential list --provider gcp`)
     .action(async (options: AccessOptions & PageOptions & { provider?: string }) => {
       const client = await brokerClient(CredentialService, options);
-      const { items, nextPageToken } = await fetchPages(options, async (pageToken, pageSize) => {
-        const page = await client.listCredentials({ provider: options.provider ?? "", pageToken, pageSize });
-        return { items: page.credentials, nextPageToken: page.nextPageToken };
-      });
-      if (options.json) {
-        printJson(
-          ListCredentialsResponseSchema,
-          create(ListCredentialsResponseSchema, { credentials: items, nextPageToken }),
-        );
-        return;
-      }
-      printTable(
-        ["id", "target", "name", "version", "updated"],
-        items.map((c) => [c.credentialId, targetOf(c), c.displayName, String(c.version), formatTime(c.updateTime)]),
+      await printPages(
+        options,
+        ListCredentialsResponseSchema,
+        "credentials",
+        (pageToken, pageSize) => client.listCredentials({ provider: options.provider ?? "", pageToken, pageSize }),
+        {
+          header: ["id", "target", "name", "version", "updated"],
+          row: (c) => [c.credentialId, targetOf(c), c.displayName, String(c.version), formatTime(c.updateTime)],
+        },
       );
     });
 

@@ -5,7 +5,6 @@
 // works with an API key too. A redeemed credential is printed sealed, as the
 // broker returns it: only `aegis credential open` with the holder's private
 // key turns it into the secret.
-import { create } from "@bufbuild/protobuf";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import {
   type Lease,
@@ -18,13 +17,12 @@ import {
 import { type AccessOptions, accessHelp, brokerClient, withBrokerAccess } from "./broker-access.js";
 import {
   enumName,
-  fetchPages,
   formatTime,
   type PageOptions,
   printFields,
   printJson,
+  printPages,
   printResource,
-  printTable,
   withPaging,
 } from "./output.js";
 
@@ -199,24 +197,15 @@ Examples:
         holderId: options.holder ?? "",
         credentialId: options.credential ?? "",
       };
-      const { items, nextPageToken } = await fetchPages(options, async (pageToken, pageSize) => {
-        const page = await client.listLeases({ ...filter, pageToken, pageSize });
-        return { items: page.leases, nextPageToken: page.nextPageToken };
-      });
-      if (options.json) {
-        printJson(ListLeasesResponseSchema, create(ListLeasesResponseSchema, { leases: items, nextPageToken }));
-        return;
-      }
-      printTable(
-        ["id", "target", "holder", "state", "uses left", "expires"],
-        items.map((l) => [
-          l.leaseId,
-          target(l),
-          l.holderId,
-          state(l),
-          String(l.remainingUses),
-          formatTime(l.expireTime),
-        ]),
+      await printPages(
+        options,
+        ListLeasesResponseSchema,
+        "leases",
+        (pageToken, pageSize) => client.listLeases({ ...filter, pageToken, pageSize }),
+        {
+          header: ["id", "target", "holder", "state", "uses left", "expires"],
+          row: (l) => [l.leaseId, target(l), l.holderId, state(l), String(l.remainingUses), formatTime(l.expireTime)],
+        },
       );
     });
 }

@@ -4,7 +4,14 @@
 // (protobuf JSON, as `buf curl` prints it) for scripts. Lists follow
 // `next_page_token`: one page by default (the token of the next one goes to
 // stderr), every page with --all.
-import { create, type DescMessage, type JsonValue, type MessageShape, toJson } from "@bufbuild/protobuf";
+import {
+  create,
+  type DescMessage,
+  type JsonValue,
+  type MessageInitShape,
+  type MessageShape,
+  toJson,
+} from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import { type Command, InvalidArgumentError } from "commander";
 
@@ -115,4 +122,31 @@ export async function fetchPages<T>(
   }
   if (token && !options.json) process.stderr.write(`more: run again with --page-token ${token} (or --all)\n`);
   return { items, nextPageToken: token };
+}
+
+type ItemOf<T> = T extends readonly (infer I)[] ? I : never;
+
+/**
+ * A list command's output: the list RPC's pages (`list` called with a page
+ * token and size; one page, or every page with --all, as fetchPages does),
+ * printed with --json as one response message of `schema` whose `field`
+ * holds every item, else as a table with a `row` per item.
+ */
+export async function printPages<Desc extends DescMessage, Field extends keyof MessageShape<Desc> & string>(
+  options: PageOptions,
+  schema: Desc,
+  field: Field,
+  list: (pageToken: string, pageSize: number) => Promise<MessageShape<Desc>>,
+  table: { header: readonly string[]; row: (item: ItemOf<MessageShape<Desc>[Field]>) => readonly string[] },
+): Promise<void> {
+  const { items, nextPageToken } = await fetchPages(options, async (pageToken, pageSize) => {
+    const page = await list(pageToken, pageSize);
+    return {
+      items: page[field] as ItemOf<MessageShape<Desc>[Field]>[],
+      nextPageToken: (page as { nextPageToken?: string }).nextPageToken ?? "",
+    };
+  });
+  if (options.json)
+    printJson(schema, create(schema, { [field]: items, nextPageToken } as unknown as MessageInitShape<Desc>));
+  else printTable(table.header, items.map(table.row));
 }

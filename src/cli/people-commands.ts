@@ -16,15 +16,13 @@ import {
 import { type AccessOptions, accessHelp, brokerClient, withBrokerAccess } from "./broker-access.js";
 import {
   enumName,
-  fetchPages,
   formatTime,
   jsonOf,
   type PageOptions,
   printFields,
-  printJson,
   printJsonValue,
+  printPages,
   printResource,
-  printTable,
   withPaging,
 } from "./output.js";
 
@@ -129,17 +127,15 @@ Examples:
         ? PersonStatus[options.status.toUpperCase() as "ACTIVE" | "SUSPENDED" | "REMOVED"]
         : PersonStatus.UNSPECIFIED;
       const client = await brokerClient(PersonService, options);
-      const { items, nextPageToken } = await fetchPages(options, async (pageToken, pageSize) => {
-        const page = await client.listPeople({ pageToken, pageSize, status: wanted });
-        return { items: page.people, nextPageToken: page.nextPageToken };
-      });
-      if (options.json) {
-        printJson(ListPeopleResponseSchema, create(ListPeopleResponseSchema, { people: items, nextPageToken }));
-        return;
-      }
-      printTable(
-        ["id", "name", "username", "email", "status", "enrolled"],
-        items.map((p) => [p.id, p.displayName, p.username, p.email, status(p), p.enrolled ? "yes" : "no"]),
+      await printPages(
+        options,
+        ListPeopleResponseSchema,
+        "people",
+        (pageToken, pageSize) => client.listPeople({ pageToken, pageSize, status: wanted }),
+        {
+          header: ["id", "name", "username", "email", "status", "enrolled"],
+          row: (p) => [p.id, p.displayName, p.username, p.email, status(p), p.enrolled ? "yes" : "no"],
+        },
       );
     });
 

@@ -14,15 +14,7 @@ import {
   ResourceServerService,
 } from "../../gen/proto/aegis/resourceserver/v1/resource_server_pb.js";
 import { type AccessOptions, accessHelp, brokerClient, withBrokerAccess } from "./broker-access.js";
-import {
-  fetchPages,
-  type PageOptions,
-  printFields,
-  printJson,
-  printResource,
-  printTable,
-  withPaging,
-} from "./output.js";
+import { type PageOptions, printFields, printPages, printResource, printTable, withPaging } from "./output.js";
 
 /** `name` or `name=description`, as --scope and `scopes add` take them. */
 function parseScope(value: string): ResourceScope {
@@ -145,26 +137,21 @@ Example:
     )
     .action(async (options: AccessOptions & PageOptions) => {
       const client = await brokerClient(ResourceServerService, options);
-      const { items, nextPageToken } = await fetchPages(options, async (pageToken, pageSize) => {
-        const page = await client.listResourceServers({ pageToken, pageSize });
-        return { items: page.resourceServers, nextPageToken: page.nextPageToken };
-      });
-      if (options.json) {
-        printJson(
-          ListResourceServersResponseSchema,
-          create(ListResourceServersResponseSchema, { resourceServers: items, nextPageToken }),
-        );
-        return;
-      }
-      printTable(
-        ["id", "identifier", "name", "scopes", "dpop"],
-        items.map((s) => [
-          s.id,
-          s.identifier,
-          s.displayName,
-          String(s.scopes.filter((scope) => !scope.deprecated).length),
-          s.requireDpop ? "required" : "",
-        ]),
+      await printPages(
+        options,
+        ListResourceServersResponseSchema,
+        "resourceServers",
+        (pageToken, pageSize) => client.listResourceServers({ pageToken, pageSize }),
+        {
+          header: ["id", "identifier", "name", "scopes", "dpop"],
+          row: (s) => [
+            s.id,
+            s.identifier,
+            s.displayName,
+            String(s.scopes.filter((scope) => !scope.deprecated).length),
+            s.requireDpop ? "required" : "",
+          ],
+        },
       );
     });
 

@@ -14,13 +14,12 @@ import {
 } from "../../gen/proto/aegis/role/v1/role_pb.js";
 import { type AccessOptions, accessHelp, brokerClient, withBrokerAccess } from "./broker-access.js";
 import {
-  fetchPages,
   formatTime,
   type PageOptions,
   printFields,
   printJson,
+  printPages,
   printResource,
-  printTable,
   withPaging,
 } from "./output.js";
 
@@ -77,16 +76,15 @@ Examples:
     .addHelpText("after", `${accessHelp}\n\nExamples:\n  $ aegis roles list\n  $ aegis roles list --all --json`)
     .action(async (options: AccessOptions & PageOptions) => {
       const client = await brokerClient(RoleService, options);
-      const { items, nextPageToken } = await fetchPages(options, async (pageToken, pageSize) => {
-        const page = await client.listRoles({ pageToken, pageSize });
-        return { items: page.roles, nextPageToken: page.nextPageToken };
-      });
-      if (options.json) {
-        return printJson(ListRolesResponseSchema, create(ListRolesResponseSchema, { roles: items, nextPageToken }));
-      }
-      printTable(
-        ["id", "name", "built in", "scopes"],
-        items.map((r) => [r.id, r.name, r.builtIn ? "yes" : "", String(r.scopes.length)]),
+      await printPages(
+        options,
+        ListRolesResponseSchema,
+        "roles",
+        (pageToken, pageSize) => client.listRoles({ pageToken, pageSize }),
+        {
+          header: ["id", "name", "built in", "scopes"],
+          row: (r) => [r.id, r.name, r.builtIn ? "yes" : "", String(r.scopes.length)],
+        },
       );
     });
 

@@ -5,17 +5,7 @@ import type { Command } from "commander";
 import { EnrollmentSchema, PersonSchema } from "../../gen/proto/aegis/person/v1/person_pb.js";
 import { ListTenantsResponseSchema, TenantSchema, TenantService } from "../../gen/proto/aegis/tenant/v1/tenant_pb.js";
 import { type AccessOptions, accessHelp, brokerClient, withBrokerAccess } from "./broker-access.js";
-import {
-  fetchPages,
-  formatTime,
-  jsonOf,
-  type PageOptions,
-  printFields,
-  printJson,
-  printJsonValue,
-  printTable,
-  withPaging,
-} from "./output.js";
+import { formatTime, jsonOf, type PageOptions, printFields, printJsonValue, printPages, withPaging } from "./output.js";
 
 export function addTenantCommands(program: Command): void {
   const tenants = program
@@ -100,17 +90,15 @@ Examples:
     .addHelpText("after", `${accessHelp}\n\nExample:\n  $ aegis tenants list --all`)
     .action(async (options: AccessOptions & PageOptions) => {
       const client = await brokerClient(TenantService, options);
-      const { items, nextPageToken } = await fetchPages(options, async (pageToken, pageSize) => {
-        const page = await client.listTenants({ pageToken, pageSize });
-        return { items: page.tenants, nextPageToken: page.nextPageToken };
-      });
-      if (options.json) {
-        printJson(ListTenantsResponseSchema, create(ListTenantsResponseSchema, { tenants: items, nextPageToken }));
-        return;
-      }
-      printTable(
-        ["id", "name", "display name", "created"],
-        items.map((t) => [t.id, t.name, t.displayName, formatTime(t.createTime)]),
+      await printPages(
+        options,
+        ListTenantsResponseSchema,
+        "tenants",
+        (pageToken, pageSize) => client.listTenants({ pageToken, pageSize }),
+        {
+          header: ["id", "name", "display name", "created"],
+          row: (t) => [t.id, t.name, t.displayName, formatTime(t.createTime)],
+        },
       );
     });
 }

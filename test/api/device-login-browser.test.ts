@@ -121,13 +121,19 @@ describe("aegis login with a real browser", () => {
     expect(whoami.stdout()).toContain("scopes: reports.read");
 
     // An expired access token is refreshed silently, and the rotated refresh token kept.
+    // (One profile per server: credentials.json is { default, profiles: { <server>: session } }.)
     const file = path.join(configDir, "credentials.json");
-    const stored = JSON.parse(readFileSync(file, "utf8")) as { expiresAt: number; refreshToken: string };
-    writeFileSync(file, JSON.stringify({ ...stored, expiresAt: 0 }));
+    type Profiles = { default: string; profiles: Record<string, { expiresAt: number; refreshToken: string }> };
+    const saved = JSON.parse(readFileSync(file, "utf8")) as Profiles;
+    expect(saved.default).toBe(t.broker.url);
+    const stored = saved.profiles[t.broker.url];
+    expect(stored?.refreshToken).toBeTruthy();
+    writeFileSync(file, JSON.stringify({ ...saved, profiles: { [t.broker.url]: { ...stored, expiresAt: 0 } } }));
     const refreshed = aegis(["whoami"], configDir);
     expect(await refreshed.exit).toBe(0);
-    const rotated = JSON.parse(readFileSync(file, "utf8")) as { refreshToken: string };
-    expect(rotated.refreshToken).not.toBe(stored.refreshToken);
+    const rotated = (JSON.parse(readFileSync(file, "utf8")) as Profiles).profiles[t.broker.url];
+    expect(rotated?.refreshToken).toBeTruthy();
+    expect(rotated?.refreshToken).not.toBe(stored?.refreshToken);
     expect(statSync(file).mode & 0o777).toBe(0o600);
 
     const logout = aegis(["logout"], configDir);
