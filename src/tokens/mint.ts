@@ -112,8 +112,8 @@ export async function mintToken(
   request: MintRequest,
 ): Promise<MintedToken> {
   try {
-    deps.mintLimiter.hit(`address:${site.clientAddress}`, "token requests from this address");
-    deps.mintLimiter.hit(`principal:${caller.principalId}`, "token requests for this client");
+    await deps.mintLimiter.hit(`address:${site.clientAddress}`, "token requests from this address");
+    await deps.mintLimiter.hit(`principal:${caller.principalId}`, "token requests for this client");
     const audience = await audienceOf(deps, caller.tenantId, request.audience);
     const binding = caller.dpopJkt ? { jkt: caller.dpopJkt } : {};
     if (audience.kind === "broker") {
