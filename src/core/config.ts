@@ -100,8 +100,18 @@ export class ConfigError extends Error {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
+/**
+ * What the configuration is loaded for. `serve`: an instance that answers
+ * clients, held to the checks of what must agree across instances.
+ * `worker`: one of the processes of `AEGIS_WORKERS`, whose environment its
+ * primary made from one the primary checked (on the embedded database its
+ * AEGIS_DATABASE_URL is the primary's socket, and the workers share one
+ * port, so the derived public URL is true). `migrate`: answers no one.
+ */
+export type ConfigUse = "serve" | "worker" | "migrate";
+
 /** Reads and checks the whole configuration; throws ConfigError on the first bad value. */
-export function loadConfig(env: Env = process.env): Config {
+export function loadConfig(env: Env = process.env, use: ConfigUse = "serve"): Config {
   const read = (name: string): string | undefined => {
     const value = env[name]?.trim();
     return value === "" ? undefined : value;
@@ -139,6 +149,21 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError("AEGIS_LOG_LEVEL", `must be one of ${logLevels.join(", ")}`);
   }
 
+  const metricsAddress = listenAddress(read, "AEGIS_METRICS_ADDRESS");
+  if (metricsAddress && port !== 0 && metricsAddress.port === port) {
+    throw new ConfigError("AEGIS_METRICS_ADDRESS", `must use another port than AEGIS_PORT (${port})`);
+  }
+
+  if (use === "serve" && databaseUrl !== undefined && read("AEGIS_PUBLIC_URL") === undefined) {
+    // Tokens carry the public URL as their issuer and DPoP proofs name it:
+    // instances that derive it from their own address reject each other's.
+    throw new ConfigError(
+      "AEGIS_PUBLIC_URL",
+      "required with AEGIS_DATABASE_URL: every broker on a shared database must be given the one URL clients use " +
+        "(the load balancer's), e.g. https://aegis.example.com",
+    );
+  }
+
   return Object.freeze({
     host,
     workers: workers(read),
@@ -166,7 +191,7 @@ export function loadConfig(env: Env = process.env): Config {
       authFailuresPerMinute: integer(read, "AEGIS_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE", 30, 1, 10_000_000),
       ...userCodeLimits(read),
     }),
-    metricsAddress: listenAddress(read, "AEGIS_METRICS_ADDRESS"),
+    metricsAddress,
     trustedProxies: Object.freeze(cidrs(read, "AEGIS_TRUSTED_PROXIES")),
     enrollmentSeconds: integer(read, "AEGIS_ENROLLMENT_TTL_S", 72 * 3_600, 300, 30 * 86_400),
     signIn: Object.freeze({
