@@ -194,7 +194,8 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
   metrics.watchPool(() => database.poolStats?.());
   // Security limits: on PostgreSQL shared by every instance on it (README
   // "Several instances"), on the embedded database in this process.
-  const sharedLimits = database.kind === "postgres" ? new SharedRateLimits(database.sql, clock) : undefined;
+  const sharedLimits =
+    database.kind === "postgres" && config.sharedRateLimits ? new SharedRateLimits(database.sql, clock) : undefined;
   const limiter = (name: string, perMinute: number) => {
     const onRefused = () => metrics.rateLimited(name);
     return sharedLimits?.limiter(name, perMinute, onRefused) ?? new InProcessRateLimiter(perMinute, clock, onRefused);

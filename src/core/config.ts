@@ -22,6 +22,12 @@ export interface Config {
   readonly dataDir: string;
   /** PostgreSQL URL; undefined selects the embedded PGlite database in `dataDir`. */
   readonly databaseUrl: string | undefined;
+  /**
+   * Whether the security rate limits are kept in the database, shared by
+   * every instance on it: on PostgreSQL, not on the embedded database (whose
+   * workers reach it over a socket but keep their limits in process).
+   */
+  readonly sharedRateLimits: boolean;
   /** Root key material as given (base64url of 32 bytes), or undefined. */
   readonly rootKey: string | undefined;
   /** File holding the root key, or undefined. */
@@ -93,8 +99,9 @@ export class ConfigError extends Error {
   constructor(
     readonly variable: string,
     problem: string,
+    options?: ErrorOptions,
   ) {
-    super(`${variable}: ${problem}`);
+    super(`${variable}: ${problem}`, options);
   }
 }
 
@@ -109,6 +116,9 @@ type Env = Readonly<Record<string, string | undefined>>;
  * port, so the derived public URL is true). `migrate`: answers no one.
  */
 export type ConfigUse = "serve" | "worker" | "migrate";
+
+/** What the primary of AEGIS_WORKERS tells its workers on the embedded database; read for workers only. */
+export const embeddedWorkerVariable = "AEGIS_WORKER_OF_EMBEDDED_DATABASE";
 
 /** Reads and checks the whole configuration; throws ConfigError on the first bad value. */
 export function loadConfig(env: Env = process.env, use: ConfigUse = "serve"): Config {
@@ -172,6 +182,8 @@ export function loadConfig(env: Env = process.env, use: ConfigUse = "serve"): Co
     publicUrlGiven: read("AEGIS_PUBLIC_URL") !== undefined,
     dataDir: path.resolve(read("AEGIS_DATA_DIR") ?? "data"),
     databaseUrl,
+    // Set by the primary of AEGIS_WORKERS for its workers on the embedded database (app/workers.ts).
+    sharedRateLimits: databaseUrl !== undefined && !(use === "worker" && read(embeddedWorkerVariable) === "1"),
     rootKey,
     rootKeyFile,
     tls: tls && Object.freeze(tls),

@@ -56,6 +56,16 @@ describe("loadConfig", () => {
       expect(loadConfig(postgres, "worker").publicUrl).toBe("http://127.0.0.1:8080");
     });
 
+    it("shares the security limits on PostgreSQL, not among the workers of the embedded database", () => {
+      expect(loadConfig({}).sharedRateLimits).toBe(false);
+      expect(loadConfig({ ...postgres, AEGIS_PUBLIC_URL: "https://a.test" }).sharedRateLimits).toBe(true);
+      expect(loadConfig(postgres, "worker").sharedRateLimits).toBe(true);
+      const embeddedWorker = { ...postgres, AEGIS_WORKER_OF_EMBEDDED_DATABASE: "1" };
+      expect(loadConfig(embeddedWorker, "worker").sharedRateLimits).toBe(false);
+      // Only the primary's word counts: an operator's setting on serve changes nothing.
+      expect(loadConfig({ ...embeddedWorker, AEGIS_PUBLIC_URL: "https://a.test" }).sharedRateLimits).toBe(true);
+    });
+
     it("keeps the embedded database's derived public URL", () => {
       expect(loadConfig({ AEGIS_PORT: "9000" }).publicUrl).toBe("http://127.0.0.1:9000");
     });
