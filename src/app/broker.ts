@@ -23,10 +23,11 @@ import type { NodeHandler } from "../core/http.js";
 import { keyPurposes } from "../core/key-purposes.js";
 import { BrokerMetrics } from "../core/metrics.js";
 import type { BrokerModule } from "../core/module.js";
-import { RateLimiter } from "../core/rate-limit.js";
+import { InProcessRateLimiter } from "../core/rate-limit.js";
 import { requestValidator } from "../core/request-rules.js";
 import { RevocationFeed } from "../core/revocation-feed.js";
 import type { RootOfTrust } from "../core/root-of-trust.js";
+import { SharedRateLimits } from "../core/shared-rate-limit.js";
 import { loadRootKey, localRootOfTrust } from "../crypto/root-key.js";
 import { type Database, openDatabase } from "../db/database.js";
 import { migrate } from "../db/migrate.js";
@@ -181,8 +182,6 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
   const metrics = new BrokerMetrics();
   // A worker of AEGIS_WORKERS answers scrapes with every worker's metrics.
   if (cluster.isWorker) metrics.exposeFrom(clusterExposition(metrics.registry));
-  const limiter = (name: string, perMinute: number) =>
-    new RateLimiter(perMinute, clock, () => metrics.rateLimited(name));
   const rootKey = loadRootKey(config, log);
   const rootOfTrust = options.rootOfTrust ?? localRootOfTrust(rootKey);
   const database =
@@ -193,6 +192,14 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
         : { kind: "pglite", dataDir: config.dataDir, log },
     ));
   metrics.watchPool(() => database.poolStats?.());
+  // Security limits: on PostgreSQL shared by every instance on it (README
+  // "Several instances"), on the embedded database in this process.
+  const sharedLimits =
+    database.kind === "postgres" && config.sharedRateLimits ? new SharedRateLimits(database.sql, clock) : undefined;
+  const limiter = (name: string, perMinute: number) => {
+    const onRefused = () => metrics.rateLimited(name);
+    return sharedLimits?.limiter(name, perMinute, onRefused) ?? new InProcessRateLimiter(perMinute, clock, onRefused);
+  };
   const applied = await migrate(database);
   if (applied.length > 0) log.info({ migrations: applied }, "applied migrations");
 
@@ -298,12 +305,16 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
       { name: "deadline sweep", everyMs: 100, run: async () => deadlines.sweep() },
       { name: "replay guard prune", everyMs: 60_000, run: (now) => replay.prune(now) },
       { name: "revocation feed prune", everyMs: 60_000, run: (now) => pruneExpired(prisma, "revocation_event", now) },
+      { name: "rate limit prune", everyMs: 60_000, run: (now) => pruneExpired(prisma, "rate_limit", now) },
     ],
     onRevocation(entry) {
       if (entry.kind === "principal") apiKeyCache.forgetPrincipal(entry.subject);
       if (entry.kind === "api_key") apiKeyCache.forgetKey(entry.subject);
     },
-    close: () => lastUsed.stop(),
+    async close() {
+      await lastUsed.stop();
+      await sharedLimits?.close();
+    },
   };
   const modules: BrokerModule[] = [
     kernel,

@@ -18,7 +18,7 @@
 import cluster, { type Worker } from "node:cluster";
 import path from "node:path";
 import type { Logger } from "pino";
-import type { Config } from "../core/config.js";
+import { type Config, embeddedWorkerVariable } from "../core/config.js";
 import { embeddedRootKeyFile, loadRootKey } from "../crypto/root-key.js";
 import { type Database, openEmbedded } from "../db/database.js";
 import { migrate } from "../db/migrate.js";
@@ -53,6 +53,7 @@ export async function runWorkers(config: Config, log: Logger): Promise<number> {
     const server = await servePglite(lite, path.join(config.dataDir, "run"), log);
     embedded = { database, server };
     env.AEGIS_DATABASE_URL = server.url;
+    env[embeddedWorkerVariable] = "1";
   }
 
   serveClusterMetrics();

@@ -13,26 +13,28 @@ export class FailedAuthentications {
   constructor(private readonly limiter: RateLimiter) {}
 
   /** Refuses at once when `address` is over its limit. */
-  refuseIfOver(address: string): void {
-    if (this.limiter.exceeded(address)) this.limiter.hit(address, "failed authentications");
+  refuseIfOver(address: string): Promise<void> {
+    return this.limiter.refuseIfOver(address, "failed authentications");
   }
 
   /** Counts one failure against `address`. */
-  record(address: string): void {
+  async record(address: string): Promise<void> {
     try {
-      this.limiter.hit(address, "failed authentications");
-    } catch {
-      // counted; the call it belongs to is refused as unauthenticated anyway
+      await this.limiter.hit(address, "failed authentications");
+    } catch (error) {
+      // Over the limit: counted, and the call it belongs to is refused as
+      // unauthenticated anyway. Anything else (the shared store is down) is news.
+      if (!(error instanceof DomainError && error.code === "resource_exhausted")) throw error;
     }
   }
 
   /** Runs an authentication for `address`: refused when over the limit, counted when it fails. */
   async check<T>(address: string, authenticate: () => Promise<T>): Promise<T> {
-    this.refuseIfOver(address);
+    await this.refuseIfOver(address);
     try {
       return await authenticate();
     } catch (error) {
-      if (error instanceof DomainError && error.code === "unauthenticated") this.record(address);
+      if (error instanceof DomainError && error.code === "unauthenticated") await this.record(address);
       throw error;
     }
   }

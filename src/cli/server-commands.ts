@@ -24,7 +24,9 @@ const configurationHelp = `
 Configuration (environment variables; the README lists them all):
   AEGIS_HOST, AEGIS_PORT   where to listen (default 127.0.0.1:8080)
   AEGIS_DATA_DIR           the embedded database and its generated root key (default ./data)
-  AEGIS_DATABASE_URL       postgres://… to use PostgreSQL instead (needs AEGIS_ROOT_KEY)
+  AEGIS_DATABASE_URL       postgres://… to use PostgreSQL instead (needs AEGIS_ROOT_KEY;
+                           serve also needs AEGIS_PUBLIC_URL, the one URL of every instance)
+  AEGIS_PUBLIC_URL         the URL clients use (token issuer, DPoP); the load balancer's
   AEGIS_ROOT_KEY           root key, 32 random bytes in base64url (aegis root-key generate)
   AEGIS_LOG_LEVEL          fatal, error, warn, info (default), debug, trace or silent`;
 
@@ -89,14 +91,14 @@ function brokerLogger(config: Config): Logger {
 }
 
 async function migrateCommand(): Promise<void> {
-  const config = loadConfig();
+  const config = loadConfig(process.env, "migrate");
   const log = brokerLogger(config);
   const { migrateDatabase } = await import("../app/migrate.js");
   await migrateDatabase(config, log);
 }
 
 async function serveCommand(): Promise<void> {
-  const config = loadConfig();
+  const config = loadConfig(process.env, cluster.isWorker ? "worker" : "serve");
   const log = brokerLogger(config);
   if (config.workers > 1 && cluster.isPrimary) {
     const { runWorkers } = await import("../app/workers.js");

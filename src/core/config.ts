@@ -22,6 +22,12 @@ export interface Config {
   readonly dataDir: string;
   /** PostgreSQL URL; undefined selects the embedded PGlite database in `dataDir`. */
   readonly databaseUrl: string | undefined;
+  /**
+   * Whether the security rate limits are kept in the database, shared by
+   * every instance on it: on PostgreSQL, not on the embedded database (whose
+   * workers reach it over a socket but keep their limits in process).
+   */
+  readonly sharedRateLimits: boolean;
   /** Root key material as given (base64url of 32 bytes), or undefined. */
   readonly rootKey: string | undefined;
   /** File holding the root key, or undefined. */
@@ -93,15 +99,29 @@ export class ConfigError extends Error {
   constructor(
     readonly variable: string,
     problem: string,
+    options?: ErrorOptions,
   ) {
-    super(`${variable}: ${problem}`);
+    super(`${variable}: ${problem}`, options);
   }
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
 
+/**
+ * What the configuration is loaded for. `serve`: an instance that answers
+ * clients, held to the checks of what must agree across instances.
+ * `worker`: one of the processes of `AEGIS_WORKERS`, whose environment its
+ * primary made from one the primary checked (on the embedded database its
+ * AEGIS_DATABASE_URL is the primary's socket, and the workers share one
+ * port, so the derived public URL is true). `migrate`: answers no one.
+ */
+export type ConfigUse = "serve" | "worker" | "migrate";
+
+/** What the primary of AEGIS_WORKERS tells its workers on the embedded database; read for workers only. */
+export const embeddedWorkerVariable = "AEGIS_WORKER_OF_EMBEDDED_DATABASE";
+
 /** Reads and checks the whole configuration; throws ConfigError on the first bad value. */
-export function loadConfig(env: Env = process.env): Config {
+export function loadConfig(env: Env = process.env, use: ConfigUse = "serve"): Config {
   const read = (name: string): string | undefined => {
     const value = env[name]?.trim();
     return value === "" ? undefined : value;
@@ -139,6 +159,21 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError("AEGIS_LOG_LEVEL", `must be one of ${logLevels.join(", ")}`);
   }
 
+  const metricsAddress = listenAddress(read, "AEGIS_METRICS_ADDRESS");
+  if (metricsAddress && port !== 0 && metricsAddress.port === port) {
+    throw new ConfigError("AEGIS_METRICS_ADDRESS", `must use another port than AEGIS_PORT (${port})`);
+  }
+
+  if (use === "serve" && databaseUrl !== undefined && read("AEGIS_PUBLIC_URL") === undefined) {
+    // Tokens carry the public URL as their issuer and DPoP proofs name it:
+    // instances that derive it from their own address reject each other's.
+    throw new ConfigError(
+      "AEGIS_PUBLIC_URL",
+      "required with AEGIS_DATABASE_URL: every broker on a shared database must be given the one URL clients use " +
+        "(the load balancer's), e.g. https://aegis.example.com",
+    );
+  }
+
   return Object.freeze({
     host,
     workers: workers(read),
@@ -147,6 +182,8 @@ export function loadConfig(env: Env = process.env): Config {
     publicUrlGiven: read("AEGIS_PUBLIC_URL") !== undefined,
     dataDir: path.resolve(read("AEGIS_DATA_DIR") ?? "data"),
     databaseUrl,
+    // Set by the primary of AEGIS_WORKERS for its workers on the embedded database (app/workers.ts).
+    sharedRateLimits: databaseUrl !== undefined && !(use === "worker" && read(embeddedWorkerVariable) === "1"),
     rootKey,
     rootKeyFile,
     tls: tls && Object.freeze(tls),
@@ -166,7 +203,7 @@ export function loadConfig(env: Env = process.env): Config {
       authFailuresPerMinute: integer(read, "AEGIS_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE", 30, 1, 10_000_000),
       ...userCodeLimits(read),
     }),
-    metricsAddress: listenAddress(read, "AEGIS_METRICS_ADDRESS"),
+    metricsAddress,
     trustedProxies: Object.freeze(cidrs(read, "AEGIS_TRUSTED_PROXIES")),
     enrollmentSeconds: integer(read, "AEGIS_ENROLLMENT_TTL_S", 72 * 3_600, 300, 30 * 86_400),
     signIn: Object.freeze({

@@ -1,5 +1,5 @@
 // Forgetting rows whose time has passed (replay-guard values, revocation-feed
-// entries), a bounded batch per statement. Under load these tables gain
+// entries, ended rate-limit windows), a bounded batch per statement. Under load these tables gain
 // thousands of rows a second; one DELETE of a minute's worth would hold the
 // embedded database's only session, or the table's locks, for seconds.
 // Between batches other work gets its turn.
@@ -9,6 +9,7 @@ import { Prisma, type PrismaClient } from "../../gen/prisma/client.js";
 const expiring = {
   replay_guard: { key: "key", expiry: "expires_at" },
   revocation_event: { key: "id", expiry: "expires_at" },
+  rate_limit: { key: "key", expiry: "expires_at" },
 } as const;
 
 export type ExpiringTable = keyof typeof expiring;

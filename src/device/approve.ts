@@ -29,11 +29,11 @@ export async function findPendingByUserCode(
     [deps.codeFailuresGlobal, "*", "wrong user codes"],
   ] as const;
   // Over any limit, codes are not even looked up.
-  for (const [limiter, key, what] of limits) if (limiter.exceeded(key)) limiter.hit(key, what);
+  for (const [limiter, key, what] of limits) await limiter.refuseIfOver(key, what);
   const code = normalizeUserCode(input);
   const row = code ? await deps.prisma.deviceAuthorization.findUnique({ where: { userCode: code } }) : null;
   if (!row || row.tenantId !== tenantId || row.status !== "pending" || row.expiresAt <= deps.clock.now()) {
-    for (const [limiter, key, what] of limits) limiter.hit(key, what);
+    for (const [limiter, key, what] of limits) await limiter.hit(key, what);
     throw notFound("user code", "INVALID_USER_CODE");
   }
   return row;

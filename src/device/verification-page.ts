@@ -221,7 +221,7 @@ export function verificationPage(deps: PageDeps): HttpRoute[] {
       });
     };
     try {
-      device.authFailures.refuseIfOver(site.clientAddress);
+      await device.authFailures.refuseIfOver(site.clientAddress);
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
       return tooMany(error);
@@ -238,7 +238,7 @@ export function verificationPage(deps: PageDeps): HttpRoute[] {
         outcome: "denied",
         reason: person ? "PRINCIPAL_NOT_ACTIVE" : reason,
       });
-      device.authFailures.record(site.clientAddress);
+      await device.authFailures.record(site.clientAddress);
       const message =
         reason === "AMBIGUOUS_ACCOUNT"
           ? "This name is in more than one tenant: enter your tenant too."
@@ -368,7 +368,7 @@ export function verificationPage(deps: PageDeps): HttpRoute[] {
     }
     if (password !== (form.get("confirm") ?? "")) return enrollForm(res, code, "The two passwords differ.", 400);
     try {
-      device.authFailures.refuseIfOver(site.clientAddress);
+      await device.authFailures.refuseIfOver(site.clientAddress);
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
       return send(res, 429, messagePage("Too many attempts", error.message, { error: true }), {
@@ -380,7 +380,7 @@ export function verificationPage(deps: PageDeps): HttpRoute[] {
       enrolled = await enrollWithCode(ctx, site, { code, password });
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
-      device.authFailures.record(site.clientAddress);
+      await device.authFailures.record(site.clientAddress);
       return enrollForm(res, "", "That code is not valid: it may have been used, replaced or have expired.", 403);
     }
     const tenant = await ctx.prisma.tenant.findUnique({ where: { id: enrolled.tenantId } });

@@ -112,8 +112,11 @@ export async function mintToken(
   request: MintRequest,
 ): Promise<MintedToken> {
   try {
-    deps.mintLimiter.hit(`address:${site.clientAddress}`, "token requests from this address");
-    deps.mintLimiter.hit(`principal:${caller.principalId}`, "token requests for this client");
+    // Together: on PostgreSQL the two hits then share one statement (shared-rate-limit.ts).
+    await Promise.all([
+      deps.mintLimiter.hit(`address:${site.clientAddress}`, "token requests from this address"),
+      deps.mintLimiter.hit(`principal:${caller.principalId}`, "token requests for this client"),
+    ]);
     const audience = await audienceOf(deps, caller.tenantId, request.audience);
     const binding = caller.dpopJkt ? { jkt: caller.dpopJkt } : {};
     if (audience.kind === "broker") {

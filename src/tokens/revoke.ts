@@ -46,7 +46,7 @@ export async function revokeToken(
   request: { jti: string; token: string },
 ): Promise<void> {
   // Counted before anything is looked up: made-up jtis are what a flood would send.
-  deps.revokeLimiter.hit(caller.principalId, "token revocations by this caller");
+  await deps.revokeLimiter.hit(caller.principalId, "token revocations by this caller");
   const token = await revocationSubject(deps, request);
   if (!token) return;
   const expiresAt = new Date(token.exp * 1000);
@@ -96,7 +96,7 @@ export async function revokeTokenAsPublicClient(
 ): Promise<void> {
   const client = clientId.length <= 40 ? await deps.prisma.oAuthClient.findUnique({ where: { id: clientId } }) : null;
   if (!client || client.disabled) throw unauthenticated(`public client ${clientId.slice(0, 40)} unknown or disabled`);
-  deps.revokeLimiter.hit(`client:${client.id}`, "token revocations by this client");
+  await deps.revokeLimiter.hit(`client:${client.id}`, "token revocations by this client");
   const token = await revocationSubject(deps, { jti: "", token: text });
   if (!token) return;
   if (token.clientId !== client.id) {

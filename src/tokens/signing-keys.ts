@@ -12,6 +12,7 @@ import { createPrivateKey, type KeyObject, randomBytes } from "node:crypto";
 import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
 import type { Prisma, PrismaClient, SigningKey } from "../../gen/prisma/client.js";
 import type { Clock } from "../core/clock.js";
+import { ConfigError } from "../core/config.js";
 import { notFound } from "../core/errors/domain-error.js";
 import type { KeyEncryptionProvider } from "../crypto/root-key.js";
 import { accessTokenAlg } from "../protocol/access-token.js";
@@ -109,9 +110,7 @@ export class KeyRing {
     });
     const active = rows.find((k) => k.state === "active");
     if (!active) throw new Error("no active signing key; ensureSigningKeys() was not run");
-    const opened = JSON.parse(
-      this.deps.rootKey.open(Buffer.from(active.sealedPrivate, "base64"), `signing-key:${active.kid}`).toString("utf8"),
-    ) as JWK;
+    const opened = JSON.parse(openSigningKey(this.deps.rootKey, active.sealedPrivate, active.kid)) as JWK;
     const verifiers = new Map<string, CryptoKey>();
     for (const row of rows) {
       verifiers.set(row.kid, (await importJWK(row.publicJwk as JWK, accessTokenAlg)) as CryptoKey);
@@ -140,4 +139,22 @@ export class KeyRing {
     if (!key) throw new Error(`unknown or retired signing key ${String(header.kid)}`);
     return key;
   };
+}
+
+/**
+ * The active signing key's private half. Sealed under the root key, it opens
+ * only with the key that sealed it: failing here, at start, means this broker
+ * was given another root key than the brokers that wrote this database.
+ */
+function openSigningKey(rootKey: KeyEncryptionProvider, sealed: string, kid: string): string {
+  try {
+    return rootKey.open(Buffer.from(sealed, "base64"), `signing-key:${kid}`).toString("utf8");
+  } catch (error) {
+    throw new ConfigError(
+      "AEGIS_ROOT_KEY",
+      `does not open this database's signing key ${kid}: every broker on one database needs the root key it was ` +
+        "created with (AEGIS_ROOT_KEY or AEGIS_ROOT_KEY_FILE)",
+      { cause: error },
+    );
+  }
 }

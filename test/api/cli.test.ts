@@ -58,9 +58,18 @@ describe("aegis CLI", () => {
 
   it.each([
     [{ AEGIS_PORT: "http" }, "AEGIS_PORT: must be a whole number"],
-    [{ AEGIS_DATABASE_URL: "postgres://127.0.0.1:1/none" }, "AEGIS_ROOT_KEY: required with AEGIS_DATABASE_URL"],
+    [{ AEGIS_DATABASE_URL: "postgres://127.0.0.1:1/none" }, "AEGIS_PUBLIC_URL: required with AEGIS_DATABASE_URL"],
     [
-      { AEGIS_WORKERS: "2", AEGIS_DATABASE_URL: "postgres://127.0.0.1:1/none" },
+      { AEGIS_DATABASE_URL: "postgres://127.0.0.1:1/none", AEGIS_PUBLIC_URL: "https://aegis.test", AEGIS_PORT: "0" },
+      "AEGIS_ROOT_KEY: required with AEGIS_DATABASE_URL",
+    ],
+    [
+      {
+        AEGIS_WORKERS: "2",
+        AEGIS_DATABASE_URL: "postgres://127.0.0.1:1/none",
+        AEGIS_PUBLIC_URL: "https://aegis.test",
+        AEGIS_PORT: "0",
+      },
       "AEGIS_ROOT_KEY: required with AEGIS_DATABASE_URL",
     ],
     [{ AEGIS_WORKERS: "none" }, "AEGIS_WORKERS: must be a whole number or auto"],

@@ -105,4 +105,11 @@ describe.each(databaseKinds)("two brokers on one %s database", (kind) => {
     expect((await keyOn(a))?.code).toBe(Code.Unauthenticated); // at once where it was revoked
     await within(1000, async () => (await keyOn(b))?.code === Code.Unauthenticated);
   });
+
+  it("refuses to start a third broker given another root key, naming the variable", async () => {
+    const other = { AEGIS_ROOT_KEY: randomBytes(32).toString("base64url"), AEGIS_PUBLIC_URL: publicUrl };
+    await expect(startTestBroker(kind, other, db)).rejects.toThrow(
+      /^AEGIS_ROOT_KEY: does not open this database's signing key .+: every broker on one database needs the root key/,
+    );
+  });
 });

@@ -96,6 +96,7 @@ async function startBroker(env: Record<string, string>, cwd = process.cwd()): Pr
         ...process.env,
         AEGIS_DATA_DIR: dir,
         AEGIS_PORT: String(port),
+        AEGIS_PUBLIC_URL: url,
         AEGIS_LOG_LEVEL: "warn",
         AEGIS_BOOTSTRAP_CREDENTIAL_FILE: credentialFile,
         AEGIS_RATE_LIMIT_MINTS_PER_MINUTE: "10000000",

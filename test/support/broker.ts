@@ -2,6 +2,7 @@
 // the test moves (clock.ts), and hands out clients for every protocol. Log
 // lines are kept so tests can assert what was (and was not) logged.
 import { randomBytes } from "node:crypto";
+import { createServer } from "node:net";
 import { Writable } from "node:stream";
 import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
@@ -31,6 +32,36 @@ export interface TestBroker {
   stop(): Promise<void>;
 }
 
+/**
+ * A broker on PostgreSQL must be given its public URL (config.ts), which in
+ * a test is its own address: a free port is picked first and the URL names
+ * it. Another process may take the port in between; then another is picked.
+ */
+async function startOnOwnUrl<T>(start: (address: Record<string, string>) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    try {
+      return await start({ AEGIS_PORT: String(port), AEGIS_PUBLIC_URL: `http://127.0.0.1:${port}` });
+    } catch (error) {
+      if (attempt >= 5 || (error as NodeJS.ErrnoException).code !== "EADDRINUSE") throw error;
+    }
+  }
+}
+
+/** A port nothing listens on now (the kernel's pick for port 0, released). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
+      );
+    });
+  });
+}
+
 /** `existing` is a database to share with another broker; `options.clock` a clock to share too. */
 export async function startTestBroker(
   kind: DatabaseKind,
@@ -40,13 +71,6 @@ export async function startTestBroker(
 ): Promise<TestBroker> {
   const clock = options.clock ?? new TestClock();
   const db = existing ?? (await createTestDatabase(kind));
-  const config = loadConfig({
-    AEGIS_PORT: "0",
-    AEGIS_ROOT_KEY: randomBytes(32).toString("base64url"),
-    AEGIS_LOG_LEVEL: "info",
-    ...(db.url ? { AEGIS_DATABASE_URL: db.url } : {}),
-    ...env,
-  });
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk, _encoding, done) {
@@ -54,7 +78,21 @@ export async function startTestBroker(
       done();
     },
   });
-  const broker = await startBroker(config, { log: createLogger(config.logLevel, sink), clock, database: db.database });
+  const rootKey = randomBytes(32).toString("base64url");
+  const start = async (address: Record<string, string>) => {
+    const config = loadConfig({
+      AEGIS_ROOT_KEY: rootKey,
+      AEGIS_LOG_LEVEL: "info",
+      ...address,
+      ...(db.url ? { AEGIS_DATABASE_URL: db.url } : {}),
+      ...env,
+    });
+    const log = createLogger(config.logLevel, sink);
+    return { config, broker: await startBroker(config, { log, clock, database: db.database }) };
+  };
+  const { config, broker } = await (db.url && !env.AEGIS_PUBLIC_URL
+    ? startOnOwnUrl(start)
+    : start({ AEGIS_PORT: "0" }));
   const adminKey = broker.bootstrap?.credential ?? "";
   const transport = (protocol: Protocol, key: string | undefined) => {
     const interceptors: Interceptor[] = key

@@ -35,8 +35,47 @@ describe("loadConfig", () => {
     [{ AEGIS_WORKERS: "0" }, /^AEGIS_WORKERS: must be between 1 and 64/],
     [{ AEGIS_WORKERS: "many" }, /^AEGIS_WORKERS: must be a whole number or auto/],
     [{ AEGIS_HTTP_HEADERS_TIMEOUT_MS: "10" }, /^AEGIS_HTTP_HEADERS_TIMEOUT_MS: must be between/],
+    [{ AEGIS_TRUSTED_PROXIES: "10.0.0.0/8, lb.internal" }, /^AEGIS_TRUSTED_PROXIES: "lb.internal" is not an address/],
   ])("names the variable for %o", (env, message) => {
     expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  describe("refuses what cannot work together", () => {
+    const postgres = { AEGIS_DATABASE_URL: "postgres://db/aegis" };
+
+    it("needs AEGIS_PUBLIC_URL on PostgreSQL, where instances must agree on one", () => {
+      expect(() => loadConfig(postgres)).toThrow(/^AEGIS_PUBLIC_URL: required with AEGIS_DATABASE_URL/);
+      expect(loadConfig({ ...postgres, AEGIS_PUBLIC_URL: "https://aegis.example.com" }).publicUrl).toBe(
+        "https://aegis.example.com",
+      );
+    });
+
+    it("leaves migrations and the workers of one broker free of it", () => {
+      // `aegis migrate` answers no client; a worker's environment is its primary's, checked there.
+      expect(loadConfig(postgres, "migrate").databaseUrl).toBe("postgres://db/aegis");
+      expect(loadConfig(postgres, "worker").publicUrl).toBe("http://127.0.0.1:8080");
+    });
+
+    it("shares the security limits on PostgreSQL, not among the workers of the embedded database", () => {
+      expect(loadConfig({}).sharedRateLimits).toBe(false);
+      expect(loadConfig({ ...postgres, AEGIS_PUBLIC_URL: "https://a.test" }).sharedRateLimits).toBe(true);
+      expect(loadConfig(postgres, "worker").sharedRateLimits).toBe(true);
+      const embeddedWorker = { ...postgres, AEGIS_WORKER_OF_EMBEDDED_DATABASE: "1" };
+      expect(loadConfig(embeddedWorker, "worker").sharedRateLimits).toBe(false);
+      // Only the primary's word counts: an operator's setting on serve changes nothing.
+      expect(loadConfig({ ...embeddedWorker, AEGIS_PUBLIC_URL: "https://a.test" }).sharedRateLimits).toBe(true);
+    });
+
+    it("keeps the embedded database's derived public URL", () => {
+      expect(loadConfig({ AEGIS_PORT: "9000" }).publicUrl).toBe("http://127.0.0.1:9000");
+    });
+
+    it("refuses a metrics listener on the broker's own port", () => {
+      expect(() => loadConfig({ AEGIS_PORT: "9000", AEGIS_METRICS_ADDRESS: "127.0.0.1:9000" })).toThrow(
+        /^AEGIS_METRICS_ADDRESS: must use another port than AEGIS_PORT \(9000\)/,
+      );
+      expect(loadConfig({ AEGIS_PORT: "0", AEGIS_METRICS_ADDRESS: ":0" }).metricsAddress?.port).toBe(0);
+    });
   });
 
   it("runs one worker per usable core for AEGIS_WORKERS=auto", () => {

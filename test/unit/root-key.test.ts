@@ -51,7 +51,7 @@ describe("loadRootKey", () => {
   });
 
   it("refuses to start on PostgreSQL without a root key", () => {
-    const config = loadConfig({ AEGIS_DATABASE_URL: "postgres://localhost/x" });
+    const config = loadConfig({ AEGIS_DATABASE_URL: "postgres://localhost/x", AEGIS_PUBLIC_URL: "https://aegis.test" });
     expect(() => loadRootKey(config, silent)).toThrow(ConfigError);
     expect(() => loadRootKey(config, silent)).toThrow(/AEGIS_ROOT_KEY: required with AEGIS_DATABASE_URL/);
   });
