@@ -21,14 +21,14 @@ const password = "correct horse battery staple";
 
 /** One value of a hidden or checkbox field of a page, unescaped. */
 function fields(html: string, name: string): string[] {
-  const unescape = (s: string) =>
+  const text = (s: string) =>
     s
       .replace(/&quot;/g, '"')
       .replace(/&#39;/g, "'")
       .replace(/&lt;/g, "<")
       .replace(/&gt;/g, ">")
       .replace(/&amp;/g, "&");
-  return [...html.matchAll(new RegExp(`name="${name}" value="([^"]*)"`, "g"))].map((m) => unescape(m[1] ?? ""));
+  return [...html.matchAll(new RegExp(`name="${name}" value="([^"]*)"`, "g"))].map((m) => text(m[1] ?? ""));
 }
 const field = (html: string, name: string) => fields(html, name)[0] ?? "";
 
