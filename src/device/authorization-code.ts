@@ -89,10 +89,7 @@ async function redeem(deps: DeviceDeps, site: CallSite, input: CodeRedemption): 
       ? await deps.prisma.authorizationCode.findUnique({ where: { codeHash: sha256(input.code) } })
       : null;
   if (!row || row.clientId !== client.id) throw outcome.invalidGrant("unknown authorization code");
-  if (row.redeemedAt) {
-    if (row.familyId) await revokeFamily(deps, site, row.familyId, `authorization code ${row.id} presented again`);
-    throw outcome.invalidGrant(`authorization code ${row.id} already redeemed: its tokens are revoked`);
-  }
+  if (row.redeemedAt) return reused(deps, site, row.id, row.familyId);
   const now = deps.clock.now();
   if (row.expiresAt <= now) throw outcome.invalidGrant(`authorization code ${row.id} expired`);
   if (input.redirectUri !== row.redirectUri) throw outcome.invalidGrant("redirect_uri differs from the request's");
@@ -110,7 +107,13 @@ async function redeem(deps: DeviceDeps, site: CallSite, input: CodeRedemption): 
     where: { id: row.id, redeemedAt: null },
     data: { redeemedAt: now, familyId },
   });
-  if (claimed.count !== 1) throw outcome.invalidGrant(`authorization code ${row.id} already redeemed`);
+  if (claimed.count !== 1) {
+    const winner = await deps.prisma.authorizationCode.findUnique({
+      where: { id: row.id },
+      select: { familyId: true },
+    });
+    return reused(deps, site, row.id, winner?.familyId ?? null);
+  }
   const tokens = await issueTokenSet(deps, site, {
     principalId: row.principalId,
     clientId: client.id,
@@ -119,6 +122,9 @@ async function redeem(deps: DeviceDeps, site: CallSite, input: CodeRedemption): 
     familyId,
     ...(jkt ? { jkt } : {}),
   });
+  // A reuse that came while these were being issued found nothing yet to revoke.
+  const after = await deps.prisma.authorizationCode.findUnique({ where: { id: row.id }, select: { reusedAt: true } });
+  if (after?.reusedAt) return reused(deps, site, row.id, familyId);
   await deps.audit.append({
     requestId: site.requestId,
     tenantId: row.tenantId,
@@ -130,4 +136,16 @@ async function redeem(deps: DeviceDeps, site: CallSite, input: CodeRedemption): 
     reason: `client ${client.id} family ${familyId}${jkt ? " dpop" : ""}`,
   });
   return tokens;
+}
+
+/**
+ * A code presented again: marked, and the family its redemption issued is
+ * revoked. The mark covers a redemption still issuing (it looks after
+ * issuing); the revocation covers one that has finished.
+ */
+async function reused(deps: DeviceDeps, site: CallSite, codeId: string, familyId: string | null): Promise<never> {
+  const now = deps.clock.now();
+  await deps.prisma.authorizationCode.updateMany({ where: { id: codeId, reusedAt: null }, data: { reusedAt: now } });
+  if (familyId) await revokeFamily(deps, site, familyId, `authorization code ${codeId} presented again`);
+  throw outcome.invalidGrant(`authorization code ${codeId} presented again: its tokens are revoked`);
 }

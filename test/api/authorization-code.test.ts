@@ -290,7 +290,7 @@ describe.each(databaseKinds)("authorization code grant on %s", (kind) => {
       client.authorizationCodeGrant(config, back, { pkceCodeVerifier: verifier, expectedState: state }),
     ).rejects.toMatchObject({ error: "invalid_grant" });
     const revoked = await failure(t.client(PrincipalService, { key: first.access_token }).whoAmI({}));
-    expect(revoked.code).toBe(Code.Unauthenticated);
+    expect(revoked?.code).toBe(Code.Unauthenticated);
     await expect(client.refreshTokenGrant(config, first.refresh_token ?? "")).rejects.toMatchObject({
       error: "invalid_grant",
     });
@@ -449,7 +449,7 @@ describe.each(databaseKinds)("authorization code grant on %s", (kind) => {
         redirectUris: ["http://example.com/callback"],
       }),
     );
-    expect(badUri.code).toBe(Code.InvalidArgument);
+    expect(badUri?.code).toBe(Code.InvalidArgument);
   });
 
   it("refuses a tenant's client to a person of another tenant", async () => {

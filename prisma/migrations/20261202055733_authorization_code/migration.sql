@@ -15,6 +15,7 @@ CREATE TABLE "authorization_code" (
     "audience" TEXT NOT NULL,
     "expires_at" TIMESTAMPTZ(3) NOT NULL,
     "redeemed_at" TIMESTAMPTZ(3),
+    "reused_at" TIMESTAMPTZ(3),
     "family_id" TEXT,
     "created_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
 
