@@ -296,6 +296,33 @@ describe.each(databaseKinds)("authorization code grant on %s", (kind) => {
     });
   });
 
+  it("leaves no usable token when one code is redeemed by 5 concurrent requests", async () => {
+    const { url, verifier, state } = await authorization({ scope: "agent.list" });
+    const back = await authorize(url);
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 5 }, () =>
+        client.authorizationCodeGrant(config, back, { pkceCodeVerifier: verifier, expectedState: state }),
+      ),
+    );
+    const issued = outcomes.flatMap((o) => (o.status === "fulfilled" ? [o.value] : []));
+    expect(issued.length).toBeLessThanOrEqual(1);
+    for (const o of outcomes) if (o.status === "rejected") expect(o.reason).toMatchObject({ error: "invalid_grant" });
+    for (const tokens of issued) {
+      const refused = await failure(t.client(PrincipalService, { key: tokens.access_token }).whoAmI({}));
+      expect(refused?.code).toBe(Code.Unauthenticated);
+    }
+  });
+
+  it("gives the portal's client no device flow (it serves every tenant)", async () => {
+    const res = await fetch(`${t.broker.url}/oauth/device_authorization`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ client_id: portal }),
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: "unauthorized_client" });
+  });
+
   it("expires a code after 60 s", async () => {
     const { url, verifier, state } = await authorization();
     const back = await authorize(url);
