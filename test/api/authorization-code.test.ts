@@ -323,6 +323,23 @@ describe.each(databaseKinds)("authorization code grant on %s", (kind) => {
     expect(await res.json()).toMatchObject({ error: "unauthorized_client" });
   });
 
+  it("redeems a code through the ExchangeAuthorizationCode RPC, its policy twin", async () => {
+    const { url, verifier } = await authorization({ scope: "agent.list" });
+    const back = await authorize(url);
+    const request = {
+      clientId: portal,
+      code: back.searchParams.get("code") ?? "",
+      redirectUri: callback,
+      codeVerifier: verifier,
+    };
+    const anonymous = t.client(DeviceAuthService, { key: undefined });
+    const wrong = await failure(anonymous.exchangeAuthorizationCode({ ...request, codeVerifier: "x".repeat(43) }));
+    expect(wrong?.code).toBe(Code.InvalidArgument);
+    const { tokens } = await anonymous.exchangeAuthorizationCode(request);
+    expect(tokens?.scope).toBe("agent.list");
+    expect(tokens?.tokenType).toBe("Bearer");
+  });
+
   it("expires a code after 60 s", async () => {
     const { url, verifier, state } = await authorization();
     const back = await authorize(url);
