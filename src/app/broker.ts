@@ -32,9 +32,10 @@ import { loadRootKey, localRootOfTrust } from "../crypto/root-key.js";
 import { type Database, openDatabase } from "../db/database.js";
 import { migrate } from "../db/migrate.js";
 import { pruneExpired } from "../db/prune.js";
-import { type DeviceDeps, refreshTokenHashPurpose } from "../device/index.js";
+import { type DeviceDeps, refreshTokenHashPurpose, registerDeveloperPortalClient } from "../device/index.js";
 import { HealthMonitor, healthModule } from "../health/index.js";
 import { metricsModule, metricsRoute } from "../metrics/index.js";
+import { actionScopes } from "../policy/admin-scopes.js";
 import { grantableActions } from "../policy/method-policy.js";
 import { ensureSigningKeys, KeyRing, type TokenDeps, tokenAuthenticator, VerifiedTokens } from "../tokens/index.js";
 import { callOrigins, type OriginOf } from "../transport/call-origin.js";
@@ -242,6 +243,8 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
   };
   const actions = grantableActions(services);
   const bootstrapped = await bootstrap(ctx, actions);
+  // The developer portal signs people in with the authorization code grant: its client is always there.
+  await registerDeveloperPortalClient(ctx, config.publicUrl, actionScopes(actions));
 
   const replay = databaseReplayGuard(database);
   const lastUsed = new LastUsedRecorder(prisma);

@@ -7,7 +7,7 @@ import { base62Alphabet, randomText } from "../protocol/random-text.js";
 import { formatScope, ScopeSet } from "../protocol/scope.js";
 import { audienceOf, catalogueScopes } from "../resource-servers/index.js";
 import type { CallSite } from "../tokens/index.js";
-import { activeClient, type DeviceDeps, displayUserCode, newUserCode, sha256 } from "./device-grant.js";
+import { activeClient, type DeviceDeps, displayUserCode, newUserCode, outcome, sha256 } from "./device-grant.js";
 
 /** Broker scopes the client may ask for, canonical. */
 function brokerScopes(client: { allowedScopes: string }, texts: readonly string[]): string[] {
@@ -30,6 +30,10 @@ export async function beginDeviceAuthorization(
   input: { clientId: string; scopes: readonly string[]; audience: string },
 ) {
   const client = await activeClient(deps.prisma, input.clientId);
+  // A broker-wide client (the developer portal) serves every tenant: with no
+  // person signed in yet, a device code could not say whose it is.
+  const tenantId = client.tenantId;
+  if (tenantId === null) throw outcome.unauthorizedClient(`client ${client.id} has no device flow`);
   const audience = input.audience || deps.config.publicUrl;
   if (audience !== deps.config.publicUrl && !client.allowedAudiences.split(" ").includes(audience)) {
     throw new DomainError(
@@ -38,7 +42,7 @@ export async function beginDeviceAuthorization(
       `audience ${audience.slice(0, 100)} not allowed to this client`,
     );
   }
-  const target = await audienceOf(deps, client.tenantId, audience);
+  const target = await audienceOf(deps, tenantId, audience);
   // A client allowed a resource server may ask for any scope of its
   // catalogue; the person approves what they hold.
   const scopes =
@@ -57,7 +61,7 @@ export async function beginDeviceAuthorization(
           tx.deviceAuthorization.create({
             data: {
               id: newId("deviceAuthorization"),
-              tenantId: client.tenantId,
+              tenantId,
               clientId: client.id,
               deviceCodeHash: sha256(deviceCode),
               userCode,
@@ -71,7 +75,7 @@ export async function beginDeviceAuthorization(
           }),
         (r) => ({
           requestId: site.requestId,
-          tenantId: client.tenantId,
+          tenantId,
           actorId: null,
           client: site.client,
           action: "device.begin",

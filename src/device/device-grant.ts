@@ -55,6 +55,8 @@ export const outcome = {
     new DomainError("invalid_argument", "INVALID_GRANT", "the code or token is invalid, used or expired", { detail }),
   invalidClient: (detail: string) =>
     new DomainError("unauthenticated", "INVALID_CLIENT", "unknown or disabled client", { detail }),
+  unauthorizedClient: (detail: string) =>
+    new DomainError("permission_denied", "UNAUTHORIZED_CLIENT", "this client may not use this grant", { detail }),
 };
 
 /** `abcd-efgh`, `ABCDEFGH`, ` abcd efgh `: the canonical 8 letters, or undefined when it cannot be a user code. */
@@ -174,10 +176,15 @@ export async function issueTokenSet(
   return { ...minted, refreshToken: refresh.text };
 }
 
-/** Forgets what can no longer be used: device codes a day past expiry, expired sessions and refresh tokens. */
+/**
+ * Forgets what can no longer be used: device and authorization codes a day
+ * past expiry (kept that long so a late reuse of a code still revokes its
+ * tokens), expired sessions and refresh tokens.
+ */
 export async function pruneDeviceFlow(prisma: TokenDeps["prisma"], now: Date): Promise<void> {
   const dayAgo = new Date(now.getTime() - 86_400_000);
   await prisma.deviceAuthorization.deleteMany({ where: { expiresAt: { lt: dayAgo } } });
+  await prisma.authorizationCode.deleteMany({ where: { expiresAt: { lt: dayAgo } } });
   await prisma.webSession.deleteMany({ where: { expiresAt: { lt: now } } });
   await prisma.refreshToken.deleteMany({ where: { expiresAt: { lt: dayAgo } } });
 }

@@ -7,6 +7,7 @@ import { auditBase, callerOf, callOf, callSite } from "../core/call.js";
 import type { BrokerContext } from "../core/context.js";
 import { setLocalPassword } from "../people/index.js";
 import { decideDeviceAuthorization } from "./approve.js";
+import { exchangeAuthorizationCode } from "./authorization-code.js";
 import { beginDeviceAuthorization } from "./begin.js";
 import { createOAuthClient, disableOAuthClient } from "./clients.js";
 import type { DeviceDeps } from "./device-grant.js";
@@ -22,6 +23,9 @@ export function deviceService(ctx: BrokerContext, device: DeviceDeps): ServiceIm
     },
     async exchangeDeviceCode(req, call) {
       return { tokens: await exchangeDeviceCode(device, callSite(ctx.config.publicUrl, call), req) };
+    },
+    async exchangeAuthorizationCode(req, call) {
+      return { tokens: await exchangeAuthorizationCode(device, callSite(ctx.config.publicUrl, call), req) };
     },
     async refreshAccessToken(req, call) {
       return { tokens: await refreshAccessToken(device, callSite(ctx.config.publicUrl, call), req) };
@@ -67,6 +71,7 @@ function toClient(client: OAuthClient) {
     name: client.name,
     allowedScopes: client.allowedScopes.split(" ").filter(Boolean),
     allowedAudiences: client.allowedAudiences.split(" ").filter(Boolean),
+    redirectUris: client.redirectUris.split(" ").filter(Boolean),
     disabled: client.disabled,
     createTime: timestampFromDate(client.createdAt),
   };

@@ -63,7 +63,7 @@ export async function refresh(
 }
 
 /** Revokes every refresh token of a family and the access tokens issued with them, on every instance. */
-async function revokeFamily(deps: DeviceDeps, site: CallSite, familyId: string, reason: string): Promise<void> {
+export async function revokeFamily(deps: DeviceDeps, site: CallSite, familyId: string, reason: string): Promise<void> {
   const now = deps.clock.now();
   const tokenExpiry = new Date(now.getTime() + (deps.config.tokenLifetime.maxSeconds + 60) * 1000);
   const entries = await deps.audit.transaction(

@@ -17,10 +17,6 @@
 // enters their one-time code and chooses their password (people/ owns the
 // codes), with a double-submit CSRF cookie of its own path.
 // The markup is in verification-views.ts, which escapes every value it shows.
-import { createHash } from "node:crypto";
-import { parse as parseCookies, type SerializeOptions, serialize as serializeCookie } from "cookie";
-import { verifyPassword } from "../auth/passwords.js";
-import { SignInBackoff } from "../auth/sign-in-backoff.js";
 import type { AuditEntry } from "../core/audit.js";
 import type { CallOrigin } from "../core/call.js";
 import type { Caller } from "../core/caller.js";
@@ -29,16 +25,17 @@ import { DomainError } from "../core/errors/domain-error.js";
 import { type NodeServerRequest, type NodeServerResponse, readForm } from "../core/http.js";
 import type { HttpRoute } from "../core/module.js";
 import { sameSecret } from "../crypto/constant-time.js";
-import { enrollWithCode, maxSignInCandidates, type SignInAccount, signInAccounts } from "../people/index.js";
+import { enrollWithCode } from "../people/index.js";
 import { base62Alphabet, randomText } from "../protocol/random-text.js";
-import { ScopeSet } from "../protocol/scope.js";
 import { decideDeviceAuthorization, findPendingByUserCode } from "./approve.js";
 import { type DeviceDeps, displayUserCode } from "./device-grant.js";
 import { approvalPage, codePage, enrolledPage, enrollPage, loginPage, messagePage } from "./verification-views.js";
+import { cookieOf, sendPage, sessionSeconds, type WebSignIn } from "./web-sign-in.js";
 
 export interface PageDeps {
   readonly ctx: BrokerContext;
   readonly device: DeviceDeps;
+  readonly signIn: WebSignIn;
 }
 
 type Site = CallOrigin;
@@ -46,53 +43,19 @@ type Site = CallOrigin;
 const sessionCookie = "aegis_session";
 const loginCookie = "aegis_login";
 const enrollCookie = "aegis_enroll";
-const sessionSeconds = 3_600;
 const maxFormBytes = 16 * 1024;
-
-const sha256 = (text: string) => createHash("sha256").update(text).digest("base64url");
-
-/** The value of one cookie the browser sent, or "" when it sent none. */
-function cookieOf(req: NodeServerRequest, name: string): string {
-  return parseCookies(req.headers.cookie ?? "")[name] ?? "";
-}
 
 /** The page's routes: the code form, sign-in and the decision. */
 export function verificationPage(deps: PageDeps): HttpRoute[] {
-  const { ctx, device } = deps;
-  // Both cookies are for this page's own posts only: never script-readable,
-  // not sent on cross-site posts, and over TLS never sent in the clear.
-  const cookieAttributes: SerializeOptions = {
-    path: "/device",
-    httpOnly: true,
-    sameSite: "lax",
-    secure: ctx.config.tls !== undefined,
-  };
+  const { ctx, device, signIn } = deps;
   const cookie = (name: string, value: string, maxAge: number, path = "/device") =>
-    serializeCookie(name, value, { ...cookieAttributes, path, maxAge });
-  const backoff = new SignInBackoff(ctx.config.signIn, ctx.clock);
-
-  const send = async (
+    signIn.cookie(name, value, maxAge, path);
+  const send = (
     res: NodeServerResponse,
     status: number,
     page: Promise<string>,
     headers: Record<string, string | string[]> = {},
-  ) => {
-    const body = await page;
-    res.writeHead(status, {
-      // Every 401 names how to authenticate (RFC 9110 §11.6.1): here, this
-      // page's sign-in form. Browsers show no dialog for this scheme.
-      ...(status === 401 ? { "www-authenticate": `Cookie realm="aegis", form-action="/device/login"` } : {}),
-      "content-type": "text/html; charset=utf-8",
-      "cache-control": "no-store",
-      "content-security-policy":
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-      "x-frame-options": "DENY",
-      "referrer-policy": "no-referrer",
-      "x-content-type-options": "nosniff",
-      ...headers,
-    });
-    res.end(body);
-  };
+  ) => sendPage(res, status, page, { signIn: "/device/login", headers });
   const redirect = (res: NodeServerResponse, location: string, headers: Record<string, string | string[]> = {}) => {
     res.writeHead(303, { location, "cache-control": "no-store", ...headers });
     res.end();
@@ -101,30 +64,7 @@ export function verificationPage(deps: PageDeps): HttpRoute[] {
     ctx.audit.append({ requestId: site.requestId, client: site.client, ...entry });
 
   /** The signed-in person, with their current grants; undefined without a live session. */
-  async function signedIn(req: NodeServerRequest): Promise<{ caller: Caller; csrf: string } | undefined> {
-    const secret = cookieOf(req, sessionCookie);
-    if (!secret || secret.length > 100) return undefined;
-    const session = await ctx.prisma.webSession.findUnique({ where: { id: sha256(secret) } });
-    if (!session || session.expiresAt <= ctx.clock.now()) return undefined;
-    const person = await ctx.prisma.principal.findUnique({
-      where: { id: session.principalId },
-      include: { grants: { select: { scope: true } } },
-    });
-    if (person?.status !== "active") return undefined;
-    return {
-      csrf: session.csrfToken,
-      caller: {
-        principalId: person.id,
-        tenantId: person.tenantId,
-        kind: person.kind,
-        scopes: new ScopeSet(person.grants.map((g) => g.scope)),
-        credentialType: "web_session",
-        credentialId: session.id.slice(0, 12),
-        // Signed in with their password: the person's whole standing.
-        applicationScopes: "all" as const,
-      },
-    };
-  }
+  const signedIn = (req: NodeServerRequest) => signIn.signedIn(req, sessionCookie);
 
   function loginForm(res: NodeServerResponse, userCode: string, error = "", status = 200) {
     const token = randomText(base62Alphabet, 32);
@@ -226,7 +166,7 @@ export function verificationPage(deps: PageDeps): HttpRoute[] {
       if (!(error instanceof DomainError)) throw error;
       return tooMany(error);
     }
-    const checked = await checkPassword(site, tenantName, username, form.get("password") ?? "");
+    const checked = await signIn.checkPassword(site, tenantName, username, form.get("password") ?? "");
     if (checked instanceof DomainError) return tooMany(checked);
     const { person, reason } = checked;
     if (person?.status !== "active") {
@@ -245,16 +185,7 @@ export function verificationPage(deps: PageDeps): HttpRoute[] {
           : "Wrong username or password.";
       return loginForm(res, userCode, message, 401);
     }
-    const secret = randomText(base62Alphabet, 43);
-    await ctx.prisma.webSession.create({
-      data: {
-        id: sha256(secret),
-        principalId: person.principalId,
-        tenantId: person.tenantId,
-        csrfToken: randomText(base62Alphabet, 32),
-        expiresAt: new Date(ctx.clock.now().getTime() + sessionSeconds * 1000),
-      },
-    });
+    const secret = await signIn.startSession(person);
     await audit(site, {
       tenantId: person.tenantId,
       actorId: person.principalId,
@@ -266,46 +197,6 @@ export function verificationPage(deps: PageDeps): HttpRoute[] {
     redirect(res, `/device${userCode ? `?user_code=${encodeURIComponent(userCode)}` : ""}`, {
       "set-cookie": [cookie(sessionCookie, secret, sessionSeconds), cookie(loginCookie, "", 0)],
     });
-  }
-
-  /**
-   * The account `name` and `password` sign in to, with per-account slowing:
-   * the accounts the name stands for (in the named tenant, or in any), each
-   * checked unless it must wait at this address; the one whose password
-   * matches. A name that stands for no account is slowed the same way, and
-   * checked against a decoy hash, so neither timing nor answers tell it apart.
-   */
-  async function checkPassword(
-    site: Site,
-    tenantName: string,
-    name: string,
-    password: string,
-  ): Promise<{ person: SignInAccount | undefined; reason: string } | DomainError> {
-    const accounts = await signInAccounts(ctx.prisma, { tenantName, name });
-    const keys = accounts.length > 0 ? accounts.map((a) => a.principalId) : [`name ${tenantName}/${name}`];
-    const open: string[] = [];
-    let waiting: DomainError | undefined;
-    for (const key of keys) {
-      try {
-        backoff.refuseIfWaiting(key, site.clientAddress);
-        open.push(key);
-      } catch (error) {
-        if (!(error instanceof DomainError)) throw error;
-        waiting ??= error;
-      }
-    }
-    if (open.length === 0 && waiting) return waiting;
-    const candidates = accounts.filter((a) => open.includes(a.principalId)).slice(0, maxSignInCandidates);
-    const matched: SignInAccount[] = [];
-    if (candidates.length === 0) await verifyPassword(password, undefined);
-    for (const account of candidates) if (await verifyPassword(password, account.passwordHash)) matched.push(account);
-    if (matched.length === 1) {
-      backoff.recordSuccess(matched[0]?.principalId ?? "", site.clientAddress);
-      return { person: matched[0], reason: "" };
-    }
-    if (matched.length > 1) return { person: undefined, reason: "AMBIGUOUS_ACCOUNT" };
-    for (const key of open) backoff.recordFailure(key, site.clientAddress);
-    return { person: undefined, reason: "WRONG_CREDENTIALS" };
   }
 
   /** Ends the browser's session: the row goes, the cookie is cleared. */
@@ -327,7 +218,7 @@ export function verificationPage(deps: PageDeps): HttpRoute[] {
       );
     }
     if (session) {
-      await ctx.prisma.webSession.deleteMany({ where: { id: sha256(cookieOf(req, sessionCookie)) } });
+      await signIn.endSession(req, sessionCookie);
       await audit(site, {
         tenantId: session.caller.tenantId,
         actorId: session.caller.principalId,

@@ -1,4 +1,6 @@
-// The markup of the verification page, and the only file that builds it.
+// The markup of the broker's own pages (the device flow's verification page,
+// the authorization endpoint's sign-in and consent), and the only file that
+// builds it.
 // Each page is a `hono/html` tagged template: every interpolated value is
 // HTML-escaped (`& < > " '`) unless it is itself a fragment built by `html`
 // here, so a client's name, a user agent, an audience or a scope is always
@@ -115,4 +117,57 @@ export function enrolledPage(input: { signInName: string; tenantName: string }):
 /** A page that only says something: an outcome, or why a request was refused (`error`). */
 export function messagePage(title: string, message: string, options: { error: boolean }): Promise<string> {
   return document(title, options.error ? alert(message) : html`<p>${message}</p>`);
+}
+
+/** The authorization endpoint's sign-in: the request travels in a hidden field and comes back after. */
+export function authorizeSignInPage(input: {
+  loginCsrf: string;
+  request: string;
+  clientName: string;
+  error: string;
+}): Promise<string> {
+  return document(
+    `Sign in to continue to ${input.clientName}`,
+    html`${alert(input.error)}
+<form method="post" action="/oauth/authorize/login">
+<input type="hidden" name="login_csrf" value="${input.loginCsrf}"><input type="hidden" name="request" value="${input.request}">
+<label for="username">Username or email</label><input type="text" id="username" name="username" autocomplete="username" required>
+<label for="tenant">Tenant <small>(only needed when your name is in several)</small></label><input type="text" id="tenant" name="tenant" autocomplete="organization">
+<label for="password">Password</label><input type="password" id="password" name="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button></form>`,
+  );
+}
+
+/** What the person is asked to allow; everything but `csrf` and `request` describes the asking client. */
+export interface ConsentRequest {
+  readonly clientName: string;
+  /** Where the browser goes next: the redirect URI's origin. */
+  readonly returnTo: string;
+  readonly audience: string;
+  /** Requested scopes; the ones the person holds can be given, the others are listed as not held. */
+  readonly scopes: readonly { readonly scope: string; readonly held: boolean }[];
+  readonly csrf: string;
+  readonly request: string;
+}
+
+export function consentPage(input: ConsentRequest): Promise<string> {
+  const scopes = input.scopes.length
+    ? input.scopes.map(({ scope, held }, i) =>
+        held
+          ? html`<label><input type="checkbox" name="scope" value="${scope}" id="scope${i}" checked> <code>${scope}</code></label>
+`
+          : html`<p><code>${scope}</code> <small>(you do not hold it: it will not be given)</small></p>
+`,
+      )
+    : html`<p>No scopes: the application will only know who you are.</p>`;
+  return document(
+    `Allow ${input.clientName}?`,
+    html`<p><strong>${input.clientName}</strong> asks to act as you.</p>
+<dl><dt>Returns to</dt><dd>${input.returnTo}</dd><dt>For</dt><dd>${input.audience}</dd></dl>
+<form method="post" action="/oauth/authorize/decide">
+<input type="hidden" name="csrf" value="${input.csrf}"><input type="hidden" name="request" value="${input.request}">
+<fieldset><legend>Scopes</legend>${scopes}</fieldset>
+<button type="submit" name="decision" value="approve">Allow</button>
+<button type="submit" name="decision" value="deny">Deny</button></form>`,
+  );
 }

@@ -11,6 +11,8 @@ import {
   type BeginDeviceAuthorizationRequest,
   BeginDeviceAuthorizationRequestSchema,
   DeviceAuthService,
+  type ExchangeAuthorizationCodeRequest,
+  ExchangeAuthorizationCodeRequestSchema,
   type ExchangeDeviceCodeRequest,
   ExchangeDeviceCodeRequestSchema,
   type RefreshAccessTokenRequest,
@@ -35,6 +37,7 @@ import type { HttpCall, HttpRoute, PresentedClient, SharedPolicyRoute, SharedReq
 import {
   beginDeviceAuthorization,
   type DeviceDeps,
+  exchangeAuthorizationCode,
   exchangeDeviceCode,
   refreshAccessToken,
   revokeRefreshToken,
@@ -56,13 +59,18 @@ export interface OAuthDeps {
 export function authorizationServerMetadata(issuer: string) {
   return {
     issuer,
+    authorization_endpoint: `${issuer}/oauth/authorize`,
     token_endpoint: `${issuer}/oauth/token`,
     device_authorization_endpoint: `${issuer}/oauth/device_authorization`,
     jwks_uri: `${issuer}/.well-known/jwks.json`,
     introspection_endpoint: `${issuer}/oauth/introspect`,
     revocation_endpoint: `${issuer}/oauth/revoke`,
-    grant_types_supported: ["client_credentials", deviceCodeGrant, "refresh_token"],
-    response_types_supported: [],
+    grant_types_supported: ["authorization_code", "client_credentials", deviceCodeGrant, "refresh_token"],
+    response_types_supported: ["code"],
+    response_modes_supported: ["query"],
+    code_challenge_methods_supported: ["S256"],
+    // RFC 9207: every authorization response names its issuer.
+    authorization_response_iss_parameter_supported: true,
     token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
     token_endpoint_auth_signing_alg_values_supported: dpopAlgorithms,
     introspection_endpoint_auth_methods_supported: ["client_secret_basic", "bearer"],
@@ -229,6 +237,7 @@ function tokenResponse(tokens: TokenSet) {
 
 type TokenRequest =
   | { readonly grant: "device_code"; readonly message: ExchangeDeviceCodeRequest }
+  | { readonly grant: "authorization_code"; readonly message: ExchangeAuthorizationCodeRequest }
   | { readonly grant: "refresh_token"; readonly message: RefreshAccessTokenRequest }
   | { readonly grant: "client_credentials"; readonly message: MintTokenRequest };
 
@@ -248,6 +257,20 @@ function tokenRequest(
   if (grantType === deviceCodeGrant) {
     const message = create(ExchangeDeviceCodeRequestSchema, { clientId, deviceCode: form.get("device_code") ?? "" });
     return { rpc: DeviceAuthService.method.exchangeDeviceCode, message, decoded: { grant: "device_code", message } };
+  }
+  if (grantType === "authorization_code") {
+    // RFC 6749 §4.1.3 with RFC 7636 §4.5; a public client names itself (§3.2.1).
+    const message = create(ExchangeAuthorizationCodeRequestSchema, {
+      clientId,
+      code: form.get("code") ?? "",
+      redirectUri: form.get("redirect_uri") ?? "",
+      codeVerifier: form.get("code_verifier") ?? "",
+    });
+    return {
+      rpc: DeviceAuthService.method.exchangeAuthorizationCode,
+      message,
+      decoded: { grant: "authorization_code", message },
+    };
   }
   if (grantType === "refresh_token") {
     const message = create(RefreshAccessTokenRequestSchema, {
@@ -289,6 +312,8 @@ async function token(deps: OAuthDeps, call: HttpCall, request: TokenRequest) {
   switch (request.grant) {
     case "device_code":
       return tokenResponse(await exchangeDeviceCode(deps.device, call, request.message));
+    case "authorization_code":
+      return tokenResponse(await exchangeAuthorizationCode(deps.device, call, request.message));
     case "refresh_token":
       return tokenResponse(await refreshAccessToken(deps.device, call, request.message));
     case "client_credentials": {

@@ -12,6 +12,7 @@ export const idPrefixes = {
   lease: "lse",
   oauthClient: "cli",
   deviceAuthorization: "dev",
+  authorizationCode: "azc",
   refreshToken: "rft",
   resourceServer: "rsv",
   role: "rol",

@@ -45,15 +45,24 @@ describe.each(databaseKinds)("OAuth HTTP endpoints on %s", (kind) => {
     expect(as).toMatchObject({
       issuer: t.broker.url,
       token_endpoint: `${t.broker.url}/oauth/token`,
-      grant_types_supported: ["client_credentials", "urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
+      authorization_endpoint: `${t.broker.url}/oauth/authorize`,
+      grant_types_supported: [
+        "authorization_code",
+        "client_credentials",
+        "urn:ietf:params:oauth:grant-type:device_code",
+        "refresh_token",
+      ],
     });
     for (const endpoint of [
+      as.authorization_endpoint,
       as.jwks_uri,
       as.introspection_endpoint,
       as.revocation_endpoint,
       as.device_authorization_endpoint,
     ]) {
-      const res = await fetch(endpoint ?? "", { method: endpoint === as.jwks_uri ? "GET" : "POST" });
+      const res = await fetch(endpoint ?? "", {
+        method: endpoint === as.jwks_uri || endpoint === as.authorization_endpoint ? "GET" : "POST",
+      });
       expect(res.status).not.toBe(404);
     }
   });

@@ -37,6 +37,7 @@ const byReason: Readonly<Record<string, readonly [number, string]>> = {
   ACCESS_DENIED: [400, "access_denied"],
   INVALID_GRANT: [400, "invalid_grant"],
   INVALID_CLIENT: [401, "invalid_client"],
+  UNAUTHORIZED_CLIENT: [400, "unauthorized_client"],
   INVALID_SCOPE: [400, "invalid_scope"],
   INVALID_TARGET: [400, "invalid_target"],
 };
