@@ -2,8 +2,8 @@
 // login-commands.ts (login, whoami, logout), credential-commands.ts (key,
 // credential) and the operator and people commands, one file per noun
 // (leases, resource-servers, people, grants, roles, agents and api-keys,
-// tokens, signing-keys, audit, tenants), which reach the broker through broker-access.ts and print
-// through output.ts; serve, migrate and root-key are added by the entry
+// tokens, signing-keys, audit, tenants), which reach the broker through
+// broker-access.ts and print through output.ts; serve, migrate and root-key are added by the entry
 // point (main.ts from the repository, client-main.ts in the npm package).
 // Commander parses the options and answers `--help` before any command
 // runs; every error that reaches the top ends the process through
