@@ -78,6 +78,14 @@ module.exports = {
       to: { path: "^src/", pathNot: "^src/(cli|app|protocol|sdk)/" },
     },
     {
+      name: "packaged-cli-without-broker",
+      comment:
+        "the npm package ships the CLI without the broker (scripts/build-package.mjs): only server-commands.ts, which main.ts adds, reaches app/",
+      severity: "error",
+      from: { path: "^src/cli/", pathNot: "^src/cli/(server-commands|main)\\.ts$" },
+      to: { path: "^src/(app/|cli/server-commands\\.ts$)" },
+    },
+    {
       name: "tests-never-reach-into-src-from-src",
       severity: "error",
       from: { path: "^src/" },

@@ -10,11 +10,19 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { CommanderError } from "commander";
 import { ErrorInfoSchema } from "../../gen/proto/google/rpc/error_details_pb.js";
-import { ConfigError } from "../app/index.js";
 
 /** Wrong arguments found while the command runs: the message goes to stderr, exit 2. */
 export class UsageError extends Error {
   override name = "UsageError";
+}
+
+/**
+ * The broker's configuration (AEGIS_* variables, the root key) is wrong:
+ * exit 2. server-commands.ts turns the broker's ConfigError into this, so
+ * this module, shipped in the npm package without the broker, needs nothing of app/.
+ */
+export class ConfigurationFailure extends Error {
+  override name = "ConfigurationFailure";
 }
 
 /** The broker could not be reached at all (refused, unknown host, timed out, TLS): exit 1. */
@@ -47,9 +55,9 @@ export function describeFailure(error: unknown, debug: boolean): Failure {
   // Commander printed its own message (or the help) before throwing.
   if (error instanceof CommanderError) return { exitCode: error.exitCode === 0 ? 0 : 2, message: undefined };
   if (error instanceof ReportedFailure) return { exitCode: error.code, message: undefined };
-  const exitCode = error instanceof UsageError || error instanceof ConfigError ? 2 : refusalExitCode(error);
+  const exitCode = error instanceof UsageError || error instanceof ConfigurationFailure ? 2 : refusalExitCode(error);
   if (debug) return { exitCode, message: stackOf(error) };
-  if (error instanceof ConfigError) return { exitCode, message: `configuration error: ${error.message}` };
+  if (error instanceof ConfigurationFailure) return { exitCode, message: `configuration error: ${error.message}` };
   return { exitCode, message: oneLine(humanMessage(error)) };
 }
 

@@ -9,12 +9,13 @@ import type { Logger } from "pino";
 import {
   type BootstrapResult,
   type Config,
+  ConfigError,
   createLogger,
   generateRootKeyText,
   loadConfig,
   type WorkerMessage,
 } from "../app/index.js";
-import { ReportedFailure } from "./failures.js";
+import { ConfigurationFailure, ReportedFailure } from "./failures.js";
 
 // The broker's own modules (Prisma, PGlite, the servers) are imported when
 // serve or migrate runs, not with this module: they take most of a second
@@ -47,7 +48,7 @@ Examples:
   $ aegis serve
   $ AEGIS_PORT=9000 AEGIS_DATA_DIR=/var/lib/aegis aegis serve`,
     )
-    .action(serveCommand);
+    .action(configFailures(serveCommand));
 
   program
     .command("migrate")
@@ -61,7 +62,7 @@ Examples:
   $ aegis migrate
   $ AEGIS_DATABASE_URL=postgres://aegis@db/aegis AEGIS_ROOT_KEY_FILE=/etc/aegis/root.key aegis migrate`,
     )
-    .action(migrateCommand);
+    .action(configFailures(migrateCommand));
 
   const rootKey = program
     .command("root-key")
@@ -82,6 +83,18 @@ Examples:
     .action(() => {
       process.stdout.write(`${generateRootKeyText()}\n`);
     });
+}
+
+/** The broker's ConfigError as the CLI's ConfigurationFailure (exit 2, "configuration error: …"). */
+function configFailures(action: () => Promise<void>): () => Promise<void> {
+  return async () => {
+    try {
+      await action();
+    } catch (error) {
+      if (error instanceof ConfigError) throw new ConfigurationFailure(error.message, { cause: error });
+      throw error;
+    }
+  };
 }
 
 function brokerLogger(config: Config): Logger {

@@ -1,6 +1,6 @@
 // Sealing and opening credentials on the owner's and the agent's machines.
 // The broker only ever sees the sealed form.
-import { flattenedDecrypt, GeneralEncrypt, generalDecrypt, importJWK, type JWK } from "jose";
+import { type CryptoKey, flattenedDecrypt, GeneralEncrypt, generalDecrypt, importJWK, type JWK } from "jose";
 
 const alg = "ECDH-ES+A256KW";
 const enc = "A256GCM";
