@@ -61,7 +61,7 @@ function indexGuide(urlPath: string, title: string, text: string) {
     const token = tokens[i];
     if (token?.type === "heading_open") {
       flush();
-      heading = tokens[i + 1]?.content ?? "";
+      heading = (tokens[i + 1]?.content ?? "").replace(/`/g, "");
       anchor = slug(heading);
       body = [];
       i++;

@@ -86,7 +86,7 @@ ${body}
 <dialog id="palette" aria-label="Search guides and operations">
 <div class="palette-box">
 <label for="palette-input" class="palette-label">Search guides and operations</label>
-<input id="palette-input" type="search" role="combobox" aria-expanded="true" aria-controls="palette-results" aria-autocomplete="list" autocomplete="off" spellcheck="false" placeholder="e.g. redeem, DPoP, selector">
+<input id="palette-input" type="text" role="combobox" aria-expanded="true" aria-controls="palette-results" aria-autocomplete="list" autocomplete="off" spellcheck="false" placeholder="e.g. redeem, DPoP, selector">
 <div id="palette-results" role="listbox" aria-label="Results"></div>
 <p class="palette-help">↑ ↓ to move · Enter to open · Esc to close</p>
 </div>
@@ -260,7 +260,7 @@ function tryIt(method: MethodDoc): string {
 </fieldset>
 <div class="request">
 <label for="request-json">Request (JSON)</label>
-<textarea id="request-json" rows="10" spellcheck="false">${escapeHtml(JSON.stringify(method.example, null, 2))}</textarea>
+<textarea id="request-json" rows="${Math.min(Math.max(JSON.stringify(method.example, null, 2).split("\n").length + 1, 4), 18)}" spellcheck="false">${escapeHtml(JSON.stringify(method.example, null, 2))}</textarea>
 <div class="controls">
 <label for="protocol">Protocol</label>
 <select id="protocol"><option value="connect">Connect (JSON)</option><option value="grpc-web">gRPC-Web (binary)</option></select>

@@ -116,6 +116,10 @@ export function setUpPalette(): void {
     } else if (event.key === "ArrowUp") {
       event.preventDefault();
       setActive(active - 1);
+    } else if (event.key === "Escape") {
+      // Closed here: a search field would spend the first Esc on clearing itself.
+      event.preventDefault();
+      dialog.close();
     } else if (event.key === "Enter") {
       event.preventDefault();
       const url = options[active]?.dataset.url;
