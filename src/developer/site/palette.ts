@@ -92,7 +92,9 @@ export function setUpPalette(): void {
   };
 
   const open = async () => {
-    returnFocus = document.activeElement as HTMLElement | null;
+    // Focus goes back where it was on close; to the search button when it was nowhere.
+    const before = document.activeElement as HTMLElement | null;
+    returnFocus = before && before !== document.body ? before : opener;
     if (!dialog.open) dialog.showModal();
     input.focus();
     input.select();
