@@ -45,7 +45,7 @@ describe.each(databaseKinds)("developer portal in a browser on %s", (kind) => {
       args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
     });
     catalogue = (await (await fetch(`${t.broker.url}/developer/catalogue.json`)).json()) as Catalogue;
-  });
+  }, 120_000);
   afterAll(async () => {
     await browser?.close();
     await t?.stop();

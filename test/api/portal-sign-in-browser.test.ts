@@ -32,7 +32,7 @@ describe.each(databaseKinds)("signing in from the developer portal on %s", (kind
       executablePath: "/usr/bin/chromium",
       args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
     });
-  });
+  }, 120_000);
   afterAll(async () => {
     await browser?.close();
     await t?.stop();
