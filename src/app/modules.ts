@@ -24,6 +24,7 @@ import { auditModule } from "../audit/index.js";
 import type { BrokerContext } from "../core/context.js";
 import type { BrokerModule, HttpRoute, PeriodicJob } from "../core/module.js";
 import { credentialsModule } from "../credentials/index.js";
+import { developerModule } from "../developer/index.js";
 import { type DeviceDeps, deviceModule } from "../device/index.js";
 import { grantsModule } from "../grants/index.js";
 import { leasesModule } from "../leases/index.js";
@@ -85,6 +86,7 @@ export function domainModules({ ctx, tokens, device, oauth, actions }: ModuleDep
     deviceModule(ctx, device),
     auditModule(ctx),
     oauthModule(oauth),
+    developerModule(),
   ];
 }
 

@@ -1,0 +1,89 @@
+// Signing in from the developer portal in a real browser (Debian's Chromium
+// through playwright-core): the portal's "Sign in" runs authorization code
+// + PKCE (S256) as the public client `aegis-developer-portal` in a pop-up,
+// the person signs in and allows on the broker's pages, the callback hands
+// the response to the portal page, which checks state and iss and redeems
+// the code with a DPoP proof of its own key; then WhoAmI is tried with the
+// DPoP-bound token held in the page's memory only. Needs the authorization
+// endpoint (GET /oauth/authorize, the authorization_code grant).
+import { type Browser, chromium } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
+import { startTestBroker, type TestBroker } from "../support/broker.js";
+import { databaseKinds } from "../support/databases.js";
+import { type Actor, createActor } from "../support/fixtures.js";
+
+const password = "correct horse battery staple";
+
+describe.each(databaseKinds)("signing in from the developer portal on %s", (kind) => {
+  let t: TestBroker;
+  let person: Actor;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    t = await startTestBroker(kind);
+    person = await createActor(t, { name: "Alice Example", scopes: ["account.password.set", "principal.whoami"] });
+    await t.client(DeviceAuthService, { key: person.key }).setLocalPassword({
+      principalId: person.principalId,
+      username: "alice",
+      password,
+    });
+    browser = await chromium.launch({
+      executablePath: "/usr/bin/chromium",
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await browser?.close();
+    await t?.stop();
+  });
+
+  it("signs in with code + PKCE in a pop-up, gets a DPoP-bound token, and tries WhoAmI with it", async () => {
+    const metadata = (await (await fetch(`${t.broker.url}/.well-known/oauth-authorization-server`)).json()) as {
+      authorization_endpoint?: string;
+    };
+    expect(metadata.authorization_endpoint).toBe(`${t.broker.url}/oauth/authorize`);
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${t.broker.url}/developer/api/aegis.principal.v1.PrincipalService/WhoAmI`);
+    const [popup] = await Promise.all([
+      page.waitForEvent("popup"),
+      page.getByRole("button", { name: "Sign in" }).click(),
+    ]);
+    const authorize = new URL(popup.url());
+    expect(authorize.pathname).toBe("/oauth/authorize");
+    expect(authorize.searchParams.get("client_id")).toBe("aegis-developer-portal");
+    expect(authorize.searchParams.get("redirect_uri")).toBe(`${t.broker.url}/developer/callback`);
+    expect(authorize.searchParams.get("code_challenge_method")).toBe("S256");
+    expect(authorize.searchParams.get("state")?.length).toBeGreaterThanOrEqual(43);
+    await popup.getByLabel("Username").fill("alice");
+    await popup.getByLabel("Password").fill(password);
+    await popup.getByRole("button", { name: "Sign in" }).click();
+    await popup.getByRole("button", { name: "Allow" }).click();
+    await popup.waitForEvent("close");
+    await page.locator("#session-status", { hasText: "Signed in" }).waitFor();
+    await page.locator("#token-state", { hasText: "DPoP token" }).waitFor();
+    await page.getByRole("button", { name: "Send" }).click();
+    await page.locator("#result-status.status-ok").waitFor();
+    expect(await page.locator("#result-body").innerText()).toContain(person.principalId);
+    expect(await page.evaluate(() => localStorage.length + sessionStorage.length)).toBe(0);
+    await context.close();
+  });
+
+  it("refuses a callback whose state is not the one it sent", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${t.broker.url}/developer/api/aegis.principal.v1.PrincipalService/WhoAmI`);
+    const [popup] = await Promise.all([
+      page.waitForEvent("popup"),
+      page.getByRole("button", { name: "Sign in" }).click(),
+    ]);
+    // A forged response: right origin, wrong state.
+    await popup.goto(
+      `${t.broker.url}/developer/callback?code=forged&state=forged&iss=${encodeURIComponent(t.broker.url)}`,
+    );
+    await page.locator("#session-status", { hasText: "state does not match" }).waitFor();
+    expect(await page.locator("#token-state").innerText()).toBe("none");
+    await context.close();
+  });
+});
