@@ -48,7 +48,7 @@ export interface Pkcs11RootOfTrust extends RootOfTrust {
   readonly kind: "pkcs11";
   readonly description: {
     readonly module: string;
-    readonly token: string;
+    readonly hsmToken: string;
     readonly keyLabel: string;
     readonly sessions: number;
   };
@@ -66,7 +66,7 @@ export async function openPkcs11RootOfTrust(config: Pkcs11Config, log: Logger): 
     if (key === undefined && config.createKey) {
       key = generateKey(token, config.keyLabel);
       log.warn(
-        { token: token.name, keyLabel: config.keyLabel },
+        { hsmToken: token.name, keyLabel: config.keyLabel },
         "created a new AES-256 root-of-trust key in the token (AEGIS_PKCS11_CREATE_KEY); back the token up",
       );
     }
@@ -116,7 +116,7 @@ function rootOfTrust(token: Token, key: Handle, pool: SessionPool, config: Pkcs1
   };
   return {
     kind: "pkcs11",
-    description: { module: config.module, token: token.name, keyLabel: config.keyLabel, sessions: config.sessions },
+    description: { module: config.module, hsmToken: token.name, keyLabel: config.keyLabel, sessions: config.sessions },
     async wrap(material, context) {
       // Key material is never empty, and some modules (SoftHSM) refuse an
       // empty input buffer as CKR_ARGUMENTS_BAD.
@@ -427,7 +427,7 @@ function checkKey(token: Token, key: Handle, label: string, log: Logger): void {
   }
   if (!flag(binding.CKA_ALWAYS_SENSITIVE) || !flag(binding.CKA_NEVER_EXTRACTABLE)) {
     log.warn(
-      { token: token.name, keyLabel: label },
+      { hsmToken: token.name, keyLabel: label },
       "the root-of-trust key was once extractable or not sensitive (imported or changed): copies of it may exist outside the token",
     );
   }
