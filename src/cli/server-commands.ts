@@ -26,6 +26,7 @@ Configuration (environment variables; the README lists them all):
   AEGIS_DATA_DIR           the embedded database and its generated root key (default ./data)
   AEGIS_DATABASE_URL       postgres://… to use PostgreSQL instead (needs AEGIS_ROOT_KEY)
   AEGIS_ROOT_KEY           root key, 32 random bytes in base64url (aegis root-key generate)
+  AEGIS_ROOT_OF_TRUST      what wraps KMS key material: local (default) or pkcs11 (AEGIS_PKCS11_*)
   AEGIS_LOG_LEVEL          fatal, error, warn, info (default), debug, trace or silent`;
 
 export function addServerCommands(program: Command): void {
