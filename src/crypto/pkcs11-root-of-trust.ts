@@ -192,7 +192,10 @@ async function openToken(config: Pkcs11Config): Promise<Token> {
   const tokenKey = `${config.module}#${slot.toString("hex")}`;
   if (openTokens.has(tokenKey)) {
     releaseModule(config.module);
-    throw new ConfigError("AEGIS_PKCS11_TOKEN_LABEL", `token ${name} is already open in this process`);
+    throw new ConfigError(
+      config.tokenLabel !== undefined ? "AEGIS_PKCS11_TOKEN_LABEL" : "AEGIS_PKCS11_SLOT",
+      `token ${name} is already open in this process`,
+    );
   }
   const sessions: Handle[] = [];
   const close = () => {

@@ -9,7 +9,6 @@ import pino from "pino";
 import pkcs11js from "pkcs11js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/core/config.js";
-import type { RootOfTrust } from "../../src/core/root-of-trust.js";
 import { openPkcs11RootOfTrust, type Pkcs11RootOfTrust } from "../../src/crypto/pkcs11-root-of-trust.js";
 import { localRootOfTrust, RootKey } from "../../src/crypto/root-key.js";
 import { createSoftHsm, type SoftHsm, type SoftHsmToken, softHsmModule } from "../support/softhsm.js";
@@ -286,15 +285,22 @@ describe("PKCS#11 root of trust: opening and closing", () => {
 
   it("finishes calls in flight on close, then refuses new ones", async () => {
     const other = spare.closing;
-    const opened: RootOfTrust = await openPkcs11RootOfTrust(other.config({ AEGIS_PKCS11_SESSIONS: "2" }), silent);
+    const opened = await openPkcs11RootOfTrust(other.config({ AEGIS_PKCS11_SESSIONS: "2" }), silent);
+    const wrapped = await opened.wrap(Buffer.from("kept"), "c");
     const inFlight = Array.from({ length: 20 }, (_, i) => opened.wrap(randomBytes(32), `c${i}`));
     const closed = opened.close();
     const results = await Promise.allSettled(inFlight);
     await closed;
     expect(results.every((r) => r.status === "fulfilled")).toBe(true);
     await expect(opened.wrap(randomBytes(32), "c")).rejects.toThrow(/closed/);
-    // Its token is free again.
-    const again = await openPkcs11RootOfTrust(other.config(), silent);
+    // Its token is free again; here it is chosen by slot id instead of label.
+    const slot = /\(slot (\d+)\)/.exec(opened.description.hsmToken)?.[1] as string;
+    const again = await openPkcs11RootOfTrust(
+      other.config({ AEGIS_PKCS11_TOKEN_LABEL: "", AEGIS_PKCS11_SLOT: slot }),
+      silent,
+    );
+    expect(again.description.hsmToken).toBe(opened.description.hsmToken);
+    expect((await again.unwrap(wrapped, "c")).toString()).toBe("kept");
     await again.close();
   });
 });
