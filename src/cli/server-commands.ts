@@ -1,5 +1,5 @@
-// `aegis serve`, `aegis migrate` and `aegis root-key generate`: the commands
-// an operator runs where the broker lives. Their configuration comes from
+// `aegis serve`, `aegis migrate`, `aegis root-key generate` and `aegis hsm
+// init-key`: the commands an operator runs where the broker lives. Their configuration comes from
 // AEGIS_* variables (config.ts), read only once a command really runs, so
 // `--help` touches no data directory, database or port.
 import cluster from "node:cluster";
@@ -11,6 +11,7 @@ import {
   type Config,
   createLogger,
   generateRootKeyText,
+  initPkcs11Key,
   loadConfig,
   type WorkerMessage,
 } from "../app/index.js";
@@ -80,6 +81,38 @@ Examples:
     )
     .action(() => {
       process.stdout.write(`${generateRootKeyText()}\n`);
+    });
+
+  const hsm = program
+    .command("hsm")
+    .summary("set up the PKCS#11 root of trust")
+    .description("Set up the PKCS#11 token that wraps KMS key material (AEGIS_ROOT_OF_TRUST=pkcs11).")
+    .addHelpText("after", "\nExample:\n  $ aegis hsm init-key");
+  hsm
+    .command("init-key")
+    .summary("create the token's AES-256 key unless it has one")
+    .description(
+      "Create the AES-256 key labelled AEGIS_PKCS11_KEY_LABEL in the token (sensitive, never extractable, " +
+        "encrypt/decrypt only) unless it has one already; either way check that the key can be the root of trust.",
+    )
+    .addHelpText(
+      "after",
+      `
+Configuration: AEGIS_ROOT_OF_TRUST=pkcs11, AEGIS_PKCS11_MODULE, AEGIS_PKCS11_TOKEN_LABEL (or
+AEGIS_PKCS11_SLOT), AEGIS_PKCS11_PIN_FILE (or AEGIS_PKCS11_PIN), AEGIS_PKCS11_KEY_LABEL.
+
+Example:
+  $ AEGIS_ROOT_OF_TRUST=pkcs11 AEGIS_PKCS11_MODULE=/usr/lib/softhsm/libsofthsm2.so \\
+    AEGIS_PKCS11_TOKEN_LABEL=aegis AEGIS_PKCS11_PIN_FILE=/etc/aegis/hsm.pin \\
+    AEGIS_PKCS11_KEY_LABEL=aegis-root-of-trust aegis hsm init-key`,
+    )
+    .action(async () => {
+      const { created, hsmToken, keyLabel } = await initPkcs11Key(loadConfig());
+      process.stdout.write(
+        created
+          ? `created AES-256 key "${keyLabel}" on token ${hsmToken}\n`
+          : `token ${hsmToken} already has key "${keyLabel}"; left as it is\n`,
+      );
     });
 }
 

@@ -87,15 +87,17 @@ export async function openPkcs11RootOfTrust(config: Pkcs11Config, log: Logger): 
 }
 
 /**
- * Creates the AES key in the token if it has none by that label; for a
- * trial's set-up and tests. Returns whether it created one.
+ * Creates the AES key in the token if it has none by that label (`aegis hsm
+ * init-key`, a trial's set-up, tests), and checks the key either way.
  */
-export async function createPkcs11Key(config: Pkcs11Config): Promise<boolean> {
+export async function createPkcs11Key(config: Pkcs11Config): Promise<{ created: boolean; hsmToken: string }> {
   const token = await openToken({ ...config, sessions: 1 });
   try {
-    if (findKey(token, config) !== undefined) return false;
-    generateKey(token, config.keyLabel);
-    return true;
+    let key = findKey(token, config);
+    const created = key === undefined;
+    key ??= generateKey(token, config.keyLabel);
+    checkKey(token, key, config.keyLabel, undefined);
+    return { created, hsmToken: token.name };
   } finally {
     token.close();
   }
@@ -397,7 +399,7 @@ function generateKey(token: Token, label: string): Handle {
 }
 
 /** Refuses a key the token would let out, or one that cannot do the job. */
-function checkKey(token: Token, key: Handle, label: string, log: Logger): void {
+function checkKey(token: Token, key: Handle, label: string, log: Logger | undefined): void {
   const { binding, pkcs11 } = token;
   const wanted = [
     binding.CKA_SENSITIVE,
@@ -429,7 +431,7 @@ function checkKey(token: Token, key: Handle, label: string, log: Logger): void {
     );
   }
   if (!flag(binding.CKA_ALWAYS_SENSITIVE) || !flag(binding.CKA_NEVER_EXTRACTABLE)) {
-    log.warn(
+    log?.warn(
       { hsmToken: token.name, keyLabel: label },
       "the root-of-trust key was once extractable or not sensitive (imported or changed): copies of it may exist outside the token",
     );

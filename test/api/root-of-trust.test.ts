@@ -1,6 +1,7 @@
 // Which root of trust a broker runs on: AEGIS_ROOT_OF_TRUST=pkcs11 opens a
 // real SoftHSM2 token at start, says so in its start log (never the PIN),
-// serves over every transport, and logs out and finalises the module on stop.
+// serves over every transport, and logs out and finalises the module on stop;
+// `aegis hsm init-key` creates the token's key.
 import pino from "pino";
 import pkcs11js from "pkcs11js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,7 +9,8 @@ import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_p
 import { ConfigError } from "../../src/core/config.js";
 import { createLogger } from "../../src/core/log.js";
 import { openPkcs11RootOfTrust } from "../../src/crypto/pkcs11-root-of-trust.js";
-import { protocols, startTestBroker } from "../support/broker.js";
+import { protocols, startTestBroker, type TestBroker } from "../support/broker.js";
+import { runAegis } from "../support/cli.js";
 import { createTestDatabase, databaseKinds } from "../support/databases.js";
 import { createSoftHsm, type SoftHsm, type SoftHsmToken, softHsmModule } from "../support/softhsm.js";
 
@@ -20,6 +22,7 @@ beforeAll(async () => {
   hsm = createSoftHsm();
   for (const kind of databaseKinds) tokens.set(kind, await hsm.token());
   tokens.set("wrong-pin", await hsm.token());
+  tokens.set("cli", await hsm.token({ key: false }));
 });
 
 afterAll(() => hsm?.remove());
@@ -40,35 +43,55 @@ function moduleInUse(): boolean {
   }
 }
 
-describe.each(databaseKinds)("root of trust on %s", (kind) => {
-  it("starts on a PKCS#11 token, reports it, serves every transport and closes the session on stop", async () => {
-    const token = tokens.get(kind) as SoftHsmToken;
+describe.each(databaseKinds)("a broker on a PKCS#11 root of trust, on %s", (kind) => {
+  let token: SoftHsmToken;
+  let t: TestBroker;
+  let stopped = false;
+
+  beforeAll(async () => {
+    token = tokens.get(kind) as SoftHsmToken;
     expect(moduleInUse()).toBe(false);
-    const t = await startTestBroker(kind, token.env);
-    try {
-      const started = t.logs.map((line) => JSON.parse(line)).find((line) => line.rootOfTrust !== undefined);
-      expect(started).toMatchObject({
-        rootOfTrust: "pkcs11",
-        module: softHsmModule,
-        hsmToken: expect.stringContaining(`"${token.label}"`),
-        keyLabel: token.keyLabel,
-        sessions: 4,
-      });
-      for (const protocol of protocols) {
-        const me = await t.client(PrincipalService, { protocol }).whoAmI({});
-        expect(me.principal?.id).toBeTruthy();
-      }
-      expect(moduleInUse()).toBe(true);
-      // The token is the broker's: a second root of trust on it is refused.
-      await expect(openPkcs11RootOfTrust(token.config(), pino({ level: "silent" }))).rejects.toThrow(/already open/);
-    } finally {
-      await t.stop();
-    }
-    expect(moduleInUse()).toBe(false);
+    t = await startTestBroker(kind, token.env);
+  });
+
+  afterAll(async () => {
+    if (!stopped) await t?.stop();
+  });
+
+  it("names the root of trust in its start log, never the PIN", () => {
+    const started = t.logs.map((line) => JSON.parse(line)).find((line) => line.rootOfTrust !== undefined);
+    expect(started).toMatchObject({
+      rootOfTrust: "pkcs11",
+      module: softHsmModule,
+      hsmToken: expect.stringContaining(`"${token.label}"`),
+      keyLabel: token.keyLabel,
+      sessions: 4,
+    });
     expect(t.logs.join("\n")).not.toContain(token.pin);
   });
 
-  it("runs on the local root key by default and says so", async () => {
+  it("serves every transport", async () => {
+    for (const protocol of protocols) {
+      const me = await t.client(PrincipalService, { protocol }).whoAmI({});
+      expect(me.principal?.id).toBeTruthy();
+    }
+  });
+
+  it("holds the token while it runs", async () => {
+    expect(moduleInUse()).toBe(true);
+    await expect(openPkcs11RootOfTrust(token.config(), pino({ level: "silent" }))).rejects.toThrow(/already open/);
+  });
+
+  it("logs out, closes its sessions and finalises the module on stop", async () => {
+    stopped = true;
+    await t.stop();
+    expect(moduleInUse()).toBe(false);
+    expect(t.logs.join("\n")).not.toContain(token.pin);
+  });
+});
+
+describe.each(databaseKinds)("a broker on the local root key, on %s", (kind) => {
+  it("is the default, and says so in its start log", async () => {
     const t = await startTestBroker(kind);
     try {
       const started = t.logs.map((line) => JSON.parse(line)).find((line) => line.rootOfTrust !== undefined);
@@ -76,7 +99,7 @@ describe.each(databaseKinds)("root of trust on %s", (kind) => {
     } finally {
       await t.stop();
     }
-  });
+  }, 90_000);
 });
 
 describe("root of trust start-up", () => {
@@ -106,5 +129,43 @@ describe("root of trust start-up", () => {
     );
     expect(String(error)).not.toContain(wrongPin);
     expect(moduleInUse()).toBe(false);
+  }, 90_000);
+});
+
+describe("aegis hsm init-key", () => {
+  // Each run is a real `aegis` process (Node start-up and module load each).
+  const processes = { timeout: 90_000 };
+  const run = async (env: Record<string, string>) => {
+    const cli = runAegis(["hsm", "init-key"], env);
+    return { code: await cli.closed, stdout: cli.stdout(), stderr: cli.stderr() };
+  };
+
+  it("creates the token's key once, then leaves it", processes, async () => {
+    const token = tokens.get("cli") as SoftHsmToken;
+    const first = await run(token.env);
+    expect(first).toMatchObject({ code: 0, stderr: "" });
+    expect(first.stdout).toMatch(
+      new RegExp(`^created AES-256 key "${token.keyLabel}" on token "${token.label}" \\(slot \\d+\\)\n$`),
+    );
+    const second = await run(token.env);
+    expect(second).toMatchObject({ code: 0, stderr: "" });
+    expect(second.stdout).toMatch(/already has key "aegis-root-of-trust"; left as it is/);
+    // The key it made is one the broker takes.
+    const opened = await openPkcs11RootOfTrust(token.config(), pino({ level: "silent" }));
+    await opened.close();
+  });
+
+  it("exits 2 on a wrong PIN without showing it, and without AEGIS_ROOT_OF_TRUST=pkcs11", processes, async () => {
+    const token = tokens.get("wrong-pin") as SoftHsmToken;
+    const wrongPin = "not-the-pin-5521";
+    const refused = await run({ ...token.env, AEGIS_PKCS11_PIN: wrongPin });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(
+      /^aegis: configuration error: AEGIS_PKCS11_PIN: login to token .* \(CKR_PIN_INCORRECT\)\n$/,
+    );
+    expect(refused.stdout + refused.stderr).not.toContain(wrongPin);
+    const local = await run({});
+    expect(local.code).toBe(2);
+    expect(local.stderr).toMatch(/AEGIS_ROOT_OF_TRUST: must be pkcs11/);
   });
 });
