@@ -98,13 +98,16 @@ Examples:
     .addHelpText(
       "after",
       `
-Configuration: AEGIS_ROOT_OF_TRUST=pkcs11, AEGIS_PKCS11_MODULE, AEGIS_PKCS11_TOKEN_LABEL (or
-AEGIS_PKCS11_SLOT), AEGIS_PKCS11_PIN_FILE (or AEGIS_PKCS11_PIN), AEGIS_PKCS11_KEY_LABEL.
+Configuration (environment variables; the README's "Hardware root of trust" has a trial):
+  AEGIS_ROOT_OF_TRUST=pkcs11
+  AEGIS_PKCS11_MODULE      the PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so
+  AEGIS_PKCS11_TOKEN_LABEL the token (or AEGIS_PKCS11_SLOT, its slot id)
+  AEGIS_PKCS11_PIN_FILE    file holding the user PIN (or AEGIS_PKCS11_PIN)
+  AEGIS_PKCS11_KEY_LABEL   label of the key to create or check
 
-Example:
-  $ AEGIS_ROOT_OF_TRUST=pkcs11 AEGIS_PKCS11_MODULE=/usr/lib/softhsm/libsofthsm2.so \\
-    AEGIS_PKCS11_TOKEN_LABEL=aegis AEGIS_PKCS11_PIN_FILE=/etc/aegis/hsm.pin \\
-    AEGIS_PKCS11_KEY_LABEL=aegis-root-of-trust aegis hsm init-key`,
+Examples:
+  $ aegis hsm init-key
+  $ AEGIS_PKCS11_KEY_LABEL=aegis-root-of-trust-2 aegis hsm init-key`,
     )
     .action(async () => {
       const { created, hsmToken, keyLabel } = await initPkcs11Key(loadConfig());
