@@ -28,7 +28,8 @@ import { requestValidator } from "../core/request-rules.js";
 import { RevocationFeed } from "../core/revocation-feed.js";
 import type { RootOfTrust } from "../core/root-of-trust.js";
 import { SharedRateLimits } from "../core/shared-rate-limit.js";
-import { loadRootKey, localRootOfTrust } from "../crypto/root-key.js";
+import { openRootOfTrust } from "../crypto/open-root-of-trust.js";
+import { loadRootKey } from "../crypto/root-key.js";
 import { type Database, openDatabase } from "../db/database.js";
 import { migrate } from "../db/migrate.js";
 import { pruneExpired } from "../db/prune.js";
@@ -184,7 +185,7 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
   // A worker of AEGIS_WORKERS answers scrapes with every worker's metrics.
   if (cluster.isWorker) metrics.exposeFrom(clusterExposition(metrics.registry));
   const rootKey = loadRootKey(config, log);
-  const rootOfTrust = options.rootOfTrust ?? localRootOfTrust(rootKey);
+  const rootOfTrust = options.rootOfTrust ?? (await openRootOfTrust(config, rootKey, log));
   const database =
     options.database ??
     (await openDatabase(

@@ -1,5 +1,5 @@
-// `aegis serve`, `aegis migrate` and `aegis root-key generate`: the commands
-// an operator runs where the broker lives. Their configuration comes from
+// `aegis serve`, `aegis migrate`, `aegis root-key generate` and `aegis hsm
+// init-key`: the commands an operator runs where the broker lives. Their configuration comes from
 // AEGIS_* variables (config.ts), read only once a command really runs, so
 // `--help` touches no data directory, database or port.
 import cluster from "node:cluster";
@@ -12,6 +12,7 @@ import {
   ConfigError,
   createLogger,
   generateRootKeyText,
+  initPkcs11Key,
   loadConfig,
   type WorkerMessage,
 } from "../app/index.js";
@@ -29,6 +30,7 @@ Configuration (environment variables; the README lists them all):
                            serve also needs AEGIS_PUBLIC_URL, the one URL of every instance)
   AEGIS_PUBLIC_URL         the URL clients use (token issuer, DPoP); the load balancer's
   AEGIS_ROOT_KEY           root key, 32 random bytes in base64url (aegis root-key generate)
+  AEGIS_ROOT_OF_TRUST      what wraps KMS key material: local (default) or pkcs11 (AEGIS_PKCS11_*)
   AEGIS_LOG_LEVEL          fatal, error, warn, info (default), debug, trace or silent`;
 
 export function addServerCommands(program: Command): void {
@@ -82,6 +84,41 @@ Examples:
     )
     .action(() => {
       process.stdout.write(`${generateRootKeyText()}\n`);
+    });
+
+  const hsm = program
+    .command("hsm")
+    .summary("set up the PKCS#11 root of trust")
+    .description("Set up the PKCS#11 token that wraps KMS key material (AEGIS_ROOT_OF_TRUST=pkcs11).")
+    .addHelpText("after", "\nExample:\n  $ aegis hsm init-key");
+  hsm
+    .command("init-key")
+    .summary("create the token's AES-256 key unless it has one")
+    .description(
+      "Create the AES-256 key labelled AEGIS_PKCS11_KEY_LABEL in the token (sensitive, never extractable, " +
+        "encrypt/decrypt only) unless it has one already; either way check that the key can be the root of trust.",
+    )
+    .addHelpText(
+      "after",
+      `
+Configuration (environment variables; the README's "Hardware root of trust" has a trial):
+  AEGIS_ROOT_OF_TRUST=pkcs11
+  AEGIS_PKCS11_MODULE      the PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so
+  AEGIS_PKCS11_TOKEN_LABEL the token (or AEGIS_PKCS11_SLOT, its slot id)
+  AEGIS_PKCS11_PIN_FILE    file holding the user PIN (or AEGIS_PKCS11_PIN)
+  AEGIS_PKCS11_KEY_LABEL   label of the key to create or check
+
+Examples:
+  $ aegis hsm init-key
+  $ AEGIS_PKCS11_KEY_LABEL=aegis-root-of-trust-2 aegis hsm init-key`,
+    )
+    .action(async () => {
+      const { created, hsmToken, keyLabel } = await initPkcs11Key(loadConfig());
+      process.stdout.write(
+        created
+          ? `created AES-256 key "${keyLabel}" on token ${hsmToken}\n`
+          : `token ${hsmToken} already has key "${keyLabel}"; left as it is\n`,
+      );
     });
 }
 

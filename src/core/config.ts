@@ -32,6 +32,11 @@ export interface Config {
   readonly rootKey: string | undefined;
   /** File holding the root key, or undefined. */
   readonly rootKeyFile: string | undefined;
+  /**
+   * What wraps the KMS's key material (core/root-of-trust.ts): the local root
+   * key (default), or an AES key that never leaves a PKCS#11 token.
+   */
+  readonly rootOfTrust: RootOfTrustConfig;
   /** TLS certificate and key files; both or neither. */
   readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
   readonly logLevel: LogLevel;
@@ -90,6 +95,28 @@ export interface Config {
     readonly refreshTokenSeconds: number;
   };
 }
+
+export type RootOfTrustConfig = { readonly kind: "local" } | Pkcs11Config;
+
+export interface Pkcs11Config {
+  readonly kind: "pkcs11";
+  /** Path of the PKCS#11 module (a shared library, e.g. /usr/lib/softhsm/libsofthsm2.so). */
+  readonly module: string;
+  /** The token, by label or by slot id; exactly one is set. */
+  readonly tokenLabel: string | undefined;
+  readonly slot: number | undefined;
+  /** The user PIN as given, or a file holding it; exactly one is set. */
+  readonly pin: string | undefined;
+  readonly pinFile: string | undefined;
+  /** Label of the AES-256 key on the token. */
+  readonly keyLabel: string;
+  /** Create the key at start when the token has none by that label (never without being asked). */
+  readonly createKey: boolean;
+  /** Sessions kept open for concurrent wraps (one operation per session at a time). */
+  readonly sessions: number;
+}
+
+export const rootOfTrustKinds = ["local", "pkcs11"] as const;
 
 export const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof logLevels)[number];
@@ -186,6 +213,7 @@ export function loadConfig(env: Env = process.env, use: ConfigUse = "serve"): Co
     sharedRateLimits: databaseUrl !== undefined && !(use === "worker" && read(embeddedWorkerVariable) === "1"),
     rootKey,
     rootKeyFile,
+    rootOfTrust: Object.freeze(rootOfTrust(read)),
     tls: tls && Object.freeze(tls),
     logLevel: logLevel as LogLevel,
     maxMessageBytes: integer(read, "AEGIS_MAX_MESSAGE_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
@@ -264,6 +292,68 @@ function userCodeLimits(read: (name: string) => string | undefined) {
     userCodeFailuresPerMinute: integer(read, "AEGIS_RATE_LIMIT_USER_CODE_FAILURES_PER_MINUTE", 10, 1, 10_000),
     userCodeFailuresPerMinutePerPerson: perPerson,
     userCodeFailuresPerMinuteGlobal: global,
+  };
+}
+
+/** AEGIS_ROOT_OF_TRUST and, for pkcs11, the AEGIS_PKCS11_* variables, checked together. */
+function rootOfTrust(read: (name: string) => string | undefined): RootOfTrustConfig {
+  const kind = read("AEGIS_ROOT_OF_TRUST") ?? "local";
+  if (!(rootOfTrustKinds as readonly string[]).includes(kind)) {
+    throw new ConfigError("AEGIS_ROOT_OF_TRUST", `must be one of ${rootOfTrustKinds.join(", ")}, got "${kind}"`);
+  }
+  const pkcs11Variables = [
+    "AEGIS_PKCS11_MODULE",
+    "AEGIS_PKCS11_TOKEN_LABEL",
+    "AEGIS_PKCS11_SLOT",
+    "AEGIS_PKCS11_PIN",
+    "AEGIS_PKCS11_PIN_FILE",
+    "AEGIS_PKCS11_KEY_LABEL",
+    "AEGIS_PKCS11_CREATE_KEY",
+    "AEGIS_PKCS11_SESSIONS",
+  ];
+  if (kind === "local") {
+    // A PKCS#11 setting without AEGIS_ROOT_OF_TRUST=pkcs11 is a mistake that
+    // would otherwise leave the key material under the local root key unnoticed.
+    const stray = pkcs11Variables.find((name) => read(name) !== undefined);
+    if (stray) throw new ConfigError(stray, "is set but AEGIS_ROOT_OF_TRUST is not pkcs11");
+    return { kind: "local" };
+  }
+  const required = (name: string): string => {
+    const value = read(name);
+    if (value === undefined) throw new ConfigError(name, "required with AEGIS_ROOT_OF_TRUST=pkcs11");
+    return value;
+  };
+  const module = required("AEGIS_PKCS11_MODULE");
+  if (!path.isAbsolute(module)) {
+    throw new ConfigError("AEGIS_PKCS11_MODULE", `must be the absolute path of the module's .so, got "${module}"`);
+  }
+  const tokenLabel = read("AEGIS_PKCS11_TOKEN_LABEL");
+  const slotText = read("AEGIS_PKCS11_SLOT");
+  if ((tokenLabel === undefined) === (slotText === undefined)) {
+    throw new ConfigError(
+      "AEGIS_PKCS11_TOKEN_LABEL",
+      "set AEGIS_PKCS11_TOKEN_LABEL or AEGIS_PKCS11_SLOT (exactly one)",
+    );
+  }
+  if (tokenLabel !== undefined && Buffer.byteLength(tokenLabel) > 32) {
+    throw new ConfigError("AEGIS_PKCS11_TOKEN_LABEL", "a token label is at most 32 bytes");
+  }
+  const slot = slotText === undefined ? undefined : integer(read, "AEGIS_PKCS11_SLOT", 0, 0, 2 ** 32 - 1);
+  const pin = read("AEGIS_PKCS11_PIN");
+  const pinFile = read("AEGIS_PKCS11_PIN_FILE");
+  if ((pin === undefined) === (pinFile === undefined)) {
+    throw new ConfigError("AEGIS_PKCS11_PIN", "set AEGIS_PKCS11_PIN or AEGIS_PKCS11_PIN_FILE (exactly one)");
+  }
+  return {
+    kind: "pkcs11",
+    module,
+    tokenLabel,
+    slot,
+    pin,
+    pinFile,
+    keyLabel: required("AEGIS_PKCS11_KEY_LABEL"),
+    createKey: boolean(read, "AEGIS_PKCS11_CREATE_KEY", false),
+    sessions: integer(read, "AEGIS_PKCS11_SESSIONS", 4, 1, 64),
   };
 }
 

@@ -21,6 +21,10 @@ export function createLogger(level: LogLevel, destination?: DestinationStream): 
           "*.token",
           "credential",
           "*.credential",
+          // An HSM's user PIN (AEGIS_PKCS11_PIN), should a configuration object reach a log line.
+          "pin",
+          "*.pin",
+          "*.*.pin",
         ],
         censor: "[redacted]",
       },

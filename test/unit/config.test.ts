@@ -1,6 +1,6 @@
 import { availableParallelism } from "node:os";
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/core/config.js";
+import { ConfigError, loadConfig } from "../../src/core/config.js";
 
 describe("loadConfig", () => {
   it("has documented defaults", () => {
@@ -88,5 +88,109 @@ describe("loadConfig", () => {
       "https://127.0.0.1",
     );
     expect(loadConfig({ AEGIS_PUBLIC_URL: "https://aegis.example.com/" }).publicUrl).toBe("https://aegis.example.com");
+  });
+
+  describe("root of trust", () => {
+    const pkcs11 = {
+      AEGIS_ROOT_OF_TRUST: "pkcs11",
+      AEGIS_PKCS11_MODULE: "/usr/lib/softhsm/libsofthsm2.so",
+      AEGIS_PKCS11_TOKEN_LABEL: "aegis",
+      AEGIS_PKCS11_PIN: "1234",
+      AEGIS_PKCS11_KEY_LABEL: "aegis-root-of-trust",
+    };
+
+    it("is the local root key by default", () => {
+      expect(loadConfig({}).rootOfTrust).toEqual({ kind: "local" });
+      expect(loadConfig({ AEGIS_ROOT_OF_TRUST: "local" }).rootOfTrust).toEqual({ kind: "local" });
+    });
+
+    it("reads a PKCS#11 token by label or slot, with a PIN or PIN file, and documented defaults", () => {
+      const config = loadConfig(pkcs11);
+      expect(config.rootOfTrust).toEqual({
+        kind: "pkcs11",
+        module: "/usr/lib/softhsm/libsofthsm2.so",
+        tokenLabel: "aegis",
+        slot: undefined,
+        pin: "1234",
+        pinFile: undefined,
+        keyLabel: "aegis-root-of-trust",
+        createKey: false,
+        sessions: 4,
+      });
+      expect(Object.isFrozen(config.rootOfTrust)).toBe(true);
+      expect(
+        loadConfig({
+          ...pkcs11,
+          AEGIS_PKCS11_TOKEN_LABEL: "",
+          AEGIS_PKCS11_SLOT: "1556815345",
+          AEGIS_PKCS11_PIN: "",
+          AEGIS_PKCS11_PIN_FILE: "/run/secrets/pin",
+          AEGIS_PKCS11_CREATE_KEY: "true",
+          AEGIS_PKCS11_SESSIONS: "8",
+        }).rootOfTrust,
+      ).toMatchObject({
+        slot: 1556815345,
+        tokenLabel: undefined,
+        pinFile: "/run/secrets/pin",
+        createKey: true,
+        sessions: 8,
+      });
+    });
+
+    it.each([
+      [{ AEGIS_ROOT_OF_TRUST: "kms" }, /^AEGIS_ROOT_OF_TRUST: must be one of local, pkcs11, got "kms"/],
+      [{ ...pkcs11, AEGIS_PKCS11_MODULE: "" }, /^AEGIS_PKCS11_MODULE: required with AEGIS_ROOT_OF_TRUST=pkcs11/],
+      [{ ...pkcs11, AEGIS_PKCS11_MODULE: "libsofthsm2.so" }, /^AEGIS_PKCS11_MODULE: must be the absolute path/],
+      [
+        { ...pkcs11, AEGIS_PKCS11_TOKEN_LABEL: "" },
+        /^AEGIS_PKCS11_TOKEN_LABEL: set AEGIS_PKCS11_TOKEN_LABEL or AEGIS_PKCS11_SLOT/,
+      ],
+      [
+        { ...pkcs11, AEGIS_PKCS11_SLOT: "1" },
+        /^AEGIS_PKCS11_TOKEN_LABEL: set AEGIS_PKCS11_TOKEN_LABEL or AEGIS_PKCS11_SLOT \(exactly one\)/,
+      ],
+      [
+        { ...pkcs11, AEGIS_PKCS11_TOKEN_LABEL: "x".repeat(33) },
+        /^AEGIS_PKCS11_TOKEN_LABEL: a token label is at most 32 bytes/,
+      ],
+      [
+        { ...pkcs11, AEGIS_PKCS11_TOKEN_LABEL: "", AEGIS_PKCS11_SLOT: "-1" },
+        /^AEGIS_PKCS11_SLOT: must be a whole number/,
+      ],
+      [{ ...pkcs11, AEGIS_PKCS11_PIN: "" }, /^AEGIS_PKCS11_PIN: set AEGIS_PKCS11_PIN or AEGIS_PKCS11_PIN_FILE/],
+      [
+        { ...pkcs11, AEGIS_PKCS11_PIN_FILE: "/p" },
+        /^AEGIS_PKCS11_PIN: set AEGIS_PKCS11_PIN or AEGIS_PKCS11_PIN_FILE \(exactly one\)/,
+      ],
+      [{ ...pkcs11, AEGIS_PKCS11_KEY_LABEL: "" }, /^AEGIS_PKCS11_KEY_LABEL: required with AEGIS_ROOT_OF_TRUST=pkcs11/],
+      [{ ...pkcs11, AEGIS_PKCS11_CREATE_KEY: "yes" }, /^AEGIS_PKCS11_CREATE_KEY: must be true or false/],
+      [{ ...pkcs11, AEGIS_PKCS11_SESSIONS: "0" }, /^AEGIS_PKCS11_SESSIONS: must be between 1 and 64/],
+      [
+        { AEGIS_PKCS11_MODULE: "/usr/lib/softhsm/libsofthsm2.so" },
+        /^AEGIS_PKCS11_MODULE: is set but AEGIS_ROOT_OF_TRUST is not pkcs11/,
+      ],
+      [
+        { ...pkcs11, AEGIS_ROOT_OF_TRUST: "local" },
+        /^AEGIS_PKCS11_MODULE: is set but AEGIS_ROOT_OF_TRUST is not pkcs11/,
+      ],
+    ])("names the variable for %o", (env, message) => {
+      expect(() => loadConfig(env)).toThrow(message);
+    });
+
+    it("never puts the PIN in a configuration error", () => {
+      const pin = "s3cret-pin-7731";
+      for (const env of [
+        { ...pkcs11, AEGIS_PKCS11_PIN: pin, AEGIS_PKCS11_PIN_FILE: "/p" },
+        { ...pkcs11, AEGIS_PKCS11_PIN: pin, AEGIS_PKCS11_MODULE: "" },
+        { AEGIS_PKCS11_PIN: pin },
+      ]) {
+        expect(() => loadConfig(env)).toThrow(ConfigError);
+        try {
+          loadConfig(env);
+        } catch (error) {
+          expect(String(error)).not.toContain(pin);
+        }
+      }
+    });
   });
 });

@@ -6,7 +6,7 @@ import pino from "pino";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../src/core/config.js";
 import { keyPurposes } from "../../src/core/key-purposes.js";
-import { loadRootKey, RootKey } from "../../src/crypto/root-key.js";
+import { loadRootKey, localRootOfTrust, RootKey } from "../../src/crypto/root-key.js";
 
 const silent = pino({ level: "silent" });
 
@@ -35,6 +35,38 @@ describe("RootKey", () => {
 
   it("never shows its key when logged or inspected", () => {
     expect(JSON.stringify({ key })).toBe('{"key":"[RootKey]"}');
+  });
+});
+
+describe("localRootOfTrust", () => {
+  const key = new RootKey(randomBytes(32));
+  const local = localRootOfTrust(key);
+
+  it("unwraps what it wrapped under the same context", async () => {
+    expect(local.kind).toBe("local");
+    const material = randomBytes(32);
+    const wrapped = await local.wrap(material, "tenant:t1:key:k1:v1");
+    expect(Buffer.from(wrapped).includes(material)).toBe(false);
+    expect(Buffer.from(await local.unwrap(wrapped, "tenant:t1:key:k1:v1")).equals(material)).toBe(true);
+  });
+
+  it("is bound to its context, its bytes and its root key", async () => {
+    const wrapped = await local.wrap(randomBytes(32), "tenant:t1:key:k1:v1");
+    await expect(local.unwrap(wrapped, "tenant:t1:key:k1:v2")).rejects.toThrow();
+    const flipped = Buffer.from(wrapped);
+    flipped[20] = (flipped[20] as number) ^ 1;
+    await expect(local.unwrap(flipped, "tenant:t1:key:k1:v1")).rejects.toThrow();
+    await expect(
+      localRootOfTrust(new RootKey(randomBytes(32))).unwrap(wrapped, "tenant:t1:key:k1:v1"),
+    ).rejects.toThrow();
+  });
+
+  it("keeps key material apart from the root key's other sealed values", async () => {
+    // Wrapped material is sealed under "kms:<context>": a broker secret sealed
+    // under the bare context cannot be passed off as key material, nor the reverse.
+    const wrapped = await local.wrap(randomBytes(32), "signing-key:k1");
+    expect(() => key.open(wrapped, "signing-key:k1")).toThrow();
+    await expect(local.unwrap(key.seal(randomBytes(32), "signing-key:k1"), "signing-key:k1")).rejects.toThrow();
   });
 });
 
