@@ -5,7 +5,7 @@
 // private) gets NOT_FOUND, the same answer either way. v1alpha's messages
 // are v1's with the same field numbers, so its answers are v1's re-read.
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import { Code, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
   ServerReflection,
   type ServerReflectionRequest,
@@ -25,7 +25,7 @@ export { ServerReflection, ServerReflectionAlpha };
 export function reflectionService(schema: PublicSchema): ServiceImpl<typeof ServerReflection> {
   return {
     async *serverReflectionInfo(requests) {
-      for await (const request of requests) yield answer(schema, request);
+      for await (const request of fromClient(requests)) yield answer(schema, request);
     },
   };
 }
@@ -33,12 +33,26 @@ export function reflectionService(schema: PublicSchema): ServiceImpl<typeof Serv
 export function reflectionServiceAlpha(schema: PublicSchema): ServiceImpl<typeof ServerReflectionAlpha> {
   return {
     async *serverReflectionInfo(requests) {
-      for await (const request of requests) {
+      for await (const request of fromClient(requests)) {
         const v1 = fromBinary(ServerReflectionRequestSchema, toBinary(AlphaRequestSchema, request));
         yield fromBinary(AlphaResponseSchema, toBinary(ServerReflectionResponseSchema, answer(schema, v1)));
       }
     },
   };
+}
+
+/**
+ * The client's requests; a client that hangs up without ending its side
+ * (most tools, once they have what they asked for) has cancelled the call,
+ * which is no failure of ours.
+ */
+async function* fromClient<T>(requests: AsyncIterable<T>): AsyncIterable<T> {
+  try {
+    yield* requests;
+  } catch (error) {
+    if (error instanceof ConnectError) throw error;
+    throw new ConnectError("the client closed the stream", Code.Canceled, undefined, undefined, error);
+  }
 }
 
 type Answer = ServerReflectionResponse["messageResponse"];
