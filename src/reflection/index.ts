@@ -4,7 +4,7 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { type BrokerModule, served } from "../core/module.js";
 import { policyOf, Visibility } from "../policy/method-policy.js";
-import { publicSchema } from "./public-schema.js";
+import { type PublicSchema, publicSchema } from "./public-schema.js";
 import {
   reflectionService,
   reflectionServiceAlpha,
@@ -20,7 +20,12 @@ export const isPublicMethod = (method: DescMethod): boolean => policyOf(method)?
 
 /** `services`: everything the broker serves (reflection included); only the public part is described. */
 export function reflectionModule(services: readonly DescService[]): BrokerModule {
-  const schema = publicSchema(services, isPublicMethod);
+  // Built on the first reflection call, not at start-up: most brokers are never asked.
+  let built: PublicSchema | undefined;
+  const schema = (): PublicSchema => {
+    built ??= publicSchema(services, isPublicMethod);
+    return built;
+  };
   return {
     name: "reflection",
     services: [

@@ -22,20 +22,20 @@ import type { PublicSchema } from "./public-schema.js";
 
 export { ServerReflection, ServerReflectionAlpha };
 
-export function reflectionService(schema: PublicSchema): ServiceImpl<typeof ServerReflection> {
+export function reflectionService(schema: () => PublicSchema): ServiceImpl<typeof ServerReflection> {
   return {
     async *serverReflectionInfo(requests) {
-      for await (const request of fromClient(requests)) yield answer(schema, request);
+      for await (const request of fromClient(requests)) yield answer(schema(), request);
     },
   };
 }
 
-export function reflectionServiceAlpha(schema: PublicSchema): ServiceImpl<typeof ServerReflectionAlpha> {
+export function reflectionServiceAlpha(schema: () => PublicSchema): ServiceImpl<typeof ServerReflectionAlpha> {
   return {
     async *serverReflectionInfo(requests) {
       for await (const request of fromClient(requests)) {
         const v1 = fromBinary(ServerReflectionRequestSchema, toBinary(AlphaRequestSchema, request));
-        yield fromBinary(AlphaResponseSchema, toBinary(ServerReflectionResponseSchema, answer(schema, v1)));
+        yield fromBinary(AlphaResponseSchema, toBinary(ServerReflectionResponseSchema, answer(schema(), v1)));
       }
     },
   };
