@@ -3,8 +3,12 @@
 // metadata endpoints. One wrapper in front of everything else, configured by
 // AEGIS_CORS_ALLOWED_ORIGINS (exact origins, none by default):
 //
-// - no `Origin` header (curl, generated clients, servers), or the broker's
-//   own origin (its pages): passed through untouched;
+// - no `Origin` header (curl, generated clients, servers), the broker's own
+//   origin, or a request the browser says comes from a page of the same
+//   origin (`Sec-Fetch-Site: same-origin`, which no script can set: the
+//   broker's pages send `Origin: null` with their no-referrer policy, and a
+//   page reached by another name of the host is still the broker's): passed
+//   through untouched;
 // - a listed origin: a preflight is answered here (204, the methods and
 //   headers Connect, gRPC-Web, DPoP and the broker use, cached for two
 //   hours); an actual request is passed on, and its answer lets the page read
@@ -13,8 +17,8 @@
 //   "simple" requests (a form POST to /oauth/token, a Connect GET) without
 //   asking first, so not answering with `Access-Control-Allow-Origin` alone
 //   would still let them execute; refusing them here means a page of another
-//   site can make the broker do nothing. The same stops DNS rebinding: a
-//   page on a rebound name carries its own origin, not the broker's.
+//   site can make the broker do nothing. `Origin: null` (sandboxed frames,
+//   opaque documents) is another origin like any.
 //
 // Credentials in the CORS sense (cookies) are never allowed: the API takes
 // its credentials in `Authorization` and `DPoP`, which a page sends as
@@ -73,7 +77,9 @@ export function withCors(options: CorsOptions, next: NodeHandler): NodeHandler {
     const origin = req.headers.origin;
     // Answers differ by origin once any is listed: caches must keep them apart.
     if (allowed.size > 0) res.setHeader("vary", "Origin");
-    if (origin === undefined || origin === self) return next(req, res);
+    if (origin === undefined || origin === self || req.headers["sec-fetch-site"] === "same-origin") {
+      return next(req, res);
+    }
     const preflight = req.method === "OPTIONS" && req.headers["access-control-request-method"] !== undefined;
     if (!allowed.has(origin)) {
       options.log.info({ origin: origin.slice(0, 200), method: req.method, path: pathOf(req) }, "cors refused");

@@ -231,6 +231,23 @@ describe.each(databaseKinds)("CORS on %s", (kind) => {
     expect(res.status).toBe(200);
     expect(res.headers["access-control-allow-origin"]).toBeUndefined();
   });
+
+  it("lets the broker's own no-referrer pages post (Origin: null, Sec-Fetch-Site: same-origin), nobody else", async () => {
+    const post = (site: string) =>
+      send(rpc("principal.v1.PrincipalService", "WhoAmI"), {
+        method: "POST",
+        headers: {
+          origin: "null",
+          "sec-fetch-site": site,
+          "content-type": "application/json",
+          authorization: `Bearer ${admin.key}`,
+        },
+        body: "{}",
+      });
+    expect((await post("same-origin")).status).toBe(200);
+    expect((await post("cross-site")).status).toBe(403);
+    expect((await post("same-site")).status).toBe(403);
+  });
 });
 
 describe("CORS by default", () => {
