@@ -40,6 +40,8 @@ import { actionScopes } from "../policy/admin-scopes.js";
 import { grantableActions } from "../policy/method-policy.js";
 import { ensureSigningKeys, KeyRing, type TokenDeps, tokenAuthenticator, VerifiedTokens } from "../tokens/index.js";
 import { callOrigins, type OriginOf } from "../transport/call-origin.js";
+import { withCors } from "../transport/cors.js";
+import { cacheControl } from "../transport/http-caching.js";
 import { type HttpRouterDeps, httpRouter } from "../transport/http-router.js";
 import { createListener, type Listener } from "../transport/listener.js";
 import { Deadlines, guard, observe, type PolicyDeps } from "../transport/pipeline.js";
@@ -89,19 +91,18 @@ export async function startBroker(givenConfig: Config, options: BrokerOptions): 
     throw error;
   }
   const { log } = options;
-  listener.serve(
-    rpcHandler({
-      log,
-      routes: assembled.routes,
-      interceptors: assembled.interceptors,
-      readMaxBytes: config.maxMessageBytes,
-      writeMaxBytes: config.maxMessageBytes,
-      maxTimeoutMs: config.requestTimeoutMs,
-      shutdownSignal: assembled.closing,
-      contextValues: (req) => createContextValues().set(callKey, { ...assembled.originOf(req), caller: undefined }),
-      fallback: assembled.http,
-    }),
-  );
+  const rpcAndHttp = rpcHandler({
+    log,
+    routes: assembled.routes,
+    interceptors: assembled.interceptors,
+    readMaxBytes: config.maxMessageBytes,
+    writeMaxBytes: config.maxMessageBytes,
+    maxTimeoutMs: config.requestTimeoutMs,
+    shutdownSignal: assembled.closing,
+    contextValues: (req) => createContextValues().set(callKey, { ...assembled.originOf(req), caller: undefined }),
+    fallback: assembled.http,
+  });
+  listener.serve(withCors({ allowedOrigins: config.corsAllowedOrigins, publicUrl: config.publicUrl, log }, rpcAndHttp));
   let scrape: { listener: Listener; url: string } | undefined;
   try {
     scrape = config.metricsAddress && (await metricsListener(config, config.metricsAddress, assembled, log));
@@ -348,6 +349,8 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
   return {
     routes: registerServices(modules),
     interceptors: [
+      // Outermost: sees every answer, errors already translated by observe.
+      cacheControl,
       observe({ log, metrics }),
       deadlines.interceptor,
       guard(policy),

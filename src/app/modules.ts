@@ -18,6 +18,8 @@ import { RoleService } from "../../gen/proto/aegis/role/v1/role_pb.js";
 import { TenantService } from "../../gen/proto/aegis/tenant/v1/tenant_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import { Health } from "../../gen/proto/grpc/health/v1/health_pb.js";
+import { ServerReflection } from "../../gen/proto/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflection as ServerReflectionAlpha } from "../../gen/proto/grpc/reflection/v1alpha/reflection_pb.js";
 import { agentsModule } from "../agents/index.js";
 import { apiKeysModule } from "../apikeys/index.js";
 import { auditModule } from "../audit/index.js";
@@ -32,6 +34,7 @@ import { type OAuthDeps, oauthModule } from "../oauth/index.js";
 import { peopleModule } from "../people/index.js";
 import { tenantAdminScopes } from "../policy/admin-scopes.js";
 import { principalsModule } from "../principals/index.js";
+import { reflectionModule } from "../reflection/index.js";
 import { resourceServersModule } from "../resource-servers/index.js";
 import { rolesModule } from "../roles/index.js";
 import { tenantsModule } from "../tenants/index.js";
@@ -58,6 +61,8 @@ export const services: readonly DescService[] = [
   DeviceAuthService,
   AuditService,
   Health,
+  ServerReflection,
+  ServerReflectionAlpha,
 ];
 
 export interface ModuleDeps {
@@ -87,6 +92,7 @@ export function domainModules({ ctx, tokens, device, oauth, actions }: ModuleDep
     auditModule(ctx),
     oauthModule(oauth),
     developerModule(),
+    reflectionModule(services),
   ];
 }
 

@@ -84,6 +84,13 @@ export interface Config {
    * headers are believed; empty: those headers are ignored.
    */
   readonly trustedProxies: readonly string[];
+  /**
+   * Web origins (`https://app.example.com`) whose pages may call the RPC
+   * API and the OAuth endpoints from a browser (CORS); empty: none. Exact
+   * origins only, never `*`: a request from any other origin is refused
+   * before anything runs (transport/cors.ts).
+   */
+  readonly corsAllowedOrigins: readonly string[];
   /** How long a person's enrollment code works (seconds). */
   readonly enrollmentSeconds: number;
   /** Per-account slowing of wrong passwords on the sign-in pages (auth/sign-in-backoff.ts). */
@@ -233,6 +240,7 @@ export function loadConfig(env: Env = process.env, use: ConfigUse = "serve"): Co
     }),
     metricsAddress,
     trustedProxies: Object.freeze(cidrs(read, "AEGIS_TRUSTED_PROXIES")),
+    corsAllowedOrigins: Object.freeze(origins(read, "AEGIS_CORS_ALLOWED_ORIGINS")),
     enrollmentSeconds: integer(read, "AEGIS_ENROLLMENT_TTL_S", 72 * 3_600, 300, 30 * 86_400),
     signIn: Object.freeze({
       freeFailures: integer(read, "AEGIS_SIGN_IN_FREE_FAILURES", 5, 1, 1_000),
@@ -398,6 +406,36 @@ function cidrs(read: (name: string) => string | undefined, name: string): string
       throw new ConfigError(name, `"${text}": an IPv${family} prefix is at most /${bits}`);
     }
     return `${address}/${prefix ?? bits}`;
+  });
+}
+
+/**
+ * Comma-separated web origins, each exactly as a browser sends it in
+ * `Origin` (RFC 6454 §6.2: scheme, host, port only when not the default, no
+ * path or trailing slash, lower case), so comparing is string equality. `*`
+ * and `null` are refused: the first would let every site call the API with
+ * a user's credentials, the second is what sandboxed and opaque documents
+ * send.
+ */
+function origins(read: (name: string) => string | undefined, name: string): string[] {
+  const raw = read(name);
+  if (raw === undefined) return [];
+  return raw.split(",").map((item) => {
+    const text = item.trim();
+    if (text === "*") throw new ConfigError(name, "must list exact origins: * is not allowed");
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(text);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || (parsed.protocol !== "http:" && parsed.protocol !== "https:")) {
+      throw new ConfigError(name, `"${text}" is not an http(s) origin (e.g. https://app.example.com)`);
+    }
+    if (parsed.origin !== text) {
+      throw new ConfigError(name, `"${text}" is not an origin as browsers send it: write ${parsed.origin}`);
+    }
+    return text;
   });
 }
 

@@ -44,7 +44,14 @@ import {
   type TokenSet,
 } from "../device/index.js";
 import { dpopAlgorithms } from "../protocol/dpop.js";
-import { introspectToken, mintToken, revokeToken, revokeTokenAsPublicClient, type TokenDeps } from "../tokens/index.js";
+import {
+  introspectToken,
+  jwksCacheControl,
+  mintToken,
+  revokeToken,
+  revokeTokenAsPublicClient,
+  type TokenDeps,
+} from "../tokens/index.js";
 
 const maxFormBytes = 64 * 1024;
 const jwtBearerAssertion = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -133,7 +140,7 @@ export function oauthRoutes(deps: OAuthDeps): HttpRoute[] {
       shares: TokenService.method.getJwks,
       read: async () => ({ message: create(GetJwksRequestSchema), decoded: undefined }),
       serve: async (res) =>
-        send(res, 200, { keys: deps.tokens.keyRing.snapshot.jwks }, { "cache-control": "public, max-age=60" }),
+        send(res, 200, { keys: deps.tokens.keyRing.snapshot.jwks }, { "cache-control": jwksCacheControl }),
       refuse(_req, res, error) {
         const out = toOAuthError(error, { presented: presentedScheme(undefined), dpopAlgorithms });
         send(res, out.status, out.body, out.headers);

@@ -10,6 +10,7 @@ export { issueAccessToken, type MintedToken, mintToken } from "./mint.js";
 export { revokeToken, revokeTokenAsPublicClient } from "./revoke.js";
 export { ensureSigningKeys, KeyRing } from "./signing-keys.js";
 export { type TokenDeps, VerifiedTokens } from "./token-deps.js";
+export { jwksCacheControl } from "./token-service.js";
 export { introspectToken, tokenAuthenticator } from "./verify.js";
 
 export function tokensModule(ctx: BrokerContext, tokens: TokenDeps): BrokerModule {

@@ -15,6 +15,13 @@ import { introspectToken } from "./verify.js";
 
 export { TokenService };
 
+/**
+ * How long anyone may keep the JWKS (GetJwks and /.well-known/jwks.json):
+ * the same for every caller, so shared caches may too. Retired keys drop
+ * out of verifiers' caches within it.
+ */
+export const jwksCacheControl = "public, max-age=60";
+
 const states = {
   next: SigningKeyState.NEXT,
   active: SigningKeyState.ACTIVE,
@@ -81,7 +88,8 @@ export function tokenService(ctx: BrokerContext, tokens: TokenDeps): ServiceImpl
         expireTime: timestampFromDate(token.expiresAt),
       };
     },
-    getJwks() {
+    getJwks(_req, call) {
+      call.responseHeader.set("cache-control", jwksCacheControl);
       return {
         keys: tokens.keyRing.snapshot.jwks.map((k) => ({
           kid: k.kid,

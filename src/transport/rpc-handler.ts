@@ -86,6 +86,7 @@ import {
 } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import type { NodeHandler, NodeServerRequest, NodeServerResponse } from "../core/http.js";
+import { ifNoneMatchNames, isCacheable, strongEtag } from "./http-caching.js";
 
 export interface RpcHandlerOptions extends ConnectRouterOptions {
   readonly routes: (router: ConnectRouter) => void;
@@ -128,7 +129,7 @@ export function rpcHandler(options: RpcHandlerOptions): NodeHandler {
         ? universalRequestFromNodeRequest(req, res, undefined, values)
         : http1Request(req, res, values, handler.method.methodKind === "unary" ? options.shutdownSignal : undefined);
     handler(universal)
-      .then((response) => writeResponse(response, res))
+      .then((response) => writeResponse(response, req, res))
       .catch((reason: unknown) => {
         // The client went away; there is nobody left to answer.
         if (ConnectError.from(reason).code === Code.Aborted) return;
@@ -459,16 +460,35 @@ function webHeaders(headers: IncomingHttpHeaders): Headers {
   return result;
 }
 
-async function writeResponse(response: UniversalServerResponse, res: NodeServerResponse): Promise<void> {
+async function writeResponse(
+  response: UniversalServerResponse,
+  req: NodeServerRequest,
+  res: NodeServerResponse,
+): Promise<void> {
   if (!response.body || response.trailer || !response.header?.has("content-length")) {
     return universalResponseToNodeResponse(response, res);
   }
   const chunks: Uint8Array[] = [];
   for await (const chunk of response.body) chunks.push(chunk);
+  const body = chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks);
   const headers: Record<string, string> = {};
   response.header.forEach((value, name) => {
     headers[name] = value;
   });
+  // A Connect GET of a cacheable answer (http-caching.ts): validated by its ETag.
+  if (req.method === "GET" && response.status === 200 && isCacheable(headers["cache-control"])) {
+    const etag = strongEtag(body);
+    headers.etag = etag;
+    if (ifNoneMatchNames(req.headers["if-none-match"], etag)) {
+      // RFC 9110 §15.4.5: the headers a 200 would carry, without the content's own.
+      delete headers["content-length"];
+      delete headers["content-type"];
+      delete headers["content-encoding"];
+      res.writeHead(304, headers);
+      res.end();
+      return;
+    }
+  }
   res.writeHead(response.status, headers);
-  res.end(chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks));
+  res.end(body);
 }
