@@ -7,7 +7,7 @@
 // SDK and the CLI use protocol/ and generated clients, the CLI starts the
 // broker through app/ only. No exceptions.
 const domains =
-  "(tenants|principals|people|agents|apikeys|grants|resource-servers|roles|tokens|credentials|leases|device|audit|health|metrics|oauth|bootstrap|developer|reflection)";
+  "(tenants|principals|people|agents|apikeys|grants|resource-servers|roles|tokens|credentials|leases|device|audit|health|metrics|oauth|bootstrap|developer|reflection|kms)";
 const mid = "(auth|policy|crypto)";
 
 module.exports = {

@@ -329,6 +329,7 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
       device,
       oauth: { tokens, device, publicUrl: config.publicUrl },
       actions,
+      metrics,
     }),
     healthModule(health, () => database.ping(), closing.signal),
     metricsModule(

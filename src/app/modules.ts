@@ -10,6 +10,7 @@ import { AuditService } from "../../gen/proto/aegis/audit/v1/audit_pb.js";
 import { CredentialService } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
 import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
 import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
+import { KeyService } from "../../gen/proto/aegis/kms/v1/kms_pb.js";
 import { LeaseService } from "../../gen/proto/aegis/lease/v1/lease_pb.js";
 import { PersonService } from "../../gen/proto/aegis/person/v1/person_pb.js";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
@@ -29,6 +30,7 @@ import { credentialsModule } from "../credentials/index.js";
 import { developerModule } from "../developer/index.js";
 import { type DeviceDeps, deviceModule } from "../device/index.js";
 import { grantsModule } from "../grants/index.js";
+import { type KeyOpMetrics, kmsModule } from "../kms/index.js";
 import { leasesModule } from "../leases/index.js";
 import { type OAuthDeps, oauthModule } from "../oauth/index.js";
 import { peopleModule } from "../people/index.js";
@@ -58,6 +60,7 @@ export const services: readonly DescService[] = [
   TokenService,
   CredentialService,
   LeaseService,
+  KeyService,
   DeviceAuthService,
   AuditService,
   Health,
@@ -72,10 +75,12 @@ export interface ModuleDeps {
   readonly oauth: OAuthDeps;
   /** The broker's own actions (its catalogue as a resource server). */
   readonly actions: readonly string[];
+  /** What the KMS counts (src/core/metrics.ts). */
+  readonly metrics: KeyOpMetrics;
 }
 
 /** The domain modules (health and the kernel's own housekeeping are added by the broker). */
-export function domainModules({ ctx, tokens, device, oauth, actions }: ModuleDeps): BrokerModule[] {
+export function domainModules({ ctx, tokens, device, oauth, actions, metrics }: ModuleDeps): BrokerModule[] {
   return [
     tenantsModule(ctx, tenantAdminScopes(services)),
     principalsModule(ctx),
@@ -88,6 +93,7 @@ export function domainModules({ ctx, tokens, device, oauth, actions }: ModuleDep
     tokensModule(ctx, tokens),
     credentialsModule(ctx),
     leasesModule(ctx),
+    kmsModule(ctx, metrics),
     deviceModule(ctx, device),
     auditModule(ctx),
     oauthModule(oauth),

@@ -58,6 +58,10 @@ export interface Config {
   readonly apiKeyRotationGraceSeconds: number;
   /** How often each instance reads the revocation feed (ms). */
   readonly revocationPollMs: number;
+  /** The shortest waiting period a KMS key's scheduled destruction may have (days, 7 to 30). */
+  readonly kmsMinDestructionDays: number;
+  /** How often each instance destroys KMS keys whose destruction is due and rotates keys on their period (ms). */
+  readonly kmsJobIntervalMs: number;
   /** Per-minute limits: token mints per principal and per client address; failed authentications per address. */
   readonly rateLimits: {
     readonly mintsPerMinute: number;
@@ -232,6 +236,8 @@ export function loadConfig(env: Env = process.env, use: ConfigUse = "serve"): Co
     dpopNonceRequired: boolean(read, "AEGIS_DPOP_NONCE", false),
     apiKeyRotationGraceSeconds: integer(read, "AEGIS_API_KEY_ROTATION_GRACE_S", 86_400, 0, 30 * 86_400),
     revocationPollMs: integer(read, "AEGIS_REVOCATION_POLL_MS", 250, 20, 5_000),
+    kmsMinDestructionDays: integer(read, "AEGIS_KMS_MIN_DESTRUCTION_DAYS", 7, 7, 30),
+    kmsJobIntervalMs: integer(read, "AEGIS_KMS_JOB_INTERVAL_MS", 60_000, 20, 86_400_000),
     rateLimits: Object.freeze({
       mintsPerMinute: integer(read, "AEGIS_RATE_LIMIT_MINTS_PER_MINUTE", 1_200, 1, 10_000_000),
       revocationsPerMinute: integer(read, "AEGIS_RATE_LIMIT_REVOCATIONS_PER_MINUTE", 120, 1, 10_000_000),

@@ -108,6 +108,18 @@ export class BrokerMetrics {
     labelNames: ["limit"] as const,
     registers: [this.registry],
   });
+  readonly #keyOps = new Counter({
+    name: "aegis_keys_op_total",
+    help: "KMS key operations attempted, by operation (sign, encrypt, rotate, …)",
+    labelNames: ["operation"] as const,
+    registers: [this.registry],
+  });
+  readonly #keyOpErrors = new Counter({
+    name: "aegis_keys_op_errors_total",
+    help: "KMS key operations that failed or were refused, by operation and error code",
+    labelNames: ["operation", "code"] as const,
+    registers: [this.registry],
+  });
   #feedLastPoll: number | undefined;
   #poolStats: (() => PoolStats | undefined) | undefined;
 
@@ -224,6 +236,16 @@ export class BrokerMetrics {
   /** An event counted over the limit named `limit`. */
   rateLimited(limit: string): void {
     this.#rateLimited.inc({ limit });
+  }
+
+  /** A KMS operation was attempted (`operation` from the KMS's fixed list). */
+  keyOp(operation: string): void {
+    this.#keyOps.inc({ operation });
+  }
+
+  /** A KMS operation failed with `code` (a domain error code, or `internal`). */
+  keyOpFailed(operation: string, code: string): void {
+    this.#keyOpErrors.inc({ operation, code });
   }
 
   /** Where the pool gauges read from (called at each scrape). */

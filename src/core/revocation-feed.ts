@@ -11,11 +11,11 @@ import type { Prisma, PrismaClient } from "../../gen/prisma/client.js";
 import type { Clock } from "./clock.js";
 import type { BrokerMetrics } from "./metrics.js";
 
-export type RevocationKind = "token" | "principal" | "api_key" | "signing_keys";
+export type RevocationKind = "token" | "principal" | "api_key" | "signing_keys" | "kms_key";
 
 export interface RevocationEntry {
   readonly kind: RevocationKind;
-  /** A `jti`, a principal id, an API key id, or `*` for signing keys. */
+  /** A `jti`, a principal id, an API key id, a KMS key id, or `*` for signing keys. */
   readonly subject: string;
   /**
    * For principals: tokens issued before this are void. Without it the entry

@@ -17,6 +17,7 @@ export const idPrefixes = {
   resourceServer: "rsv",
   role: "rol",
   roleAssignment: "ras",
+  kmsKey: "key",
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

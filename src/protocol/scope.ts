@@ -6,7 +6,9 @@
 // Actions under `credential.` act on a credential target and take the
 // selector keys `provider`, `app`, `account`, in that order;
 // `resource_server.admin` acts on one resource server and takes the key
-// `server` (its id): `resource_server.admin:server:rsv_…`. A grant may use
+// `server` (its id): `resource_server.admin:server:rsv_…`; the KMS's actions
+// (`kms.`, but `kms.key.create`) act on one key and take the key `key`:
+// `kms.sign:key:key_…`. A grant may use
 // `*` for a whole value and may stop after any key (the rest mean `*`); a
 // request must name every key with a literal value. Every other action takes
 // no selector. Canonical form spells out every key, so one grant has exactly
@@ -28,6 +30,12 @@ export type Selector = Readonly<Record<TargetKey, string>>;
 
 /** Selector keys of `resource_server.admin`: the resource server's id. */
 export const serverKeys = ["server"] as const;
+
+/** Selector keys of the KMS's key actions: the key's id. */
+export const kmsKeyKeys = ["key"] as const;
+
+/** Creating a key is the one KMS action without a target. */
+export const kmsKeyCreateAction = "kms.key.create";
 
 /** The action that administers one resource server (its scopes, their grants). */
 export const resourceServerAdminAction = "resource_server.admin";
@@ -52,6 +60,7 @@ export class ScopeError extends Error {
 export function selectorKeysOf(action: string): readonly string[] | undefined {
   if (action.startsWith("credential.")) return targetKeys;
   if (action === resourceServerAdminAction) return serverKeys;
+  if (action.startsWith("kms.") && action !== kmsKeyCreateAction) return kmsKeyKeys;
   return undefined;
 }
 

@@ -11,7 +11,18 @@ import { Pool } from "undici";
 
 interface Job {
   readonly url: string;
-  readonly case: "health" | "mint" | "oauth-token" | "mint-dpop" | "introspect" | "create-lease" | "redeem-lease";
+  readonly case:
+    | "health"
+    | "mint"
+    | "oauth-token"
+    | "mint-dpop"
+    | "introspect"
+    | "create-lease"
+    | "redeem-lease"
+    | "rpc";
+  /** rpc: the procedure's path and its JSON request body, called with `bearer`. */
+  readonly path?: string;
+  readonly body?: string;
   /** oauth-token: the client id that goes with `apiKey` in client_secret_basic. */
   readonly clientId?: string;
   /** Measured seconds, after the warm-up. */
@@ -115,6 +126,10 @@ async function requests(): Promise<(i: number) => { path: string; headers: Recor
         headers: { ...json, authorization: `DPoP ${job.bearer}`, dpop: proofs[i % proofs.length] as string },
         body: bodies[i % bodies.length] as string,
       });
+    }
+    case "rpc": {
+      const headers = { ...json, authorization: `Bearer ${job.bearer}` };
+      return () => ({ path: job.path as string, headers, body: job.body as string });
     }
     case "introspect": {
       const headers = { ...json, authorization: `Bearer ${job.bearer}` };

@@ -12,7 +12,7 @@
 // speed wanders by a third within minutes) hits both alike. It prints the
 // medians and the median per-slice ratio B/A.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { createHash, randomUUID } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -23,6 +23,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { AgentService, KeyUse } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
 import { CredentialService } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
+import { EncryptionAlgorithm, KeyService, KeySpec, KeyUsage } from "../../gen/proto/aegis/kms/v1/kms_pb.js";
 import { LeaseService } from "../../gen/proto/aegis/lease/v1/lease_pb.js";
 import { ResourceServerService } from "../../gen/proto/aegis/resourceserver/v1/resource_server_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
@@ -254,6 +255,7 @@ async function prepare(broker: RunningBroker): Promise<Case[]> {
   const target = (await asAgent.mintToken({ audience: "https://api.example.com", scopes: [], lifetimeSeconds: 900 }))
     .accessToken;
   const lease = await leaseSetup(url, admin);
+  const kms = await kmsSetup(admin);
   // DPoP proofs are signed before a run's clock starts: enough for the run (per second × seconds), not more.
   return [
     { id: "health", name: "Health/Check (no-op ceiling)", run: (s) => load(broker, { case: "health" }, s) },
@@ -297,7 +299,90 @@ async function prepare(broker: RunningBroker): Promise<Case[]> {
       run: (s) => load(broker, { case: "redeem-lease", proofs: 4_000 * (s + warmupSeconds), ...lease }, s),
       target: { perSecond: 1500, p99Ms: 40 },
     },
+    ...kms.map((k) => ({
+      id: k.id,
+      name: k.name,
+      run: (s: number) => load(broker, { case: "rpc", bearer: broker.key, path: k.path, body: k.body }, s),
+      ...(k.target ? { target: k.target } : {}),
+    })),
   ];
+}
+
+/**
+ * KMS keys for the key-operation cases, and each case's request (every
+ * answer waits for its audit event). None on a broker from before the KMS
+ * (compare mode).
+ */
+async function kmsSetup(admin: Transport) {
+  const keys = createClient(KeyService, admin);
+  const create = async (spec: KeySpec, usage = KeyUsage.UNSPECIFIED) =>
+    (await keys.createKey({ spec, usage, activate: true })).key?.keyId ?? "";
+  try {
+    await keys.listKeys({ pageSize: 1 });
+  } catch (error) {
+    if ((error as { code?: Code }).code === Code.Unimplemented) return [];
+    throw error;
+  }
+  const [es256, ed25519, rsa, aes] = [
+    await create(KeySpec.EC_P256),
+    await create(KeySpec.ED25519),
+    await create(KeySpec.RSA_2048, KeyUsage.SIGN_VERIFY),
+    await create(KeySpec.AES_256),
+  ];
+  const message = Buffer.from("bench message to sign").toString("base64");
+  const kib = randomBytes(1024);
+  const { ciphertext } = await keys.encrypt({ keyId: aes, algorithm: EncryptionAlgorithm.AES_GCM, plaintext: kib });
+  const procedure = (method: string) => `/${KeyService.typeName}/${method}`;
+  const sign = (keyId: string, algorithm: string) => JSON.stringify({ keyId, algorithm, input: { message } });
+  return [
+    {
+      id: "kms-sign-es256",
+      name: "Sign (ES256)",
+      path: procedure("Sign"),
+      body: sign(es256, "SIGNING_ALGORITHM_ECDSA_SHA_256"),
+      target: { perSecond: 5000, p99Ms: 25 },
+    },
+    {
+      id: "kms-sign-ed25519",
+      name: "Sign (Ed25519)",
+      path: procedure("Sign"),
+      body: sign(ed25519, "SIGNING_ALGORITHM_ED25519"),
+    },
+    {
+      id: "kms-sign-rsa-pss",
+      name: "Sign (RSA-2048 PSS)",
+      path: procedure("Sign"),
+      body: sign(rsa, "SIGNING_ALGORITHM_RSASSA_PSS_SHA_256"),
+    },
+    {
+      id: "kms-encrypt",
+      name: "Encrypt (AES-256-GCM, 1 KiB)",
+      path: procedure("Encrypt"),
+      body: JSON.stringify({
+        keyId: aes,
+        algorithm: "ENCRYPTION_ALGORITHM_AES_GCM",
+        plaintext: kib.toString("base64"),
+        encryptionContext: { app: "bench" },
+      }),
+      target: { perSecond: 6000, p99Ms: 25 },
+    },
+    {
+      id: "kms-decrypt",
+      name: "Decrypt (AES-256-GCM, 1 KiB)",
+      path: procedure("Decrypt"),
+      body: JSON.stringify({ keyId: aes, ciphertext: Buffer.from(ciphertext).toString("base64") }),
+    },
+    {
+      id: "kms-data-key",
+      name: "GenerateDataKey (AES-256)",
+      path: procedure("GenerateDataKey"),
+      body: JSON.stringify({
+        keyId: aes,
+        algorithm: "ENCRYPTION_ALGORITHM_AES_GCM",
+        dataKeySpec: "DATA_KEY_SPEC_AES_256",
+      }),
+    },
+  ] as { id: string; name: string; path: string; body: string; target?: Target }[];
 }
 
 /** The ceiling always runs; AEGIS_BENCH_CASES picks among the others. */

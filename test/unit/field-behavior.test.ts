@@ -155,6 +155,8 @@ describe("field behaviour (AIP-203)", () => {
         "aegis.role.v1.RoleScope.scope",
         "aegis.role.v1.AssignRoleRequest.role_id",
         "aegis.role.v1.UnassignRoleRequest.role_id",
+        // A nested item's rule (min_len) that the top-level walk does not reach.
+        "aegis.kms.v1.DecryptItem.ciphertext",
       ].sort(),
     );
   });
@@ -230,6 +232,13 @@ describe("field behaviour (AIP-203)", () => {
         "aegis.role.v1.Role.tenant_id",
         "aegis.role.v1.Role.built_in",
         "aegis.role.v1.RoleAssignment.assigned_by",
+        "aegis.kms.v1.Key.tenant_id",
+        "aegis.kms.v1.Key.state",
+        "aegis.kms.v1.Key.current_version",
+        "aegis.kms.v1.Key.created_by",
+        "aegis.kms.v1.KeyVersion.version",
+        "aegis.kms.v1.KeyVersion.current",
+        "aegis.kms.v1.KeyVersion.usable",
       ].sort(),
     );
   });
@@ -257,6 +266,8 @@ describe("field behaviour (AIP-203)", () => {
         "aegis.role.v1.Role.name",
         "aegis.role.v1.RoleAssignment.role_id",
         "aegis.role.v1.RoleAssignment.principal_id",
+        "aegis.kms.v1.Key.spec",
+        "aegis.kms.v1.Key.usage",
       ].sort(),
     );
   });
