@@ -28,6 +28,7 @@ import { requestValidator } from "../core/request-rules.js";
 import { RevocationFeed } from "../core/revocation-feed.js";
 import type { RootOfTrust } from "../core/root-of-trust.js";
 import { SharedRateLimits } from "../core/shared-rate-limit.js";
+import { Tracing } from "../core/tracing.js";
 import { loadRootKey, localRootOfTrust } from "../crypto/root-key.js";
 import { type Database, openDatabase } from "../db/database.js";
 import { migrate } from "../db/migrate.js";
@@ -44,6 +45,7 @@ import { createListener, type Listener } from "../transport/listener.js";
 import { Deadlines, guard, observe, type PolicyDeps } from "../transport/pipeline.js";
 import { validateRequests } from "../transport/request-validation.js";
 import { rpcHandler } from "../transport/rpc-handler.js";
+import { traceCalls } from "../transport/tracing.js";
 import { clusterExposition } from "./cluster-metrics.js";
 import { domainModules, jobsOf, registerServices, routesOf, services } from "./modules.js";
 
@@ -183,6 +185,8 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
   const metrics = new BrokerMetrics();
   // A worker of AEGIS_WORKERS answers scrapes with every worker's metrics.
   if (cluster.isWorker) metrics.exposeFrom(clusterExposition(metrics.registry));
+  // Only when OTEL_* asks for it: off, no tracer, exporter or interceptor exists.
+  const tracing = config.tracing && new Tracing(config.tracing, log);
   const rootKey = loadRootKey(config, log);
   const rootOfTrust = options.rootOfTrust ?? localRootOfTrust(rootKey);
   const database =
@@ -215,6 +219,7 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
     clock,
     log,
     batches: metrics.groupCommit("audit"),
+    ...(tracing && { tracing }),
   });
   await audit.init();
   await prisma.$transaction((tx) => ensureSigningKeys(tx, rootKey));
@@ -271,6 +276,7 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
     authFailures,
     config,
     verified: new VerifiedTokens(),
+    ...(tracing && { tracing }),
   };
   const device: DeviceDeps = {
     ...tokens,
@@ -295,7 +301,14 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
   };
   const validator = requestValidator(services);
   // One policy step for the RPCs (guard) and the HTTP routes that share their policy.
-  const policy: PolicyDeps = { authenticator, audit, publicUrl: config.publicUrl, authFailures, clients };
+  const policy: PolicyDeps = {
+    authenticator,
+    audit,
+    publicUrl: config.publicUrl,
+    authFailures,
+    clients,
+    ...(tracing && { tracing }),
+  };
   const originOf = callOrigins(config.trustedProxies);
   const routerDeps: HttpRouterDeps = { ...policy, log, validator, originOf, metrics };
   // What every instance keeps for itself: single-use values and feed entries
@@ -347,7 +360,9 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
   return {
     routes: registerServices(modules),
     interceptors: [
-      observe({ log, metrics }),
+      // Outermost: the span covers the whole chain, and observe logs its ids.
+      ...(tracing ? [traceCalls(tracing)] : []),
+      observe({ log, metrics, ...(tracing && { tracing }) }),
       deadlines.interceptor,
       guard(policy),
       // Validation last, right before the handler, which is where the checks
@@ -375,6 +390,8 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
       await feed.stop();
       for (const module of [...modules].reverse()) await module.close?.();
       await audit.close();
+      // After the last audit batch: what is still queued is exported now.
+      await tracing?.shutdown();
       await rootOfTrust.close();
       if (!options.database) await database.close();
     },
