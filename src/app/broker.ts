@@ -298,6 +298,7 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
     nonces: tokens.nonces,
     apiKeys,
     issuer: config.publicUrl,
+    ...(tracing && { tracing }),
   };
   const validator = requestValidator(services);
   // One policy step for the RPCs (guard) and the HTTP routes that share their policy.

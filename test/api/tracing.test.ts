@@ -15,8 +15,10 @@ import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { ConfigError, loadConfig } from "../../src/core/config.js";
 import { generateCredential } from "../../src/protocol/credential-format.js";
+import { mintDpopToken } from "../support/agents.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
+import { createDpopKey } from "../support/dpop.js";
 import { type Actor, createActor } from "../support/fixtures.js";
 
 interface OtlpValue {
@@ -130,6 +132,8 @@ describe.each(databaseKinds)("tracing to an OTLP/HTTP receiver, on %s", (kind) =
     });
     expect(minted.status).toBe(200);
     secrets.push(((await minted.json()) as { accessToken: string }).accessToken);
+    // A DPoP-bound mint: the proof's check (a signature, a replay claim) is a span of its own.
+    secrets.push(await mintDpopToken(t, agent.key, await createDpopKey(), []));
     // gRPC: an audited transaction.
     await t
       .client(GrantService, { key: admin.key, protocol: "grpc" })
@@ -165,6 +169,8 @@ describe.each(databaseKinds)("tracing to an OTLP/HTTP receiver, on %s", (kind) =
   afterAll(() => receiver.close());
 
   const server = (name: string) => spans.filter((s) => s.kind === SERVER && s.name === name);
+  const mintOf = (traceId: string) =>
+    server("aegis.token.v1.TokenService/MintToken").find((s) => s.traceId === traceId) as ExportedSpan;
   const childrenOf = (parent: ExportedSpan) => spans.filter((s) => s.parentSpanId === parent.spanId);
 
   it("exports OTLP/HTTP JSON to the endpoint's /v1/traces, with the service's resource", () => {
@@ -179,8 +185,9 @@ describe.each(databaseKinds)("tracing to an OTLP/HTTP receiver, on %s", (kind) =
   });
 
   it("makes one server span per Connect call, a child of the caller's traceparent, with its tracestate", () => {
-    const [mint, ...more] = server("aegis.token.v1.TokenService/MintToken");
-    expect(more).toHaveLength(0);
+    const mints = server("aegis.token.v1.TokenService/MintToken");
+    expect(mints).toHaveLength(2);
+    const mint = mintOf(callerTrace.traceId);
     expect(mint).toMatchObject({
       traceId: callerTrace.traceId,
       parentSpanId: callerTrace.spanId,
@@ -199,9 +206,8 @@ describe.each(databaseKinds)("tracing to an OTLP/HTTP receiver, on %s", (kind) =
     });
   });
 
-  it("gives a mint child spans for signing and for its audit group commit, in the caller's trace", () => {
-    const [mint] = server("aegis.token.v1.TokenService/MintToken");
-    const children = childrenOf(mint as ExportedSpan);
+  it("gives a mint child spans for signing, its audit group commit and its DPoP check, in its trace", () => {
+    const children = childrenOf(mintOf(callerTrace.traceId));
     const sign = children.find((s) => s.name === "token sign");
     const audit = children.find((s) => s.name === "audit group commit");
     expect(sign?.traceId).toBe(callerTrace.traceId);
@@ -210,6 +216,11 @@ describe.each(databaseKinds)("tracing to an OTLP/HTTP receiver, on %s", (kind) =
     expect(audit?.attrs).toMatchObject({ "aegis.queue": "audit", "db.system.name": "postgresql" });
     expect(audit?.attrs["db.operation.batch.size"]).toBeGreaterThanOrEqual(1);
     expect(audit?.events?.map((e) => e.name)).toEqual(["batch write"]);
+    expect(children.map((s) => s.name)).not.toContain("dpop check");
+    const bound = server("aegis.token.v1.TokenService/MintToken").find((s) => s.traceId !== callerTrace.traceId);
+    expect(childrenOf(bound as ExportedSpan).map((s) => s.name)).toEqual(
+      expect.arrayContaining(["dpop check", "token sign", "audit group commit"]),
+    );
   });
 
   it("makes a gRPC call's span with its target, and a child span for its audited transaction", () => {
@@ -268,7 +279,7 @@ describe.each(databaseKinds)("tracing to an OTLP/HTTP receiver, on %s", (kind) =
   });
 
   it("puts the span's ids on the call's log line", () => {
-    const [mint] = server("aegis.token.v1.TokenService/MintToken");
+    const mint = mintOf(callerTrace.traceId);
     const [route] = server("POST /oauth/token");
     const lines = t.logs.map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(lines).toContainEqual(
