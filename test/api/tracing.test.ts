@@ -165,7 +165,7 @@ describe.each(databaseKinds)("tracing to an OTLP/HTTP receiver, on %s", (kind) =
 
     await t.stop(); // flushes the exporter
     spans = receiver.spans();
-  }, 60_000);
+  }, 180_000);
   afterAll(() => receiver.close());
 
   const server = (name: string) => spans.filter((s) => s.kind === SERVER && s.name === name);
