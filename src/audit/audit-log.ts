@@ -18,6 +18,7 @@
 // links to it, which cannot miss. The head row's lock orders writers across
 // all instances sharing the database.
 import { EventEmitter } from "node:events";
+import { ATTR_DB_SYSTEM_NAME, DB_SYSTEM_NAME_VALUE_POSTGRESQL } from "@opentelemetry/semantic-conventions";
 import type { Logger } from "pino";
 import type { Prisma, PrismaClient } from "../../gen/prisma/client.js";
 import type { AuditBase, AuditEntry, AuditTrail } from "../core/audit.js";
@@ -34,7 +35,7 @@ interface ChainHead {
 }
 
 /** Attributes of the database spans (OTel database conventions). */
-const dbSpan = { "db.system.name": "postgresql" } as const;
+const dbSpan = { [ATTR_DB_SYSTEM_NAME]: DB_SYSTEM_NAME_VALUE_POSTGRESQL };
 
 /** Compare-and-set attempts before an append locks the head instead. */
 const optimisticAttempts = 2;

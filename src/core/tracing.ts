@@ -43,6 +43,7 @@ import {
   TraceIdRatioBasedSampler,
   TracerProvider,
 } from "@opentelemetry/sdk-trace";
+import { ATTR_DB_OPERATION_BATCH_SIZE, ATTR_ERROR_TYPE, ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
 import type { Logger } from "pino";
 import type { BatchTracer } from "../db/group-commit.js";
 import type { TracingConfig } from "./tracing-config.js";
@@ -79,7 +80,7 @@ export class Tracing {
 
   constructor(config: TracingConfig, log: Logger, exporter?: SpanExporter) {
     const resource = defaultResource().merge(
-      resourceFromAttributes({ ...config.resourceAttributes, "service.name": config.serviceName }),
+      resourceFromAttributes({ ...config.resourceAttributes, [ATTR_SERVICE_NAME]: config.serviceName }),
     );
     const otlp =
       exporter ??
@@ -170,8 +171,8 @@ export class Tracing {
         );
         return {
           writing: (size) => {
-            span.addEvent("batch write", { "db.operation.batch.size": size });
-            span.setAttribute("db.operation.batch.size", size);
+            span.addEvent("batch write", { [ATTR_DB_OPERATION_BATCH_SIZE]: size });
+            span.setAttribute(ATTR_DB_OPERATION_BATCH_SIZE, size);
           },
           done: (error) => {
             if (error !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: errorName(error) });
@@ -196,7 +197,7 @@ export function idsOf(span: Span): { trace_id: string; span_id: string } {
 /** Marks a span failed with `code` (a Connect code name, an HTTP status) and ends it. */
 export function endSpan(span: Span, failure: { code: string; message?: string } | undefined): void {
   if (failure) {
-    span.setAttribute("error.type", failure.code);
+    span.setAttribute(ATTR_ERROR_TYPE, failure.code);
     span.setStatus({ code: SpanStatusCode.ERROR, message: failure.message ?? failure.code });
   }
   span.end();

@@ -13,6 +13,15 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor, type StreamResponse } from "@connectrpc/connect";
 import type { Attributes, Span } from "@opentelemetry/api";
+import {
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_HTTP_ROUTE,
+  ATTR_RPC_METHOD,
+  ATTR_RPC_STATUS_CODE,
+  ATTR_RPC_SYSTEM_NAME,
+  RPC_SYSTEM_NAME_VALUE_GRPC,
+} from "@opentelemetry/semantic-conventions";
 import type { Caller } from "../core/caller.js";
 import { reasonOf } from "../core/errors/connect-error.js";
 import { endSpan, type IncomingHeaders, type Tracing } from "../core/tracing.js";
@@ -23,8 +32,10 @@ export function traceCalls(tracing: Tracing): Interceptor {
   return (next) => async (req) => {
     const procedure = `${req.service.typeName}/${req.method.name}`;
     const span = tracing.startServer(procedure, req.header, {
-      "rpc.system.name": req.header.get("content-type")?.startsWith("application/grpc") ? "grpc" : "connectrpc",
-      "rpc.method": procedure,
+      [ATTR_RPC_SYSTEM_NAME]: req.header.get("content-type")?.startsWith("application/grpc")
+        ? RPC_SYSTEM_NAME_VALUE_GRPC
+        : "connectrpc",
+      [ATTR_RPC_METHOD]: procedure,
     });
     try {
       const res = await tracing.within(span, () => next(req));
@@ -55,14 +66,14 @@ async function* endingWith<T>(messages: AsyncIterable<T>, span: Span): AsyncIter
 
 function endRpcSpan(span: Span, error: unknown): void {
   if (error === undefined) {
-    span.setAttribute("rpc.status_code", "OK");
+    span.setAttribute(ATTR_RPC_STATUS_CODE, "OK");
     endSpan(span, undefined);
     return;
   }
   const connectError = ConnectError.from(error);
   const code = statusName(connectError.code);
   const reason = reasonOf(connectError);
-  span.setAttributes({ "rpc.status_code": code, "aegis.reason": reason });
+  span.setAttributes({ [ATTR_RPC_STATUS_CODE]: code, "aegis.reason": reason });
   endSpan(span, { code, message: reason });
 }
 
@@ -78,8 +89,8 @@ export function startHttpSpan(
   route: string | undefined,
 ): Span {
   const verb = req.method && knownMethods.has(req.method) ? req.method : "_OTHER";
-  const attributes: Attributes = { "http.request.method": verb };
-  if (route) attributes["http.route"] = route;
+  const attributes: Attributes = { [ATTR_HTTP_REQUEST_METHOD]: verb };
+  if (route) attributes[ATTR_HTTP_ROUTE] = route;
   const name = verb === "_OTHER" ? "HTTP" : verb;
   return tracing.startServer(route ? `${name} ${route}` : name, req.headers, attributes);
 }
@@ -87,7 +98,7 @@ export function startHttpSpan(
 const knownMethods = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"]);
 
 export function endHttpSpan(span: Span, status: number): void {
-  span.setAttribute("http.response.status_code", status);
+  span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
   endSpan(span, status >= 400 ? { code: String(status) } : undefined);
 }
 
