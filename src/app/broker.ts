@@ -28,6 +28,7 @@ import { requestValidator } from "../core/request-rules.js";
 import { RevocationFeed } from "../core/revocation-feed.js";
 import type { RootOfTrust } from "../core/root-of-trust.js";
 import { SharedRateLimits } from "../core/shared-rate-limit.js";
+import { Tracing } from "../core/tracing.js";
 import { openRootOfTrust } from "../crypto/open-root-of-trust.js";
 import { loadRootKey } from "../crypto/root-key.js";
 import { type Database, openDatabase } from "../db/database.js";
@@ -47,6 +48,7 @@ import { createListener, type Listener } from "../transport/listener.js";
 import { Deadlines, guard, observe, type PolicyDeps } from "../transport/pipeline.js";
 import { validateRequests } from "../transport/request-validation.js";
 import { rpcHandler } from "../transport/rpc-handler.js";
+import { traceCalls } from "../transport/tracing.js";
 import { clusterExposition } from "./cluster-metrics.js";
 import { domainModules, jobsOf, registerServices, routesOf, services } from "./modules.js";
 
@@ -185,6 +187,8 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
   const metrics = new BrokerMetrics();
   // A worker of AEGIS_WORKERS answers scrapes with every worker's metrics.
   if (cluster.isWorker) metrics.exposeFrom(clusterExposition(metrics.registry));
+  // Only when OTEL_* asks for it: off, no tracer, exporter or interceptor exists.
+  const tracing = config.tracing && new Tracing(config.tracing, log);
   const rootKey = loadRootKey(config, log);
   const rootOfTrust = options.rootOfTrust ?? (await openRootOfTrust(config, rootKey, log));
   const database =
@@ -217,6 +221,7 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
     clock,
     log,
     batches: metrics.groupCommit("audit"),
+    ...(tracing && { tracing }),
   });
   await audit.init();
   await prisma.$transaction((tx) => ensureSigningKeys(tx, rootKey));
@@ -273,6 +278,7 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
     authFailures,
     config,
     verified: new VerifiedTokens(),
+    ...(tracing && { tracing }),
   };
   const device: DeviceDeps = {
     ...tokens,
@@ -294,10 +300,18 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
     nonces: tokens.nonces,
     apiKeys,
     issuer: config.publicUrl,
+    ...(tracing && { tracing }),
   };
   const validator = requestValidator(services);
   // One policy step for the RPCs (guard) and the HTTP routes that share their policy.
-  const policy: PolicyDeps = { authenticator, audit, publicUrl: config.publicUrl, authFailures, clients };
+  const policy: PolicyDeps = {
+    authenticator,
+    audit,
+    publicUrl: config.publicUrl,
+    authFailures,
+    clients,
+    ...(tracing && { tracing }),
+  };
   const originOf = callOrigins(config.trustedProxies);
   const routerDeps: HttpRouterDeps = { ...policy, log, validator, originOf, metrics };
   // What every instance keeps for itself: single-use values and feed entries
@@ -350,9 +364,11 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
   return {
     routes: registerServices(modules),
     interceptors: [
-      // Outermost: sees every answer, errors already translated by observe.
+      // Outermost: the span covers the whole chain, and observe logs its ids;
+      // cacheControl sees every answer, errors already translated by observe.
+      ...(tracing ? [traceCalls(tracing)] : []),
       cacheControl,
-      observe({ log, metrics }),
+      observe({ log, metrics, ...(tracing && { tracing }) }),
       deadlines.interceptor,
       guard(policy),
       // Validation last, right before the handler, which is where the checks
@@ -380,6 +396,8 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
       await feed.stop();
       for (const module of [...modules].reverse()) await module.close?.();
       await audit.close();
+      // After the last audit batch: what is still queued is exported now.
+      await tracing?.shutdown();
       await rootOfTrust.close();
       if (!options.database) await database.close();
     },

@@ -18,11 +18,13 @@
 // links to it, which cannot miss. The head row's lock orders writers across
 // all instances sharing the database.
 import { EventEmitter } from "node:events";
+import { ATTR_DB_SYSTEM_NAME, DB_SYSTEM_NAME_VALUE_POSTGRESQL } from "@opentelemetry/semantic-conventions";
 import type { Logger } from "pino";
 import type { Prisma, PrismaClient } from "../../gen/prisma/client.js";
 import type { AuditBase, AuditEntry, AuditTrail } from "../core/audit.js";
 import type { Clock } from "../core/clock.js";
 import type { DomainError } from "../core/errors/domain-error.js";
+import type { Tracing } from "../core/tracing.js";
 import { type SqlClient, type SqlQuery, sqlOf } from "../db/database.js";
 import { type BatchObserver, GroupCommit } from "../db/group-commit.js";
 import { type ChainedAuditEvent, chainHash, genesisHash } from "./audit-chain.js";
@@ -31,6 +33,9 @@ interface ChainHead {
   readonly seq: bigint;
   readonly hash: string;
 }
+
+/** Attributes of the database spans (OTel database conventions). */
+const dbSpan = { [ATTR_DB_SYSTEM_NAME]: DB_SYSTEM_NAME_VALUE_POSTGRESQL };
 
 /** Compare-and-set attempts before an append locks the head instead. */
 const optimisticAttempts = 2;
@@ -43,6 +48,7 @@ export class AuditLog implements AuditTrail {
   readonly #log: Logger;
   readonly #appended = new EventEmitter();
   readonly #batches: GroupCommit<AuditEntry, undefined>;
+  readonly #tracing: Tracing | undefined;
   /** The head as this instance last wrote or read it: a guess the append's compare and set checks. */
   #head: ChainHead | undefined;
 
@@ -54,6 +60,8 @@ export class AuditLog implements AuditTrail {
     log: Logger;
     /** Told of every batch of appends (metrics). */
     batches?: BatchObserver;
+    /** Traces appends and audited transactions as child spans of their calls. */
+    tracing?: Tracing;
   }) {
     this.#prisma = deps.prisma;
     this.#sql = deps.sql;
@@ -61,10 +69,12 @@ export class AuditLog implements AuditTrail {
     this.#clock = deps.clock;
     this.#log = deps.log;
     this.#appended.setMaxListeners(0);
+    this.#tracing = deps.tracing;
     this.#batches = new GroupCommit(
       (batch) => this.#writeBatch(batch),
       (error, events) => this.#log.error({ err: error, events }, "audit write failed"),
       deps.batches,
+      deps.tracing?.groupCommit("audit", dbSpan),
     );
   }
 
@@ -86,11 +96,13 @@ export class AuditLog implements AuditTrail {
     work: (tx: Prisma.TransactionClient) => Promise<T>,
     entry: (result: T) => AuditEntry,
   ): Promise<T> {
-    const result = await this.#prisma.$transaction(async (tx) => {
-      const value = await work(tx);
-      await this.appendInTransaction(tx, [entry(value)]);
-      return value;
-    }, transactionOptions);
+    const run = () =>
+      this.#prisma.$transaction(async (tx) => {
+        const value = await work(tx);
+        await this.appendInTransaction(tx, [entry(value)]);
+        return value;
+      }, transactionOptions);
+    const result = await (this.#tracing ? this.#tracing.child("db transaction", dbSpan, run) : run());
     this.notify();
     return result;
   }

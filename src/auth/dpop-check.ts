@@ -6,6 +6,7 @@
 // refused goes to the log and the audit trail.
 import type { Clock } from "../core/clock.js";
 import { DomainError, invalidDpopProof } from "../core/errors/domain-error.js";
+import type { Tracing } from "../core/tracing.js";
 import { DpopProofError, verifyDpopProof } from "../protocol/dpop.js";
 import type { DpopNonces } from "./dpop-nonce.js";
 import type { ReplayGuard } from "./replay-guard.js";
@@ -15,14 +16,26 @@ export interface DpopCheckDeps {
   readonly replay: ReplayGuard;
   /** Set when AEGIS_DPOP_NONCE demands server nonces. */
   readonly nonces: DpopNonces | undefined;
+  /** A child span per check (a signature and a database round trip); absent when tracing is off. */
+  readonly tracing?: Tracing;
 }
 
 /** Verifies a proof for a call and claims its jti; returns the proof key's thumbprint. */
-export async function checkDpop(
+export function checkDpop(
   deps: DpopCheckDeps,
   proof: string,
   site: { readonly method: string; readonly url: string },
   accessToken?: string,
+): Promise<string> {
+  const check = () => checkProof(deps, proof, site, accessToken);
+  return deps.tracing ? deps.tracing.child("dpop check", {}, check) : check();
+}
+
+async function checkProof(
+  deps: DpopCheckDeps,
+  proof: string,
+  site: { readonly method: string; readonly url: string },
+  accessToken: string | undefined,
 ): Promise<string> {
   let verified: Awaited<ReturnType<typeof verifyDpopProof>>;
   try {

@@ -6,6 +6,8 @@
 import { isIP } from "node:net";
 import { availableParallelism } from "node:os";
 import path from "node:path";
+import { ConfigError } from "./config-error.js";
+import { type TracingConfig, tracingConfig } from "./tracing-config.js";
 
 export interface Config {
   /** Interface to listen on. */
@@ -105,6 +107,8 @@ export interface Config {
     readonly intervalSeconds: number;
     readonly refreshTokenSeconds: number;
   };
+  /** OpenTelemetry tracing from the standard OTEL_* variables (tracing-config.ts); undefined: off. */
+  readonly tracing: TracingConfig | undefined;
 }
 
 export type RootOfTrustConfig = { readonly kind: "local" } | Pkcs11Config;
@@ -132,16 +136,7 @@ export const rootOfTrustKinds = ["local", "pkcs11"] as const;
 export const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof logLevels)[number];
 
-export class ConfigError extends Error {
-  override name = "ConfigError";
-  constructor(
-    readonly variable: string,
-    problem: string,
-    options?: ErrorOptions,
-  ) {
-    super(`${variable}: ${problem}`, options);
-  }
-}
+export { ConfigError };
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -257,6 +252,7 @@ export function loadConfig(env: Env = process.env, use: ConfigUse = "serve"): Co
       intervalSeconds: integer(read, "AEGIS_DEVICE_POLL_INTERVAL_S", 5, 1, 60),
       refreshTokenSeconds: integer(read, "AEGIS_REFRESH_TOKEN_TTL_S", 30 * 86_400, 60, 400 * 86_400),
     }),
+    tracing: tracingConfig(read),
   });
 }
 

@@ -78,7 +78,11 @@ export async function issueAccessToken(deps: TokenDeps, site: CallSite, grant: T
     principal_kind: grant.subject.kind,
     ...(grant.jkt ? { cnf: { jkt: grant.jkt } } : {}),
   };
-  const accessToken = signAccessToken(deps.keyRing.snapshot.signer, claims);
+  const { signer } = deps.keyRing.snapshot;
+  const sign = () => signAccessToken(signer, claims);
+  const accessToken = deps.tracing
+    ? deps.tracing.child("token sign", { "aegis.key.id": signer.kid, "aegis.token.jti": claims.jti }, sign)
+    : sign();
   await deps.audit.append({
     requestId: site.requestId,
     tenantId: grant.subject.tenantId,

@@ -10,6 +10,7 @@ import type { Clock } from "../core/clock.js";
 import type { Config } from "../core/config.js";
 import type { RateLimiter } from "../core/rate-limit.js";
 import type { RevocationFeed } from "../core/revocation-feed.js";
+import type { Tracing } from "../core/tracing.js";
 import type { AccessTokenClaims } from "../protocol/access-token.js";
 import type { KeyRing } from "./signing-keys.js";
 
@@ -27,6 +28,8 @@ export interface TokenDeps {
   readonly revokeLimiter: RateLimiter;
   readonly config: Pick<Config, "publicUrl" | "tokenLifetime">;
   readonly verified: VerifiedTokens;
+  /** Child spans of the calls (token signing); absent when tracing is off. */
+  readonly tracing?: Tracing;
 }
 
 /**

@@ -6,6 +6,7 @@
 // answered without it, and the same metrics. A route that is the HTTP face
 // of an RPC (SharedPolicyRoute) also passes the RPC's policy step
 // (pipeline.ts, `servedUnderSharedPolicy`): it cannot drift from its twin.
+// With tracing on, each request is a server span (./tracing.ts).
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { Validator } from "@bufbuild/protovalidate";
 import type { Logger } from "pino";
@@ -15,8 +16,10 @@ import { DomainError } from "../core/errors/domain-error.js";
 import type { NodeServerRequest, NodeServerResponse } from "../core/http.js";
 import type { BrokerMetrics } from "../core/metrics.js";
 import type { HttpRoute, SharedPolicyRoute } from "../core/module.js";
+import { idsOf, type Tracing } from "../core/tracing.js";
 import { callOrigins, type OriginOf } from "./call-origin.js";
 import { type PolicyDeps, servedUnderSharedPolicy } from "./pipeline.js";
+import { endHttpSpan, startHttpSpan } from "./tracing.js";
 
 export interface HttpRouterDeps extends PolicyDeps {
   readonly log: Logger;
@@ -25,10 +28,11 @@ export interface HttpRouterDeps extends PolicyDeps {
   /** Who is calling from where (trusted proxies); the socket's peer when absent. */
   readonly originOf?: OriginOf;
   readonly metrics?: Pick<BrokerMetrics, "httpStarted">;
+  readonly tracing?: Tracing;
 }
 
 export function httpRouter(routes: readonly HttpRoute[], deps: HttpRouterDeps) {
-  const { log, originOf = callOrigins([]), metrics } = deps;
+  const { log, originOf = callOrigins([]), metrics, tracing } = deps;
   const byPath = new Map<string, HttpRoute[]>();
   for (const route of routes) byPath.set(route.path, [...(byPath.get(route.path) ?? []), route]);
   // `/prefix/*` routes take any path below the prefix that no exact route takes.
@@ -51,30 +55,51 @@ export function httpRouter(routes: readonly HttpRoute[], deps: HttpRouterDeps) {
     let rpc: DescMethod | undefined = route?.shares;
     // Labelled by the declared path only: a path no route has is one "unmatched" series, not one per path tried.
     const measured = metrics?.httpStarted(candidates[0]?.path, req.method);
-    res.once("close", () => measured?.(res.statusCode));
+    const span = tracing && startHttpSpan(tracing, req, candidates[0]?.path);
+    res.once("close", () => {
+      measured?.(res.statusCode);
+      if (span) endHttpSpan(span, res.statusCode);
+    });
     res.once("finish", () => {
       const ms = Math.round((performance.now() - started) * 10) / 10;
       const procedure = rpc ? `${rpc.parent.typeName}/${rpc.name}` : undefined;
       log.info(
-        { requestId: origin.requestId, method: req.method, path, procedure, status: res.statusCode, ms },
+        {
+          requestId: origin.requestId,
+          method: req.method,
+          path,
+          procedure,
+          status: res.statusCode,
+          ms,
+          ...(span && idsOf(span)),
+        },
         "http",
       );
     });
-    try {
-      if (route?.shares) {
-        return await serveShared(route, req, res, origin, (method) => {
-          rpc = method;
-        });
+    return span && tracing ? tracing.within(span, serve) : serve();
+
+    async function serve(): Promise<void> {
+      try {
+        if (route?.shares) {
+          return await serveShared(route, req, res, origin, (method) => {
+            rpc = method;
+          });
+        }
+        if (route) return await route.handle(req, res, origin);
+        if (candidates.length > 0) {
+          return reply(
+            res,
+            405,
+            { error: "method_not_allowed" },
+            { allow: candidates.map((r) => r.method).join(", ") },
+          );
+        }
+        reply(res, 404, { error: "not_found" });
+      } catch (error) {
+        log.error({ err: error, requestId: origin.requestId, method: req.method, path }, "http route failed");
+        if (res.headersSent) res.destroy();
+        else reply(res, 500, { error: "server_error" });
       }
-      if (route) return await route.handle(req, res, origin);
-      if (candidates.length > 0) {
-        return reply(res, 405, { error: "method_not_allowed" }, { allow: candidates.map((r) => r.method).join(", ") });
-      }
-      reply(res, 404, { error: "not_found" });
-    } catch (error) {
-      log.error({ err: error, requestId: origin.requestId, method: req.method, path }, "http route failed");
-      if (res.headersSent) res.destroy();
-      else reply(res, 500, { error: "server_error" });
     }
   };
 

@@ -40,13 +40,20 @@ import { fromViolations } from "../core/errors/validation-error.js";
 import { presentedScheme, resourceChallenges } from "../core/errors/www-authenticate.js";
 import type { BrokerMetrics } from "../core/metrics.js";
 import type { HttpCall, PresentedClient, SharedPolicyRoute, SharedRequest } from "../core/module.js";
+import type { Tracing } from "../core/tracing.js";
 import { authorize } from "../policy/authorize.js";
 import { Authorization, type MethodPolicy, policyOf } from "../policy/method-policy.js";
 import { dpopAlgorithms } from "../protocol/dpop.js";
+import { callAttributes } from "./tracing.js";
 
 export const requestIdHeader = "aegis-request-id";
 
-export function observe(deps: { log: Logger; metrics?: Pick<BrokerMetrics, "rpcStarted"> }): Interceptor {
+export function observe(deps: {
+  log: Logger;
+  metrics?: Pick<BrokerMetrics, "rpcStarted">;
+  /** Puts the call's trace and span ids on its log line. */
+  tracing?: Pick<Tracing, "logIds">;
+}): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
     const call = req.contextValues.get(callKey);
@@ -78,6 +85,7 @@ export function observe(deps: { log: Logger; metrics?: Pick<BrokerMetrics, "rpcS
         reason: connectError ? reasonOf(connectError) : undefined,
         ms: Math.round((performance.now() - started) * 10) / 10,
       };
+      if (deps.tracing) Object.assign(fields, deps.tracing.logIds());
       measure(fields.code);
       if (connectError?.code === Code.Internal) {
         deps.log.error({ ...fields, err: connectError.cause ?? connectError }, "rpc failed");
@@ -180,6 +188,8 @@ export interface PolicyDeps {
   readonly authFailures: FailedAuthentications;
   /** How callers of client-authenticated RPCs (MintToken) are authenticated. */
   readonly clients: ClientAuthenticationDeps;
+  /** Told who called and what on, for the call's server span; absent when tracing is off. */
+  readonly tracing?: Tracing;
 }
 
 /**
@@ -208,6 +218,7 @@ async function admit(
     }
   }
   refusal ??= authorize(policy, call.caller);
+  deps.tracing?.describeCall(callAttributes(method, call.caller, target()));
   if (refusal) {
     await auditRefusal(deps.audit, method, call, target, refusal);
     throw refusal;
@@ -309,6 +320,8 @@ export async function servedUnderSharedPolicy<Decoded>(
   const target = () => targetOf(method, request.message);
   if (!request.publicClient) {
     await admit(deps, method, call, (policy) => authenticateOverHttp(deps, policy, request.client, site), target);
+  } else {
+    deps.tracing?.describeCall(callAttributes(method, undefined, target()));
   }
   try {
     const checked = deps.validator.validate(method.input, request.message);
