@@ -61,9 +61,11 @@ export function describeFailure(error: unknown, debug: boolean): Failure {
   return { exitCode, message: oneLine(humanMessage(error)) };
 }
 
-/** The exit code of a broker refusal: 3 not found, 4 not allowed, else 1. */
+/** The exit code of a broker refusal: 3 not found, 4 not allowed, 5 unavailable (unreachable or not serving), else 1. */
 function refusalExitCode(error: unknown): number {
-  if (!(error instanceof ConnectError) || error.cause instanceof UnreachableError) return 1;
+  if (error instanceof UnreachableError) return 5;
+  if (!(error instanceof ConnectError)) return 1;
+  if (error.cause instanceof UnreachableError || error.code === Code.Unavailable) return 5;
   if (error.code === Code.NotFound) return 3;
   if (error.code === Code.PermissionDenied || error.code === Code.Unauthenticated) return 4;
   return 1;

@@ -12,6 +12,7 @@
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { addAgentCommands, addApiKeyCommands } from "./agent-commands.js";
+import { addAgentKeyCommands } from "./agent-key-commands.js";
 import { addAuditCommands } from "./audit-commands.js";
 import { addCredentialCommands, addKeyCommands } from "./credential-commands.js";
 import { describeFailure } from "./failures.js";
@@ -41,7 +42,8 @@ function createProgram(addServerCommands: (program: Command) => void): Command {
       "after",
       `
 Exit codes: 0 ok, 1 failure, 2 usage or configuration error.
-  3 not found, 4 not allowed (permission denied or not authenticated).
+  3 not found, 4 not allowed (permission denied or not authenticated),
+  5 unavailable (the broker could not be reached, or is not serving).
 AEGIS_DEBUG=1 prints the stack trace of a failure.
 
 Examples:
@@ -60,6 +62,7 @@ Examples:
   addGrantCommands(program);
   addRoleCommands(program);
   addAgentCommands(program);
+  addAgentKeyCommands(program);
   addApiKeyCommands(program);
   addTokenCommands(program);
   addSigningKeyCommands(program);

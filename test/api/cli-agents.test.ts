@@ -1,9 +1,10 @@
 // `aegis agents` and `aegis api-keys` as a tenant admin runs them: a real
 // `aegis` process against a real broker. A new key's secret is printed once
 // and works; a listing never shows it.
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { exportJWK, generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { runAegis } from "../support/cli.js";
@@ -27,6 +28,7 @@ describe("aegis agents and api-keys", () => {
       scopes: [
         ...["register", "read", "list", "suspend", "reactivate", "revoke"].map((verb) => `agent.${verb}`),
         ...["create", "list", "rotate", "revoke"].map((verb) => `apikey.${verb}`),
+        ...["add", "list", "revoke"].map((verb) => `agent.key.${verb}`),
         "principal.whoami",
       ],
     });
@@ -54,6 +56,47 @@ describe("aegis agents and api-keys", () => {
     expect(again.code).not.toBe(0);
     expect(again.stderr).toMatch(/^aegis: the broker answered \[\w+\] .+ \(reason: [A-Z_]+\)\n$/);
   });
+
+  it("adds an agent's public keys from a file or stdin, refuses a private one, lists and revokes them", async () => {
+    const agent = JSON.parse((await aegis(["agents", "register", "--name", "keyed by JWK", "--json"])).stdout) as {
+      id: string;
+    };
+    const keyFile = path.join(configDir, "bot.jwk");
+    const generated = runAegis(["key", "generate", "--out", keyFile], { AEGIS_CONFIG_DIR: configDir });
+    expect(await generated.closed).toBe(0);
+    const publicFile = path.join(configDir, "bot.public.jwk");
+    writeFileSync(publicFile, generated.stdout());
+
+    const added = await aegis(["agents", "keys", "add", agent.id, "--use", "encryption", "--jwk-file", publicFile]);
+    expect(added.stderr).toBe("");
+    expect(added.stdout).toMatch(/^use:\s+encryption$/m);
+    expect(added.stdout).toMatch(/^status:\s+active$/m);
+    const keyId = /^id:\s+(\S+)$/m.exec(added.stdout)?.[1] ?? "";
+
+    // A signing key on stdin.
+    const { publicKey } = await generateKeyPair("ES256");
+    const signing = runAegis(["agents", "keys", "add", agent.id, "--use", "signing", "--server", t.broker.url], {
+      AEGIS_API_KEY: admin.key,
+      AEGIS_CONFIG_DIR: configDir,
+    });
+    signing.child.stdin?.end(JSON.stringify(await exportJWK(publicKey)));
+    expect(await signing.closed).toBe(0);
+    expect(signing.stdout()).toMatch(/^algorithm:\s+ES256$/m);
+
+    // The private JWK never leaves this machine.
+    const refused = await aegis(["agents", "keys", "add", agent.id, "--use", "encryption", "--jwk-file", keyFile]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/^aegis: that is a private key/);
+
+    const listed = await aegis(["agents", "keys", "list", agent.id]);
+    expect(listed.stdout).toMatch(new RegExp(`^${keyId}\\s+encryption\\s+\\S+\\s+active`, "m"));
+    expect(listed.stdout.split("\n").filter((line) => /\sactive\s/.test(line))).toHaveLength(2);
+    expect((await aegis(["agents", "keys", "revoke", keyId])).stdout).toMatch(/^status:\s+revoked$/m);
+    const json = JSON.parse((await aegis(["agents", "keys", "list", agent.id, "--json"])).stdout) as {
+      keys: { keyId: string; status: string }[];
+    };
+    expect(json.keys.find((k) => k.keyId === keyId)?.status).toBe("KEY_STATUS_REVOKED");
+  }, 90_000);
 
   it("creates an API key whose secret is printed once and works, lists, rotates and revokes it", async () => {
     const agent = JSON.parse(

@@ -88,7 +88,7 @@ const operatorCommands: { command: string[]; work: string[]; mentions: string[] 
   },
   { command: ["grants", "list"], work: ["prn_x"], mentions: ["<principal-id>", "--json"] },
   { command: ["grants", "remove"], work: ["grt_x"], mentions: ["<grant-id>"] },
-  { command: ["agents"], work: [], mentions: ["register", "list", "get", "suspend", "reactivate", "revoke"] },
+  { command: ["agents"], work: [], mentions: ["register", "list", "get", "suspend", "reactivate", "revoke", "keys"] },
   {
     command: ["agents", "register"],
     work: ["--name", "bot"],
@@ -99,6 +99,14 @@ const operatorCommands: { command: string[]; work: string[]; mentions: string[] 
   { command: ["agents", "suspend"], work: ["prn_x"], mentions: ["<id>"] },
   { command: ["agents", "reactivate"], work: ["prn_x"], mentions: ["<id>"] },
   { command: ["agents", "revoke"], work: ["prn_x"], mentions: ["<id>", "irreversible"] },
+  { command: ["agents", "keys"], work: [], mentions: ["add", "list", "revoke"] },
+  {
+    command: ["agents", "keys", "add"],
+    work: ["prn_x", "--use", "signing"],
+    mentions: ["<agent-id>", "--use <use>", "--jwk-file <file>", "--alg <alg>", "private"],
+  },
+  { command: ["agents", "keys", "list"], work: ["prn_x"], mentions: ["<agent-id>"] },
+  { command: ["agents", "keys", "revoke"], work: ["kid_x"], mentions: ["<key-id>"] },
   { command: ["api-keys"], work: [], mentions: ["create", "list", "rotate", "revoke"] },
   {
     command: ["api-keys", "create"],
@@ -301,6 +309,7 @@ describe("aegis --help", () => {
     }
     expect(stdout).toContain("Exit codes: 0 ok, 1 failure, 2 usage or configuration error.");
     expect(stdout).toContain("3 not found, 4 not allowed");
+    expect(stdout).toContain("5 unavailable");
   });
 
   it("serve --help starts no broker: it exits at once and creates no data directory", async () => {
@@ -380,16 +389,16 @@ describe("aegis failures", () => {
     return port;
   }
 
-  it("a server that refuses the connection is reported in one line, exit 1, no stack trace", async () => {
+  it("a server that refuses the connection is reported in one line, exit 5 (unavailable), no stack trace", async () => {
     const server = `http://127.0.0.1:${await closedPort()}`;
     const result = await aegis(["login", "--server", server]);
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(5);
     expect(result.stderr).toBe(`aegis: could not reach ${server}: connection refused\n`);
   });
 
-  it("login to http://127.0.0.1:1 says it could not reach it, exit 1, no stack trace", async () => {
+  it("login to http://127.0.0.1:1 says it could not reach it, exit 5, no stack trace", async () => {
     const result = await aegis(["login", "--server", "http://127.0.0.1:1"]);
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(5);
     expect(result.stderr).toMatch(/^aegis: could not reach http:\/\/127\.0\.0\.1:1: .+\n$/);
     expect(result.stderr).not.toMatch(/TypeError|fetch failed|\n\s+at /);
   });
@@ -400,14 +409,14 @@ describe("aegis failures", () => {
       ["credential", "put", "--server", server, "--provider", "gcp", "--app", "a", "--account", "b", "--to-self"],
       { AEGIS_API_KEY: "aegis_test_key" },
     );
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(5);
     expect(result.stderr).toBe(`aegis: could not reach ${server}: connection refused\n`);
   });
 
   it("AEGIS_DEBUG=1 prints the stack trace and its cause", async () => {
     const server = `http://127.0.0.1:${await closedPort()}`;
     const result = await aegis(["login", "--server", server], { AEGIS_DEBUG: "1" });
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(5);
     expect(result.stderr).toContain(`UnreachableError: could not reach ${server}: connection refused`);
     expect(result.stderr).toMatch(/\n\s+at /);
     expect(result.stderr).toContain("caused by: TypeError: fetch failed");

@@ -215,7 +215,7 @@ describe("aegis leases, credential list/get/delete, tokens user-token, signing-k
     const here = await aegis(["whoami", "--server", t.broker.url], undefined);
     expect(here.stdout).toContain(`Lease Person (${person.principalId})`);
     const away = await aegis(["leases", "list"], undefined);
-    expect(away.code).toBe(1);
+    expect(away.code).toBe(5);
     expect(away.stderr).toContain(`could not reach ${other}`);
     expect((await aegis(["logout", "--server", other], undefined)).stdout).toBe(`Logged out of ${other}.\n`);
     const after = JSON.parse(readFileSync(file, "utf8")) as { default: string; profiles: Record<string, object> };
