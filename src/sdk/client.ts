@@ -26,6 +26,8 @@ export * as device from "../../gen/proto/aegis/device/v1/device_pb.js";
 export { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
 export * as grant from "../../gen/proto/aegis/grant/v1/grant_pb.js";
 export { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
+export * as kms from "../../gen/proto/aegis/kms/v1/kms_pb.js";
+export { KeyService } from "../../gen/proto/aegis/kms/v1/kms_pb.js";
 export * as lease from "../../gen/proto/aegis/lease/v1/lease_pb.js";
 export { LeaseService } from "../../gen/proto/aegis/lease/v1/lease_pb.js";
 export * as person from "../../gen/proto/aegis/person/v1/person_pb.js";
