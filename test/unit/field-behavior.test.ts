@@ -151,6 +151,13 @@ describe("field behaviour (AIP-203)", () => {
         "aegis.device.v1.RefreshAccessTokenRequest.refresh_token",
         "aegis.device.v1.ApproveDeviceAuthorizationRequest.user_code",
         "aegis.device.v1.DenyDeviceAuthorizationRequest.user_code",
+        // activeClient refuses an unknown client; an empty code matches no
+        // code's hash; redirect_uri must equal the request's; the verifier
+        // must match its pattern and the challenge (RFC 7636 §4.6).
+        "aegis.device.v1.ExchangeAuthorizationCodeRequest.client_id",
+        "aegis.device.v1.ExchangeAuthorizationCodeRequest.code",
+        "aegis.device.v1.ExchangeAuthorizationCodeRequest.code_verifier",
+        "aegis.device.v1.ExchangeAuthorizationCodeRequest.redirect_uri",
         // givableScope refuses an empty scope; findRole an empty role id.
         "aegis.role.v1.RoleScope.scope",
         "aegis.role.v1.AssignRoleRequest.role_id",
