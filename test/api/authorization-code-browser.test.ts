@@ -6,7 +6,7 @@
 // and openid-client checks the callback's state and iss and redeems the code.
 
 import * as client from "openid-client";
-import { type Browser, chromium } from "playwright-core";
+import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
@@ -63,6 +63,18 @@ describe("authorization code sign-in in a real browser", () => {
     return { verifier, state, page, context };
   }
 
+  // The portal's callback page takes the response out of the address bar
+  // (history.replaceState) as soon as its script runs, so the response is
+  // read from the navigation request, and the page is seen to drop it.
+  async function landOnCallback(page: Page, button: "Allow" | "Deny"): Promise<URL> {
+    const [request] = await Promise.all([
+      page.waitForRequest((r) => r.isNavigationRequest() && new URL(r.url()).pathname === "/developer/callback"),
+      page.getByRole("button", { name: button }).click(),
+    ]);
+    await page.waitForURL((url) => url.pathname === "/developer/callback" && url.search === "");
+    return new URL(request.url());
+  }
+
   it("signs in, allows, lands on the callback, and the library redeems the code", async () => {
     const { verifier, state, page, context } = await start("agent.list audit.read");
     const text = await page.locator("main").innerText();
@@ -74,9 +86,7 @@ describe("authorization code sign-in in a real browser", () => {
     expect(session?.sameSite).toBe("Lax");
     expect(session?.path).toBe("/oauth/authorize");
 
-    await page.getByRole("button", { name: "Allow" }).click();
-    await page.waitForURL((url) => url.pathname === "/developer/callback");
-    const callback = new URL(page.url());
+    const callback = await landOnCallback(page, "Allow");
     expect(callback.searchParams.get("iss")).toBe(t.broker.url);
     const tokens = await client.authorizationCodeGrant(config, callback, {
       pkceCodeVerifier: verifier,
@@ -90,9 +100,7 @@ describe("authorization code sign-in in a real browser", () => {
 
   it("sends the browser back with access_denied when the person denies", async () => {
     const { state, page, context } = await start("agent.list");
-    await page.getByRole("button", { name: "Deny" }).click();
-    await page.waitForURL((url) => url.pathname === "/developer/callback");
-    const callback = new URL(page.url());
+    const callback = await landOnCallback(page, "Deny");
     expect(callback.searchParams.get("error")).toBe("access_denied");
     expect(callback.searchParams.get("state")).toBe(state);
     expect(callback.searchParams.get("code")).toBeNull();

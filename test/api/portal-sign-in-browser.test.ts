@@ -78,10 +78,18 @@ describe.each(databaseKinds)("signing in from the developer portal on %s", (kind
       page.waitForEvent("popup"),
       page.getByRole("button", { name: "Sign in" }).click(),
     ]);
-    // A forged response: right origin, wrong state.
-    await popup.goto(
-      `${t.broker.url}/developer/callback?code=forged&state=forged&iss=${encodeURIComponent(t.broker.url)}`,
-    );
+    // A forged response: right origin, wrong state. The callback page relays
+    // whatever it gets and closes itself, so the navigation never reaches
+    // "load": wait for the response to arrive and for the pop-up to close.
+    await Promise.all([
+      popup.waitForEvent("close"),
+      popup.goto(
+        `${t.broker.url}/developer/callback?code=forged&state=forged&iss=${encodeURIComponent(t.broker.url)}`,
+        {
+          waitUntil: "commit",
+        },
+      ),
+    ]);
     await page.locator("#session-status", { hasText: "state does not match" }).waitFor();
     expect(await page.locator("#token-state").innerText()).toBe("none");
     await context.close();

@@ -239,6 +239,17 @@ function errorsTable(errors: readonly ErrorDoc[]): string {
   return `<section aria-labelledby="errors"><h2 id="errors">Errors and reasons</h2><p>Every error carries a <code>google.rpc.ErrorInfo</code> with the reason (domain <code>aegis.broker</code>); bad input adds a <code>BadRequest</code> with one violation per field.</p><div class="table-wrap"><table><thead><tr><th scope="col">Code</th><th scope="col">Reason</th><th scope="col">When</th></tr></thead><tbody>${rows}</tbody></table></div></section>`;
 }
 
+/**
+ * The scopes "Try it" starts with (for minting and for signing in): the
+ * action when the operation needs a grant of it; none when any signed-in
+ * caller may call it (`self`) or anyone may (`anonymous`), since such an
+ * action is no grantable scope and asking for it is refused
+ * (`invalid_scope` at the authorization endpoint).
+ */
+export function neededScopes(method: MethodDoc): string {
+  return method.policy.authorization === "grant" ? method.policy.action : "";
+}
+
 function tryIt(method: MethodDoc): string {
   if (method.streaming !== "unary") {
     return `<section aria-labelledby="try"><h2 id="try">Try it</h2><p>Streaming operations are not tried from the portal; use <code>buf curl</code>.</p></section>`;
@@ -253,7 +264,7 @@ function tryIt(method: MethodDoc): string {
 <p class="token-line">Access token: <output id="token-state">none</output></p>
 <details class="mint"><summary>Get a DPoP-bound token with the API key</summary>
 <label for="mint-scopes">Scopes (space separated)</label>
-<input id="mint-scopes" type="text" autocomplete="off" spellcheck="false" value="${escapeHtml(method.policy.action)}">
+<input id="mint-scopes" type="text" autocomplete="off" spellcheck="false" value="${escapeHtml(neededScopes(method))}">
 <button type="button" id="mint">Mint DPoP-bound token</button>
 </details>
 <p class="muted">DPoP key: <output id="dpop-key">not yet created</output> (ES256, non-extractable, made in this page).</p>

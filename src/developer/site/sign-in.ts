@@ -86,7 +86,8 @@ async function signIn(): Promise<void> {
   const state = random64(32);
   const verifier = random64(32);
   const redirectUri = `${metadata.issuer.replace(/\/$/, "")}/developer/callback`;
-  // On an operation's page, ask for the scopes set for it in "Try it".
+  // On an operation's page, ask for the scopes set for it in "Try it" (none
+  // for an operation any signed-in caller may call: its action is no scope).
   const scope = (document.getElementById("mint-scopes") as HTMLInputElement | null)?.value.trim() ?? "";
   const url = new URL(metadata.authorization_endpoint);
   url.search = new URLSearchParams({
