@@ -204,7 +204,6 @@ function printSecret(key: ApiKey | undefined, secret: string, json: boolean | un
 export function addApiKeyCommands(program: Command): void {
   const keys = program
     .command("api-keys")
-    .alias("keys")
     .summary("create, list, rotate and revoke API keys")
     .description(
       "API keys of the principals of your tenant (people and agents): create one (the secret is shown once), list them (metadata only), rotate with a grace period, revoke.",

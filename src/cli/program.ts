@@ -2,7 +2,7 @@
 // login-commands.ts (login, whoami, logout), credential-commands.ts (key,
 // credential) and the operator and people commands, one file per noun
 // (leases, resource-servers, people, grants, roles, agents and api-keys,
-// tokens, signing-keys, audit, tenants), which reach the broker through
+// tokens, signing-keys, KMS keys, audit, tenants), which reach the broker through
 // broker-access.ts and print through output.ts; serve, migrate and root-key are added by the entry
 // point (main.ts from the repository, client-main.ts in the npm package).
 // Commander parses the options and answers `--help` before any command
@@ -17,6 +17,7 @@ import { addAuditCommands } from "./audit-commands.js";
 import { addCredentialCommands, addKeyCommands } from "./credential-commands.js";
 import { describeFailure } from "./failures.js";
 import { addGrantCommands } from "./grant-commands.js";
+import { addKmsKeyCommands } from "./key-commands.js";
 import { addLeaseCommands } from "./lease-commands.js";
 import { addLoginCommands } from "./login-commands.js";
 import { addPeopleCommands } from "./people-commands.js";
@@ -66,6 +67,7 @@ Examples:
   addApiKeyCommands(program);
   addTokenCommands(program);
   addSigningKeyCommands(program);
+  addKmsKeyCommands(program);
   addAuditCommands(program);
   addTenantCommands(program);
   for (const command of allCommands(program)) command.showHelpAfterError(`(see "${usageName(command)} --help")`);

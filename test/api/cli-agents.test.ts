@@ -111,7 +111,7 @@ describe("aegis agents and api-keys", () => {
     const me = await aegis(["agents", "get", agent.id], secret);
     expect(me.code).toBe(4); // the agent may only say who it is, not read agents
 
-    const listed = await aegis(["keys", "list", agent.id]);
+    const listed = await aegis(["api-keys", "list", agent.id]);
     expect(listed.code).toBe(0);
     expect(listed.stdout).toMatch(new RegExp(`${key.keyId}\\s+ci\\s+`));
     expect(listed.stdout).not.toContain(secret);
