@@ -419,17 +419,21 @@ Examples:
         "Print the public key of an asymmetric key's version (the current one by default) as PEM, or as a JWK with --jwk.",
       )
       .argument("<key-id>", "the key (key_…)")
-      .option("--version <n>", "this version instead of the current one", integer(1, 2 ** 31 - 1, "(a version)"))
+      .option(
+        "--key-version <n>",
+        "this version of the key instead of the current one",
+        integer(1, 2 ** 31 - 1, "(a version)"),
+      )
       .option("--jwk", "print the JWK (RFC 7517) instead of PEM"),
   )
     .addHelpText(
       "after",
       `${accessHelp}\n\nExamples:\n  $ aegis keys public-key key_… > key.pem\n  $ aegis keys public-key key_… --jwk`,
     )
-    .action(async (keyId: string, options: AccessOptions & { version?: number; jwk?: boolean }) => {
+    .action(async (keyId: string, options: AccessOptions & { keyVersion?: number; jwk?: boolean }) => {
       const answer = await (await brokerClient(KeyService, options)).getPublicKey({
         keyId,
-        version: options.version ?? 0,
+        version: options.keyVersion ?? 0,
       });
       if (options.json) printJson(GetPublicKeyResponseSchema, answer);
       else

@@ -196,7 +196,7 @@ const operatorCommands: { command: string[]; work: string[]; mentions: string[] 
   { command: ["keys", "destroy"], work: ["key_x"], mentions: ["<key-id>", "--days <n>", "cancel-destroy"] },
   { command: ["keys", "cancel-destroy"], work: ["key_x"], mentions: ["<key-id>"] },
   { command: ["keys", "versions"], work: ["key_x"], mentions: ["<key-id>", "--json"] },
-  { command: ["keys", "public-key"], work: ["key_x"], mentions: ["<key-id>", "--version <n>", "--jwk", "PEM"] },
+  { command: ["keys", "public-key"], work: ["key_x"], mentions: ["<key-id>", "--key-version <n>", "--jwk", "PEM"] },
   {
     command: ["keys", "sign"],
     work: ["key_x", "--algorithm", "ES256"],

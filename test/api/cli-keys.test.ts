@@ -191,6 +191,8 @@ describe.each(databaseKinds)("aegis keys (%s)", (database) => {
       message,
     );
     expect(stillValid.stdout).toBe("valid (version 1)\n");
+    const firstJwk = await aegis(["keys", "public-key", signingKey, "--key-version", "1", "--jwk"], user.key);
+    expect(JSON.parse(firstJwk.stdout)).toMatchObject({ kty: "EC", crv: "P-256", kid: `${signingKey}/v1` });
 
     // Compromise: every sign is refused from then on.
     const compromised = await aegis(["keys", "compromise", signingKey, "--reason", "key file leaked"], operator.key);
