@@ -228,7 +228,11 @@ export function openApiDocument(catalogue: Catalogue, version: string): Schema {
       license: { name: "Proprietary", identifier: "LicenseRef-Proprietary" },
     },
     servers: [{ url: "/", description: "This broker" }],
-    tags: catalogue.services.map((s) => ({ name: s.name, description: firstSentence(s.description, s.name) })),
+    // A tag per service with an operation here: streaming-only services
+    // (reflection, whose v1 and v1alpha share a name) have none.
+    tags: catalogue.services
+      .filter((s) => s.methods.some((m) => m.streaming === "unary"))
+      .map((s) => ({ name: s.name, description: firstSentence(s.description, s.name) })),
     paths,
     components: {
       schemas: Object.fromEntries(Object.entries(schemas).filter(([name]) => used.has(name))),
