@@ -112,14 +112,16 @@ Examples:
   $ aegis hsm init-key
   $ AEGIS_PKCS11_KEY_LABEL=aegis-root-of-trust-2 aegis hsm init-key`,
     )
-    .action(async () => {
-      const { created, hsmToken, keyLabel } = await initPkcs11Key(loadConfig());
-      process.stdout.write(
-        created
-          ? `created AES-256 key "${keyLabel}" on token ${hsmToken}\n`
-          : `token ${hsmToken} already has key "${keyLabel}"; left as it is\n`,
-      );
-    });
+    .action(
+      configFailures(async () => {
+        const { created, hsmToken, keyLabel } = await initPkcs11Key(loadConfig());
+        process.stdout.write(
+          created
+            ? `created AES-256 key "${keyLabel}" on token ${hsmToken}\n`
+            : `token ${hsmToken} already has key "${keyLabel}"; left as it is\n`,
+        );
+      }),
+    );
 }
 
 /** The broker's ConfigError as the CLI's ConfigurationFailure (exit 2, "configuration error: …"). */
