@@ -327,10 +327,11 @@ export async function servedUnderSharedPolicy<Decoded>(
     const checked = deps.validator.validate(method.input, request.message);
     if (checked.kind === "invalid") throw fromViolations(checked.violations);
     if (checked.kind === "error") throw checked.error;
-    const served = serve({ ...site, caller: call.caller });
+    const served = () => serve({ ...site, caller: call.caller });
     // A public client is named, not authenticated: what the domain refuses
-    // as unauthenticated counts against the address like a bad credential.
-    await (request.publicClient ? deps.authFailures.check(call.clientAddress, () => served) : served);
+    // as unauthenticated counts against the address like a bad credential
+    // (and an address over the limit is refused before anything is served).
+    await (request.publicClient ? deps.authFailures.check(call.clientAddress, served) : served());
   } catch (thrown) {
     throw await afterAdmission(deps, method, call, target, thrown);
   }

@@ -113,7 +113,8 @@ describe.each(databaseKinds)("developer portal in a browser on %s", (kind) => {
     expect(await page.getByRole("group", { name: "Guides" }).count()).toBe(1);
     await page.keyboard.press("Escape");
     await dialog.waitFor({ state: "hidden" });
-    expect(await page.locator("#search-open").evaluate((el) => el === document.activeElement)).toBe(true);
+    // Focus goes back to the search button (the palette restores it as it closes).
+    await page.waitForFunction(() => document.activeElement?.id === "search-open", undefined, { timeout: 5_000 });
     const worst = Math.max(...timings);
     console.log(
       `palette: ${timings.length} keystrokes over ${catalogue.services.flatMap((s) => s.methods).length} operations + guides; worst ${worst.toFixed(2)} ms, median ${timings.sort((a, b) => a - b)[Math.floor(timings.length / 2)]?.toFixed(2)} ms`,
