@@ -202,6 +202,7 @@ describe.each(databaseKinds)("the key state machine on %s", (kind) => {
     expect((await keys.getKey({ keyId })).key?.state).toBe(wireState.destroyed);
     const events = await prisma.auditEvent.findMany({
       where: { target: { startsWith: keyId }, action: "kms.key.destroy" },
+      orderBy: { seq: "asc" },
     });
     expect(events.map((e) => e.reason)).toEqual([
       expect.stringMatching(/^op=schedule_destruction/),

@@ -183,6 +183,7 @@ describe.each(databaseKinds)("people on %s", (kind) => {
     expect((await enroll(second)).status).toBe(403); // expired
     const refusals = await t.db.database.prisma.auditEvent.findMany({
       where: { action: "person.enroll", outcome: "denied" },
+      orderBy: { seq: "asc" },
     });
     expect(refusals.map((e) => e.reason).join("\n")).toMatch(/already used[\s\S]*replaced[\s\S]*expired/);
   });
