@@ -14,6 +14,8 @@ import type { ClientAuthenticationDeps } from "../auth/client-authentication.js"
 import { dpopNonces } from "../auth/dpop-nonce.js";
 import { FailedAuthentications } from "../auth/failed-authentications.js";
 import { databaseReplayGuard } from "../auth/replay-guard.js";
+import { SharedSignInBackoff } from "../auth/shared-sign-in-backoff.js";
+import { InProcessSignInBackoff } from "../auth/sign-in-backoff.js";
 import { type BootstrapResult, bootstrap } from "../bootstrap/index.js";
 import { callKey } from "../core/call.js";
 import { type Clock, systemClock } from "../core/clock.js";
@@ -290,6 +292,9 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
       config.rateLimits.userCodeFailuresPerMinutePerPerson,
     ),
     codeFailuresGlobal: limiter("user_code_failures_global", config.rateLimits.userCodeFailuresPerMinuteGlobal),
+    signInBackoff: sharedLimits
+      ? new SharedSignInBackoff(database.sql, config.signIn, clock, rootKey.deriveKey(keyPurposes.signInBackoffKey))
+      : new InProcessSignInBackoff(config.signIn, clock),
   };
   const health = new HealthMonitor(services.map((s) => s.typeName));
   const authenticator = authenticatorChain([apiKeys, tokenAuthenticator(tokens)]);

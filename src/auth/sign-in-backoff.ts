@@ -13,8 +13,11 @@
 // each of them, and the per-address limit. Unknown names are counted like
 // accounts, so the answer never tells a real account from a made-up one.
 //
-// Kept in each instance's memory, like the other limits: with N instances
-// a guesser gets at most N times the attempts, never unlimited ones.
+// Where the counts live follows the other security limits (core/rate-limit.ts):
+// on the embedded database in this process's memory (this file), on
+// PostgreSQL in the `rate_limit` table every instance shares
+// (shared-sign-in-backoff.ts), so a guesser spread over N instances behind a
+// balancer meets the wait at the same attempt as on one.
 import type { Clock } from "../core/clock.js";
 import { DomainError } from "../core/errors/domain-error.js";
 
@@ -23,6 +26,33 @@ export interface SignInBackoffConfig {
   readonly freeFailures: number;
   /** The longest wait between attempts, in seconds. */
   readonly maxBackoffSeconds: number;
+}
+
+/** The one interface both stores are used through; `account` is an account id or a name, never a secret. */
+export interface SignInBackoff {
+  /** Rejects with resource_exhausted (with Retry-After) while `account` must wait at `address`. */
+  refuseIfWaiting(account: string, address: string): Promise<void>;
+  /** Counts one wrong password for `account` at `address`, and sets the wait the next attempt meets. */
+  recordFailure(account: string, address: string): Promise<void>;
+  /** A successful sign-in clears the count. */
+  recordSuccess(account: string, address: string): Promise<void>;
+}
+
+/** The wait, in seconds, set by the `count`th failure in a row (0 while failures are free). */
+export function backoffSeconds(config: SignInBackoffConfig, count: number): number {
+  const over = count - config.freeFailures;
+  return over > 0 ? Math.min(2 ** Math.min(over - 1, 30), config.maxBackoffSeconds) : 0;
+}
+
+/** The refusal of an attempt `count` failures in, which must wait until epoch ms `until`. */
+export function signInSlowed(count: number, until: number, now: number, address: string): DomainError {
+  const retryAfter = Math.max(1, Math.ceil((until - now) / 1000));
+  return new DomainError(
+    "resource_exhausted",
+    "SIGN_IN_SLOWED",
+    `too many failed sign-ins for this account; retry in ${retryAfter} s`,
+    { headers: { "retry-after": String(retryAfter) }, detail: `${count} failures from ${address}` },
+  );
 }
 
 interface Failures {
@@ -35,7 +65,7 @@ interface Failures {
 
 const maxEntries = 100_000;
 
-export class SignInBackoff {
+export class InProcessSignInBackoff implements SignInBackoff {
   readonly #entries = new Map<string, Failures>();
 
   constructor(
@@ -43,35 +73,25 @@ export class SignInBackoff {
     private readonly clock: Clock,
   ) {}
 
-  /** Throws resource_exhausted (with Retry-After) while `account` must wait at `address`. */
-  refuseIfWaiting(account: string, address: string): void {
+  async refuseIfWaiting(account: string, address: string): Promise<void> {
     const entry = this.#live(account, address);
     const now = this.clock.now().getTime();
-    if (!entry || entry.until <= now) return;
-    const retryAfter = Math.max(1, Math.ceil((entry.until - now) / 1000));
-    throw new DomainError(
-      "resource_exhausted",
-      "SIGN_IN_SLOWED",
-      `too many failed sign-ins for this account; retry in ${retryAfter} s`,
-      { headers: { "retry-after": String(retryAfter) }, detail: `${entry.count} failures from ${address}` },
-    );
+    if (entry && entry.until > now) throw signInSlowed(entry.count, entry.until, now, address);
   }
 
-  /** Counts one wrong password for `account` at `address`, and sets the wait the next attempt meets. */
-  recordFailure(account: string, address: string): void {
+  async recordFailure(account: string, address: string): Promise<void> {
     const now = this.clock.now().getTime();
     const key = keyOf(account, address);
     const entry = this.#live(account, address) ?? { count: 0, until: 0, lastAt: now };
     entry.count++;
     entry.lastAt = now;
-    const over = entry.count - this.config.freeFailures;
-    if (over > 0) entry.until = now + Math.min(2 ** (over - 1), this.config.maxBackoffSeconds) * 1000;
+    const wait = backoffSeconds(this.config, entry.count);
+    if (wait > 0) entry.until = now + wait * 1000;
     if (!this.#entries.has(key) && this.#entries.size >= maxEntries) this.#sweep(now);
     this.#entries.set(key, entry);
   }
 
-  /** A successful sign-in clears the count. */
-  recordSuccess(account: string, address: string): void {
+  async recordSuccess(account: string, address: string): Promise<void> {
     this.#entries.delete(keyOf(account, address));
   }
 

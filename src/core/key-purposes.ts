@@ -14,6 +14,8 @@ export const keyPurposes = {
   auditChain: "aegis/audit-chain/v1",
   /** Signs stateless DPoP nonces (RFC 9449 §8). */
   dpopNonce: "aegis/dpop-nonce/v1",
+  /** Keys the hash naming an account and address in the shared sign-in backoff. */
+  signInBackoffKey: "aegis/sign-in-backoff-key/v1",
 } as const;
 
 export type KeyPurpose = (typeof keyPurposes)[keyof typeof keyPurposes];

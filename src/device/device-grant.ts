@@ -10,6 +10,7 @@
 import { createHash, randomInt } from "node:crypto";
 import type { OAuthClient, Prisma } from "../../gen/prisma/client.js";
 import { hashCredential } from "../auth/api-keys.js";
+import type { SignInBackoff } from "../auth/sign-in-backoff.js";
 import { DomainError } from "../core/errors/domain-error.js";
 import { keyPurposes } from "../core/key-purposes.js";
 import type { RateLimiter } from "../core/rate-limit.js";
@@ -33,6 +34,8 @@ export interface DeviceDeps extends TokenDeps {
   readonly codeFailures: RateLimiter;
   readonly codeFailuresPerPerson: RateLimiter;
   readonly codeFailuresGlobal: RateLimiter;
+  /** Per-account slowing of wrong passwords on the sign-in pages (shared on PostgreSQL, like the limits). */
+  readonly signInBackoff: SignInBackoff;
 }
 
 export interface TokenSet {

@@ -20,7 +20,7 @@ export { refreshAccessToken, revokeRefreshToken } from "./refresh.js";
 
 export function deviceModule(ctx: BrokerContext, device: DeviceDeps): BrokerModule {
   // One sign-in (and so one per-account backoff) for both pages.
-  const signIn = webSignIn(ctx);
+  const signIn = webSignIn(ctx, device.signInBackoff);
   return {
     name: "device",
     services: [served(DeviceAuthService, deviceService(ctx, device))],

@@ -17,7 +17,7 @@
 import { createHash } from "node:crypto";
 import { parse as parseCookies, serialize as serializeCookie } from "cookie";
 import { verifyPassword } from "../auth/passwords.js";
-import { SignInBackoff } from "../auth/sign-in-backoff.js";
+import type { SignInBackoff } from "../auth/sign-in-backoff.js";
 import type { CallOrigin } from "../core/call.js";
 import type { Caller } from "../core/caller.js";
 import type { BrokerContext } from "../core/context.js";
@@ -57,8 +57,7 @@ export interface WebSignIn {
   endSession(req: NodeServerRequest, name: string): Promise<void>;
 }
 
-export function webSignIn(ctx: BrokerContext): WebSignIn {
-  const backoff = new SignInBackoff(ctx.config.signIn, ctx.clock);
+export function webSignIn(ctx: BrokerContext, backoff: SignInBackoff): WebSignIn {
   return {
     cookie: (name, value, maxAge, path) =>
       serializeCookie(name, value, {
@@ -99,14 +98,11 @@ export function webSignIn(ctx: BrokerContext): WebSignIn {
       const keys = accounts.length > 0 ? accounts.map((a) => a.principalId) : [`name ${tenantName}/${name}`];
       const open: string[] = [];
       let waiting: DomainError | undefined;
-      for (const key of keys) {
-        try {
-          backoff.refuseIfWaiting(key, site.clientAddress);
-          open.push(key);
-        } catch (error) {
-          if (!(error instanceof DomainError)) throw error;
-          waiting ??= error;
-        }
+      const checks = await Promise.allSettled(keys.map((key) => backoff.refuseIfWaiting(key, site.clientAddress)));
+      for (const [i, check] of checks.entries()) {
+        if (check.status === "fulfilled") open.push(keys[i] as string);
+        else if (check.reason instanceof DomainError) waiting ??= check.reason;
+        else throw check.reason;
       }
       if (open.length === 0 && waiting) return waiting;
       const candidates = accounts.filter((a) => open.includes(a.principalId)).slice(0, maxSignInCandidates);
@@ -114,11 +110,11 @@ export function webSignIn(ctx: BrokerContext): WebSignIn {
       if (candidates.length === 0) await verifyPassword(password, undefined);
       for (const account of candidates) if (await verifyPassword(password, account.passwordHash)) matched.push(account);
       if (matched.length === 1) {
-        backoff.recordSuccess(matched[0]?.principalId ?? "", site.clientAddress);
+        await backoff.recordSuccess(matched[0]?.principalId ?? "", site.clientAddress);
         return { person: matched[0], reason: "" };
       }
       if (matched.length > 1) return { person: undefined, reason: "AMBIGUOUS_ACCOUNT" };
-      for (const key of open) backoff.recordFailure(key, site.clientAddress);
+      await Promise.all(open.map((key) => backoff.recordFailure(key, site.clientAddress)));
       return { person: undefined, reason: "WRONG_CREDENTIALS" };
     },
 

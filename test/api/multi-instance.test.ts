@@ -1,6 +1,7 @@
 // Several brokers on one database agree: a revocation or a signing key
 // rotation on one reaches the others within a second, with no database
-// round trip per verified token.
+// round trip per verified token; on PostgreSQL they share the sign-in
+// backoff too.
 import { randomBytes } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,6 +9,7 @@ import { AgentService } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
 import { CredentialService } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
 import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
 import { LeaseService } from "../../gen/proto/aegis/lease/v1/lease_pb.js";
+import { PersonService } from "../../gen/proto/aegis/person/v1/person_pb.js";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import { sealCredential } from "../../src/sdk/index.js";
@@ -104,6 +106,64 @@ describe.each(databaseKinds)("two brokers on one %s database", (kind) => {
     await a.client(AgentService, { key: owner.key }).revokeApiKey({ keyId: agent.keyId });
     expect((await keyOn(a))?.code).toBe(Code.Unauthenticated); // at once where it was revoked
     await within(1000, async () => (await keyOn(b))?.code === Code.Unauthenticated);
+  });
+
+  it("slows an account's wrong passwords over both instances at the same attempt as on one (PostgreSQL)", async () => {
+    const page = (broker: TestBroker, path: string, body: Record<string, string>, cookie: string) =>
+      fetch(`${broker.broker.url}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", cookie },
+        body: new URLSearchParams(body),
+        redirect: "manual",
+      });
+    /** Fills in and posts the form of `path` on `broker`, the way a browser does. */
+    const post = async (broker: TestBroker, path: string, csrfName: string, body: Record<string, string>) => {
+      const form = await fetch(`${broker.broker.url}${path}`);
+      const csrf = new RegExp(`name="${csrfName}" value="([^"]+)"`).exec(await form.text())?.[1] ?? "";
+      return page(broker, path === "/device" ? "/device/login" : path, { [csrfName]: csrf, ...body }, cookieOf(form));
+    };
+    const cookieOf = (response: Response) => (response.headers.getSetCookie()[0] ?? "").split(";")[0] ?? "";
+    const password = "correct horse battery staple";
+    const signIn = async (broker: TestBroker, secret = password) => {
+      const response = await post(broker, "/device", "login_csrf", {
+        user_code: "",
+        username: "ivan",
+        tenant: "",
+        password: secret,
+      });
+      return { status: response.status, retryAfter: response.headers.get("retry-after") };
+    };
+    const created = await a.client(PersonService).createPerson({ displayName: "Ivan", username: "ivan", scopes: [] });
+    const code = created.enrollment?.code ?? "";
+    const form = await fetch(`${a.broker.url}/enroll?code=${encodeURIComponent(code)}`);
+    const csrf = /name="enroll_csrf" value="([^"]+)"/.exec(await form.text())?.[1] ?? "";
+    const enrolled = await page(a, "/enroll", { enroll_csrf: csrf, code, password, confirm: password }, cookieOf(form));
+    expect(enrolled.status).toBe(200);
+    const both = [a, b];
+    const advance = (ms: number) => {
+      for (const broker of both) broker.clock.advance(ms);
+    };
+
+    // Six wrong passwords at once, three on each instance: every one is counted.
+    const failed = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => signIn(both[i % 2] as TestBroker, "wrong password!")),
+    );
+    expect(failed.map((f) => f.status)).toEqual([401, 401, 401, 401, 401, 401]);
+    if (kind === "postgres") {
+      // Five free failures, the sixth sets a one-second wait that both instances keep.
+      for (const broker of both) expect(await signIn(broker)).toEqual({ status: 429, retryAfter: "1" });
+      advance(1_000);
+      expect((await signIn(b, "wrong password!")).status).toBe(401);
+      expect(await signIn(a)).toEqual({ status: 429, retryAfter: "2" });
+      advance(2_000);
+      // The owner gets in on one instance, and that clears the count on both.
+      expect((await signIn(a)).status).toBe(303);
+      for (let i = 0; i < 5; i++) expect((await signIn(both[i % 2] as TestBroker, "wrong password!")).status).toBe(401);
+      expect((await signIn(b)).status).toBe(303);
+    } else {
+      // The embedded database keeps each instance's count in its memory: three each, no wait yet.
+      for (const broker of both) expect((await signIn(broker)).status).toBe(303);
+    }
   });
 
   it("refuses to start a third broker given another root key, naming the variable", async () => {
