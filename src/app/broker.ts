@@ -106,7 +106,17 @@ export async function startBroker(givenConfig: Config, options: BrokerOptions): 
     contextValues: (req) => createContextValues().set(callKey, { ...assembled.originOf(req), caller: undefined }),
     fallback: assembled.http,
   });
-  listener.serve(withCors({ allowedOrigins: config.corsAllowedOrigins, publicUrl: config.publicUrl, log }, rpcAndHttp));
+  listener.serve(
+    withCors(
+      {
+        allowedOrigins: config.corsAllowedOrigins,
+        publicUrl: config.publicUrl,
+        publicUrlGiven: config.publicUrlGiven,
+        log,
+      },
+      rpcAndHttp,
+    ),
+  );
   let scrape: { listener: Listener; url: string } | undefined;
   try {
     scrape = config.metricsAddress && (await metricsListener(config, config.metricsAddress, assembled, log));

@@ -4,11 +4,17 @@
 // AEGIS_CORS_ALLOWED_ORIGINS (exact origins, none by default):
 //
 // - no `Origin` header (curl, generated clients, servers), the broker's own
-//   origin, or a request the browser says comes from a page of the same
-//   origin (`Sec-Fetch-Site: same-origin`, which no script can set: the
-//   broker's pages send `Origin: null` with their no-referrer policy, and a
-//   page reached by another name of the host is still the broker's): passed
-//   through untouched;
+//   origin, or `Origin: null` on a request the browser says comes from a
+//   page of the same origin (`Sec-Fetch-Site: same-origin`, which no script
+//   can set: the broker's pages send `Origin: null` with their no-referrer
+//   policy): passed through untouched. "Same-origin" alone is not enough: a
+//   DNS-rebinding page (attacker's name, resolved to the broker's address) is
+//   same-origin to the browser, with its own origin in `Origin`;
+// - DNS rebinding: with a configured public URL (AEGIS_PUBLIC_URL), a
+//   browser's (`Origin` or `Sec-Fetch-*` present) state-changing request
+//   (not GET, HEAD, OPTIONS) whose `Host` is not the public URL's host is
+//   refused with 403 before anything runs: a rebinding page can hide its
+//   origin behind `Origin: null`, never the name it was reached by;
 // - a listed origin: a preflight is answered here (204, the methods and
 //   headers Connect, gRPC-Web, DPoP and the broker use, cached for two
 //   hours); an actual request is passed on, and its answer lets the page read
@@ -63,6 +69,8 @@ export interface CorsOptions {
   readonly allowedOrigins: readonly string[];
   /** The broker's public URL: its own origin is always allowed. */
   readonly publicUrl: string;
+  /** The public URL was configured (not derived from the bound address): `Host` must name it. */
+  readonly publicUrlGiven: boolean;
   readonly log: Logger;
 }
 
@@ -73,20 +81,31 @@ export function withCors(options: CorsOptions, next: NodeHandler): NodeHandler {
   const allowMethods = connectCors.allowedMethods.join(", ");
   const allowHeaders = corsAllowedHeaders.join(", ");
   const exposeHeaders = corsExposedHeaders.join(", ");
+  const publicUrl = options.publicUrlGiven ? new URL(options.publicUrl) : undefined;
+  const refuse = (req: NodeServerRequest, res: Parameters<NodeHandler>[1], error: string) => {
+    const origin = req.headers.origin ?? "";
+    const host = req.headers.host ?? "";
+    options.log.info(
+      { origin: origin.slice(0, 200), host: host.slice(0, 200), method: req.method, path: pathOf(req), error },
+      "cors refused",
+    );
+    res.writeHead(403, { "content-type": "application/json", "cache-control": "no-store", vary: "Origin" });
+    res.end(JSON.stringify({ error }));
+  };
   return (req, res) => {
     const origin = req.headers.origin;
+    const site = req.headers["sec-fetch-site"];
     // Answers differ by origin once any is listed: caches must keep them apart.
     if (allowed.size > 0) res.setHeader("vary", "Origin");
-    if (origin === undefined || origin === self || req.headers["sec-fetch-site"] === "same-origin") {
+    const browser = origin !== undefined || site !== undefined;
+    if (publicUrl !== undefined && browser && !safeMethods.has(req.method ?? "") && !sameHost(req, publicUrl)) {
+      return refuse(req, res, "host_not_allowed");
+    }
+    if (origin === undefined || origin === self || (origin === "null" && site === "same-origin")) {
       return next(req, res);
     }
     const preflight = req.method === "OPTIONS" && req.headers["access-control-request-method"] !== undefined;
-    if (!allowed.has(origin)) {
-      options.log.info({ origin: origin.slice(0, 200), method: req.method, path: pathOf(req) }, "cors refused");
-      res.writeHead(403, { "content-type": "application/json", "cache-control": "no-store", vary: "Origin" });
-      res.end(JSON.stringify({ error: "origin_not_allowed" }));
-      return;
-    }
+    if (!allowed.has(origin)) return refuse(req, res, "origin_not_allowed");
     res.setHeader("access-control-allow-origin", origin);
     if (preflight) {
       const headers: Record<string, string> = {
@@ -108,6 +127,19 @@ export function withCors(options: CorsOptions, next: NodeHandler): NodeHandler {
     res.setHeader("access-control-expose-headers", exposeHeaders);
     return next(req, res);
   };
+}
+
+const safeMethods = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/** Whether the request's `Host` names the public URL's host (normalised: case, default port). */
+function sameHost(req: NodeServerRequest, publicUrl: URL): boolean {
+  const host = req.headers.host;
+  if (!host) return false;
+  try {
+    return new URL(`${publicUrl.protocol}//${host}`).host === publicUrl.host;
+  } catch {
+    return false;
+  }
 }
 
 function pathOf(req: NodeServerRequest): string {

@@ -66,7 +66,10 @@ describe.each(databaseKinds)("CORS on %s", (kind) => {
   const rpc = (service: string, method: string) => `${t.broker.url}/aegis.${service}/${method}`;
 
   beforeAll(async () => {
-    t = await startTestBroker(kind, { AEGIS_CORS_ALLOWED_ORIGINS: `${app}, http://other.example.test` });
+    // A configured public URL (AEGIS_PUBLIC_URL) on every database: the rebinding guard checks Host against it.
+    t = await startTestBroker(kind, { AEGIS_CORS_ALLOWED_ORIGINS: `${app}, http://other.example.test` }, undefined, {
+      ownPublicUrl: true,
+    });
     admin = await createActor(t, { scopes: ["agent.register", "audit.read"] });
   });
   afterAll(() => t.stop());
@@ -247,6 +250,54 @@ describe.each(databaseKinds)("CORS on %s", (kind) => {
     expect((await post("same-origin")).status).toBe(200);
     expect((await post("cross-site")).status).toBe(403);
     expect((await post("same-site")).status).toBe(403);
+  });
+
+  it("refuses a DNS-rebinding page (its own name in Host and Origin, same-origin to the browser): nothing runs", async () => {
+    const port = new URL(t.broker.url).port;
+    const rebound = `evil.example:${port}`;
+    const agentsBefore = await t.db.database.prisma.principal.count({ where: { tenantId: admin.tenantId } });
+    const eventsBefore = await t.db.database.prisma.auditEvent.count();
+    const logsBefore = t.logs.length;
+    const register = (headers: Record<string, string>) =>
+      send(rpc("agent.v1.AgentService", "RegisterAgent"), {
+        method: "POST",
+        headers: {
+          ...headers,
+          "content-type": "application/json",
+          authorization: `Bearer ${admin.key}`,
+        },
+        body: JSON.stringify({ displayName: "rebound agent" }),
+      });
+    const withOrigin = await register({ host: rebound, origin: `http://${rebound}`, "sec-fetch-site": "same-origin" });
+    expect(withOrigin.status).toBe(403);
+    expect(JSON.parse(withOrigin.body)).toEqual({ error: "host_not_allowed" });
+    // The page hides its origin behind a no-referrer policy: the name it was reached by still shows.
+    const hidden = await register({ host: rebound, origin: "null", "sec-fetch-site": "same-origin" });
+    expect(hidden.status).toBe(403);
+    // The broker's own name with a foreign origin claiming same-origin is no page of the broker's either.
+    const foreign = await register({
+      host: new URL(t.broker.url).host,
+      origin: `http://${rebound}`,
+      "sec-fetch-site": "same-origin",
+    });
+    expect(foreign.status).toBe(403);
+    expect(JSON.parse(foreign.body)).toEqual({ error: "origin_not_allowed" });
+
+    expect(await t.db.database.prisma.principal.count({ where: { tenantId: admin.tenantId } })).toBe(agentsBefore);
+    expect(await t.db.database.prisma.auditEvent.count()).toBe(eventsBefore);
+    const lines = t.logs
+      .slice(logsBefore)
+      .map((line) => JSON.parse(line) as { msg: string; host?: string; error?: string });
+    expect(lines.filter((l) => l.msg === "cors refused").map((l) => l.error)).toEqual([
+      "host_not_allowed",
+      "host_not_allowed",
+      "origin_not_allowed",
+    ]);
+    expect(lines.filter((l) => l.msg === "rpc" || l.msg === "http")).toEqual([]);
+
+    // The broker's own no-referrer page, under the public URL's name, still runs.
+    const own = await register({ host: new URL(t.broker.url).host, origin: "null", "sec-fetch-site": "same-origin" });
+    expect(own.status).toBe(200);
   });
 });
 

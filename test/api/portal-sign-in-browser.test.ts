@@ -8,7 +8,10 @@
 // endpoint (GET /oauth/authorize, the authorization_code grant).
 import { type Browser, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CredentialService } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
 import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
+import { sealCredential } from "../../src/sdk/index.js";
+import { registerEncryptionKey } from "../support/agents.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
 import { type Actor, createActor } from "../support/fixtures.js";
@@ -22,7 +25,16 @@ describe.each(databaseKinds)("signing in from the developer portal on %s", (kind
 
   beforeAll(async () => {
     t = await startTestBroker(kind);
-    person = await createActor(t, { name: "Alice Example", scopes: ["account.password.set", "principal.whoami"] });
+    person = await createActor(t, {
+      name: "Alice Example",
+      scopes: [
+        "account.password.set",
+        "principal.whoami",
+        "agent.key.add",
+        "credential.create:provider:gcp",
+        "credential.lease.create:provider:gcp",
+      ],
+    });
     await t.client(DeviceAuthService, { key: person.key }).setLocalPassword({
       principalId: person.principalId,
       username: "alice",
@@ -67,6 +79,69 @@ describe.each(databaseKinds)("signing in from the developer portal on %s", (kind
     await page.locator("#result-status.status-ok").waitFor();
     expect(await page.locator("#result-body").innerText()).toContain(person.principalId);
     expect(await page.evaluate(() => localStorage.length + sessionStorage.length)).toBe(0);
+    await context.close();
+  });
+
+  it("signs in from the CreateLease page asking for the request's target scope, and creates a lease bound to the page's key", async () => {
+    const target = { provider: "gcp", app: "billing-portal", account: "deploy-bot" };
+    const scope = "credential.lease.create:provider:gcp:app:billing-portal:account:deploy-bot";
+    const mine = await registerEncryptionKey(t, person.key, person.principalId, "P-256");
+    await t.client(CredentialService, { key: person.key }).registerCredential({
+      target,
+      displayName: "billing deploy key",
+      sealedJwe: await sealCredential("sk-live-portal", [{ kid: mine.kid, jwk: mine.publicJwk }]),
+    });
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${t.broker.url}/developer/api/aegis.lease.v1.LeaseService/CreateLease`);
+    await page.locator("#dpop-key", { hasText: "thumbprint" }).waitFor();
+    const jkt = (await page.locator("#dpop-key").innerText()).replace("thumbprint ", "");
+    // The Scopes field follows the request's target: exactly the scope the call needs.
+    await page.getByLabel("Request (JSON)").fill(JSON.stringify({ target }));
+    expect(await page.getByLabel("Scopes (space separated)").inputValue()).toBe(scope);
+    const [popup] = await Promise.all([
+      page.waitForEvent("popup"),
+      page.getByRole("button", { name: "Sign in" }).click(),
+    ]);
+    expect(new URL(popup.url()).searchParams.get("scope")).toBe(scope);
+    await popup.getByLabel("Username").fill("alice");
+    await popup.getByLabel("Password").fill(password);
+    await popup.getByRole("button", { name: "Sign in" }).click();
+    await popup.getByRole("button", { name: "Allow" }).click();
+    await popup.waitForEvent("close");
+    await page.locator("#session-status", { hasText: "Signed in" }).waitFor();
+    await page.locator("#token-state", { hasText: "DPoP token" }).waitFor();
+    expect(await page.getByLabel("Attach a DPoP proof").isChecked()).toBe(true);
+    await page.getByRole("button", { name: "Send" }).click();
+    await page.locator("#result-status.status-ok").waitFor();
+    const body = JSON.parse(await page.locator("#result-body").innerText()) as {
+      lease: { leaseId: string; holderJkt: string; holderId: string };
+    };
+    expect(body.lease.holderJkt).toBe(jkt);
+    expect(body.lease.holderId).toBe(person.principalId);
+    const lease = await t.db.database.prisma.lease.findUnique({ where: { id: body.lease.leaseId } });
+    expect(lease?.holderJkt ?? "").toBe(jkt);
+    await context.close();
+  });
+
+  it("says clearly when the broker refuses the scopes asked for (invalid_scope)", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${t.broker.url}/developer/api/aegis.lease.v1.LeaseService/CreateLease`);
+    await page.getByLabel("Scopes (space separated)").fill("credential.lease.create");
+    const [popup] = await Promise.all([
+      page.waitForEvent("popup"),
+      page.getByRole("button", { name: "Sign in" }).click(),
+    ]);
+    await Promise.race([popup.waitForEvent("close"), popup.getByLabel("Username").waitFor()]);
+    if (!popup.isClosed()) {
+      await popup.getByLabel("Username").fill("alice");
+      await popup.getByLabel("Password").fill(password);
+      await popup.getByRole("button", { name: "Sign in" }).click();
+      await popup.waitForEvent("close");
+    }
+    await page.locator("#session-status", { hasText: "invalid_scope" }).waitFor();
+    expect(await page.locator("#session-status").innerText()).toContain("Check the Scopes field");
     await context.close();
   });
 

@@ -62,12 +62,16 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** `existing` is a database to share with another broker; `options.clock` a clock to share too. */
+/**
+ * `existing` is a database to share with another broker; `options.clock` a
+ * clock to share too; `options.ownPublicUrl` configures the public URL as
+ * the broker's own address on every database (PostgreSQL always does).
+ */
 export async function startTestBroker(
   kind: DatabaseKind,
   env: Record<string, string> = {},
   existing?: TestDatabase,
-  options: { clock?: TestClock } = {},
+  options: { clock?: TestClock; ownPublicUrl?: boolean } = {},
 ): Promise<TestBroker> {
   const clock = options.clock ?? new TestClock();
   const db = existing ?? (await createTestDatabase(kind));
@@ -90,7 +94,7 @@ export async function startTestBroker(
     const log = createLogger(config.logLevel, sink);
     return { config, broker: await startBroker(config, { log, clock, database: db.database }) };
   };
-  const { config, broker } = await (db.url && !env.AEGIS_PUBLIC_URL
+  const { config, broker } = await ((db.url || options.ownPublicUrl) && !env.AEGIS_PUBLIC_URL
     ? startOnOwnUrl(start)
     : start({ AEGIS_PORT: "0" }));
   const adminKey = broker.bootstrap?.credential ?? "";

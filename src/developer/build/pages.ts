@@ -11,6 +11,7 @@ import {
   operationPath,
   type ValueType,
 } from "../catalogue.js";
+import { neededScope } from "../site/needed-scope.js";
 import type { ErrorDoc } from "./errors-of.js";
 
 export const markdown = new MarkdownIt({ html: false, linkify: false, typographer: false });
@@ -241,20 +242,22 @@ function errorsTable(errors: readonly ErrorDoc[]): string {
 
 /**
  * The scopes "Try it" starts with (for minting and for signing in): the
- * action when the operation needs a grant of it; none when any signed-in
- * caller may call it (`self`) or anyone may (`anonymous`), since such an
- * action is no grantable scope and asking for it is refused
- * (`invalid_scope` at the authorization endpoint).
+ * scope the example request needs (neededScope: the action, with the
+ * selector of the request's target for an action on a target); none when
+ * any signed-in caller may call it (`self`) or anyone may (`anonymous`),
+ * since such an action is no grantable scope and asking for it is refused
+ * (`invalid_scope` at the authorization endpoint). The page follows the
+ * request as it is edited.
  */
 export function neededScopes(method: MethodDoc): string {
-  return method.policy.authorization === "grant" ? method.policy.action : "";
+  return neededScope(method.policy, method.example) ?? "";
 }
 
 function tryIt(method: MethodDoc): string {
   if (method.streaming !== "unary") {
     return `<section aria-labelledby="try"><h2 id="try">Try it</h2><p>Streaming operations are not tried from the portal; use <code>buf curl</code>.</p></section>`;
   }
-  return `<section class="try" aria-labelledby="try" id="try-it" data-path="${escapeHtml(method.path)}">
+  return `<section class="try" aria-labelledby="try" id="try-it" data-path="${escapeHtml(method.path)}" data-action="${escapeHtml(method.policy.action)}" data-authorization="${escapeHtml(method.policy.authorization)}" data-target-field="${escapeHtml(method.policy.targetField)}">
 <h2 id="try">Try it</h2>
 <fieldset class="credentials"><legend>Credential (kept in this page's memory only)</legend>
 <label for="api-key">API key or user API token</label>
@@ -262,9 +265,10 @@ function tryIt(method: MethodDoc): string {
 <label for="send-as">Send as</label>
 <select id="send-as"><option value="none">No credential</option><option value="api-key">API key (Bearer)</option><option value="token">Access token</option></select>
 <p class="token-line">Access token: <output id="token-state">none</output></p>
-<details class="mint"><summary>Get a DPoP-bound token with the API key</summary>
 <label for="mint-scopes">Scopes (space separated)</label>
-<input id="mint-scopes" type="text" autocomplete="off" spellcheck="false" value="${escapeHtml(neededScopes(method))}">
+<input id="mint-scopes" type="text" autocomplete="off" spellcheck="false" aria-describedby="scopes-hint" value="${escapeHtml(neededScopes(method))}">
+<p class="muted" id="scopes-hint">Asked for by "Sign in" and by minting; follows the request's target until edited.</p>
+<details class="mint"><summary>Get a DPoP-bound token with the API key</summary>
 <button type="button" id="mint">Mint DPoP-bound token</button>
 </details>
 <p class="muted">DPoP key: <output id="dpop-key">not yet created</output> (ES256, non-extractable, made in this page).</p>

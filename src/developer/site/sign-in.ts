@@ -29,6 +29,7 @@ interface Pending {
   readonly verifier: string;
   readonly redirectUri: string;
   readonly popup: Window;
+  readonly scope: string;
 }
 
 let pending: Pending | undefined;
@@ -42,6 +43,12 @@ async function exchange(params: URLSearchParams, flow: Pending): Promise<void> {
   }
   if (params.get("state") !== flow.state) return say("Sign-in refused: the state does not match.");
   const error = params.get("error");
+  if (error === "invalid_scope") {
+    const description = params.get("error_description");
+    return say(
+      `Sign-in refused (invalid_scope): the broker will not give you the scopes asked for (${flow.scope || "none"})${description ? `: ${description}` : ""}. Check the Scopes field: a scope names the request's exact target, and you must hold a grant covering it.`,
+    );
+  }
   if (error) return say(`Sign-in failed: ${error}`);
   const code = params.get("code");
   if (!code) return say("Sign-in failed: no code in the response.");
@@ -86,9 +93,17 @@ async function signIn(): Promise<void> {
   const state = random64(32);
   const verifier = random64(32);
   const redirectUri = `${metadata.issuer.replace(/\/$/, "")}/developer/callback`;
-  // On an operation's page, ask for the scopes set for it in "Try it" (none
-  // for an operation any signed-in caller may call: its action is no scope).
-  const scope = (document.getElementById("mint-scopes") as HTMLInputElement | null)?.value.trim() ?? "";
+  // On an operation's page, ask for exactly the scopes of the Scopes field
+  // (the scope the request needs, with its target's selector, unless the
+  // person changed it; none for an operation any signed-in caller may call).
+  // A wildcard is never asked for: a request names its target.
+  const asked = ((document.getElementById("mint-scopes") as HTMLInputElement | null)?.value ?? "")
+    .split(/\s+/)
+    .filter(Boolean);
+  if (asked.some((s) => s.includes("*"))) {
+    return say("Sign-in not started: a scope with * is never asked for; name the exact target in the Scopes field.");
+  }
+  const scope = asked.join(" ");
   const url = new URL(metadata.authorization_endpoint);
   url.search = new URLSearchParams({
     ...(scope ? { scope } : {}),
@@ -101,7 +116,7 @@ async function signIn(): Promise<void> {
   }).toString();
   const popup = window.open(url, "aegis-sign-in", "popup,width=520,height=680");
   if (!popup) return say("Allow the sign-in pop-up to sign in.");
-  pending = { state, verifier, redirectUri, popup };
+  pending = { state, verifier, redirectUri, popup, scope };
   say("Signing in…");
 }
 

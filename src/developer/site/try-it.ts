@@ -18,6 +18,7 @@ import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
 import type { Catalogue } from "../catalogue.js";
+import { neededScope } from "./needed-scope.js";
 import { session } from "./session.js";
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
@@ -242,7 +243,37 @@ export function setUpTryIt(): void {
   showToken();
   $("send").addEventListener("click", () => void send(path));
   $("mint").addEventListener("click", () => void mint());
+  followTarget(section);
   void session.dpop().then((k) => {
     $("dpop-key").textContent = `thumbprint ${k.jkt}`;
+  });
+}
+
+/**
+ * The Scopes field follows the request's target (the scope the call needs)
+ * until the person edits the field; a request without a full target leaves
+ * it empty rather than asking for a wildcard.
+ */
+function followTarget(section: HTMLElement): void {
+  const policy = {
+    action: section.dataset.action ?? "",
+    authorization: section.dataset.authorization ?? "",
+    targetField: section.dataset.targetField ?? "",
+  };
+  const scopes = $<HTMLInputElement>("mint-scopes");
+  const request = $<HTMLTextAreaElement>("request-json");
+  let edited = false;
+  scopes.addEventListener("input", () => {
+    edited = true;
+  });
+  request.addEventListener("input", () => {
+    if (edited) return;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(request.value);
+    } catch {
+      return;
+    }
+    scopes.value = neededScope(policy, parsed) ?? "";
   });
 }
