@@ -6,7 +6,7 @@
 // the code with a DPoP proof of its own key; then WhoAmI is tried with the
 // DPoP-bound token held in the page's memory only. Needs the authorization
 // endpoint (GET /oauth/authorize, the authorization_code grant).
-import { type Browser, chromium } from "playwright-core";
+import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CredentialService } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
 import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
@@ -17,6 +17,17 @@ import { databaseKinds } from "../support/databases.js";
 import { type Actor, createActor } from "../support/fixtures.js";
 
 const password = "correct horse battery staple";
+
+/** Alice signs in and allows in the broker's pop-up; the portal page then holds a DPoP-bound token. */
+async function signInInPopup(popup: Page, page: Page): Promise<void> {
+  await popup.getByLabel("Username").fill("alice");
+  await popup.getByLabel("Password").fill(password);
+  await popup.getByRole("button", { name: "Sign in" }).click();
+  await popup.getByRole("button", { name: "Allow" }).click();
+  await popup.waitForEvent("close");
+  await page.locator("#session-status", { hasText: "Signed in" }).waitFor();
+  await page.locator("#token-state", { hasText: "DPoP token" }).waitFor();
+}
 
 describe.each(databaseKinds)("signing in from the developer portal on %s", (kind) => {
   let t: TestBroker;
@@ -68,13 +79,7 @@ describe.each(databaseKinds)("signing in from the developer portal on %s", (kind
     expect(authorize.searchParams.get("redirect_uri")).toBe(`${t.broker.url}/developer/callback`);
     expect(authorize.searchParams.get("code_challenge_method")).toBe("S256");
     expect(authorize.searchParams.get("state")?.length).toBeGreaterThanOrEqual(43);
-    await popup.getByLabel("Username").fill("alice");
-    await popup.getByLabel("Password").fill(password);
-    await popup.getByRole("button", { name: "Sign in" }).click();
-    await popup.getByRole("button", { name: "Allow" }).click();
-    await popup.waitForEvent("close");
-    await page.locator("#session-status", { hasText: "Signed in" }).waitFor();
-    await page.locator("#token-state", { hasText: "DPoP token" }).waitFor();
+    await signInInPopup(popup, page);
     await page.getByRole("button", { name: "Send" }).click();
     await page.locator("#result-status.status-ok").waitFor();
     expect(await page.locator("#result-body").innerText()).toContain(person.principalId);
@@ -104,13 +109,7 @@ describe.each(databaseKinds)("signing in from the developer portal on %s", (kind
       page.getByRole("button", { name: "Sign in" }).click(),
     ]);
     expect(new URL(popup.url()).searchParams.get("scope")).toBe(scope);
-    await popup.getByLabel("Username").fill("alice");
-    await popup.getByLabel("Password").fill(password);
-    await popup.getByRole("button", { name: "Sign in" }).click();
-    await popup.getByRole("button", { name: "Allow" }).click();
-    await popup.waitForEvent("close");
-    await page.locator("#session-status", { hasText: "Signed in" }).waitFor();
-    await page.locator("#token-state", { hasText: "DPoP token" }).waitFor();
+    await signInInPopup(popup, page);
     expect(await page.getByLabel("Attach a DPoP proof").isChecked()).toBe(true);
     await page.getByRole("button", { name: "Send" }).click();
     await page.locator("#result-status.status-ok").waitFor();

@@ -4,7 +4,9 @@
 // required: a missing URL or server fails the run instead of skipping.
 import { randomBytes } from "node:crypto";
 import pg from "pg";
+import { afterAll, beforeAll } from "vitest";
 import { type Database, openDatabase } from "../../src/db/database.js";
+import { migrate } from "../../src/db/migrate.js";
 
 export type DatabaseKind = "pglite" | "postgres";
 
@@ -63,4 +65,26 @@ async function withAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T>
   } finally {
     await client.end();
   }
+}
+
+/**
+ * For one describe block: a migrated database of `kind` and three connection
+ * pools on it, one per "instance" as separate brokers have (on PGlite its one
+ * connection three times). Read `db` and `pools` inside the tests.
+ */
+export function useInstancePools(kind: DatabaseKind): { readonly db: TestDatabase; readonly pools: Database[] } {
+  const state = {} as { db: TestDatabase; pools: Database[] };
+  beforeAll(async () => {
+    const db = await createTestDatabase(kind);
+    await migrate(db.database);
+    state.db = db;
+    state.pools = db.url
+      ? await Promise.all([1, 2, 3].map(() => openDatabase({ kind: "postgres", url: db.url as string, poolSize: 4 })))
+      : [db.database, db.database, db.database];
+  });
+  afterAll(async () => {
+    for (const pool of state.pools) if (pool !== state.db.database) await pool.close();
+    await state.db.drop();
+  });
+  return state;
 }

@@ -1,15 +1,13 @@
 // The security limits several brokers share through PostgreSQL
 // (src/core/shared-rate-limit.ts), and the in-process ones of the embedded
 // database: both satisfy one RateLimiter, on the broker's clock.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { DomainError } from "../../src/core/errors/domain-error.js";
 import { InProcessRateLimiter, type RateLimiter } from "../../src/core/rate-limit.js";
 import { SharedRateLimits } from "../../src/core/shared-rate-limit.js";
-import { type Database, openDatabase } from "../../src/db/database.js";
-import { migrate } from "../../src/db/migrate.js";
 import { pruneExpired } from "../../src/db/prune.js";
 import { TestClock } from "../support/clock.js";
-import { createTestDatabase, databaseKinds, type TestDatabase } from "../support/databases.js";
+import { databaseKinds, useInstancePools } from "../support/databases.js";
 
 /** What a hit came to: passed, or refused with its Retry-After in seconds. */
 async function outcome(attempt: Promise<void>): Promise<"passed" | number> {
@@ -36,22 +34,9 @@ describe("InProcessRateLimiter", () => {
 });
 
 describe.each(databaseKinds)("SharedRateLimits on %s", (kind) => {
-  let db: TestDatabase;
-  /** One connection pool per "instance" on PostgreSQL, as separate brokers have. */
-  let pools: Database[];
+  const shared = useInstancePools(kind);
   const clock = new TestClock();
-  beforeAll(async () => {
-    db = await createTestDatabase(kind);
-    await migrate(db.database);
-    pools = db.url
-      ? await Promise.all([1, 2, 3].map(() => openDatabase({ kind: "postgres", url: db.url as string, poolSize: 4 })))
-      : [db.database, db.database, db.database];
-  });
-  afterAll(async () => {
-    for (const pool of pools) if (pool !== db.database) await pool.close();
-    await db.drop();
-  });
-  const instances = () => pools.map((pool) => new SharedRateLimits(pool.sql, clock));
+  const instances = () => shared.pools.map((pool) => new SharedRateLimits(pool.sql, clock));
 
   it("lets exactly the limit through when 90 hits race over three instances", async () => {
     const refusals: number[] = [];
@@ -90,7 +75,7 @@ describe.each(databaseKinds)("SharedRateLimits on %s", (kind) => {
     clock.advance(30_000);
     expect(await outcome(limiter.hit("k", "tries"))).toBe("passed");
     clock.advance(120_000);
-    expect(await pruneExpired(db.database.prisma, "rate_limit", clock.now())).toBeGreaterThan(0);
-    expect(await db.database.sql.query("SELECT key FROM rate_limit WHERE key = 'clocked:k'")).toEqual([]);
+    expect(await pruneExpired(shared.db.database.prisma, "rate_limit", clock.now())).toBeGreaterThan(0);
+    expect(await shared.db.database.sql.query("SELECT key FROM rate_limit WHERE key = 'clocked:k'")).toEqual([]);
   });
 });

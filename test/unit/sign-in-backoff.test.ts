@@ -3,14 +3,12 @@
 // behave alike on the broker's clock, and the shared one counts failures
 // racing over several instances exactly.
 import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { SharedSignInBackoff } from "../../src/auth/shared-sign-in-backoff.js";
 import { InProcessSignInBackoff, type SignInBackoff } from "../../src/auth/sign-in-backoff.js";
 import { DomainError } from "../../src/core/errors/domain-error.js";
-import { type Database, openDatabase } from "../../src/db/database.js";
-import { migrate } from "../../src/db/migrate.js";
 import { TestClock } from "../support/clock.js";
-import { createTestDatabase, databaseKinds, type TestDatabase } from "../support/databases.js";
+import { databaseKinds, useInstancePools } from "../support/databases.js";
 
 const config = { freeFailures: 2, maxBackoffSeconds: 3_600 };
 
@@ -61,23 +59,10 @@ describe("InProcessSignInBackoff", () => {
 });
 
 describe.each(databaseKinds)("SharedSignInBackoff on %s", (kind) => {
-  let db: TestDatabase;
-  /** One connection pool per "instance" on PostgreSQL, as separate brokers have. */
-  let pools: Database[];
+  const shared = useInstancePools(kind);
   const clock = new TestClock();
   const hashKey = randomBytes(32);
-  beforeAll(async () => {
-    db = await createTestDatabase(kind);
-    await migrate(db.database);
-    pools = db.url
-      ? await Promise.all([1, 2, 3].map(() => openDatabase({ kind: "postgres", url: db.url as string, poolSize: 4 })))
-      : [db.database, db.database, db.database];
-  });
-  afterAll(async () => {
-    for (const pool of pools) if (pool !== db.database) await pool.close();
-    await db.drop();
-  });
-  const instances = () => pools.map((pool) => new SharedSignInBackoff(pool.sql, config, clock, hashKey));
+  const instances = () => shared.pools.map((pool) => new SharedSignInBackoff(pool.sql, config, clock, hashKey));
 
   it("waits 1 s, 2 s … after the free failures, and forgets after the quiet period", async () => {
     await behaves(instances()[0] as SignInBackoff, clock);
@@ -94,7 +79,7 @@ describe.each(databaseKinds)("SharedSignInBackoff on %s", (kind) => {
 
   it("stores neither the account nor the address", async () => {
     await (instances()[0] as SignInBackoff).recordFailure("dave@example.com", "198.51.100.7");
-    const rows = await db.database.sql.query<{ key: string }>("SELECT key FROM rate_limit");
+    const rows = await shared.db.database.sql.query<{ key: string }>("SELECT key FROM rate_limit");
     expect(rows.length).toBeGreaterThan(0);
     for (const { key } of rows) {
       expect(key).toMatch(/^sign_in_backoff:[\w-]{43}$/);
