@@ -9,7 +9,7 @@
 // runs; every error that reaches the top ends the process through
 // describeFailure (failures.ts), which decides the exit code and the one
 // line on stderr.
-import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { Command } from "commander";
 import { addAgentCommands, addApiKeyCommands } from "./agent-commands.js";
 import { addAgentKeyCommands } from "./agent-key-commands.js";
@@ -27,9 +27,9 @@ import { addSigningKeyCommands } from "./signing-key-commands.js";
 import { addTenantCommands } from "./tenant-commands.js";
 import { addTokenCommands } from "./token-commands.js";
 
-const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
-  version: string;
-};
+// The package's own manifest, by self-reference: the repository's root in a
+// checkout, node_modules/aegis-broker/ in an installed package.
+const { version } = createRequire(import.meta.url)("aegis-broker/package.json") as { version: string };
 
 function createProgram(addServerCommands: (program: Command) => void): Command {
   const program = new Command("aegis")

@@ -1,6 +1,7 @@
-// The npm package as a consumer gets it: `npm run build` into a temporary
-// directory, `npm pack` of that, `npm install` of the tarball into a fresh
-// project with no dev tools. From there a plain Node ESM script verifies a
+// The npm package as a consumer gets it: `npm run build`, then `npm pack` of
+// the repository (what its `prepare` step does, without re-running buf and
+// prisma under the other tests' feet), `npm install` of the tarball into a
+// fresh project with no dev tools. From there a plain Node ESM script verifies a
 // broker-minted, DPoP-bound token with `aegis-broker/sdk`, redeems a lease
 // and calls the broker through `aegis-broker/client`; a TypeScript consumer
 // type-checks under strict settings (exactOptionalPropertyTypes, nodenext);
@@ -49,9 +50,8 @@ function run(
 
 beforeAll(() => {
   work = mkdtempSync(path.join(tmpdir(), "aegis-package-"));
-  const built = path.join(work, "package");
-  execFileSync(process.execPath, ["scripts/build-package.mjs", "--out-dir", built], { cwd: repo, stdio: "pipe" });
-  execFileSync("npm", ["pack", built, "--pack-destination", work], { cwd: work, stdio: "pipe" });
+  execFileSync("npm", ["run", "build"], { cwd: repo, stdio: "pipe" });
+  execFileSync("npm", ["pack", "--ignore-scripts", "--pack-destination", work], { cwd: repo, stdio: "pipe" });
   const tarball = path.join(work, `aegis-broker-${repoManifest.version}.tgz`);
   entries = execFileSync("tar", ["-tzf", tarball], { encoding: "utf8" }).trim().split("\n");
   manifest = JSON.parse(execFileSync("tar", ["-xzOf", tarball, "package/package.json"], { encoding: "utf8" }));
@@ -81,11 +81,11 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 describe("the npm package", () => {
   it("holds the SDK, protocol/, the client CLI and generated descriptors, compiled: no test/, no broker", () => {
     const shipped =
-      /^package\/(package\.json|README\.md|src\/(sdk|protocol|cli)\/[\w-]+\.(js|d\.ts)|gen\/proto\/[\w/-]+_pb\.(js|d\.ts))$/;
+      /^package\/(package\.json|README\.md|dist\/src\/(sdk|protocol|cli)\/[\w-]+\.(js|d\.ts)|dist\/gen\/proto\/[\w/-]+_pb\.(js|d\.ts))$/;
     expect(entries.filter((entry) => !shipped.test(entry))).toEqual([]);
     for (const file of ["src/sdk/index", "src/sdk/client", "src/cli/client-main", "src/protocol/access-token"]) {
-      expect(entries).toContain(`package/${file}.js`);
-      expect(entries).toContain(`package/${file}.d.ts`);
+      expect(entries).toContain(`package/dist/${file}.js`);
+      expect(entries).toContain(`package/dist/${file}.d.ts`);
     }
     // Nothing of the broker: no server-side CLI commands, no database layer, no Prisma client.
     expect(
@@ -96,9 +96,11 @@ describe("the npm package", () => {
   it("has only public entry points, no install scripts, and only the dependencies its code imports", () => {
     expect(Object.keys(manifest.exports as object)).toEqual(["./sdk", "./client", "./package.json"]);
     expect(Object.keys((manifest.exports as Record<string, object>)["./sdk"] ?? {})[0]).toBe("types");
-    expect(manifest.scripts).toBeUndefined();
+    // `prepare` (patch-package, generate, build) runs in a checkout and on `npm pack`, never on install.
+    const installScripts = ["preinstall", "install", "postinstall"];
+    expect(Object.keys(manifest.scripts as object).filter((name) => installScripts.includes(name))).toEqual([]);
     expect(manifest.private).toBeUndefined();
-    expect(manifest.bin).toEqual({ aegis: "src/cli/client-main.js" });
+    expect(manifest.bin).toEqual({ aegis: "dist/src/cli/client-main.js" });
     expect(Object.keys(manifest.dependencies as object)).toEqual([
       "@bufbuild/protobuf",
       "@connectrpc/connect",
