@@ -55,8 +55,8 @@ export interface SharedPolicyRoute<Decoded = any> {
   read(req: NodeServerRequest): Promise<SharedRequest<Decoded>>;
   /** Answers a request the pipeline let through; `call.caller` is set unless the RPC is anonymous. */
   serve(res: NodeServerResponse, call: HttpCall, decoded: Decoded): Promise<void>;
-  /** Writes a refusal or failure in the route's wire format (e.g. RFC 6749 §5.2 JSON). */
-  refuse(req: NodeServerRequest, res: NodeServerResponse, error: unknown): void;
+  /** Writes a refusal or failure in the route's wire format (e.g. RFC 6749 §5.2 JSON, or a page). */
+  refuse(req: NodeServerRequest, res: NodeServerResponse, error: unknown): void | Promise<void>;
 }
 
 /** One request of a SharedPolicyRoute, as the RPC it stands for would receive it. */
@@ -80,6 +80,13 @@ export interface SharedRequest<Decoded> {
    * the RPC's action.
    */
   readonly publicClient?: boolean;
+  /**
+   * The caller, for a route whose credential is its own (the verification
+   * page's session cookie, with the form's CSRF token): the pipeline calls
+   * it instead of reading `Authorization`, under the same
+   * failed-authentication limit, policy check and refusal audit.
+   */
+  readonly authenticate?: () => Promise<Caller>;
   /** What `serve` needs besides the message. */
   readonly decoded: Decoded;
 }

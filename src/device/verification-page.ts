@@ -17,13 +17,19 @@
 // enters their one-time code and chooses their password (people/ owns the
 // codes), with a double-submit CSRF cookie of its own path.
 // The markup is in verification-views.ts, which escapes every value it shows.
+import { create } from "@bufbuild/protobuf";
+import {
+  ApproveDeviceAuthorizationRequestSchema,
+  DenyDeviceAuthorizationRequestSchema,
+  DeviceAuthService,
+} from "../../gen/proto/aegis/device/v1/device_pb.js";
 import type { AuditEntry } from "../core/audit.js";
 import type { CallOrigin } from "../core/call.js";
 import type { Caller } from "../core/caller.js";
 import type { BrokerContext } from "../core/context.js";
-import { DomainError } from "../core/errors/domain-error.js";
+import { DomainError, invalidArgument, permissionDenied } from "../core/errors/domain-error.js";
 import { type NodeServerRequest, type NodeServerResponse, readForm } from "../core/http.js";
-import type { HttpRoute } from "../core/module.js";
+import type { HttpRoute, SharedPolicyRoute } from "../core/module.js";
 import { sameSecret } from "../crypto/constant-time.js";
 import { enrollWithCode } from "../people/index.js";
 import { base62Alphabet, randomText } from "../protocol/random-text.js";
@@ -39,6 +45,15 @@ export interface PageDeps {
 }
 
 type Site = CallOrigin;
+
+/** A decision posted on the approval page. */
+interface Decision {
+  readonly userCode: string;
+  readonly approve: boolean;
+  readonly scopes: readonly string[];
+  /** Whether the form carries the session's CSRF token. */
+  readonly csrfMatches: () => boolean;
+}
 
 const sessionCookie = "aegis_session";
 const loginCookie = "aegis_login";
@@ -280,52 +295,91 @@ export function verificationPage(deps: PageDeps): HttpRoute[] {
     });
   }
 
-  async function decide(req: NodeServerRequest, res: NodeServerResponse, site: Site, form: URLSearchParams) {
-    const session = await signedIn(req);
-    const refused = async (reason: string, status: number, message: string) => {
-      await audit(site, {
-        tenantId: session?.caller.tenantId ?? null,
-        actorId: session?.caller.principalId ?? null,
-        action: "device.approve",
-        target: "",
-        outcome: "denied",
-        reason,
-      });
-      await send(res, status, messagePage("Not allowed", message, { error: true }));
-    };
-    if (!session) return refused("NO_SESSION", 401, "Sign in first.");
-    if (!sameSecret(form.get("csrf") ?? "", session.csrf)) {
-      return refused("CSRF_MISMATCH", 403, "This form is not valid any more. Go back and try again.");
-    }
-    const approve = form.get("decision") === "approve";
-    try {
-      await decideDeviceAuthorization(
-        device,
-        session.caller,
-        {
-          requestId: site.requestId,
-          tenantId: session.caller.tenantId,
-          actorId: session.caller.principalId,
-          client: site.client,
+  /**
+   * The decision form: the page's face of ApproveDeviceAuthorization and
+   * DenyDeviceAuthorization, under their policy through the pipeline. The
+   * credential is the session cookie with the session's CSRF token; every
+   * refusal is audited once, with the RPC's action.
+   */
+  const decide: SharedPolicyRoute<Decision> = {
+    method: "POST",
+    path: "/device/decide",
+    shares: DeviceAuthService.method.approveDeviceAuthorization,
+    async read(req) {
+      const form = await readForm(req, maxFormBytes);
+      if (!form) throw invalidArgument([{ field: "body", description: "larger than 16 KiB" }]);
+      let session: Awaited<ReturnType<typeof signedIn>>;
+      const decision = {
+        userCode: form.get("user_code") ?? "",
+        approve: form.get("decision") === "approve",
+        scopes: form.getAll("scope"),
+        // Checked once the session is known, so its refusal names the person.
+        csrfMatches: () => session !== undefined && sameSecret(form.get("csrf") ?? "", session.csrf),
+      };
+      return {
+        ...(decision.approve
+          ? {
+              message: create(ApproveDeviceAuthorizationRequestSchema, {
+                userCode: decision.userCode,
+                scopes: decision.scopes,
+              }),
+            }
+          : {
+              rpc: DeviceAuthService.method.denyDeviceAuthorization,
+              message: create(DenyDeviceAuthorizationRequestSchema, { userCode: decision.userCode }),
+            }),
+        authenticate: async () => {
+          session = await signedIn(req);
+          if (!session) throw new DomainError("unauthenticated", "NO_SESSION", "sign in first");
+          return session.caller;
         },
-        site.clientAddress,
-        { userCode: form.get("user_code") ?? "", approve, scopes: form.getAll("scope") },
-      );
-    } catch (error) {
-      if (error instanceof DomainError && (error.code === "not_found" || error.code === "resource_exhausted")) {
-        return refuseCode(res, site, session, error);
+        decoded: decision,
+      };
+    },
+    async serve(res, call, decision) {
+      if (!decision.csrfMatches()) {
+        throw permissionDenied("CSRF_MISMATCH", "This form is not valid any more. Go back and try again.");
       }
-      if (error instanceof DomainError) return refused(error.auditReason, 403, error.message);
-      throw error;
-    }
-    await send(
-      res,
-      200,
-      approve
-        ? messagePage("Device approved", "You can close this window and return to your device.", { error: false })
-        : messagePage("Request denied", "The device will not get access. You can close this window.", { error: false }),
-    );
-  }
+      const caller = call.caller as Caller;
+      const base = { requestId: call.requestId, tenantId: caller.tenantId, actorId: caller.principalId };
+      await decideDeviceAuthorization(device, caller, { ...base, client: call.client }, call.clientAddress, decision);
+      await send(
+        res,
+        200,
+        decision.approve
+          ? messagePage("Device approved", "You can close this window and return to your device.", { error: false })
+          : messagePage("Request denied", "The device will not get access. You can close this window.", {
+              error: false,
+            }),
+      );
+    },
+    async refuse(req, res, error) {
+      if (!(error instanceof DomainError)) {
+        return send(res, 500, messagePage("Something went wrong", "Please try again.", { error: true }));
+      }
+      if (error.code === "resource_exhausted") {
+        return send(res, 429, messagePage("Too many attempts", error.message, { error: true }), {
+          ...error.options.headers,
+        });
+      }
+      if (error.code === "not_found") {
+        const session = await signedIn(req);
+        const again = "That code is not valid, or it has expired. Check your device and try again.";
+        if (session) return codeForm(res, session.csrf, again, 404);
+      }
+      if (error.reason === "INVALID_ARGUMENT" && error.fieldViolations[0]?.field === "body") {
+        return send(res, 413, messagePage("Too large", "That form was too large.", { error: false }));
+      }
+      if (error.code === "unauthenticated") {
+        return send(res, 401, messagePage("Not allowed", "Sign in first.", { error: true }));
+      }
+      await send(
+        res,
+        error.code === "invalid_argument" ? 400 : 403,
+        messagePage("Not allowed", error.message, { error: true }),
+      );
+    },
+  };
 
   /** A form post: bounded body, then the handler. */
   const post =
@@ -351,9 +405,6 @@ export function verificationPage(deps: PageDeps): HttpRoute[] {
         enrollForm(res, (new URL(req.url ?? "/", "http://page").searchParams.get("code") ?? "").slice(0, 100)),
     },
     { method: "POST", path: "/enroll", handle: post(enroll) },
-    // Not yet a SharedPolicyRoute of ApproveDeviceAuthorization: its caller
-    // signs in with a session cookie the pipeline does not authenticate yet,
-    // so the page checks the session and audits its refusals itself.
-    { method: "POST", path: "/device/decide", handle: post(decide) },
+    decide,
   ] satisfies HttpRoute[];
 }

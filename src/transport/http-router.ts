@@ -127,7 +127,7 @@ export function httpRouter(routes: readonly HttpRoute[], deps: HttpRouterDeps) {
         log.error({ err: error, requestId: origin.requestId, path: route.path }, "http route failed");
       }
       if (res.headersSent) res.destroy();
-      else route.refuse(req, res, error);
+      else await route.refuse(req, res, error);
     }
   }
 }

@@ -39,7 +39,7 @@ import { DomainError, unauthenticated } from "../core/errors/domain-error.js";
 import { fromViolations } from "../core/errors/validation-error.js";
 import { presentedScheme, resourceChallenges } from "../core/errors/www-authenticate.js";
 import type { BrokerMetrics } from "../core/metrics.js";
-import type { HttpCall, PresentedClient, SharedPolicyRoute, SharedRequest } from "../core/module.js";
+import type { HttpCall, SharedPolicyRoute, SharedRequest } from "../core/module.js";
 import type { Tracing } from "../core/tracing.js";
 import { authorize } from "../policy/authorize.js";
 import { Authorization, type MethodPolicy, policyOf } from "../policy/method-policy.js";
@@ -319,7 +319,7 @@ export async function servedUnderSharedPolicy<Decoded>(
   };
   const target = () => targetOf(method, request.message);
   if (!request.publicClient) {
-    await admit(deps, method, call, (policy) => authenticateOverHttp(deps, policy, request.client, site), target);
+    await admit(deps, method, call, (policy) => authenticateOverHttp(deps, policy, request, site), target);
   } else {
     deps.tracing?.describeCall(callAttributes(method, undefined, target()));
   }
@@ -338,18 +338,21 @@ export async function servedUnderSharedPolicy<Decoded>(
 }
 
 /**
- * The caller of an HTTP request, as its twin's policy demands: an OAuth
- * client by its secret or assertion (RFC 6749 §2.3, RFC 7523) for a
- * client-authenticated RPC; otherwise the client secret of
- * client_secret_basic taken as an API key, or the `Authorization`
- * credential as on an RPC. A named client_id must be the caller.
+ * The caller of an HTTP request, as its twin's policy demands: whoever the
+ * route's own credential names (a page's session); an OAuth client by its
+ * secret or assertion (RFC 6749 §2.3, RFC 7523) for a client-authenticated
+ * RPC; otherwise the client secret of client_secret_basic taken as an API
+ * key, or the `Authorization` credential as on an RPC. A named client_id
+ * must be the caller.
  */
 async function authenticateOverHttp(
   deps: PolicyDeps,
   policy: MethodPolicy | undefined,
-  client: PresentedClient | undefined,
+  request: SharedRequest<unknown>,
   site: CallSite,
 ): Promise<Caller | undefined> {
+  if (request.authenticate) return request.authenticate();
+  const { client } = request;
   let caller: Caller | undefined;
   if (policy?.clientAuthentication) {
     const dpop = site.headers.get("dpop");

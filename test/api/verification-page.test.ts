@@ -2,11 +2,15 @@
 // approving is chosen by whoever registered the client and whoever runs the
 // device (the client's name, the user agent, the audience, the scopes), so
 // all of it must reach the browser as text, never as markup. And its cookies
-// keep the attributes that keep them to this page.
+// keep the attributes that keep them to this page. Its decision form is the
+// page's face of ApproveDeviceAuthorization and DenyDeviceAuthorization, and
+// refuses as they do, through the same pipeline step.
+import { ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
-import { createActor, registerApi } from "../support/fixtures.js";
+import { failure, reasonOf } from "../support/errors.js";
+import { type Actor, createActor, registerApi } from "../support/fixtures.js";
 
 const password = "correct horse battery staple";
 // Element content and a broken-out quoted attribute.
@@ -18,6 +22,7 @@ const scope = `"><img/src=x/onerror=alert(4)>`;
 
 describe("verification page", () => {
   let t: TestBroker;
+  let person: Actor;
   let clientId: string;
   let session: string;
 
@@ -42,7 +47,7 @@ describe("verification page", () => {
 
   beforeAll(async () => {
     t = await startTestBroker("pglite");
-    const person = await createActor(t, {
+    person = await createActor(t, {
       scopes: ["oauth_client.create", "account.password.set", "resource_server.create", "grant.create"],
     });
     // Identifiers are free text without spaces: one can carry markup.
@@ -114,5 +119,74 @@ describe("verification page", () => {
     expect(attributesOf(sessionCookie ?? "")).toEqual(["httponly", "max-age=3600", "path=/device", "samesite=lax"]);
     expect(cleared).toMatch(/^aegis_login=;/);
     expect(attributesOf(cleared ?? "")).toEqual(["httponly", "max-age=0", "path=/device", "samesite=lax"]);
+  });
+
+  describe("the decision form, under ApproveDeviceAuthorization's and DenyDeviceAuthorization's policy", () => {
+    /** The audit events of one request, by the request id the broker answered with. */
+    const audited = (requestId: string | null | undefined) =>
+      t.db.database.prisma.auditEvent.findMany({
+        where: { requestId: requestId ?? "none" },
+        select: { action: true, target: true, outcome: true, reason: true, actorId: true, tenantId: true },
+      });
+    const decide = (fields: Record<string, string | string[]>, cookie = session) => {
+      const body = new URLSearchParams();
+      for (const [name, value] of Object.entries(fields)) for (const v of [value].flat()) body.append(name, v);
+      return fetch(`${t.broker.url}/device/decide`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", cookie },
+        body,
+      });
+    };
+    /** The session's CSRF token, from the code form it shows. */
+    const csrf = async () =>
+      /name="csrf" value="([^"]+)"/.exec(await (await get("/device", session)).text())?.[1] ?? "";
+    const event = (action: string, reason: string, actor?: Actor) => ({
+      action,
+      target: "",
+      outcome: "denied",
+      reason,
+      actorId: actor?.principalId ?? null,
+      tenantId: actor?.tenantId ?? null,
+    });
+
+    it("refuses a post without a session as unauthenticated, audited once with the RPC's action", async () => {
+      const res = await decide({ csrf: "x", user_code: "BBBB-BBBB", decision: "approve" }, "");
+      expect(res.status).toBe(401);
+      expect(await res.text()).toContain("Sign in first.");
+      expect(await audited(res.headers.get("aegis-request-id"))).toEqual([event("device.approve", "NO_SESSION")]);
+    });
+
+    it("refuses a session without its CSRF token, audited with the person and the RPC's action", async () => {
+      const res = await decide({ csrf: "forged", user_code: "BBBB-BBBB", decision: "deny" });
+      expect(res.status).toBe(403);
+      expect(await audited(res.headers.get("aegis-request-id"))).toEqual([
+        event("device.deny", "CSRF_MISMATCH", person),
+      ]);
+    });
+
+    it("refuses a wrong code as DenyDeviceAuthorization does, with the same audit event", async () => {
+      const res = await decide({ csrf: await csrf(), user_code: "BBBB-BBBB", decision: "deny" });
+      expect(res.status).toBe(404);
+      expect(await res.text()).toContain("That code is not valid");
+      const rpc = await failure(
+        t.client(DeviceAuthService, { key: person.key }).denyDeviceAuthorization({ userCode: "BBBB-BBBB" }),
+      );
+      expect(reasonOf(rpc)).toBe("INVALID_USER_CODE");
+      const [http] = await audited(res.headers.get("aegis-request-id"));
+      expect(await audited(rpc?.metadata.get("aegis-request-id"))).toEqual([http]);
+      expect(http).toEqual(event("device.deny", "INVALID_USER_CODE", person));
+    });
+
+    it("applies the RPC's request rules: at most 50 scopes", async () => {
+      const scopes = Array.from({ length: 51 }, (_, i) => `reports.read${i}`);
+      const res = await decide({ csrf: await csrf(), user_code: "BBBB-BBBB", decision: "approve", scope: scopes });
+      expect(res.status).toBe(400);
+      expect(await res.text()).toContain("scopes");
+      const rpc = await failure(
+        t.client(DeviceAuthService, { key: person.key }).approveDeviceAuthorization({ userCode: "BBBB-BBBB", scopes }),
+      );
+      expect(rpc).toBeInstanceOf(ConnectError);
+      expect(reasonOf(rpc)).toBe("INVALID_ARGUMENT");
+    });
   });
 });
