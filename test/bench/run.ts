@@ -11,6 +11,8 @@
 // between them in short slices, so the host's drift (on the bench host its
 // speed wanders by a third within minutes) hits both alike. It prints the
 // medians and the median per-slice ratio B/A.
+// AEGIS_BENCH_PAIR=A,B does the same for two cases of this checkout on one
+// broker (MintToken against /oauth/token: AEGIS_BENCH_PAIR=oauth-token,mint).
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
@@ -39,6 +41,9 @@ const workerCounts = (process.env.AEGIS_BENCH_WORKERS ?? "1,2").split(",");
 const tsx = path.resolve("node_modules/.bin/tsx");
 /** Another checkout to compare with (its own node_modules and generated code), and how. */
 const compareWith = process.env.AEGIS_BENCH_COMPARE;
+/** `AEGIS_BENCH_PAIR=mint,oauth-token`: two cases of this checkout, alternating, B against A. */
+const pair = process.env.AEGIS_BENCH_PAIR?.split(",");
+if (pair && pair.length !== 2) throw new Error("AEGIS_BENCH_PAIR names two cases: A,B");
 const slices = Number(process.env.AEGIS_BENCH_SLICES ?? 10);
 const sliceSeconds = Number(process.env.AEGIS_BENCH_SECONDS ?? 3);
 /**
@@ -419,7 +424,41 @@ async function benchDatabase(label: string, env: Record<string, string>) {
 
 const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)] ?? Number.NaN;
 
-/** Broker A (checkout `other`) against B (this one): each case in alternating slices, A first in every other round. */
+/** Runs A and B in alternating slices, A first in every other round, so the host's drift hits both alike. */
+async function inSlices(a: Case, b: Case): Promise<{ a: Result; b: Result }[]> {
+  const runs: { a: Result; b: Result }[] = [];
+  for (let i = 0; i < slices; i++) {
+    if (i % 2 === 0) {
+      const ra = await a.run(sliceSeconds);
+      runs.push({ a: ra, b: await b.run(sliceSeconds) });
+    } else {
+      const rb = await b.run(sliceSeconds);
+      runs.push({ a: await a.run(sliceSeconds), b: rb });
+    }
+  }
+  return runs;
+}
+
+const slicesHeader = "case                                 A req/s  B req/s    B/A   A cpu µs  B cpu µs    B/A  errors";
+
+/** One line of slices: the medians of A and B, and the median per-slice ratio B/A. */
+function printSlices(name: string, runs: { a: Result; b: Result }[]): void {
+  const rate = (r: Result) => r.perSecond;
+  const cpu = (r: Result) => r.cpuPerRequest ?? Number.NaN;
+  const errors = runs.reduce((n, r) => n + r.a.errors + r.b.errors, 0);
+  const columns: [number[], number, number][] = [
+    [runs.map((r) => rate(r.a)), 0, 8],
+    [runs.map((r) => rate(r.b)), 0, 8],
+    [runs.map((r) => rate(r.b) / rate(r.a)), 3, 6],
+    [runs.map((r) => cpu(r.a)), 0, 10],
+    [runs.map((r) => cpu(r.b)), 0, 9],
+    [runs.map((r) => cpu(r.b) / cpu(r.a)), 3, 6],
+  ];
+  const cells = columns.map(([values, digits, width]) => median(values).toFixed(digits).padStart(width));
+  console.log([name.padEnd(36), ...cells, String(errors).padStart(7)].join(" "));
+}
+
+/** Broker A (checkout `other`) against B (this one): each case in alternating slices. */
 async function compareDatabase(label: string, env: Record<string, string>, other: string) {
   // Each broker has a database of its own (the two checkouts may differ in migrations).
   const otherUrl = env.AEGIS_DATABASE_URL ? await createPostgresDatabase() : undefined;
@@ -430,41 +469,32 @@ async function compareDatabase(label: string, env: Record<string, string>, other
     console.log(
       `\n${label}: A = ${other}, B = this checkout; ${slices} slices of ${sliceSeconds} s per case and broker`,
     );
-    console.log("case                                 A req/s  B req/s    B/A   A cpu µs  B cpu µs    B/A  errors");
+    console.log(slicesHeader);
     for (const caseB of selected(casesB).filter((c) => !c.inProcess)) {
       const caseA = casesA.find((c) => c.id === caseB.id) as Case;
-      const runs: { a: Result; b: Result }[] = [];
-      for (let i = 0; i < slices; i++) {
-        if (i % 2 === 0) {
-          const ra = await caseA.run(sliceSeconds);
-          runs.push({ a: ra, b: await caseB.run(sliceSeconds) });
-        } else {
-          const rb = await caseB.run(sliceSeconds);
-          runs.push({ a: await caseA.run(sliceSeconds), b: rb });
-        }
-      }
-      const rate = (r: Result) => r.perSecond;
-      const cpu = (r: Result) => r.cpuPerRequest ?? Number.NaN;
-      const errors = runs.reduce((n, r) => n + r.a.errors + r.b.errors, 0);
-      console.log(
-        `${caseB.name.padEnd(36)} ${median(runs.map((r) => rate(r.a)))
-          .toFixed(0)
-          .padStart(8)} ${median(runs.map((r) => rate(r.b)))
-          .toFixed(0)
-          .padStart(8)} ${median(runs.map((r) => rate(r.b) / rate(r.a)))
-          .toFixed(3)
-          .padStart(6)} ${median(runs.map((r) => cpu(r.a)))
-          .toFixed(0)
-          .padStart(10)} ${median(runs.map((r) => cpu(r.b)))
-          .toFixed(0)
-          .padStart(9)} ${median(runs.map((r) => cpu(r.b) / cpu(r.a)))
-          .toFixed(3)
-          .padStart(6)} ${String(errors).padStart(7)}`,
-      );
+      printSlices(caseB.name, await inSlices(caseA, caseB));
     }
   } finally {
     await Promise.all([stop(a), stop(b)]);
     if (otherUrl) await dropPostgresDatabase(otherUrl);
+  }
+}
+
+/** Two cases of one broker (`AEGIS_BENCH_PAIR=A,B`) in alternating slices: B against A in the same run. */
+async function pairDatabase(label: string, env: Record<string, string>, ids: readonly string[]) {
+  const broker = await startBroker(env);
+  try {
+    const cases = await prepare(broker);
+    const [a, b] = ids.map((id) => {
+      const found = cases.find((c) => c.id === id && !c.inProcess);
+      if (!found) throw new Error(`AEGIS_BENCH_PAIR: no case ${id} (cases: ${cases.map((c) => c.id).join(", ")})`);
+      return found;
+    }) as [Case, Case];
+    console.log(`\n${label}: A = ${a.name}, B = ${b.name}; ${slices} slices of ${sliceSeconds} s each`);
+    console.log(slicesHeader);
+    printSlices(`${b.id} against ${a.id}`, await inSlices(a, b));
+  } finally {
+    await stop(broker);
   }
 }
 
@@ -565,7 +595,11 @@ async function verifyInProcess(url: string, token: string, forSeconds: number): 
 // Two workers start together; both are up long before the setup above ends and a case starts.
 const processes = (workers: string) => (workers === "1" ? "one process" : `${workers} workers`);
 const bench = (label: string, env: Record<string, string>) =>
-  compareWith ? compareDatabase(label, env, path.resolve(compareWith)) : benchDatabase(label, env);
+  compareWith
+    ? compareDatabase(label, env, path.resolve(compareWith))
+    : pair
+      ? pairDatabase(label, env, pair)
+      : benchDatabase(label, env);
 for (const workers of workerCounts) {
   await bench(`PGlite (embedded), ${processes(workers)}`, { AEGIS_WORKERS: workers });
 }
