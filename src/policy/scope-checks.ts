@@ -4,6 +4,7 @@
 // with what was asked and what was held in the audit detail).
 import type { Caller } from "../core/caller.js";
 import { invalidArgument, permissionDenied } from "../core/errors/domain-error.js";
+import type { Reason } from "../core/errors/reasons.js";
 import {
   formatScope,
   parseScope,
@@ -38,7 +39,7 @@ export function assertCovers(
   caller: Caller,
   wanted: readonly Scope[],
   what: string,
-  reason = "SCOPE_ESCALATION",
+  reason: Reason = "SCOPE_ESCALATION",
 ): void {
   const missing = wanted.filter((scope) => !caller.scopes.covers(scope)).map(formatScope);
   if (missing.length > 0) {

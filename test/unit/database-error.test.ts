@@ -51,7 +51,7 @@ describe("fromDatabaseError", () => {
     expect(fromDatabaseError(new Error("boom"))).toBeUndefined();
     expect(fromDatabaseError({ code: "42P01" })).toBeUndefined();
     expect(fromDatabaseError({ code: "ECONNREFUSED" })).toBeUndefined();
-    const domain = new DomainError("not_found", "X", "x");
+    const domain = new DomainError("not_found", "TENANT_NOT_FOUND", "x");
     expect(fromDatabaseError(domain)).toBe(domain);
   });
 });

@@ -8,9 +8,10 @@
 // Constraint names are PostgreSQL's defaults for Prisma's `@unique` and
 // `@@unique` (`<table>_<columns>_key`), as in prisma/migrations.
 import { DomainError } from "./domain-error.js";
+import type { Reason } from "./reasons.js";
 
 /** What a clash on each unique key means, in the words the domain check uses. */
-const uniqueKeys: Readonly<Record<string, readonly [reason: string, message: string]>> = {
+const uniqueKeys: Readonly<Record<string, readonly [reason: Reason, message: string]>> = {
   tenant_name_key: ["TENANT_NAME_TAKEN", "a tenant with this name already exists"],
   grant_principal_id_scope_key: ["GRANT_EXISTS", "the principal already holds this scope"],
   credential_tenant_id_provider_app_account_key: [

@@ -3,6 +3,8 @@
 // (src/errors/connect-error.ts for RPCs). Anything else that escapes is a bug
 // and goes out as a generic `internal` error, never with its message.
 
+import type { Reason } from "./reasons.js";
+
 export const domainErrorCodes = [
   "invalid_argument",
   "not_found",
@@ -30,13 +32,13 @@ export class DomainError extends Error {
 
   /**
    * @param code what kind of failure, mapped to a Connect code
-   * @param reason stable UPPER_SNAKE_CASE reason sent to clients
+   * @param reason stable reason sent to clients, from the closed set in reasons.ts
    * @param message text for clients; must never contain secrets
    * @param detail what happened precisely, for logs and audit only (never sent)
    */
   constructor(
     readonly code: DomainErrorCode,
-    readonly reason: string,
+    readonly reason: Reason,
     message: string,
     readonly options: {
       readonly fieldViolations?: readonly FieldViolation[];
@@ -79,7 +81,7 @@ export function invalidArgument(violations: readonly FieldViolation[]): DomainEr
   return new DomainError("invalid_argument", "INVALID_ARGUMENT", summary, { fieldViolations: violations });
 }
 
-export function notFound(what: string, reason: string): DomainError {
+export function notFound(what: string, reason: Reason): DomainError {
   return new DomainError("not_found", reason, `${what} not found`);
 }
 
@@ -108,7 +110,7 @@ export function invalidDpopProof(detail: string): DomainError {
   return new DomainError("unauthenticated", "INVALID_DPOP_PROOF", "invalid DPoP proof", { detail });
 }
 
-export function permissionDenied(reason: string, message: string, detail?: string): DomainError {
+export function permissionDenied(reason: Reason, message: string, detail?: string): DomainError {
   return new DomainError("permission_denied", reason, message, detail === undefined ? {} : { detail });
 }
 
