@@ -82,9 +82,9 @@ export interface SharedRequest<Decoded> {
   readonly publicClient?: boolean;
   /**
    * The caller, for a route whose credential is its own (the verification
-   * page's session cookie, with the form's CSRF token): the pipeline calls
-   * it instead of reading `Authorization`, under the same
-   * failed-authentication limit, policy check and refusal audit.
+   * page's session cookie): the pipeline calls it instead of reading
+   * `Authorization`, under the same failed-authentication limit, policy
+   * check and refusal audit.
    */
   readonly authenticate?: () => Promise<Caller>;
   /** What `serve` needs besides the message. */

@@ -298,8 +298,8 @@ export function verificationPage(deps: PageDeps): HttpRoute[] {
   /**
    * The decision form: the page's face of ApproveDeviceAuthorization and
    * DenyDeviceAuthorization, under their policy through the pipeline. The
-   * credential is the session cookie with the session's CSRF token; every
-   * refusal is audited once, with the RPC's action.
+   * credential is the session cookie; the form must carry the session's CSRF
+   * token; every refusal is audited once, with the RPC's action.
    */
   const decide: SharedPolicyRoute<Decision> = {
     method: "POST",
@@ -341,8 +341,13 @@ export function verificationPage(deps: PageDeps): HttpRoute[] {
         throw permissionDenied("CSRF_MISMATCH", "This form is not valid any more. Go back and try again.");
       }
       const caller = call.caller as Caller;
-      const base = { requestId: call.requestId, tenantId: caller.tenantId, actorId: caller.principalId };
-      await decideDeviceAuthorization(device, caller, { ...base, client: call.client }, call.clientAddress, decision);
+      const base = {
+        requestId: call.requestId,
+        tenantId: caller.tenantId,
+        actorId: caller.principalId,
+        client: call.client,
+      };
+      await decideDeviceAuthorization(device, caller, base, call.clientAddress, decision);
       await send(
         res,
         200,
