@@ -95,8 +95,12 @@ function withHelpAsOption(program: Command, argv: string[]): string[] {
   return known ? [...argv.slice(1), "--help"] : argv.slice(1);
 }
 
-/** Runs `aegis ...argv` and resolves to the exit code. */
-async function run(argv: string[], debug: boolean, addServerCommands: (program: Command) => void): Promise<number> {
+/** Runs `aegis ...argv` and resolves to the exit code (exported for the in-process usage tests). */
+export async function run(
+  argv: string[],
+  debug: boolean,
+  addServerCommands: (program: Command) => void,
+): Promise<number> {
   const program = createProgram(addServerCommands);
   try {
     await program.parseAsync(withHelpAsOption(program, argv), { from: "user" });

@@ -6,7 +6,9 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { run } from "../../src/cli/program.js";
+import { addServerCommands } from "../../src/cli/server-commands.js";
 import { runAegis } from "../support/cli.js";
 
 /** A directory that exists, and paths inside it that do not (yet). */
@@ -19,23 +21,64 @@ function scratch() {
   };
 }
 
-/** Runs aegis in a scratch environment; resolves once it has exited and its output is complete. */
+function environment(paths: ReturnType<typeof scratch>, env: Record<string, string>): Record<string, string> {
+  return {
+    AEGIS_DATA_DIR: paths.dataDir,
+    AEGIS_CONFIG_DIR: paths.configDir,
+    AEGIS_PORT: "0",
+    BROWSER: "none",
+    ...env,
+  };
+}
+
+/** Runs aegis as a process in a scratch environment; resolves once it has exited and its output is complete. */
 async function aegis(args: string[], env: Record<string, string> = {}) {
   const paths = scratch();
   const cli = runAegis(
     args.map((a) => a.replace("$FILE", paths.file)),
-    {
-      AEGIS_DATA_DIR: paths.dataDir,
-      AEGIS_CONFIG_DIR: paths.configDir,
-      AEGIS_PORT: "0",
-      BROWSER: "none",
-      ...env,
-    },
+    environment(paths, env),
   );
   const timeout = new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), 15_000).unref());
   const code = await Promise.race([cli.closed, timeout]);
   if (code === "timeout") cli.child.kill("SIGKILL");
   return { code, stdout: cli.stdout(), stderr: cli.stderr(), ...paths };
+}
+
+afterEach(() => {
+  vi.unstubAllEnvs();
+  vi.restoreAllMocks();
+});
+
+/**
+ * Runs the same program as `aegis` in this process, in a scratch
+ * environment, with everything it writes to stdout and stderr captured: a
+ * process costs about a second of CPU, and the usage of ~100 commands is the
+ * same program either way. The process itself (exit code, streams, nothing
+ * started) is checked on a sample of every depth below.
+ */
+async function aegisInProcess(args: string[]) {
+  const paths = scratch();
+  for (const [name, value] of Object.entries(environment(paths, {}))) vi.stubEnv(name, value);
+  let stdout = "";
+  let stderr = "";
+  vi.spyOn(process.stdout, "write").mockImplementation((chunk) => {
+    stdout += String(chunk);
+    return true;
+  });
+  vi.spyOn(process.stderr, "write").mockImplementation((chunk) => {
+    stderr += String(chunk);
+    return true;
+  });
+  try {
+    const code = await run(
+      args.map((a) => a.replace("$FILE", paths.file)),
+      false,
+      addServerCommands,
+    );
+    return { code, stdout, stderr, ...paths };
+  } finally {
+    vi.restoreAllMocks();
+  }
 }
 
 // What a root key, an API key or any other generated secret looks like: 43 base64url characters.
@@ -340,7 +383,10 @@ function usageLine(command: string[]): string {
 const mentionsOf = new Map(operatorCommands.map(({ command, mentions }) => [command.join(" "), mentions]));
 
 /** What every --help must be: its own usage with an example, no secret, and nothing done. */
-function expectOwnUsage(result: Awaited<ReturnType<typeof aegis>>, command: string[]) {
+function expectOwnUsage(
+  result: Awaited<ReturnType<typeof aegis>> | Awaited<ReturnType<typeof aegisInProcess>>,
+  command: string[],
+) {
   expect(result.code).toBe(0);
   expect(result.stderr).toBe("");
   const lines = result.stdout.split("\n");
@@ -353,14 +399,15 @@ function expectOwnUsage(result: Awaited<ReturnType<typeof aegis>>, command: stri
   expect(existsSync(result.file)).toBe(false);
 }
 
-// One process per command (each is a real `aegis` run, so "does nothing
-// else" is observed, not assumed); -h is checked to be the same on a sample
-// of every depth, as commander gives both to every command alike.
+// Every command's --help in this process (it would write, create or reach
+// something if it did its work: all observed); -h, as a real `aegis`
+// process, on a sample of every depth, as commander gives both to every
+// command alike.
 describe("aegis --help", () => {
   it.each(commands.map((run) => ({ ...run, name: [...run.command, ...run.work].join(" ") })))(
     "aegis $name --help shows its own usage, mentions its options and does nothing else",
     async ({ command, work }) => {
-      const result = await aegis([...command, ...work, "--help"]);
+      const result = await aegisInProcess([...command, ...work, "--help"]);
       expectOwnUsage(result, command);
       for (const mention of mentionsOf.get(command.join(" ")) ?? []) expect(result.stdout).toContain(mention);
     },
@@ -385,14 +432,14 @@ describe("aegis --help", () => {
       { argv: ["help", "root-key", "generate"], usage: usageLine(["root-key", "generate"]) },
     ].map((run) => ({ ...run, name: run.argv.join(" ") })),
   )("aegis $name shows that usage", async ({ argv, usage }) => {
-    const result = await aegis(argv);
+    const result = await aegisInProcess(argv);
     expect(result.code).toBe(0);
     expect(result.stdout.startsWith(usage)).toBe(true);
     expect(result.stdout).not.toMatch(generatedKey);
   });
 
   it("lists every command and documents the exit codes", async () => {
-    const { stdout } = await aegis(["--help"]);
+    const { stdout } = await aegisInProcess(["--help"]);
     for (const command of [
       "serve",
       "migrate",
