@@ -1,10 +1,15 @@
-// AgentService handlers: decode, call one domain function, encode. Its
-// deprecated API-key RPCs are ApiKeyService's own handlers (apikeys/).
+// AgentService handlers: decode, call one domain function, encode.
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { AgentKey } from "../../gen/prisma/client.js";
-import { AgentService, AgentStatus, KeyStatus, KeyUse } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
-import { apiKeyHandlers } from "../apikeys/index.js";
+import {
+  type AgentKeySchema,
+  AgentService,
+  AgentStatus,
+  KeyStatus,
+  KeyUse,
+} from "../../gen/proto/aegis/agent/v1/agent_pb.js";
 import { auditBase, callerOf } from "../core/call.js";
 import type { BrokerContext } from "../core/context.js";
 import { readPage } from "../core/pagination.js";
@@ -77,7 +82,6 @@ export function agentService(ctx: BrokerContext): ServiceImpl<typeof AgentServic
       return { key: toAgentKey(await revokeAgentKey(ctx, callerOf(call), auditBase(call), req.keyId)) };
     },
     // Deprecated twins of ApiKeyService's RPCs, served by the same handlers.
-    ...apiKeyHandlers(ctx),
   };
 }
 
@@ -105,9 +109,9 @@ function toAgent(agent: AgentWithGrants) {
   };
 }
 
-function toAgentKey(key: AgentKey) {
+function toAgentKey(key: AgentKey): MessageInitShape<typeof AgentKeySchema> {
   return {
-    keyId: key.id,
+    id: key.id,
     agentId: key.principalId,
     use: uses[key.use],
     alg: key.alg,

@@ -30,7 +30,7 @@ export async function createApiKey(
   ctx: Pick<BrokerContext, "prisma" | "audit" | "clock" | "rootKey">,
   caller: Caller,
   auditBase: AuditBase,
-  input: { principalId: string; label: string; ttlSeconds: number },
+  input: { principalId: string; label: string; ttlSeconds: number | undefined },
 ): Promise<{ key: ApiKey; secret: string }> {
   const principal = await keyHolder(ctx, caller, input.principalId, "an API key");
   const expiresAt = input.ttlSeconds ? new Date(ctx.clock.now().getTime() + input.ttlSeconds * 1000) : undefined;
@@ -55,8 +55,7 @@ export async function createApiKey(
 }
 
 /**
- * A principal's keys, newest first: one page, or every key when `page` is
- * undefined (AgentService's deprecated twin, which predates pages). The page
+ * A principal's keys, newest first, one page at a time. The page
  * token is the last key's creation time and id, so pages stay put while keys
  * are added.
  */
@@ -64,11 +63,9 @@ export async function listApiKeys(
   ctx: Pick<BrokerContext, "prisma">,
   caller: Caller,
   principalId: string,
-  page?: Page,
+  page: Page,
 ): Promise<{ items: ApiKey[]; nextPageToken: string }> {
   await getPrincipal(ctx.prisma, caller.tenantId, principalId);
-  const orderBy = [{ createdAt: "desc" as const }, { id: "desc" as const }];
-  if (!page) return { items: await ctx.prisma.apiKey.findMany({ where: { principalId }, orderBy }), nextPageToken: "" };
   const [time = "", id = ""] = page.after?.split(" ") ?? [];
   const after = page.after ? new Date(time) : undefined;
   if (after && Number.isNaN(after.getTime())) {
@@ -79,7 +76,7 @@ export async function listApiKeys(
       principalId,
       ...(after ? { OR: [{ createdAt: { lt: after } }, { createdAt: after, id: { lt: id } }] } : {}),
     },
-    orderBy,
+    orderBy: [{ createdAt: "desc" }, { id: "desc" }],
     take: page.size + 1,
   });
   return pageOf(rows, page, (key) => `${key.createdAt.toISOString()} ${key.id}`);
@@ -97,7 +94,7 @@ export async function rotateApiKey(
   ctx: Pick<BrokerContext, "prisma" | "audit" | "clock" | "rootKey" | "config" | "feed">,
   caller: Caller,
   auditBase: AuditBase,
-  input: { keyId: string; graceSeconds: number },
+  input: { keyId: string; graceSeconds: number | undefined },
 ): Promise<{ key: ApiKey; secret: string; previous: ApiKey }> {
   // Rotating issues a credential: a key outside the tenant is refused as the
   // credential-issuance rule refuses a principal outside it, not reported missing.
@@ -109,7 +106,7 @@ export async function rotateApiKey(
   await keyHolder(ctx, caller, old.principalId, "rotating this key");
   const now = ctx.clock.now();
   if (old.revokedAt || (old.expiresAt && old.expiresAt <= now)) throw notFound("API key", "API_KEY_NOT_FOUND");
-  const grace = (input.graceSeconds || ctx.config.apiKeyRotationGraceSeconds) * 1000;
+  const grace = (input.graceSeconds ?? ctx.config.apiKeyRotationGraceSeconds) * 1000;
   const graceEnd = new Date(now.getTime() + grace);
   const changed = keyChanged(ctx, old.id);
   const result = await ctx.audit.transaction(

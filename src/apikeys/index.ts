@@ -4,8 +4,6 @@ import type { BrokerContext } from "../core/context.js";
 import { type BrokerModule, served } from "../core/module.js";
 import { ApiKeyService, apiKeyService } from "./api-key-service.js";
 
-export { apiKeyHandlers } from "./api-key-service.js";
-
 export function apiKeysModule(ctx: BrokerContext): BrokerModule {
   return { name: "apikeys", services: [served(ApiKeyService, apiKeyService(ctx))] };
 }

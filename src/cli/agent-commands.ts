@@ -3,7 +3,8 @@
 // (ApiKeyService: the API keys of any principal). A new or rotated key's
 // secret is printed once, on stdout only; the broker keeps only its hash.
 import { create } from "@bufbuild/protobuf";
-import { type Command, InvalidArgumentError, Option } from "commander";
+import type { Duration } from "@bufbuild/protobuf/wkt";
+import { type Command, Option } from "commander";
 import {
   type Agent,
   AgentSchema,
@@ -29,16 +30,12 @@ import {
   printPages,
   printResource,
   printTable,
+  seconds,
   withPaging,
 } from "./output.js";
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
-}
-
-function seconds(value: string): bigint {
-  if (!/^\d{1,10}$/.test(value)) throw new InvalidArgumentError("expected whole seconds");
-  return BigInt(value);
 }
 
 function agentStatus(agent: Agent): string {
@@ -181,7 +178,7 @@ Examples:
 function printKey(key: ApiKey | undefined): void {
   const value = key ?? create(ApiKeySchema);
   printFields([
-    ["id", value.keyId],
+    ["id", value.id],
     ["principal", value.principalId],
     ["label", value.label],
     ["prefix", value.prefix],
@@ -229,12 +226,12 @@ Examples:
       .option("--ttl <seconds>", "lifetime in seconds (default: does not expire)", seconds),
   )
     .addHelpText("after", `${accessHelp}\n\nExample:\n  $ aegis api-keys create prn_… --label ci --ttl 86400`)
-    .action(async (principalId: string, options: AccessOptions & { label?: string; ttl?: bigint }) => {
+    .action(async (principalId: string, options: AccessOptions & { label?: string; ttl?: Duration }) => {
       const client = await brokerClient(ApiKeyService, options);
       const { key, secret } = await client.createApiKey({
         principalId,
         label: options.label ?? "",
-        ttlSeconds: options.ttl ?? 0n,
+        ...(options.ttl ? { ttl: options.ttl } : {}),
       });
       printSecret(key, secret, options.json);
     });
@@ -256,7 +253,7 @@ Examples:
       printTable(
         ["id", "label", "prefix", "created", "expires", "last used", "revoked"],
         items.map((k) => [
-          k.keyId,
+          k.id,
           k.label,
           k.prefix,
           formatTime(k.createTime),
@@ -278,14 +275,17 @@ Examples:
       .option("--grace <seconds>", "how long the old key keeps working (default: the broker's)", seconds),
   )
     .addHelpText("after", `${accessHelp}\n\nExample:\n  $ aegis api-keys rotate KEY_ID --grace 3600`)
-    .action(async (keyId: string, options: AccessOptions & { grace?: bigint }) => {
+    .action(async (keyId: string, options: AccessOptions & { grace?: Duration }) => {
       const client = await brokerClient(ApiKeyService, options);
-      const { key, secret, previous } = await client.rotateApiKey({ keyId, graceSeconds: options.grace ?? 0n });
+      const { key, secret, previous } = await client.rotateApiKey({
+        keyId,
+        ...(options.grace ? { gracePeriod: options.grace } : {}),
+      });
       printSecret(key, secret, options.json, {
         previous: jsonOf(ApiKeySchema, previous ?? create(ApiKeySchema)),
       });
       if (!options.json)
-        process.stdout.write(`The old key ${previous?.keyId} works until ${formatTime(previous?.expireTime)}.\n`);
+        process.stdout.write(`The old key ${previous?.id} works until ${formatTime(previous?.expireTime)}.\n`);
     });
 
   withBrokerAccess(

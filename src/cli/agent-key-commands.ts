@@ -21,7 +21,7 @@ import { enumName, formatTime, printFields, printJson, printResource, printTable
 function printKey(key: AgentKey | undefined, json: boolean | undefined): void {
   printResource(AgentKeySchema, key, json, (value) => {
     printFields([
-      ["id", value.keyId],
+      ["id", value.id],
       ["agent", value.agentId],
       ["use", enumName(KeyUse, value.use, "KEY_USE_")],
       ["algorithm", value.alg],
@@ -119,7 +119,7 @@ Examples:
       printTable(
         ["id", "use", "alg", "status", "thumbprint"],
         listed.map((k) => [
-          k.keyId,
+          k.id,
           enumName(KeyUse, k.use, "KEY_USE_"),
           k.alg,
           enumName(KeyStatus, k.status, "KEY_STATUS_"),

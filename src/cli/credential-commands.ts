@@ -104,7 +104,7 @@ const targetOf = (c: Credential) => (c.target ? `${c.target.provider}/${c.target
 function printCredential(credential: Credential | undefined, json: boolean | undefined): void {
   printResource(CredentialSchema, credential, json, (value) => {
     printFields([
-      ["id", value.credentialId],
+      ["id", value.id],
       ["target", targetOf(value)],
       ["name", value.displayName],
       ["owner", value.ownerId],
@@ -137,7 +137,7 @@ function addCredentialReadCommands(credential: Command): void {
         (pageToken, pageSize) => client.listCredentials({ provider: options.provider ?? "", pageToken, pageSize }),
         {
           header: ["id", "target", "name", "version", "updated"],
-          row: (c) => [c.credentialId, targetOf(c), c.displayName, String(c.version), formatTime(c.updateTime)],
+          row: (c) => [c.id, targetOf(c), c.displayName, String(c.version), formatTime(c.updateTime)],
         },
       );
     });
@@ -240,7 +240,7 @@ async function putCredential(options: PutOptions, command: Command): Promise<voi
     const { keys } = await agents.listAgentKeys({ agentId });
     for (const key of keys) {
       if (key.use === KeyUse.ENCRYPTION && key.status === KeyStatus.ACTIVE) {
-        recipients.push({ kid: key.keyId, jwk: JSON.parse(key.jwkJson) as JWK });
+        recipients.push({ kid: key.id, jwk: JSON.parse(key.jwkJson) as JWK });
       }
     }
   }
@@ -257,6 +257,6 @@ async function putCredential(options: PutOptions, command: Command): Promise<voi
         sealedJwe,
       });
   process.stdout.write(
-    `${credential?.credentialId} version ${credential?.version} sealed for ${recipients.map((r) => r.kid).join(", ")}\n`,
+    `${credential?.id} version ${credential?.version} sealed for ${recipients.map((r) => r.kid).join(", ")}\n`,
   );
 }

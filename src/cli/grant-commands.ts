@@ -16,7 +16,7 @@ import { formatTime, printFields, printJson, printResource, printTable } from ".
 function printGrant(grant: Grant | undefined, json: boolean | undefined): void {
   printResource(GrantSchema, grant, json, (value) => {
     printFields([
-      ["id", value.grantId],
+      ["id", value.id],
       ["principal", value.principalId],
       ["scope", value.scope],
       ["resource server", value.resourceServerId || "broker"],
@@ -85,7 +85,7 @@ Examples:
       }
       printTable(
         ["id", "scope", "resource server", "granted by", "created"],
-        items.map((g) => [g.grantId, g.scope, g.resourceServerId || "broker", g.grantedBy, formatTime(g.createTime)]),
+        items.map((g) => [g.id, g.scope, g.resourceServerId || "broker", g.grantedBy, formatTime(g.createTime)]),
       );
     });
 

@@ -7,6 +7,7 @@
 // each other and into files. Algorithms are always named (--algorithm
 // ES256); an encryption context is given as repeatable --context k=v.
 import { readFileSync, writeFileSync } from "node:fs";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import {
   DataKeySpec,
@@ -34,6 +35,7 @@ import { type AccessOptions, accessHelp, brokerClient, withBrokerAccess } from "
 import { ReportedFailure, UsageError } from "./failures.js";
 import {
   enumName,
+  formatDuration,
   formatTime,
   type PageOptions,
   printFields,
@@ -137,7 +139,7 @@ const usage = (key: Key) => enumName(KeyUsage, key.usage, "KEY_USAGE_").replaceA
 function printKey(key: Key | undefined, json: boolean | undefined): void {
   printResource(KeySchema, key, json, (value) => {
     printFields([
-      ["id", value.keyId],
+      ["id", value.id],
       ["spec", spec(value.spec)],
       ["usage", usage(value)],
       ["state", state(value)],
@@ -151,7 +153,7 @@ function printKey(key: Key | undefined, json: boolean | undefined): void {
           .join(", "),
       ],
       ["require dpop", value.requireDpop ? "yes" : ""],
-      ["rotation period", value.rotationPeriodSeconds ? `${value.rotationPeriodSeconds}s` : ""],
+      ["rotation period", formatDuration(value.rotationPeriod)],
       ["next rotation", formatTime(value.nextRotationTime)],
       ["compromised", formatTime(value.compromiseTime)],
       ["destroyed at", formatTime(value.destroyTime)],
@@ -257,7 +259,7 @@ Examples:
           labels: options.label ?? {},
           activate: options.activate ?? false,
           requireDpop: options.requireDpop ?? false,
-          rotationPeriodSeconds: BigInt(options.rotationPeriod ?? 0),
+          ...(options.rotationPeriod ? { rotationPeriod: durationFromMs(options.rotationPeriod * 1000) } : {}),
         });
         printKey(key, options.json);
       },
@@ -294,7 +296,7 @@ Examples:
         (pageToken, pageSize) => client.listKeys({ ...filter, pageToken, pageSize }),
         {
           header: ["id", "spec", "usage", "state", "version", "description"],
-          row: (k) => [k.keyId, spec(k.spec), usage(k), state(k), String(k.currentVersion), k.description],
+          row: (k) => [k.id, spec(k.spec), usage(k), state(k), String(k.currentVersion), k.description],
         },
       );
     });
@@ -384,7 +386,10 @@ Examples:
     .addHelpText("after", `${accessHelp}\n\nExample:\n  $ aegis keys destroy key_… --days 7`)
     .action(async (keyId: string, options: AccessOptions & { days?: number }) => {
       const client = await brokerClient(KeyService, options);
-      const { key } = await client.scheduleKeyDestruction({ keyId, waitingPeriodDays: options.days ?? 0 });
+      const { key } = await client.scheduleKeyDestruction({
+        keyId,
+        ...(options.days ? { waitingPeriod: durationFromMs(options.days * 86_400_000) } : {}),
+      });
       printKey(key, options.json);
     });
 

@@ -5,6 +5,7 @@
 // works with an API key too. A redeemed credential is printed sealed, as the
 // broker returns it: only `aegis credential open` with the holder's private
 // key turns it into the secret.
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import {
   type Lease,
@@ -45,7 +46,7 @@ const target = (lease: Lease) =>
 function printLease(lease: Lease | undefined, json: boolean | undefined): void {
   printResource(LeaseSchema, lease, json, (value) => {
     printFields([
-      ["id", value.leaseId],
+      ["id", value.id],
       ["credential", value.credentialId],
       ["target", target(value)],
       ["holder", value.holderId],
@@ -112,7 +113,7 @@ Examples:
         const { lease } = await client.createLease({
           target: { provider: options.provider, app: options.app, account: options.account },
           maxUses: options.uses ?? 0,
-          lifetimeSeconds: options.lifetime ?? 0,
+          ...(options.lifetime ? { lifetime: durationFromMs(options.lifetime * 1000) } : {}),
           holderId: options.holder ?? "",
           holderJkt: options.holderJkt ?? "",
           idempotencyKey: options.idempotencyKey ?? "",
@@ -204,7 +205,7 @@ Examples:
         (pageToken, pageSize) => client.listLeases({ ...filter, pageToken, pageSize }),
         {
           header: ["id", "target", "holder", "state", "uses left", "expires"],
-          row: (l) => [l.leaseId, target(l), l.holderId, state(l), String(l.remainingUses), formatTime(l.expireTime)],
+          row: (l) => [l.id, target(l), l.holderId, state(l), String(l.remainingUses), formatTime(l.expireTime)],
         },
       );
     });

@@ -12,7 +12,7 @@ import {
   type MessageShape,
   toJson,
 } from "@bufbuild/protobuf";
-import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
+import { type Duration, durationFromMs, durationMs, type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import { type Command, InvalidArgumentError } from "commander";
 
 /** `message` in protobuf JSON form, to print or to combine with others. */
@@ -87,6 +87,17 @@ export interface PageOptions {
   pageToken?: string;
   pageSize?: number;
   json?: boolean;
+}
+
+/** Parses an option given in whole seconds (`--ttl 3600`) into the API's Duration. */
+export function seconds(value: string): Duration {
+  if (!/^\d{1,10}$/.test(value)) throw new InvalidArgumentError("expected whole seconds");
+  return durationFromMs(Number(value) * 1000);
+}
+
+/** A Duration as people read it, `300s`; `fallback` when unset. */
+export function formatDuration(duration: Duration | undefined, fallback = ""): string {
+  return duration === undefined ? fallback : `${durationMs(duration) / 1000}s`;
 }
 
 function pageSize(value: string): number {

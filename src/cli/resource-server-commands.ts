@@ -4,6 +4,7 @@
 // them while tokens in flight keep working (UpdateResourceServer), and
 // `scopes restore` makes them grantable again.
 import { create } from "@bufbuild/protobuf";
+import type { Duration } from "@bufbuild/protobuf/wkt";
 import { type Command, InvalidArgumentError } from "commander";
 import {
   ListResourceServersResponseSchema,
@@ -14,7 +15,16 @@ import {
   ResourceServerService,
 } from "../../gen/proto/aegis/resourceserver/v1/resource_server_pb.js";
 import { type AccessOptions, accessHelp, brokerClient, withBrokerAccess } from "./broker-access.js";
-import { type PageOptions, printFields, printPages, printResource, printTable, withPaging } from "./output.js";
+import {
+  formatDuration,
+  type PageOptions,
+  printFields,
+  printPages,
+  printResource,
+  printTable,
+  seconds,
+  withPaging,
+} from "./output.js";
 
 /** `name` or `name=description`, as --scope and `scopes add` take them. */
 function parseScope(value: string): ResourceScope {
@@ -28,16 +38,6 @@ function collectScope(value: string, previous: ResourceScope[] = []): ResourceSc
   return [...previous, parseScope(value)];
 }
 
-function seconds(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 2 ** 31 - 1) throw new InvalidArgumentError("expected whole seconds");
-  return n;
-}
-
-function lifetime(value: number): string {
-  return value === 0 ? "broker default" : `${value}s`;
-}
-
 function printResourceServer(server: ResourceServer | undefined, json: boolean | undefined): void {
   printResource(ResourceServerSchema, server, json, (value) => {
     printFields([
@@ -45,8 +45,8 @@ function printResourceServer(server: ResourceServer | undefined, json: boolean |
       ["identifier", value.identifier],
       ["name", value.displayName],
       ["description", value.description],
-      ["default lifetime", lifetime(value.defaultTokenLifetimeSeconds)],
-      ["max lifetime", lifetime(value.maxTokenLifetimeSeconds)],
+      ["default lifetime", formatDuration(value.defaultTokenLifetime, "broker default")],
+      ["max lifetime", formatDuration(value.maxTokenLifetime, "broker default")],
       ["require DPoP", value.requireDpop ? "yes" : "no"],
       ["principal", value.principalId],
     ]);
@@ -104,8 +104,8 @@ Example:
           name: string;
           description?: string;
           scope?: ResourceScope[];
-          defaultLifetime?: number;
-          maxLifetime?: number;
+          defaultLifetime?: Duration;
+          maxLifetime?: Duration;
           requireDpop?: boolean;
         },
       ) => {
@@ -115,8 +115,8 @@ Example:
           displayName: options.name,
           description: options.description ?? "",
           scopes: options.scope ?? [],
-          defaultTokenLifetimeSeconds: options.defaultLifetime ?? 0,
-          maxTokenLifetimeSeconds: options.maxLifetime ?? 0,
+          ...(options.defaultLifetime ? { defaultTokenLifetime: options.defaultLifetime } : {}),
+          ...(options.maxLifetime ? { maxTokenLifetime: options.maxLifetime } : {}),
           requireDpop: options.requireDpop ?? false,
         });
         printResourceServer(resourceServer, options.json);

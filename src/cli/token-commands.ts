@@ -2,7 +2,8 @@
 // to stdout alone, so it can be captured (`TOKEN=$(aegis tokens mint …)`); a
 // token to introspect or revoke is read from stdin, never from the command
 // line (shell history, process list).
-import { type Command, InvalidArgumentError } from "commander";
+import type { Duration } from "@bufbuild/protobuf/wkt";
+import type { Command } from "commander";
 import {
   IntrospectTokenResponseSchema,
   MintTokenResponseSchema,
@@ -11,16 +12,10 @@ import {
 } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import { type AccessOptions, accessHelp, brokerClient, withBrokerAccess } from "./broker-access.js";
 import { UsageError } from "./failures.js";
-import { formatTime, printFields, printJson } from "./output.js";
+import { formatTime, printFields, printJson, seconds } from "./output.js";
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
-}
-
-function seconds(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 2 ** 31 - 1) throw new InvalidArgumentError("expected whole seconds");
-  return n;
 }
 
 async function tokenFromStdin(): Promise<string> {
@@ -63,12 +58,12 @@ Examples:
       "after",
       `${accessHelp}\n\nExample:\n  $ TOKEN=$(aegis tokens mint --audience payments --scope repo.read --lifetime 300)`,
     )
-    .action(async (options: AccessOptions & { audience: string; scope?: string[]; lifetime?: number }) => {
+    .action(async (options: AccessOptions & { audience: string; scope?: string[]; lifetime?: Duration }) => {
       const client = await brokerClient(TokenService, options);
       const answer = await client.mintToken({
         audience: options.audience,
         scopes: options.scope ?? [],
-        lifetimeSeconds: options.lifetime ?? 0,
+        ...(options.lifetime ? { lifetime: options.lifetime } : {}),
       });
       if (options.json) printJson(MintTokenResponseSchema, answer);
       else process.stdout.write(`${answer.accessToken}\n`);
@@ -90,10 +85,10 @@ Examples:
       "after",
       `${accessHelp}\n\nExample:\n  $ aegis tokens user-token --scope credential.read:provider:gcp --ttl 86400 --label ci > ci.token`,
     )
-    .action(async (options: AccessOptions & { scope: string[]; ttl?: number; label?: string; audience?: string }) => {
+    .action(async (options: AccessOptions & { scope: string[]; ttl?: Duration; label?: string; audience?: string }) => {
       const answer = await (await brokerClient(TokenService, options)).mintUserApiToken({
         scopes: options.scope,
-        ttlSeconds: BigInt(options.ttl ?? 0),
+        ...(options.ttl ? { ttl: options.ttl } : {}),
         label: options.label ?? "",
         audience: options.audience ?? "",
       });

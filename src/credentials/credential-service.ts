@@ -1,8 +1,9 @@
 // CredentialService handlers: decode, call one domain function, encode.
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Credential } from "../../gen/prisma/client.js";
-import { CredentialService } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
+import { type CredentialSchema, CredentialService } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
 import { auditBase, callerOf } from "../core/call.js";
 import type { BrokerContext } from "../core/context.js";
 import { readPage } from "../core/pagination.js";
@@ -39,9 +40,9 @@ export function credentialService(ctx: BrokerContext): ServiceImpl<typeof Creden
   };
 }
 
-function toCredential(credential: Credential) {
+function toCredential(credential: Credential): MessageInitShape<typeof CredentialSchema> {
   return {
-    credentialId: credential.id,
+    id: credential.id,
     target: targetOf(credential),
     displayName: credential.displayName,
     ownerId: credential.ownerId,

@@ -1,8 +1,9 @@
 // DeviceAuthService handlers: decode, call one domain function, encode.
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { OAuthClient } from "../../gen/prisma/client.js";
-import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
+import { DeviceAuthService, type OAuthClientSchema } from "../../gen/proto/aegis/device/v1/device_pb.js";
 import { auditBase, callerOf, callOf, callSite } from "../core/call.js";
 import type { BrokerContext } from "../core/context.js";
 import { setLocalPassword } from "../people/index.js";
@@ -65,9 +66,9 @@ export function deviceService(ctx: BrokerContext, device: DeviceDeps): ServiceIm
   };
 }
 
-function toClient(client: OAuthClient) {
+function toClient(client: OAuthClient): MessageInitShape<typeof OAuthClientSchema> {
   return {
-    clientId: client.id,
+    id: client.id,
     name: client.name,
     allowedScopes: client.allowedScopes.split(" ").filter(Boolean),
     allowedAudiences: client.allowedAudiences.split(" ").filter(Boolean),

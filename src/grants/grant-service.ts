@@ -1,7 +1,8 @@
 // GrantService handlers: decode, call one domain function, encode.
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
+import { type GrantSchema, GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
 import { auditBase, callerOf } from "../core/call.js";
 import type { BrokerContext } from "../core/context.js";
 import { createGrant, deleteGrant, type GrantView, listGrants } from "./grants.js";
@@ -23,9 +24,9 @@ export function grantService(ctx: BrokerContext): ServiceImpl<typeof GrantServic
   };
 }
 
-function toGrant(grant: GrantView) {
+function toGrant(grant: GrantView): MessageInitShape<typeof GrantSchema> {
   return {
-    grantId: grant.id,
+    id: grant.id,
     principalId: grant.principalId,
     scope: grant.scope,
     grantedBy: grant.grantedBy ?? "",

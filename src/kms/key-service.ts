@@ -3,12 +3,14 @@
 // `aes_256`, SIGNING_ALGORITHM_ECDSA_SHA_256 is `ecdsa_sha_256`), checked
 // against the domain's lists; the request rules have already refused
 // unspecified and unknown values.
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { KmsKey } from "../../gen/prisma/client.js";
 import {
   DataKeySpec,
   EncryptionAlgorithm,
+  type KeySchema,
   KeyService,
   KeySpec,
   KeyState,
@@ -18,6 +20,7 @@ import {
   SigningAlgorithm,
 } from "../../gen/proto/aegis/kms/v1/kms_pb.js";
 import { auditBase, callerOf } from "../core/call.js";
+import { durationOfSeconds, optionalSeconds } from "../core/duration.js";
 import { invalidArgument } from "../core/errors/domain-error.js";
 import { readPage } from "../core/pagination.js";
 import type { SignInput } from "./key-crypto.js";
@@ -55,8 +58,8 @@ function signInput(input: ProtoSignInput | undefined, field: string): SignInput 
 const dataKeyBytes = { [DataKeySpec.AES_128]: 16, [DataKeySpec.AES_256]: 32 } as const;
 
 export function keyService(admin: KeyAdmin, ops: KeyOperations, now: () => Date): ServiceImpl<typeof KeyService> {
-  const toKey = (key: KmsKey) => ({
-    keyId: key.id,
+  const toKey = (key: KmsKey): MessageInitShape<typeof KeySchema> => ({
+    id: key.id,
     tenantId: key.tenantId,
     spec: protoValue(KeySpec, key.spec),
     usage: protoValue(KeyUsage, key.usage),
@@ -66,7 +69,7 @@ export function keyService(admin: KeyAdmin, ops: KeyOperations, now: () => Date)
     currentVersion: key.currentVersion,
     minDecryptionVersion: key.minDecryptionVersion,
     requireDpop: key.requireDpop,
-    rotationPeriodSeconds: BigInt(key.rotationPeriodSeconds),
+    ...(key.rotationPeriodSeconds ? { rotationPeriod: durationOfSeconds(key.rotationPeriodSeconds) } : {}),
     ...(key.nextRotationAt ? { nextRotationTime: timestampFromDate(key.nextRotationAt) } : {}),
     ...(key.destroyAt ? { destroyTime: timestampFromDate(key.destroyAt) } : {}),
     ...(key.compromisedAt ? { compromiseTime: timestampFromDate(key.compromisedAt) } : {}),
@@ -92,7 +95,7 @@ export function keyService(admin: KeyAdmin, ops: KeyOperations, now: () => Date)
         labels: req.labels,
         activate: req.activate,
         requireDpop: req.requireDpop,
-        rotationPeriodSeconds: Number(req.rotationPeriodSeconds),
+        rotationPeriodSeconds: optionalSeconds(req.rotationPeriod) ?? 0,
       });
       return { key: toKey(key) };
     },
@@ -116,7 +119,7 @@ export function keyService(admin: KeyAdmin, ops: KeyOperations, now: () => Date)
         description: req.description,
         labels: req.replaceLabels ? req.labels : undefined,
         requireDpop: req.requireDpop,
-        rotationPeriodSeconds: req.rotationPeriodSeconds === undefined ? undefined : Number(req.rotationPeriodSeconds),
+        rotationPeriodSeconds: optionalSeconds(req.rotationPeriod),
         minDecryptionVersion: req.minDecryptionVersion,
       });
       return { key: toKey(key) };
@@ -134,7 +137,12 @@ export function keyService(admin: KeyAdmin, ops: KeyOperations, now: () => Date)
       return { key: toKey(await admin.compromise(callerOf(call), auditBase(call), req.keyId, req.reason)) };
     },
     async scheduleKeyDestruction(req, call) {
-      const key = await admin.scheduleDestruction(callerOf(call), auditBase(call), req.keyId, req.waitingPeriodDays);
+      const key = await admin.scheduleDestruction(
+        callerOf(call),
+        auditBase(call),
+        req.keyId,
+        optionalSeconds(req.waitingPeriod),
+      );
       return { key: toKey(key) };
     },
     async cancelKeyDestruction(req, call) {

@@ -82,7 +82,7 @@ export interface KeyFilter {
 
 function checkRotation(field: string, seconds: number): void {
   if (seconds !== 0 && seconds < minRotationSeconds) {
-    throw invalidArgument([{ field, description: `must be 0 or at least ${minRotationSeconds} (one day)` }]);
+    throw invalidArgument([{ field, description: `must be 0s or at least ${minRotationSeconds}s (one day)` }]);
   }
 }
 
@@ -132,7 +132,7 @@ export class KeyAdmin {
             },
           ]);
         }
-        checkRotation("rotation_period_seconds", input.rotationPeriodSeconds);
+        checkRotation("rotation_period", input.rotationPeriodSeconds);
         const version = await wrappedVersion(this.ctx, id, 1, input.spec);
         const now = this.ctx.clock.now();
         const changed: RevocationEntry = {
@@ -296,8 +296,7 @@ export class KeyAdmin {
 
   update(caller: Caller, base: AuditBase, keyId: string, input: UpdateKeyInput): Promise<KmsKey> {
     return this.#change(caller, base, keyId, "kms.key.update", "update", async (key, _state, now) => {
-      if (input.rotationPeriodSeconds !== undefined)
-        checkRotation("rotation_period_seconds", input.rotationPeriodSeconds);
+      if (input.rotationPeriodSeconds !== undefined) checkRotation("rotation_period", input.rotationPeriodSeconds);
       const min = input.minDecryptionVersion;
       if (min !== undefined && (min > key.currentVersion || min < key.minDecryptionVersion)) {
         throw invalidArgument([
@@ -357,11 +356,17 @@ export class KeyAdmin {
     );
   }
 
-  scheduleDestruction(caller: Caller, base: AuditBase, keyId: string, days: number): Promise<KmsKey> {
+  /** `waitingSeconds`: 30 days when undefined; never below the configured minimum. */
+  scheduleDestruction(
+    caller: Caller,
+    base: AuditBase,
+    keyId: string,
+    waitingSeconds: number | undefined,
+  ): Promise<KmsKey> {
     const minimum = this.ctx.config.kmsMinDestructionDays;
-    const waiting = days === 0 ? 30 : days;
-    if (waiting < minimum || waiting > 30) {
-      throw invalidArgument([{ field: "waiting_period_days", description: `must be between ${minimum} and 30` }]);
+    const waiting = waitingSeconds ?? 30 * 86_400;
+    if (waiting < minimum * 86_400 || waiting > 30 * 86_400) {
+      throw invalidArgument([{ field: "waiting_period", description: `must be between ${minimum} and 30 days` }]);
     }
     return this.#change(
       caller,
@@ -369,7 +374,7 @@ export class KeyAdmin {
       keyId,
       "kms.key.destroy",
       "schedule_destruction",
-      async (_key, _state, now) => ({ destroyAt: new Date(now.getTime() + waiting * 86_400_000) }),
+      async (_key, _state, now) => ({ destroyAt: new Date(now.getTime() + waiting * 1000) }),
       (k) => `destroy_at=${k.destroyAt?.toISOString()}`,
     );
   }

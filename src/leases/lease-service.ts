@@ -1,10 +1,12 @@
 // LeaseService handlers: decode, call one domain function, encode.
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Lease } from "../../gen/prisma/client.js";
-import { LeaseService, LeaseState } from "../../gen/proto/aegis/lease/v1/lease_pb.js";
+import { type LeaseSchema, LeaseService, LeaseState } from "../../gen/proto/aegis/lease/v1/lease_pb.js";
 import { auditBase, callerOf } from "../core/call.js";
 import type { BrokerContext } from "../core/context.js";
+import { optionalSeconds } from "../core/duration.js";
 import { readPage } from "../core/pagination.js";
 import { targetOf } from "../policy/targets.js";
 import { LeaseCreator } from "./create.js";
@@ -23,8 +25,8 @@ const states = {
 export function leaseService(ctx: BrokerContext): ServiceImpl<typeof LeaseService> {
   const creator = new LeaseCreator(ctx);
   const redeemer = new LeaseRedeemer(ctx);
-  const toLease = (lease: Lease) => ({
-    leaseId: lease.id,
+  const toLease = (lease: Lease): MessageInitShape<typeof LeaseSchema> => ({
+    id: lease.id,
     credentialId: lease.credentialId ?? "",
     target: targetOf(lease),
     holderId: lease.holderId,
@@ -39,7 +41,8 @@ export function leaseService(ctx: BrokerContext): ServiceImpl<typeof LeaseServic
   });
   return {
     async createLease(req, call) {
-      return { lease: toLease(await createLease(ctx, creator, callerOf(call), auditBase(call), req)) };
+      const input = { ...req, lifetimeSeconds: optionalSeconds(req.lifetime) };
+      return { lease: toLease(await createLease(ctx, creator, callerOf(call), auditBase(call), input)) };
     },
     async redeemLease(req, call) {
       return redeemer.redeem(callerOf(call), auditBase(call), req.leaseId);

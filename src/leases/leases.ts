@@ -52,7 +52,8 @@ async function findLease(db: Db, caller: Caller, leaseId: string, action: string
 
 export interface CreateLeaseInput {
   readonly target?: Partial<Selector> | undefined;
-  readonly lifetimeSeconds: number;
+  /** Undefined: the default, five minutes. */
+  readonly lifetimeSeconds: number | undefined;
   readonly maxUses: number;
   readonly holderId: string;
   readonly holderJkt: string;
@@ -67,7 +68,7 @@ export async function createLease(
   input: CreateLeaseInput,
 ) {
   const target = parseTarget("target", input.target);
-  const lifetime = input.lifetimeSeconds || defaultLifetimeSeconds;
+  const lifetime = input.lifetimeSeconds ?? defaultLifetimeSeconds;
   const maxUses = input.maxUses || 1;
   const delegated = input.holderId !== "" && input.holderId !== caller.principalId;
   // Not a request rule: the thumbprint is required only for a delegated lease.

@@ -300,7 +300,6 @@ function tokenRequest(
   const message = create(MintTokenRequestSchema, {
     audience: form.get("audience") ?? form.get("resource") ?? deps.publicUrl,
     scopes: (form.get("scope") ?? "").split(" ").filter(Boolean),
-    lifetimeSeconds: 0,
     clientAssertion: assertion,
   });
   return {

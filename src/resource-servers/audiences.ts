@@ -163,24 +163,24 @@ export async function assertApplicationScopesHeld(
   }
 }
 
-/** A lifetime under the server's policy: its default when 0, refused above its maximum. */
-export function lifetimeFor(server: ResourceServerWithScopes, requested: number): number {
-  if (requested > server.maxLifetimeSeconds) {
+/** A lifetime under the server's policy: its default when undefined, refused above its maximum. */
+export function lifetimeFor(server: ResourceServerWithScopes, requested: number | undefined): number {
+  if (requested !== undefined && requested > server.maxLifetimeSeconds) {
     throw new DomainError(
       "invalid_argument",
       "INVALID_ARGUMENT",
-      `lifetime_seconds: must be between 0 and ${server.maxLifetimeSeconds}`,
+      `lifetime: must be at most ${server.maxLifetimeSeconds}s`,
       {
         fieldViolations: [
           {
-            field: "lifetime_seconds",
-            description: `must be between 0 and ${server.maxLifetimeSeconds} for ${server.identifier.slice(0, 100)}`,
+            field: "lifetime",
+            description: `must be at most ${server.maxLifetimeSeconds}s for ${server.identifier.slice(0, 100)}`,
           },
         ],
       },
     );
   }
-  return requested || server.defaultLifetimeSeconds;
+  return requested ?? server.defaultLifetimeSeconds;
 }
 
 /** A DPoP-requiring server gets no Bearer token. */

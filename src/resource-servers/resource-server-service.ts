@@ -7,6 +7,7 @@ import { PrincipalKind } from "../../gen/proto/aegis/principal/v1/principal_pb.j
 import { ResourceServerService } from "../../gen/proto/aegis/resourceserver/v1/resource_server_pb.js";
 import { auditBase, callerOf } from "../core/call.js";
 import type { BrokerContext } from "../core/context.js";
+import { durationOfSeconds, optionalSeconds } from "../core/duration.js";
 import { readPage } from "../core/pagination.js";
 import { principalKinds } from "../principals/index.js";
 import { selectorKeysOf } from "../protocol/scope.js";
@@ -59,8 +60,8 @@ function toResourceServer(server: ResourceServerWithScopes) {
         .filter(Boolean)
         .map((k) => principalKinds[k as PrincipalKindName]),
     })),
-    defaultTokenLifetimeSeconds: server.defaultLifetimeSeconds,
-    maxTokenLifetimeSeconds: server.maxLifetimeSeconds,
+    defaultTokenLifetime: durationOfSeconds(server.defaultLifetimeSeconds),
+    maxTokenLifetime: durationOfSeconds(server.maxLifetimeSeconds),
     requireDpop: server.requireDpop,
     principalId: server.principalId,
     builtIn: false,
@@ -85,8 +86,8 @@ function brokerServer(ctx: BrokerContext, actions: readonly string[]) {
         principalKinds: [],
       };
     }),
-    defaultTokenLifetimeSeconds: defaultSeconds,
-    maxTokenLifetimeSeconds: maxSeconds,
+    defaultTokenLifetime: durationOfSeconds(defaultSeconds),
+    maxTokenLifetime: durationOfSeconds(maxSeconds),
     builtIn: true,
   };
 }
@@ -102,8 +103,8 @@ export function resourceServerService(
         displayName: req.displayName,
         description: req.description,
         scopes: scopeInputs(req.scopes),
-        defaultTokenLifetimeSeconds: req.defaultTokenLifetimeSeconds,
-        maxTokenLifetimeSeconds: req.maxTokenLifetimeSeconds,
+        defaultTokenLifetimeSeconds: optionalSeconds(req.defaultTokenLifetime) ?? 0,
+        maxTokenLifetimeSeconds: optionalSeconds(req.maxTokenLifetime) ?? 0,
         requireDpop: req.requireDpop,
       });
       return { resourceServer: toResourceServer(server) };
@@ -120,8 +121,8 @@ export function resourceServerService(
       const server = await updateResourceServer(ctx, callerOf(call), auditBase(call), req.resourceServerId, {
         displayName: req.displayName,
         description: req.description,
-        defaultTokenLifetimeSeconds: req.defaultTokenLifetimeSeconds,
-        maxTokenLifetimeSeconds: req.maxTokenLifetimeSeconds,
+        defaultTokenLifetimeSeconds: optionalSeconds(req.defaultTokenLifetime),
+        maxTokenLifetimeSeconds: optionalSeconds(req.maxTokenLifetime),
         requireDpop: req.requireDpop,
         addScopes: scopeInputs(req.addScopes),
         deprecateScopes: req.deprecateScopes,

@@ -84,12 +84,12 @@ function lifetimes(
   const violations: FieldViolation[] = [];
   if (maxSeconds > broker.maxSeconds) {
     violations.push({
-      field: "max_token_lifetime_seconds",
-      description: `must be at most the broker's maximum, ${broker.maxSeconds}`,
+      field: "max_token_lifetime",
+      description: `must be at most the broker's maximum, ${broker.maxSeconds}s`,
     });
   }
   if (defaultSeconds > maxSeconds) {
-    violations.push({ field: "default_token_lifetime_seconds", description: `must be at most ${maxSeconds}` });
+    violations.push({ field: "default_token_lifetime", description: `must be at most ${maxSeconds}s` });
   }
   if (violations.length > 0) throw invalidArgument(violations);
   return { defaultSeconds, maxSeconds };

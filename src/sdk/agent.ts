@@ -80,7 +80,8 @@ export async function mintAgentToken(
     {
       audience: request.audience ?? agent.brokerUrl,
       scopes: request.scopes,
-      lifetimeSeconds: request.lifetimeSeconds ?? 0,
+      // A google.protobuf.Duration in its JSON form.
+      ...(request.lifetimeSeconds ? { lifetime: `${request.lifetimeSeconds}s` } : {}),
     },
     { bearer: apiKey },
   );

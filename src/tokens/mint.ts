@@ -2,8 +2,10 @@
 // authenticated (MintToken, the token endpoint's client_credentials grant),
 // or for an already decided grant (the device flow). The answer waits for
 // the audit event, so no token leaves unaudited.
+import type { Duration } from "@bufbuild/protobuf/wkt";
 import type { CallSite } from "../core/call.js";
 import type { Caller } from "../core/caller.js";
+import { optionalSeconds } from "../core/duration.js";
 import { DomainError, invalidArgument } from "../core/errors/domain-error.js";
 import { assertCovers, parseScopes } from "../policy/scope-checks.js";
 import { type AccessTokenClaims, signAccessToken } from "../protocol/access-token.js";
@@ -21,7 +23,8 @@ import type { TokenDeps } from "./token-deps.js";
 export interface MintRequest {
   readonly audience: string;
   readonly scopes: readonly string[];
-  readonly lifetimeSeconds: number;
+  /** Unset: the audience's default lifetime. */
+  readonly lifetime?: Duration | undefined;
   readonly clientAssertion: string;
 }
 
@@ -39,8 +42,8 @@ export interface MintedToken {
  * OAuth token endpoint) have applied those rules before this runs.
  */
 function validateMint(request: MintRequest, maxLifetime: number): Scope[] {
-  if (request.lifetimeSeconds > maxLifetime) {
-    throw invalidArgument([{ field: "lifetime_seconds", description: `must be between 0 and ${maxLifetime}` }]);
+  if ((optionalSeconds(request.lifetime) ?? 0) > maxLifetime) {
+    throw invalidArgument([{ field: "lifetime", description: `must be at most ${maxLifetime}s` }]);
   }
   return parseScopes("scopes", request.scopes, { wildcards: true });
 }
@@ -132,12 +135,12 @@ export async function mintToken(
         clientId: caller.principalId,
         audience: request.audience,
         scope: scopes.map(formatScope).join(" "),
-        lifetimeSeconds: request.lifetimeSeconds || defaultSeconds,
+        lifetimeSeconds: optionalSeconds(request.lifetime) ?? defaultSeconds,
         ...binding,
       });
     }
     const { server } = audience;
-    const lifetimeSeconds = lifetimeFor(server, request.lifetimeSeconds);
+    const lifetimeSeconds = lifetimeFor(server, optionalSeconds(request.lifetime));
     const scopes = catalogueScopes(server, request.scopes, caller.kind);
     assertBindingAllowed(server, caller.dpopJkt);
     await assertApplicationScopesHeld(deps.prisma, caller, server, scopes, "this token");

@@ -6,10 +6,12 @@
 // every grant of the person (policy/credential-issuance.ts), so a narrowed
 // credential cannot mint itself a longer-lived one.
 
+import type { Duration } from "@bufbuild/protobuf/wkt";
 import { apiKeyHashPurpose, issueApiKey } from "../auth/api-keys.js";
 import type { AuditBase } from "../core/audit.js";
 import { type Caller, elevatedScope } from "../core/caller.js";
 import type { BrokerContext } from "../core/context.js";
+import { optionalSeconds } from "../core/duration.js";
 import { permissionDenied } from "../core/errors/domain-error.js";
 import { credentialHolderFor } from "../policy/credential-issuance.js";
 import { assertCovers, parseScopes } from "../policy/scope-checks.js";
@@ -31,9 +33,9 @@ export async function mintUserApiToken(
   ctx: Pick<BrokerContext, "audit" | "clock" | "rootKey" | "prisma" | "config">,
   caller: Caller,
   auditBase: AuditBase,
-  input: { scopes: readonly string[]; label: string; ttlSeconds: bigint; audience: string },
+  input: { scopes: readonly string[]; label: string; ttl?: Duration | undefined; audience: string },
 ): Promise<MintedUserApiToken> {
-  const ttl = Number(input.ttlSeconds) || defaultTtlSeconds;
+  const ttl = optionalSeconds(input.ttl) ?? defaultTtlSeconds;
   if (input.audience !== "" && input.audience !== ctx.config.publicUrl) {
     return mintApplicationToken(ctx, caller, auditBase, { ...input, ttl });
   }

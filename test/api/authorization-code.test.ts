@@ -460,16 +460,10 @@ describe.each(databaseKinds)("authorization code grant on %s", (kind) => {
       redirectUris: ["http://127.0.0.1/callback"],
     });
     expect(native?.redirectUris).toEqual(["http://127.0.0.1/callback"]);
-    const nativeConfig = await client.discovery(
-      new URL(t.broker.url),
-      native?.clientId ?? "",
-      undefined,
-      client.None(),
-      {
-        execute: [client.allowInsecureRequests],
-        algorithm: "oauth2",
-      },
-    );
+    const nativeConfig = await client.discovery(new URL(t.broker.url), native?.id ?? "", undefined, client.None(), {
+      execute: [client.allowInsecureRequests],
+      algorithm: "oauth2",
+    });
     const verifier = client.randomPKCECodeVerifier();
     const state = client.randomState();
     const url = client.buildAuthorizationUrl(nativeConfig, {
@@ -505,7 +499,7 @@ describe.each(databaseKinds)("authorization code grant on %s", (kind) => {
     const url = new URL(`${t.broker.url}/oauth/authorize`);
     url.search = new URLSearchParams({
       response_type: "code",
-      client_id: theirs?.clientId ?? "",
+      client_id: theirs?.id ?? "",
       redirect_uri: "https://app.example/cb",
       code_challenge: "a".repeat(43),
       code_challenge_method: "S256",

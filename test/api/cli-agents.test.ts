@@ -93,9 +93,9 @@ describe("aegis agents and api-keys", () => {
     expect(listed.stdout.split("\n").filter((line) => /\sactive\s/.test(line))).toHaveLength(2);
     expect((await aegis(["agents", "keys", "revoke", keyId])).stdout).toMatch(/^status:\s+revoked$/m);
     const json = JSON.parse((await aegis(["agents", "keys", "list", agent.id, "--json"])).stdout) as {
-      keys: { keyId: string; status: string }[];
+      keys: { id: string; status: string }[];
     };
-    expect(json.keys.find((k) => k.keyId === keyId)?.status).toBe("KEY_STATUS_REVOKED");
+    expect(json.keys.find((k) => k.id === keyId)?.status).toBe("KEY_STATUS_REVOKED");
   }, 90_000);
 
   it("creates an API key whose secret is printed once and works, lists, rotates and revokes it", async () => {
@@ -105,7 +105,7 @@ describe("aegis agents and api-keys", () => {
     const created = await aegis(["api-keys", "create", agent.id, "--label", "ci", "--json"]);
     expect(created.stderr).toBe("");
     expect(created.code).toBe(0);
-    const { key, secret } = JSON.parse(created.stdout) as { key: { keyId: string }; secret: string };
+    const { key, secret } = JSON.parse(created.stdout) as { key: { id: string }; secret: string };
     expect(secret.length).toBeGreaterThan(20);
     // The secret acts as the agent.
     const me = await aegis(["agents", "get", agent.id], secret);
@@ -113,13 +113,13 @@ describe("aegis agents and api-keys", () => {
 
     const listed = await aegis(["api-keys", "list", agent.id]);
     expect(listed.code).toBe(0);
-    expect(listed.stdout).toMatch(new RegExp(`${key.keyId}\\s+ci\\s+`));
+    expect(listed.stdout).toMatch(new RegExp(`${key.id}\\s+ci\\s+`));
     expect(listed.stdout).not.toContain(secret);
 
-    const rotated = await aegis(["api-keys", "rotate", key.keyId, "--grace", "60"]);
+    const rotated = await aegis(["api-keys", "rotate", key.id, "--grace", "60"]);
     expect(rotated.code).toBe(0);
     expect(rotated.stdout).toContain("API key (shown only now; store it safely):");
-    expect(rotated.stdout).toContain(`The old key ${key.keyId} works until `);
+    expect(rotated.stdout).toContain(`The old key ${key.id} works until `);
     const fresh = /^ {2}(\S+)$/m.exec(rotated.stdout)?.[1] ?? "";
     expect(fresh).not.toBe(secret);
     const newId = /^id:\s+(\S+)/m.exec(rotated.stdout)?.[1] ?? "";

@@ -53,7 +53,7 @@ describe.each(databaseKinds)("aegis keys (%s)", (database) => {
 
     const aes = await aegis(["keys", "create", "--spec", "aes-256", "--activate", "--json"], operator.key);
     expect(aes.code).toBe(0);
-    const encryptionKey = (JSON.parse(aes.stdout) as { keyId: string; state: string }).keyId;
+    const encryptionKey = (JSON.parse(aes.stdout) as { id: string; state: string }).id;
     expect(JSON.parse(aes.stdout)).toMatchObject({ state: "KEY_STATE_ACTIVE", spec: "KEY_SPEC_AES_256" });
 
     const listed = await aegis(["keys", "list", "--state", "active", "--all"], operator.key);

@@ -59,7 +59,7 @@ describe("aegis leases, credential list/get/delete, tokens user-token, signing-k
     const { client } = await t
       .client(DeviceAuthService, { key: person.key })
       .createOAuthClient({ name: "Aegis CLI", allowedScopes: leaseScopes });
-    clientId = client?.clientId ?? "";
+    clientId = client?.id ?? "";
   });
   afterAll(() => t.stop());
 
@@ -123,7 +123,7 @@ describe("aegis leases, credential list/get/delete, tokens user-token, signing-k
     expect(listed.stdout).toMatch(new RegExp(`^${leaseId}\\s+gcp/cli/me\\s+\\S+\\s+active\\s+1\\s`, "m"));
 
     const revoked = await aegis(["leases", "revoke", leaseId, "--json"], undefined);
-    expect(JSON.parse(revoked.stdout)).toMatchObject({ leaseId, state: "LEASE_STATE_REVOKED" });
+    expect(JSON.parse(revoked.stdout)).toMatchObject({ id: leaseId, state: "LEASE_STATE_REVOKED" });
     const again = await aegis(["leases", "redeem", leaseId], undefined);
     expect(again.code).not.toBe(0);
     expect(again.stdout).toBe("");
@@ -133,7 +133,7 @@ describe("aegis leases, credential list/get/delete, tokens user-token, signing-k
     const list = await aegis(["credential", "list", "--provider", "gcp", "--all"], person.key);
     expect(list.stdout).toMatch(new RegExp(`^${credentialId}\\s+gcp/cli/me\\s+\\s*1\\s`, "m"));
     const got = await aegis(["credential", "get", credentialId, "--json"], person.key);
-    expect(JSON.parse(got.stdout)).toMatchObject({ credentialId, version: 1, target: { provider: "gcp" } });
+    expect(JSON.parse(got.stdout)).toMatchObject({ id: credentialId, version: 1, target: { provider: "gcp" } });
     expect(got.stdout).not.toContain(secret);
     expect((await aegis(["credential", "delete", credentialId], person.key)).stdout).toBe("deleted\n");
     expect((await aegis(["credential", "get", credentialId], person.key)).code).toBe(3);

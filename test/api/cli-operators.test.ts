@@ -153,9 +153,9 @@ describe("aegis operator commands", () => {
     const listed = await aegis(["grants", "list", person.principalId]);
     expect(listed.stdout).toMatch(new RegExp(`${grantId}\\s+repo\\.read\\s+${server.id}`));
     const json = JSON.parse((await aegis(["grants", "list", person.principalId, "--json"])).stdout) as {
-      grants: { grantId: string }[];
+      grants: { id: string }[];
     };
-    expect(json.grants.map((g) => g.grantId)).toEqual([grantId]);
+    expect(json.grants.map((g) => g.id)).toEqual([grantId]);
 
     const removed = await aegis(["grants", "remove", grantId]);
     expect(removed.code).toBe(0);

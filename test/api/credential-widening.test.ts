@@ -47,7 +47,7 @@ describe.each(databaseKinds)("no credential can be widened on %s", (kind) => {
   it("A: a user API token limited to apikey.create gets no key for its owner", async () => {
     const narrow = await userToken(["apikey.create"]);
     const before = await keyCount(adminId);
-    const error = await failure(t.client(AgentService, { key: narrow }).createApiKey({ principalId: adminId }));
+    const error = await failure(t.client(ApiKeyService, { key: narrow }).createApiKey({ principalId: adminId }));
     expect(error?.code).toBe(Code.PermissionDenied);
     expect(reasonOf(error)).toBe("SCOPE_ESCALATION");
     expect(await keyCount(adminId)).toBe(before);
@@ -97,13 +97,13 @@ describe.each(databaseKinds)("no credential can be widened on %s", (kind) => {
     const expiry = (await prisma().apiKey.findUniqueOrThrow({ where: { id: minted.tokenId } })).expiresAt;
     // The token itself may not rotate itself: it does not cover its owner's grants.
     const byItself = await failure(
-      t.client(AgentService, { key: minted.secret }).rotateApiKey({ keyId: minted.tokenId }),
+      t.client(ApiKeyService, { key: minted.secret }).rotateApiKey({ keyId: minted.tokenId }),
     );
     expect(reasonOf(byItself)).toBe("SCOPE_ESCALATION");
     // Its owner may, and gets the same kind of credential back.
-    const rotated = await t.client(AgentService).rotateApiKey({ keyId: minted.tokenId });
+    const rotated = await t.client(ApiKeyService).rotateApiKey({ keyId: minted.tokenId });
     expect(rotated.secret).toMatch(/^aegis_ut_/);
-    const successor = await prisma().apiKey.findUniqueOrThrow({ where: { id: rotated.key?.keyId ?? "" } });
+    const successor = await prisma().apiKey.findUniqueOrThrow({ where: { id: rotated.key?.id ?? "" } });
     expect(successor).toMatchObject({ kind: "user_token", scopes: "apikey.rotate", principalId: adminId });
     expect(successor.expiresAt).toEqual(expiry);
     const { scopes } = await t.client(PrincipalService, { key: rotated.secret }).whoAmI({});
@@ -115,15 +115,15 @@ describe.each(databaseKinds)("no credential can be widened on %s", (kind) => {
       .client(AgentService)
       .registerAgent({ displayName: "narrowed", scopes: ["apikey.create", "agent.read"] });
     const agentId = agent?.id ?? "";
-    const agentKey = (await t.client(AgentService).createApiKey({ principalId: agentId })).secret;
+    const agentKey = (await t.client(ApiKeyService).createApiKey({ principalId: agentId })).secret;
     const narrow = await brokerToken(agentKey, ["apikey.create"]);
     const before = await keyCount(agentId);
-    const error = await failure(t.client(AgentService, { key: narrow }).createApiKey({ principalId: agentId }));
+    const error = await failure(t.client(ApiKeyService, { key: narrow }).createApiKey({ principalId: agentId }));
     expect(error?.code).toBe(Code.PermissionDenied);
     expect(reasonOf(error)).toBe("SCOPE_ESCALATION");
     expect(await keyCount(agentId)).toBe(before);
     // With its own full key the agent may (the credential covers all it holds).
-    await t.client(AgentService, { key: agentKey }).createApiKey({ principalId: agentId });
+    await t.client(ApiKeyService, { key: agentKey }).createApiKey({ principalId: agentId });
     expect(await keyCount(agentId)).toBe(before + 1);
   });
 
@@ -131,7 +131,7 @@ describe.each(databaseKinds)("no credential can be widened on %s", (kind) => {
     const agents = t.client(AgentService);
     const { agent: weak } = await agents.registerAgent({ displayName: "weak", scopes: ["agent.key.add"] });
     const { agent: strong } = await agents.registerAgent({ displayName: "strong", scopes: ["tenant.create"] });
-    const weakKey = (await agents.createApiKey({ principalId: weak?.id ?? "" })).secret;
+    const weakKey = (await t.client(ApiKeyService).createApiKey({ principalId: weak?.id ?? "" })).secret;
     for (const target of [strong?.id ?? "", adminId]) {
       const { jwkJson } = await signingJwk();
       const error = await failure(
@@ -154,23 +154,23 @@ describe.each(databaseKinds)("no credential can be widened on %s", (kind) => {
       displayName: "revoker",
       scopes: ["apikey.revoke", "agent.key.revoke"],
     });
-    const revoker = (await agents.createApiKey({ principalId: agent?.id ?? "" })).secret;
-    const adminKey = await agents.createApiKey({ principalId: adminId, label: "victim" });
+    const revoker = (await t.client(ApiKeyService).createApiKey({ principalId: agent?.id ?? "" })).secret;
+    const adminKey = await t.client(ApiKeyService).createApiKey({ principalId: adminId, label: "victim" });
     const { jwkJson } = await signingJwk();
     const adminPublicKey = await agents.addAgentKey({ agentId: adminId, use: KeyUse.SIGNING, jwkJson });
     const asRevoker = t.client(AgentService, { key: revoker });
-    expect(reasonOf(await failure(asRevoker.revokeApiKey({ keyId: adminKey.key?.keyId ?? "" })))).toBe(
+    expect(
+      reasonOf(
+        await failure(t.client(ApiKeyService, { key: revoker }).revokeApiKey({ keyId: adminKey.key?.id ?? "" })),
+      ),
+    ).toBe("SCOPE_ESCALATION");
+    expect(reasonOf(await failure(asRevoker.revokeAgentKey({ keyId: adminPublicKey.key?.id ?? "" })))).toBe(
       "SCOPE_ESCALATION",
     );
-    expect(reasonOf(await failure(asRevoker.revokeAgentKey({ keyId: adminPublicKey.key?.keyId ?? "" })))).toBe(
-      "SCOPE_ESCALATION",
-    );
-    expect((await prisma().apiKey.findUniqueOrThrow({ where: { id: adminKey.key?.keyId ?? "" } })).revokedAt).toBe(
-      null,
-    );
+    expect((await prisma().apiKey.findUniqueOrThrow({ where: { id: adminKey.key?.id ?? "" } })).revokedAt).toBe(null);
     // Its own credentials it may revoke.
-    const own = await agents.createApiKey({ principalId: agent?.id ?? "" });
-    await asRevoker.revokeApiKey({ keyId: own.key?.keyId ?? "" });
+    const own = await t.client(ApiKeyService).createApiKey({ principalId: agent?.id ?? "" });
+    await t.client(ApiKeyService, { key: revoker }).revokeApiKey({ keyId: own.key?.id ?? "" });
   });
 
   describe("matrix: every credential-issuing RPC against every narrowed caller", () => {
@@ -188,23 +188,6 @@ describe.each(databaseKinds)("no credential can be widened on %s", (kind) => {
     }
     const calls: Issuing[] = [
       {
-        name: "AgentService CreateApiKey (deprecated)",
-        action: "apikey.create",
-        scopes: ["apikey.create"],
-        call: async (tr, key, target) => createClient(AgentService, tr(key)).createApiKey({ principalId: target }),
-        count: (target) => prisma().apiKey.count({ where: { principalId: target } }),
-      },
-      {
-        name: "AgentService RotateApiKey (deprecated)",
-        action: "apikey.rotate",
-        scopes: ["apikey.rotate"],
-        call: async (tr, key, target) => {
-          const victim = await t.client(AgentService).createApiKey({ principalId: target, label: "to rotate" });
-          return createClient(AgentService, tr(key)).rotateApiKey({ keyId: victim.key?.keyId ?? "" });
-        },
-        count: (target) => prisma().apiKey.count({ where: { principalId: target, label: { not: "to rotate" } } }),
-      },
-      {
         name: "ApiKeyService CreateApiKey",
         action: "apikey.create",
         scopes: ["apikey.create"],
@@ -217,7 +200,7 @@ describe.each(databaseKinds)("no credential can be widened on %s", (kind) => {
         scopes: ["apikey.rotate"],
         call: async (tr, key, target) => {
           const victim = await t.client(ApiKeyService).createApiKey({ principalId: target, label: "to rotate" });
-          return createClient(ApiKeyService, tr(key)).rotateApiKey({ keyId: victim.key?.keyId ?? "" });
+          return createClient(ApiKeyService, tr(key)).rotateApiKey({ keyId: victim.key?.id ?? "" });
         },
         count: (target) => prisma().apiKey.count({ where: { principalId: target, label: { not: "to rotate" } } }),
       },
@@ -306,7 +289,7 @@ describe.each(databaseKinds)("no credential can be widened on %s", (kind) => {
           const { agent } = await t
             .client(AgentService)
             .registerAgent({ displayName: "one action", scopes: call.scopes });
-          const key = (await t.client(AgentService).createApiKey({ principalId: agent?.id ?? "" })).secret;
+          const key = (await t.client(ApiKeyService).createApiKey({ principalId: agent?.id ?? "" })).secret;
           return { key, target: adminId, actor: agent?.id ?? "" };
         },
       },
@@ -342,7 +325,7 @@ describe.each(databaseKinds)("no credential can be widened on %s", (kind) => {
       const { agent } = await t
         .client(AgentService)
         .registerAgent({ displayName: "not a person", scopes: ["token.user.create", "agent.read"] });
-      const key = (await t.client(AgentService).createApiKey({ principalId: agent?.id ?? "" })).secret;
+      const key = (await t.client(ApiKeyService).createApiKey({ principalId: agent?.id ?? "" })).secret;
       const minted = await failure(
         t.client(TokenService, { key }).mintUserApiToken({ scopes: ["agent.read"], label: "x" }),
       );
@@ -413,7 +396,7 @@ describe.each(databaseKinds)("no credential can be widened on %s", (kind) => {
   it("the admin's full key still issues every credential (the rule refuses only narrowed ones)", async () => {
     const { jwkJson } = await signingJwk();
     await t.client(AgentService).addAgentKey({ agentId: adminId, use: KeyUse.SIGNING, jwkJson });
-    await t.client(AgentService).createApiKey({ principalId: adminId, label: "second" });
+    await t.client(ApiKeyService).createApiKey({ principalId: adminId, label: "second" });
     await t.client(TokenService).mintUserApiToken({ scopes: ["agent.read"], label: "fine" });
     const { tenant } = await t.client(TenantService).createTenant({ name: `t-${randomUUID().slice(0, 8)}` });
     expect(tenant?.id).toMatch(/^ten_/);

@@ -54,7 +54,7 @@ describe.each(databaseKinds)("credentials on %s", (kind) => {
       sealedJwe: await seal(),
     });
     expect(credential).toMatchObject({ target, version: 1, ownerId: person.principalId, recipientKeyIds: [mine.kid] });
-    const got = await client().getCredential({ credentialId: credential?.credentialId ?? "" });
+    const got = await client().getCredential({ credentialId: credential?.id ?? "" });
     expect(toJsonString(GetCredentialResponseSchema, got)).not.toContain("ciphertext");
 
     const duplicate = await failure(client().registerCredential({ target, displayName: "x", sealedJwe: await seal() }));
@@ -70,14 +70,14 @@ describe.each(databaseKinds)("credentials on %s", (kind) => {
     expect(listed.credentials.map((c) => c.target?.app)).toEqual(["billing"]);
 
     const updated = await client().updateCredential({
-      credentialId: credential?.credentialId ?? "",
+      credentialId: credential?.id ?? "",
       sealedJwe: await seal("rotated"),
       expectedVersion: 1,
     });
     expect(updated.credential?.version).toBe(2);
     const stale = await failure(
       client().updateCredential({
-        credentialId: credential?.credentialId ?? "",
+        credentialId: credential?.id ?? "",
         sealedJwe: await seal("lost update"),
         expectedVersion: 1,
       }),
@@ -85,8 +85,8 @@ describe.each(databaseKinds)("credentials on %s", (kind) => {
     expect(stale?.code).toBe(Code.FailedPrecondition);
     expect(reasonOf(stale)).toBe("VERSION_MISMATCH");
 
-    await client().deleteCredential({ credentialId: credential?.credentialId ?? "" });
-    const gone = await failure(client().getCredential({ credentialId: credential?.credentialId ?? "" }));
+    await client().deleteCredential({ credentialId: credential?.id ?? "" });
+    const gone = await failure(client().getCredential({ credentialId: credential?.id ?? "" }));
     expect(gone?.code).toBe(Code.NotFound);
   });
 
@@ -126,10 +126,10 @@ describe.each(databaseKinds)("credentials on %s", (kind) => {
       displayName: "theirs",
       sealedJwe: await seal("x", [theirKey]),
     });
-    const foreign = await failure(client().getCredential({ credentialId: credential?.credentialId ?? "" }));
+    const foreign = await failure(client().getCredential({ credentialId: credential?.id ?? "" }));
     expect(foreign?.code).toBe(Code.NotFound);
     const audited = await t.db.database.prisma.auditEvent.findFirst({
-      where: { action: "credential.read", outcome: "denied", target: credential?.credentialId ?? "" },
+      where: { action: "credential.read", outcome: "denied", target: credential?.id ?? "" },
     });
     expect(audited).toMatchObject({ actorId: person.principalId, reason: "CREDENTIAL_NOT_FOUND" });
   });
@@ -155,7 +155,7 @@ describe.each(databaseKinds)("credentials on %s", (kind) => {
     });
     const leases = agent.client(LeaseService, await agent.token(grants));
     const { lease } = await leases.createLease({ target });
-    const redeemed = await leases.redeemLease({ leaseId: lease?.leaseId ?? "" });
+    const redeemed = await leases.redeemLease({ leaseId: lease?.id ?? "" });
     expect(await openSealedCredential(redeemed.sealedJwe, agent.encryption.privateJwk)).toBe(secret);
 
     const prisma = t.db.database.prisma;

@@ -207,12 +207,12 @@ describe.each(databaseKinds)("developer portal in a browser on %s", (kind) => {
     await page.getByRole("button", { name: "Send" }).click();
     await page.locator("#result-status.status-ok").waitFor();
     const body = JSON.parse(await page.locator("#result-body").innerText()) as {
-      lease: { leaseId: string; holderJkt: string; state: string };
+      lease: { id: string; holderJkt: string; state: string };
     };
     expect(body.lease.holderJkt).toBe(jkt);
     expect(body.lease.state).toBe("LEASE_STATE_ACTIVE");
     // The broker really holds it, bound to the page's key.
-    const lease = await t.db.database.prisma.lease.findUnique({ where: { id: body.lease.leaseId } });
+    const lease = await t.db.database.prisma.lease.findUnique({ where: { id: body.lease.id } });
     expect(lease?.holderJkt ?? "").toBe(jkt);
     await page.screenshot({ path: path.join(shots, "create-lease.png"), fullPage: true });
 

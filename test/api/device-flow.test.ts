@@ -32,7 +32,7 @@ describe.each(databaseKinds)("device flow on %s", (kind) => {
       name: "Aegis CLI",
       allowedScopes: ["reports.read", "reports.write"],
     });
-    clientId = client?.clientId ?? "";
+    clientId = client?.id ?? "";
     const issuer = new URL(t.broker.url);
     as = await oauth.processDiscoveryResponse(
       issuer,
@@ -217,7 +217,7 @@ describe.each(databaseKinds)("device flow on %s", (kind) => {
     // Another client cannot exchange this device code.
     const foreignExchange = await form("/oauth/token", {
       grant_type: "urn:ietf:params:oauth:grant-type:device_code",
-      client_id: other?.clientId ?? "",
+      client_id: other?.id ?? "",
       device_code: started.device_code,
     });
     expect(((await foreignExchange.json()) as { error: string }).error).toBe("invalid_grant");
@@ -236,7 +236,7 @@ describe.each(databaseKinds)("device flow on %s", (kind) => {
     const tokens = await poll(started.device_code);
     const foreignRefresh = await form("/oauth/token", {
       grant_type: "refresh_token",
-      client_id: other?.clientId ?? "",
+      client_id: other?.id ?? "",
       refresh_token: tokens.refresh_token ?? "",
     });
     expect(((await foreignRefresh.json()) as { error: string }).error).toBe("invalid_grant");
@@ -269,7 +269,7 @@ describe.each(databaseKinds)("device flow on %s", (kind) => {
         .createOAuthClient({ name: "cli", allowedScopes: ["reports.read"] });
       const begun = await iso
         .client(DeviceAuthService, { key: undefined })
-        .beginDeviceAuthorization({ clientId: client?.clientId ?? "", scopes: ["reports.read"] });
+        .beginDeviceAuthorization({ clientId: client?.id ?? "", scopes: ["reports.read"] });
       const stranger = await createActor(iso, { scopes: ["reports.read"] });
       const crossTenant = await failure(
         iso.client(DeviceAuthService, { key: stranger.key }).approveDeviceAuthorization({ userCode: begun.userCode }),
@@ -316,8 +316,8 @@ describe.each(databaseKinds)("device flow on %s", (kind) => {
     const scope = await form("/oauth/device_authorization", { client_id: clientId, scope: "tenant.create" });
     expect(((await scope.json()) as { error: string }).error).toBe("invalid_scope");
     const { client } = await device(person.key).createOAuthClient({ name: "old", allowedScopes: ["reports.read"] });
-    await device(person.key).disableOAuthClient({ clientId: client?.clientId ?? "" });
-    const disabled = await failure(device().beginDeviceAuthorization({ clientId: client?.clientId ?? "" }));
+    await device(person.key).disableOAuthClient({ clientId: client?.id ?? "" });
+    const disabled = await failure(device().beginDeviceAuthorization({ clientId: client?.id ?? "" }));
     expect(disabled?.code).toBe(Code.Unauthenticated);
   });
 
@@ -378,14 +378,14 @@ describe.each(databaseKinds)("device flow on %s", (kind) => {
         .client(DeviceAuthService, { key: owner.key })
         .createOAuthClient({ name: "cli", allowedScopes: ["reports.read"] });
       const started = await short.client(DeviceAuthService, { key: undefined }).beginDeviceAuthorization({
-        clientId: client?.clientId ?? "",
+        clientId: client?.id ?? "",
         scopes: ["reports.read"],
       });
       short.clock.advance(1_200);
       const expired = await failure(
         short
           .client(DeviceAuthService, { key: undefined })
-          .exchangeDeviceCode({ clientId: client?.clientId ?? "", deviceCode: started.deviceCode }),
+          .exchangeDeviceCode({ clientId: client?.id ?? "", deviceCode: started.deviceCode }),
       );
       expect(reasonOf(expired)).toBe("EXPIRED_TOKEN");
       const approve = await failure(

@@ -57,7 +57,7 @@ describe("aegis login with a real browser", () => {
     const device = t.client(DeviceAuthService, { key: person.key });
     await device.setLocalPassword({ principalId: person.principalId, username: "alice", password });
     clientId =
-      (await device.createOAuthClient({ name: "Aegis CLI", allowedScopes: ["reports.read"] })).client?.clientId ?? "";
+      (await device.createOAuthClient({ name: "Aegis CLI", allowedScopes: ["reports.read"] })).client?.id ?? "";
     browser = await chromium.launch({
       executablePath: "/usr/bin/chromium",
       args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],

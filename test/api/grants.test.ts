@@ -5,6 +5,7 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
+import { ApiKeyService } from "../../gen/proto/aegis/apikey/v1/apikey_pb.js";
 import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
@@ -57,14 +58,14 @@ describe.each(databaseKinds)("grants and user API tokens on %s", (kind) => {
     expect(grant?.scope).toBe("credential.lease.redeem:provider:gcp:app:billing:account:*");
     // Same scope again: the same grant.
     const again = await grants().createGrant({ principalId: member.principalId, scope: grant?.scope ?? "" });
-    expect(again.grant?.grantId).toBe(grant?.grantId);
+    expect(again.grant?.id).toBe(grant?.id);
     const listed = await grants().listGrants({ principalId: member.principalId });
     expect(listed.grants.map((g) => g.scope)).toContain(grant?.scope);
 
     // The member's live credential sees the new grant at once, and loses it at once.
     const whoAmI = () => t.client(PrincipalService, { key: member.key }).whoAmI({});
     expect((await whoAmI()).scopes).toContain(grant?.scope);
-    await grants().deleteGrant({ grantId: grant?.grantId ?? "" });
+    await grants().deleteGrant({ grantId: grant?.id ?? "" });
     expect((await whoAmI()).scopes).not.toContain(grant?.scope);
   });
 
@@ -110,7 +111,7 @@ describe.each(databaseKinds)("grants and user API tokens on %s", (kind) => {
   it("never lets a member take away, or give, what it does not cover", async () => {
     const other = await createActor(t, { tenantId: lead.tenantId });
     const { grant } = await grants().createGrant({ principalId: other.principalId, scope: exact });
-    const error = await failure(grants(member.key).deleteGrant({ grantId: grant?.grantId ?? "" }));
+    const error = await failure(grants(member.key).deleteGrant({ grantId: grant?.id ?? "" }));
     expect(error?.code).toBe(Code.PermissionDenied);
     expect((await deniedEvent("grant.delete", member.principalId))?.reason).toMatch(
       /^SCOPE_ESCALATION: asked credential.lease.redeem:provider:gcp:app:billing:account:deploy; not held/,
@@ -145,9 +146,9 @@ describe.each(databaseKinds)("grants and user API tokens on %s", (kind) => {
       .mintToken({ audience: t.broker.url, scopes: [exact] });
     expect(broker.scope).toBe(exact);
     // Listed and revoked like an API key.
-    const keys = await t.client(AgentService, { key: lead.key }).listApiKeys({ principalId: lead.principalId });
-    expect(keys.keys.find((k) => k.keyId === minted.tokenId)?.prefix).toMatch(/^aegis_ut_/);
-    await t.client(AgentService, { key: lead.key }).revokeApiKey({ keyId: minted.tokenId });
+    const keys = await t.client(ApiKeyService, { key: lead.key }).listApiKeys({ principalId: lead.principalId });
+    expect(keys.keys.find((k) => k.id === minted.tokenId)?.prefix).toMatch(/^aegis_ut_/);
+    await t.client(ApiKeyService, { key: lead.key }).revokeApiKey({ keyId: minted.tokenId });
     expect((await failure(asToken.whoAmI({})))?.code).toBe(Code.Unauthenticated);
   });
 
@@ -169,7 +170,9 @@ describe.each(databaseKinds)("grants and user API tokens on %s", (kind) => {
   it("lets only people mint user API tokens", async () => {
     const agents = t.client(AgentService, { key: lead.key });
     const { agent } = await agents.registerAgent({ displayName: "bot", scopes: [exact] });
-    const key = (await agents.createApiKey({ principalId: agent?.id ?? "", label: "x" })).secret;
+    const key = (
+      await t.client(ApiKeyService, { key: lead.key }).createApiKey({ principalId: agent?.id ?? "", label: "x" })
+    ).secret;
     await grants().createGrant({ principalId: agent?.id ?? "", scope: "token.user.create" });
     const error = await failure(t.client(TokenService, { key }).mintUserApiToken({ scopes: [exact] }));
     expect(error?.code).toBe(Code.PermissionDenied);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
 import { failure, reasonOf } from "../support/errors.js";
-import { createActor } from "../support/fixtures.js";
+import { createActor, seconds } from "../support/fixtures.js";
 import {
   activeKey,
   EncryptionAlgorithm,
@@ -60,7 +60,7 @@ const transitions: Record<string, Op> = {
   deactivate: (k, f) => k.deactivateKey({ keyId: f.aes }),
   rotate: (k, f) => k.rotateKey({ keyId: f.aes }),
   compromise: (k, f) => k.compromiseKey({ keyId: f.aes }),
-  schedule_destruction: (k, f) => k.scheduleKeyDestruction({ keyId: f.aes, waitingPeriodDays: 7 }),
+  schedule_destruction: (k, f) => k.scheduleKeyDestruction({ keyId: f.aes, waitingPeriod: seconds(7 * 86_400) }),
   cancel_destruction: (k, f) => k.cancelKeyDestruction({ keyId: f.aes }),
 };
 
@@ -131,15 +131,15 @@ describe.each(databaseKinds)("the key state machine on %s", (kind) => {
       if (state === "deactivated") await keys.deactivateKey({ keyId });
       if (state === "compromised") await keys.compromiseKey({ keyId });
       if (state === "destruction_pending" || state === "destroyed") {
-        await keys.scheduleKeyDestruction({ keyId, waitingPeriodDays: 7 });
+        await keys.scheduleKeyDestruction({ keyId, waitingPeriod: seconds(7 * 86_400) });
       }
     }
     if (state === "pre_active") {
       for (const spec of [KeySpec.AES_256, KeySpec.EC_P256, KeySpec.HMAC_SHA256] as const) {
         const { key } = await keys.createKey({ spec });
-        if (spec === KeySpec.AES_256) f.aes = key?.keyId ?? "";
-        if (spec === KeySpec.EC_P256) f.ec = key?.keyId ?? "";
-        if (spec === KeySpec.HMAC_SHA256) f.hmac = key?.keyId ?? "";
+        if (spec === KeySpec.AES_256) f.aes = key?.id ?? "";
+        if (spec === KeySpec.EC_P256) f.ec = key?.id ?? "";
+        if (spec === KeySpec.HMAC_SHA256) f.hmac = key?.id ?? "";
       }
     }
     return f;
@@ -175,7 +175,7 @@ describe.each(databaseKinds)("the key state machine on %s", (kind) => {
 
   it("cancels a scheduled destruction before it passes, an active key coming back deactivated", async () => {
     const keyId = await activeKey(keys, KeySpec.AES_256);
-    const tooShort = await failure(keys.scheduleKeyDestruction({ keyId, waitingPeriodDays: 6 }));
+    const tooShort = await failure(keys.scheduleKeyDestruction({ keyId, waitingPeriod: seconds(6 * 86_400) }));
     expect(tooShort?.code).toBe(Code.InvalidArgument);
     const { key } = await keys.scheduleKeyDestruction({ keyId });
     expect(key?.state).toBe(wireState.destruction_pending);
@@ -187,7 +187,7 @@ describe.each(databaseKinds)("the key state machine on %s", (kind) => {
 
   it("destroys the material once the waiting period passed, keeping the key's metadata and audit trail", async () => {
     const keyId = await activeKey(keys, KeySpec.AES_256);
-    await keys.scheduleKeyDestruction({ keyId, waitingPeriodDays: 7 });
+    await keys.scheduleKeyDestruction({ keyId, waitingPeriod: seconds(7 * 86_400) });
     t.clock.advance(7 * day + 1);
     const prisma = t.db.database.prisma;
     await vi.waitFor(
@@ -213,10 +213,10 @@ describe.each(databaseKinds)("the key state machine on %s", (kind) => {
   });
 
   it("rotates a key on its rotation period", async () => {
-    const { key } = await keys.createKey({ spec: KeySpec.AES_256, activate: true, rotationPeriodSeconds: 86_400n });
-    const keyId = key?.keyId ?? "";
+    const { key } = await keys.createKey({ spec: KeySpec.AES_256, activate: true, rotationPeriod: seconds(86_400) });
+    const keyId = key?.id ?? "";
     const sealed = await keys.encrypt({ keyId, algorithm: EncryptionAlgorithm.AES_GCM, plaintext: Buffer.from("a") });
-    expect((await failure(keys.updateKey({ keyId, rotationPeriodSeconds: 60n })))?.code).toBe(Code.InvalidArgument);
+    expect((await failure(keys.updateKey({ keyId, rotationPeriod: seconds(60) })))?.code).toBe(Code.InvalidArgument);
     t.clock.advance(day + 1);
     await vi.waitFor(async () => expect((await keys.getKey({ keyId })).key?.currentVersion).toBe(2), {
       timeout: 20_000,

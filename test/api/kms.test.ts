@@ -491,7 +491,7 @@ describe.each(databaseKinds)("KeyService on %s", (kind) => {
       const creator = await createActor(t, { tenantId: admin.tenantId, scopes: ["kms.key.create"] });
       const mine = t.client(KeyService, { key: creator.key });
       const { key } = await mine.createKey({ spec: KeySpec.EC_P256 });
-      const keyId = key?.keyId ?? "";
+      const keyId = key?.id ?? "";
       expect(keyId).toMatch(/^key_[a-z2-7]{20}$/);
       await mine.activateKey({ keyId });
       await mine.rotateKey({ keyId });
@@ -549,7 +549,7 @@ describe.each(databaseKinds)("KeyService on %s", (kind) => {
         const error = await failure(call());
         expect([error?.code, reasonOf(error)]).toEqual([Code.NotFound, "KEY_NOT_FOUND"]);
       }
-      expect((await theirs.listKeys({})).keys.map((k) => k.keyId)).not.toContain(keyId);
+      expect((await theirs.listKeys({})).keys.map((k) => k.id)).not.toContain(keyId);
       expect((await keys.getKey({ keyId })).key?.state).toBe(2);
     });
 
@@ -639,21 +639,19 @@ describe.each(databaseKinds)("KeyService on %s", (kind) => {
           labels: { team: i % 2 ? "red" : "blue" },
           activate: i > 0,
         });
-        ids.push(key?.keyId ?? "");
+        ids.push(key?.id ?? "");
       }
       const all = [];
       let pageToken = "";
       do {
         const page = await own.listKeys({ pageSize: 2, pageToken });
-        all.push(...page.keys.map((k) => k.keyId));
+        all.push(...page.keys.map((k) => k.id));
         pageToken = page.nextPageToken;
       } while (pageToken);
       expect(all).toEqual([...ids].sort());
       expect((await own.listKeys({ spec: KeySpec.EC_P256 })).keys).toHaveLength(2);
-      expect((await own.listKeys({ state: 1 })).keys.map((k) => k.keyId)).toEqual([ids[0]]);
-      expect((await own.listKeys({ label: "team=red" })).keys.map((k) => k.keyId).sort()).toEqual(
-        [ids[1], ids[3]].sort(),
-      );
+      expect((await own.listKeys({ state: 1 })).keys.map((k) => k.id)).toEqual([ids[0]]);
+      expect((await own.listKeys({ label: "team=red" })).keys.map((k) => k.id).sort()).toEqual([ids[1], ids[3]].sort());
       const { key } = await own.updateKey({
         keyId: ids[0] as string,
         description: "invoices",

@@ -21,7 +21,7 @@ import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
 import { createDpopKey } from "../support/dpop.js";
 import { failure, reasonOf } from "../support/errors.js";
-import { type Actor, createActor } from "../support/fixtures.js";
+import { type Actor, createActor, seconds } from "../support/fixtures.js";
 
 const ownerScopes = [
   "agent.register",
@@ -76,7 +76,7 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
   async function leaseFor(agent: RunningAgent, target: object, scopes: string[], maxUses = 1, lifetimeSeconds = 300) {
     const token = await agent.token(scopes);
     const leases = agent.client(LeaseService, token);
-    const { lease } = await leases.createLease({ target, maxUses, lifetimeSeconds });
+    const { lease } = await leases.createLease({ target, maxUses, lifetime: seconds(lifetimeSeconds) });
     return { token, leases, lease: lease ?? (undefined as never) };
   }
 
@@ -101,7 +101,7 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
     expect(lease.state).toBe(LeaseState.ACTIVE);
     expect(lease.holderJkt).toBe(agent.dpop.jkt);
 
-    const redeemed = await leases.redeemLease({ leaseId: lease.leaseId });
+    const redeemed = await leases.redeemLease({ leaseId: lease.id });
     expect(redeemed.keyId).toBe(agent.encryption.kid);
     expect(redeemed.remainingUses).toBe(1);
     // Only the agent's own recipient is in what comes back.
@@ -110,16 +110,16 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
     await expect(openSealedCredential(redeemed.sealedJwe, mine.privateJwk)).rejects.toThrow();
 
     // Revoking is granted on its own: the agent cannot, the person can.
-    const agentRevoke = await failure(leases.revokeLease({ leaseId: lease.leaseId }));
+    const agentRevoke = await failure(leases.revokeLease({ leaseId: lease.id }));
     expect(agentRevoke?.code).toBe(Code.PermissionDenied);
     const owner = await ownerLeases(["credential.lease.revoke:provider:gcp"]);
-    const revoked = await owner.revokeLease({ leaseId: lease.leaseId });
+    const revoked = await owner.revokeLease({ leaseId: lease.id });
     expect(revoked.lease?.state).toBe(LeaseState.REVOKED);
-    const again = await failure(leases.redeemLease({ leaseId: lease.leaseId }));
+    const again = await failure(leases.redeemLease({ leaseId: lease.id }));
     expect(again?.code).toBe(Code.FailedPrecondition);
     expect(reasonOf(again)).toBe("LEASE_REVOKED");
     expect(await lastDenial("credential.lease.redeem")).toMatchObject({
-      target: lease.leaseId,
+      target: lease.id,
       actorId: agent.agentId,
     });
   });
@@ -130,9 +130,9 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
     const token = await mintAgentToken(sdkAgent, agent.apiKey, { scopes: grants });
     const { lease } = await agent.client(LeaseService, await agent.token(grants)).createLease({ target });
     // The lease is bound to the key of the token that created it: the SDK holds the same key.
-    const opened = await redeemLease(sdkAgent, token, lease?.leaseId ?? "", agent.encryption.privateJwk);
+    const opened = await redeemLease(sdkAgent, token, lease?.id ?? "", agent.encryption.privateJwk);
     expect(opened).toMatchObject({ secret, remainingUses: 0, keyId: agent.encryption.kid });
-    const again = await redeemLease(sdkAgent, token, lease?.leaseId ?? "", agent.encryption.privateJwk).catch((e) => e);
+    const again = await redeemLease(sdkAgent, token, lease?.id ?? "", agent.encryption.privateJwk).catch((e) => e);
     expect(again).toBeInstanceOf(AegisCallError);
     expect(again).toMatchObject({ code: "failed_precondition", reason: "LEASE_EXHAUSTED" });
   });
@@ -142,16 +142,16 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
     const { token, lease } = await leaseFor(agent, target, grants, 1);
     const leases = agent.client(LeaseService, token);
     const results = await Promise.all(
-      Array.from({ length: 100 }, () => failure(leases.redeemLease({ leaseId: lease.leaseId }))),
+      Array.from({ length: 100 }, () => failure(leases.redeemLease({ leaseId: lease.id }))),
     );
     const failures = results.filter((r) => r !== undefined);
     expect(results.length - failures.length).toBe(1);
     expect(failures).toHaveLength(99);
     expect(failures.every((f) => f?.code === Code.FailedPrecondition)).toBe(true);
-    const row = await t.db.database.prisma.lease.findUniqueOrThrow({ where: { id: lease.leaseId } });
+    const row = await t.db.database.prisma.lease.findUniqueOrThrow({ where: { id: lease.id } });
     expect(row).toMatchObject({ state: "exhausted", remainingUses: 0 });
     const successes = await t.db.database.prisma.auditEvent.count({
-      where: { action: "credential.lease.redeem", target: lease.leaseId, outcome: "success" },
+      where: { action: "credential.lease.redeem", target: lease.id, outcome: "success" },
     });
     expect(successes).toBe(1);
   });
@@ -209,7 +209,7 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
       fetch(url, {
         method: "POST",
         headers: { "content-type": "application/json", ...headers },
-        body: JSON.stringify({ leaseId: lease.leaseId }),
+        body: JSON.stringify({ leaseId: lease.id }),
       });
 
     // Stolen token without the key: as Bearer, or as DPoP with a proof by another key.
@@ -230,7 +230,7 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
     const otherKey = await createDpopKey();
     const otherToken = await mintDpopToken(t, agent.apiKey, otherKey, grants);
     const wrongKey = await failure(
-      dpopClient(t, LeaseService, otherToken, otherKey).redeemLease({ leaseId: lease.leaseId }),
+      dpopClient(t, LeaseService, otherToken, otherKey).redeemLease({ leaseId: lease.id }),
     );
     expect(reasonOf(wrongKey)).toBe("WRONG_HOLDER_KEY");
 
@@ -240,7 +240,7 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
       await t.client(GrantService, { key: person.key }).createGrant({ principalId: second.agentId, scope });
     }
     const notHolder = await failure(
-      second.client(LeaseService, await second.token(grants)).redeemLease({ leaseId: lease.leaseId }),
+      second.client(LeaseService, await second.token(grants)).redeemLease({ leaseId: lease.id }),
     );
     expect(reasonOf(notHolder)).toBe("NOT_LEASE_HOLDER");
 
@@ -251,7 +251,7 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
       await t.client(GrantService, { key: stranger.key }).createGrant({ principalId: foreign.agentId, scope });
     }
     const crossTenant = await failure(
-      foreign.client(LeaseService, await foreign.token(grants)).redeemLease({ leaseId: lease.leaseId }),
+      foreign.client(LeaseService, await foreign.token(grants)).redeemLease({ leaseId: lease.id }),
     );
     expect(crossTenant?.code).toBe(Code.NotFound);
     expect(await lastDenial("credential.lease.redeem")).toMatchObject({
@@ -259,7 +259,7 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
       reason: "LEASE_NOT_FOUND",
     });
 
-    const row = await t.db.database.prisma.lease.findUniqueOrThrow({ where: { id: lease.leaseId } });
+    const row = await t.db.database.prisma.lease.findUniqueOrThrow({ where: { id: lease.id } });
     expect(row.remainingUses).toBe(4); // only the one legitimate redeem counted
   });
 
@@ -269,15 +269,15 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
     const leases = agent.client(LeaseService, token);
 
     const { lease: once } = await leases.createLease({ target });
-    await leases.redeemLease({ leaseId: once?.leaseId ?? "" });
-    const exhausted = await failure(leases.redeemLease({ leaseId: once?.leaseId ?? "" }));
+    await leases.redeemLease({ leaseId: once?.id ?? "" });
+    const exhausted = await failure(leases.redeemLease({ leaseId: once?.id ?? "" }));
     expect(reasonOf(exhausted)).toBe("LEASE_EXHAUSTED");
 
-    const { lease: short } = await leases.createLease({ target, lifetimeSeconds: 1, maxUses: 3 });
+    const { lease: short } = await leases.createLease({ target, lifetime: seconds(1), maxUses: 3 });
     t.clock.advance(1_100);
-    const expired = await failure(leases.redeemLease({ leaseId: short?.leaseId ?? "" }));
+    const expired = await failure(leases.redeemLease({ leaseId: short?.id ?? "" }));
     expect(reasonOf(expired)).toBe("LEASE_EXPIRED");
-    const expiredRow = await t.db.database.prisma.lease.findUniqueOrThrow({ where: { id: short?.leaseId ?? "" } });
+    const expiredRow = await t.db.database.prisma.lease.findUniqueOrThrow({ where: { id: short?.id ?? "" } });
     expect(expiredRow.state).toBe("expired");
     expect(
       await t.db.database.prisma.auditEvent.count({
@@ -288,9 +288,9 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
     // Deleting the credential ends its leases.
     const { lease: open } = await leases.createLease({ target, maxUses: 3 });
     await t.client(CredentialService, { key: person.key }).deleteCredential({
-      credentialId: credential?.credentialId ?? "",
+      credentialId: credential?.id ?? "",
     });
-    const gone = await t.db.database.prisma.lease.findUniqueOrThrow({ where: { id: open?.leaseId ?? "" } });
+    const gone = await t.db.database.prisma.lease.findUniqueOrThrow({ where: { id: open?.id ?? "" } });
     expect(gone).toMatchObject({ state: "revoked", endReason: "credential deleted" });
   });
 
@@ -299,17 +299,17 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
     const { leases, lease } = await leaseFor(agent, target, grants, 3);
     const credentials = t.client(CredentialService, { key: person.key });
     const onlyMine = await sealCredential("rotated", [{ kid: mine.kid, jwk: mine.publicJwk }]);
-    await credentials.updateCredential({ credentialId: credential?.credentialId ?? "", sealedJwe: onlyMine });
-    const refused = await failure(leases.redeemLease({ leaseId: lease.leaseId }));
+    await credentials.updateCredential({ credentialId: credential?.id ?? "", sealedJwe: onlyMine });
+    const refused = await failure(leases.redeemLease({ leaseId: lease.id }));
     expect(reasonOf(refused)).toBe("HOLDER_NOT_RECIPIENT");
-    const row = await t.db.database.prisma.lease.findUniqueOrThrow({ where: { id: lease.leaseId } });
+    const row = await t.db.database.prisma.lease.findUniqueOrThrow({ where: { id: lease.id } });
     expect(row.remainingUses).toBe(3);
     // Re-sealed for the agent again: version 3 is what the next redeem opens.
     await credentials.updateCredential({
-      credentialId: credential?.credentialId ?? "",
+      credentialId: credential?.id ?? "",
       sealedJwe: await sealCredential(`${secret}-v3`, [{ kid: agent.encryption.kid, jwk: agent.encryption.publicJwk }]),
     });
-    const redeemed = await leases.redeemLease({ leaseId: lease.leaseId });
+    const redeemed = await leases.redeemLease({ leaseId: lease.id });
     expect(redeemed).toMatchObject({ remainingUses: 2, credentialVersion: 3 });
     expect(await openSealedCredential(redeemed.sealedJwe, agent.encryption.privateJwk)).toBe(`${secret}-v3`);
   });
@@ -319,7 +319,7 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
     const leases = agent.client(LeaseService, await agent.token(grants));
     const credentials = t.client(CredentialService, { key: person.key });
     await credentials.updateCredential({
-      credentialId: credential?.credentialId ?? "",
+      credentialId: credential?.id ?? "",
       sealedJwe: await sealCredential("owner only", [{ kid: mine.kid, jwk: mine.publicJwk }]),
     });
     const notSealed = await failure(leases.createLease({ target }));
@@ -328,7 +328,7 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
 
     // Sealed for the agent's key again, but that key is revoked: still no lease.
     await credentials.updateCredential({
-      credentialId: credential?.credentialId ?? "",
+      credentialId: credential?.id ?? "",
       sealedJwe: await sealCredential("again", [{ kid: agent.encryption.kid, jwk: agent.encryption.publicJwk }]),
     });
     await t.db.database.prisma.agentKey.update({
@@ -342,7 +342,7 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
     const { agent, target, grants } = await world();
     const leases = agent.client(LeaseService, await agent.token(grants));
     const made = [];
-    for (let i = 0; i < 3; i++) made.push((await leases.createLease({ target, maxUses: 2 })).lease?.leaseId ?? "");
+    for (let i = 0; i < 3; i++) made.push((await leases.createLease({ target, maxUses: 2 })).lease?.id ?? "");
     await leases.redeemLease({ leaseId: made[0] as string });
     await leases.redeemLease({ leaseId: made[0] as string });
 
@@ -357,7 +357,7 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
       pageSize: 1,
       pageToken: active.nextPageToken,
     });
-    expect([active.leases[0]?.leaseId, rest.leases[0]?.leaseId].sort()).toEqual([made[1], made[2]].sort());
+    expect([active.leases[0]?.id, rest.leases[0]?.id].sort()).toEqual([made[1], made[2]].sort());
     expect(rest.nextPageToken).toBe("");
 
     // A read grant on another provider sees none of them; another tenant cannot even find one.
@@ -377,14 +377,14 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
     const retries = await Promise.all(
       [1, 2, 3].map(() => leases.createLease({ target, maxUses: 2, idempotencyKey: "deploy-42" })),
     );
-    for (const retry of retries) expect(retry.lease?.leaseId).toBe(first.lease?.leaseId);
+    for (const retry of retries) expect(retry.lease?.id).toBe(first.lease?.id);
     const other = await failure(leases.createLease({ target, maxUses: 3, idempotencyKey: "deploy-42" }));
     expect(reasonOf(other)).toBe("IDEMPOTENCY_KEY_REUSED");
     const bad = await failure(leases.createLease({ target, idempotencyKey: "no spaces" }));
     expect(bad?.code).toBe(Code.InvalidArgument);
     // Racing first calls: the unique (creator, key) lets one through, the others get its lease.
     const racing = await Promise.all([1, 2, 3].map(() => leases.createLease({ target, idempotencyKey: "deploy-43" })));
-    expect(new Set(racing.map((r) => r.lease?.leaseId)).size).toBe(1);
+    expect(new Set(racing.map((r) => r.lease?.id)).size).toBe(1);
     const count = await t.db.database.prisma.lease.count({ where: { holderId: agent.agentId } });
     expect(count).toBe(2);
   });
@@ -407,7 +407,7 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
     ];
     const settled = await Promise.allSettled(calls);
     const ids = (results: typeof settled) =>
-      results.map((r) => (r.status === "fulfilled" ? (r.value.lease?.leaseId ?? "") : `refused: ${String(r.reason)}`));
+      results.map((r) => (r.status === "fulfilled" ? (r.value.lease?.id ?? "") : `refused: ${String(r.reason)}`));
     const [plainIds, retryIds, delegatedIds] = [
       ids(settled.slice(0, 4)),
       ids(settled.slice(4, 6)),
@@ -436,7 +436,7 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
       const { agent, target, grants } = await world();
       const { lease } = await leaseFor(agent, target, grants, 3);
       await t.client(AgentService, { key: person.key })[change]({ agentId: agent.agentId });
-      const row = await t.db.database.prisma.lease.findUniqueOrThrow({ where: { id: lease.leaseId } });
+      const row = await t.db.database.prisma.lease.findUniqueOrThrow({ where: { id: lease.id } });
       expect(row.state).toBe("revoked");
       expect(row.endReason).toMatch(/^holder (suspended|revoked)$/);
     }
@@ -451,7 +451,7 @@ describe.each(databaseKinds)("credential leases on %s", (kind) => {
     expect(lease).toMatchObject({ holderId: agent.agentId, createdBy: person.principalId });
     const redeemed = await agent
       .client(LeaseService, await agent.token(grants))
-      .redeemLease({ leaseId: lease?.leaseId ?? "" });
+      .redeemLease({ leaseId: lease?.id ?? "" });
     expect(redeemed.remainingUses).toBe(0);
   });
 });

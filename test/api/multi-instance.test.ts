@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AgentService } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
+import { ApiKeyService } from "../../gen/proto/aegis/apikey/v1/apikey_pb.js";
 import { CredentialService } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
 import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
 import { LeaseService } from "../../gen/proto/aegis/lease/v1/lease_pb.js";
@@ -88,9 +88,7 @@ describe.each(databaseKinds)("two brokers on one %s database", (kind) => {
     const { lease } = await dpopClient(a, LeaseService, token, bot.dpop).createLease({ target });
     const results = await Promise.all(
       Array.from({ length: 100 }, (_, i) =>
-        failure(
-          dpopClient(i % 2 ? a : b, LeaseService, token, bot.dpop).redeemLease({ leaseId: lease?.leaseId ?? "" }),
-        ),
+        failure(dpopClient(i % 2 ? a : b, LeaseService, token, bot.dpop).redeemLease({ leaseId: lease?.id ?? "" })),
       ),
     );
     expect(results.filter((r) => r === undefined)).toHaveLength(1);
@@ -103,7 +101,7 @@ describe.each(databaseKinds)("two brokers on one %s database", (kind) => {
     expect(await keyOn(b)).toBeUndefined(); // now cached on b
     expect(await keyOn(b)).toBeUndefined();
     const owner = await createActor(a, { tenantId: agent.tenantId, scopes: ["apikey.revoke"] });
-    await a.client(AgentService, { key: owner.key }).revokeApiKey({ keyId: agent.keyId });
+    await a.client(ApiKeyService, { key: owner.key }).revokeApiKey({ keyId: agent.keyId });
     expect((await keyOn(a))?.code).toBe(Code.Unauthenticated); // at once where it was revoked
     await within(1000, async () => (await keyOn(b))?.code === Code.Unauthenticated);
   });

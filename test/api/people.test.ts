@@ -51,7 +51,7 @@ describe.each(databaseKinds)("people on %s", (kind) => {
       name: "people test CLI",
       allowedScopes: ["reports.read"],
     });
-    clientId = client?.clientId ?? "";
+    clientId = client?.id ?? "";
   });
   afterAll(() => t?.stop());
 

@@ -114,11 +114,11 @@ describe.each(databaseKinds)("signing in from the developer portal on %s", (kind
     await page.getByRole("button", { name: "Send" }).click();
     await page.locator("#result-status.status-ok").waitFor();
     const body = JSON.parse(await page.locator("#result-body").innerText()) as {
-      lease: { leaseId: string; holderJkt: string; holderId: string };
+      lease: { id: string; holderJkt: string; holderId: string };
     };
     expect(body.lease.holderJkt).toBe(jkt);
     expect(body.lease.holderId).toBe(person.principalId);
-    const lease = await t.db.database.prisma.lease.findUnique({ where: { id: body.lease.leaseId } });
+    const lease = await t.db.database.prisma.lease.findUnique({ where: { id: body.lease.id } });
     expect(lease?.holderJkt ?? "").toBe(jkt);
     await context.close();
   });

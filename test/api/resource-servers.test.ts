@@ -18,7 +18,7 @@ import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
 import { createDpopKey } from "../support/dpop.js";
 import { failure, reasonOf } from "../support/errors.js";
-import { type Actor, createActor, registerApi } from "../support/fixtures.js";
+import { type Actor, createActor, registerApi, seconds } from "../support/fixtures.js";
 
 describe.each(databaseKinds)("resource servers on %s", (kind) => {
   let t: TestBroker;
@@ -63,13 +63,13 @@ describe.each(databaseKinds)("resource servers on %s", (kind) => {
           { name: "model:invoke", description: "a colon is part of the name" },
           { name: "sync:write", principalKinds: [PrincipalKind.AGENT] },
         ],
-        maxTokenLifetimeSeconds: 600,
+        maxTokenLifetime: seconds(600),
       });
       expect(resourceServer).toMatchObject({
         identifier,
         tenantId: admin.tenantId,
-        defaultTokenLifetimeSeconds: 300,
-        maxTokenLifetimeSeconds: 600,
+        defaultTokenLifetime: seconds(300),
+        maxTokenLifetime: seconds(600),
         requireDpop: false,
         builtIn: false,
       });
@@ -100,13 +100,18 @@ describe.each(databaseKinds)("resource servers on %s", (kind) => {
         ["the broker's URL", { identifier: t.broker.url, displayName: "A" }, "identifier"],
         [
           "a default above the maximum",
-          { identifier: unique("a"), displayName: "A", defaultTokenLifetimeSeconds: 700, maxTokenLifetimeSeconds: 600 },
-          "default_token_lifetime_seconds",
+          {
+            identifier: unique("a"),
+            displayName: "A",
+            defaultTokenLifetime: seconds(700),
+            maxTokenLifetime: seconds(600),
+          },
+          "default_token_lifetime",
         ],
         [
           "a maximum above the broker's",
-          { identifier: unique("a"), displayName: "A", maxTokenLifetimeSeconds: 100_000 },
-          "max_token_lifetime_seconds",
+          { identifier: unique("a"), displayName: "A", maxTokenLifetime: seconds(100_000) },
+          "max_token_lifetime",
         ],
       ];
       for (const [what, request, field] of cases) {
@@ -303,7 +308,8 @@ describe.each(databaseKinds)("resource servers on %s", (kind) => {
         ],
         [
           "a lifetime above its maximum",
-          () => t.client(TokenService, { key: agentKey }).mintToken({ audience: api.identifier, lifetimeSeconds: 601 }),
+          () =>
+            t.client(TokenService, { key: agentKey }).mintToken({ audience: api.identifier, lifetime: seconds(601) }),
           Code.InvalidArgument,
           "INVALID_ARGUMENT",
         ],
@@ -368,7 +374,7 @@ describe.each(databaseKinds)("resource servers on %s", (kind) => {
       const { grants: held } = await grants().listGrants({ principalId: agentId });
       const grant = held.find((g) => g.resourceServerId === api.id);
       t.clock.advance(1000);
-      await grants().deleteGrant({ grantId: grant?.grantId ?? "" });
+      await grants().deleteGrant({ grantId: grant?.id ?? "" });
       const seen = await t.client(TokenService, { key: t.adminKey }).introspectToken({ token: token.accessToken });
       expect(seen.active).toBe(false);
       // A cutoff voids whole seconds: later tests mint in the next one.
@@ -391,7 +397,7 @@ describe.each(databaseKinds)("resource servers on %s", (kind) => {
         name: "repo tool",
         allowedAudiences: [api.identifier],
       });
-      const clientId = client?.clientId ?? "";
+      const clientId = client?.id ?? "";
       const unknown = await failure(
         device().beginDeviceAuthorization({ clientId, scopes: ["nope"], audience: api.identifier }),
       );

@@ -5,6 +5,7 @@
 import { decodeProtectedHeader } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
+import { ApiKeyService } from "../../gen/proto/aegis/apikey/v1/apikey_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import { verifyAccessToken } from "../../src/sdk/index.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
@@ -33,7 +34,8 @@ describe.each(databaseKinds)("SDK verification with jwksUri on %s", (kind) => {
     const agents = t.client(AgentService, { key: person.key });
     const { agent } = await agents.registerAgent({ displayName: "Report bot" });
     agentId = agent?.id ?? "";
-    agentKey = (await agents.createApiKey({ principalId: agentId, label: "ci" })).secret;
+    agentKey = (await t.client(ApiKeyService, { key: person.key }).createApiKey({ principalId: agentId, label: "ci" }))
+      .secret;
     await registerApi(t, person.key, {
       identifier: "https://api.example.com",
       scopes: ["reports.read"],

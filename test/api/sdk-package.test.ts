@@ -235,7 +235,7 @@ describe.each(databaseKinds)("the installed package against a live broker on %s"
     const { lease } = await agent
       .client(LeaseService, await agent.token(leaseScopes))
       .createLease({ target, maxUses: 1 });
-    return { person, agent, leaseScopes, secret, leaseId: lease?.leaseId ?? "" };
+    return { person, agent, leaseScopes, secret, leaseId: lease?.id ?? "" };
   }
 
   it("verifies a broker token, redeems a lease and calls the broker from plain Node ESM", async () => {

@@ -15,7 +15,7 @@ import { AegisTokenError, verifyAccessToken } from "../../src/sdk/index.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
 import { failure, reasonOf } from "../support/errors.js";
-import { type Actor, createActor } from "../support/fixtures.js";
+import { type Actor, createActor, seconds } from "../support/fixtures.js";
 
 describe.each(databaseKinds)("walkthroughs on %s", (kind) => {
   let t: TestBroker;
@@ -45,7 +45,7 @@ describe.each(databaseKinds)("walkthroughs on %s", (kind) => {
   async function agentWithKey(name: string, scopes: string[] = []) {
     const { agent } = await t.client(AgentService, { key: admin.key }).registerAgent({ displayName: name, scopes });
     const key = await t.client(ApiKeyService, { key: admin.key }).createApiKey({ principalId: agent?.id ?? "" });
-    return { id: agent?.id ?? "", key: key.secret, keyId: key.key?.keyId ?? "" };
+    return { id: agent?.id ?? "", key: key.secret, keyId: key.key?.id ?? "" };
   }
 
   it("KeyVault: a 300 s token for payments with repo.read, introspected by payments, revoked by jti", async () => {
@@ -59,7 +59,7 @@ describe.each(databaseKinds)("walkthroughs on %s", (kind) => {
     await grants().createGrant({ principalId: caller.id, scope: "repo.read", resourceServerId: id });
     const minted = await t
       .client(TokenService, { key: caller.key })
-      .mintToken({ audience: "payments", scopes: ["repo.read"], lifetimeSeconds: 300 });
+      .mintToken({ audience: "payments", scopes: ["repo.read"], lifetime: seconds(300) });
     expect(minted).toMatchObject({ expiresIn: 300, scope: "repo.read", tokenType: "Bearer" });
 
     const rsKey = await t
@@ -124,7 +124,7 @@ describe.each(databaseKinds)("walkthroughs on %s", (kind) => {
     expect(ok.scope).toBe("inventory.read");
 
     t.clock.advance(1000);
-    await grants().deleteGrant({ grantId: grant?.grantId ?? "" });
+    await grants().deleteGrant({ grantId: grant?.id ?? "" });
     t.clock.advance(1000);
     const revoked = await failure(
       t

@@ -6,6 +6,7 @@ import { Code } from "@connectrpc/connect";
 import { type CryptoKey, exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService, KeyUse } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
+import { ApiKeyService } from "../../gen/proto/aegis/apikey/v1/apikey_pb.js";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import { requireScopes, verifyAccessToken } from "../../src/sdk/index.js";
@@ -13,7 +14,7 @@ import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
 import { createDpopKey } from "../support/dpop.js";
 import { failure, reasonOf } from "../support/errors.js";
-import { type Actor, createActor, registerApi } from "../support/fixtures.js";
+import { type Actor, createActor, registerApi, seconds } from "../support/fixtures.js";
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
 
@@ -48,7 +49,8 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
     const agents = t.client(AgentService, { key: person.key });
     const { agent } = await agents.registerAgent({ displayName: "Deploy bot" });
     agentId = agent?.id ?? "";
-    agentKey = (await agents.createApiKey({ principalId: agentId, label: "ci" })).secret;
+    agentKey = (await t.client(ApiKeyService, { key: person.key }).createApiKey({ principalId: agentId, label: "ci" }))
+      .secret;
     await registerApi(t, person.key, {
       identifier: "https://api.example.com",
       scopes: ["reports.read", "reports.write"],
@@ -107,7 +109,7 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
       .client(AgentService, { key: person.key })
       .addAgentKey({ agentId, use: KeyUse.SIGNING, jwkJson: JSON.stringify(await exportJWK(publicKey)) });
     const assertion = await new SignJWT({})
-      .setProtectedHeader({ alg: "ES256", kid: key?.keyId ?? "" })
+      .setProtectedHeader({ alg: "ES256", kid: key?.id ?? "" })
       .setIssuer(agentId)
       .setSubject(agentId)
       .setAudience(t.broker.url)
@@ -137,10 +139,10 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
       signer = own.privateKey;
       stranger = (await generateKeyPair("ES256")).privateKey;
       const jwkJson = JSON.stringify(await exportJWK(own.publicKey));
-      kid = (await agents.addAgentKey({ agentId, use: KeyUse.SIGNING, jwkJson })).key?.keyId ?? "";
+      kid = (await agents.addAgentKey({ agentId, use: KeyUse.SIGNING, jwkJson })).key?.id ?? "";
       const other = await generateKeyPair("ES256");
       const otherJwk = JSON.stringify(await exportJWK(other.publicKey));
-      revokedKid = (await agents.addAgentKey({ agentId, use: KeyUse.SIGNING, jwkJson: otherJwk })).key?.keyId ?? "";
+      revokedKid = (await agents.addAgentKey({ agentId, use: KeyUse.SIGNING, jwkJson: otherJwk })).key?.id ?? "";
       await t.db.database.prisma.agentKey.update({ where: { id: revokedKid }, data: { revokedAt: new Date() } });
     });
 
@@ -357,7 +359,8 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
   it("voids a suspended agent's tokens at once and refuses to mint for it", async () => {
     const agents = t.client(AgentService, { key: person.key });
     const { agent } = await agents.registerAgent({ displayName: "Short-lived", scopes: [] });
-    const key = (await agents.createApiKey({ principalId: agent?.id ?? "" })).secret;
+    const key = (await t.client(ApiKeyService, { key: person.key }).createApiKey({ principalId: agent?.id ?? "" }))
+      .secret;
     const own = await t.client(TokenService, { key }).mintToken({ audience: t.broker.url, scopes: [] });
     await agents.suspendAgent({ agentId: agent?.id ?? "" });
     await expect(t.client(PrincipalService, { key: own.accessToken }).whoAmI({})).rejects.toMatchObject({
@@ -387,9 +390,12 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
   });
 
   it("keeps a rotated API key working through the grace period only", async () => {
-    const agents = t.client(AgentService, { key: person.key });
-    const created = await agents.createApiKey({ principalId: agentId, label: "rotating" });
-    const rotated = await agents.rotateApiKey({ keyId: created.key?.keyId ?? "", graceSeconds: 1n });
+    const created = await t
+      .client(ApiKeyService, { key: person.key })
+      .createApiKey({ principalId: agentId, label: "rotating" });
+    const rotated = await t
+      .client(ApiKeyService, { key: person.key })
+      .rotateApiKey({ keyId: created.key?.id ?? "", gracePeriod: seconds(1) });
     const mint = (key: string) => t.client(TokenService, { key }).mintToken({ audience: t.broker.url, scopes: [] });
     await mint(created.secret);
     await mint(rotated.secret);
@@ -429,7 +435,7 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
   it("never lets a member issue itself a key for a more privileged principal", async () => {
     const member = await createActor(t, { tenantId: person.tenantId, scopes: ["apikey.create"] });
     const error = await failure(
-      t.client(AgentService, { key: member.key }).createApiKey({ principalId: person.principalId }),
+      t.client(ApiKeyService, { key: member.key }).createApiKey({ principalId: person.principalId }),
     );
     expect(error?.code).toBe(Code.PermissionDenied);
     expect(reasonOf(error)).toBe("SCOPE_ESCALATION");
@@ -444,7 +450,9 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
   it("refuses status changes on oneself, even with the grant, and impossible transitions", async () => {
     const agents = t.client(AgentService, { key: person.key });
     const { agent: selfish } = await agents.registerAgent({ displayName: "Self-suspender", scopes: ["agent.suspend"] });
-    const selfishKey = (await agents.createApiKey({ principalId: selfish?.id ?? "" })).secret;
+    const selfishKey = (
+      await t.client(ApiKeyService, { key: person.key }).createApiKey({ principalId: selfish?.id ?? "" })
+    ).secret;
     const self = await failure(
       t.client(AgentService, { key: selfishKey }).suspendAgent({ agentId: selfish?.id ?? "" }),
     );

@@ -60,7 +60,7 @@ describe("verification page", () => {
       allowedScopes: [],
       allowedAudiences: [audience],
     });
-    clientId = client?.clientId ?? "";
+    clientId = client?.id ?? "";
     session = sent((await signIn()).signedIn[0]);
   });
   afterAll(() => t?.stop());

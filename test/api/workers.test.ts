@@ -10,6 +10,7 @@ import { Code, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { AgentService } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
+import { ApiKeyService } from "../../gen/proto/aegis/apikey/v1/apikey_pb.js";
 import { AuditService } from "../../gen/proto/aegis/audit/v1/audit_pb.js";
 import { CredentialService } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
 import { LeaseService } from "../../gen/proto/aegis/lease/v1/lease_pb.js";
@@ -138,7 +139,7 @@ describe("aegis serve with AEGIS_WORKERS=2 on the embedded database", () => {
   it("refuses a revoked token on every worker within a second", async () => {
     const agents = t.client(AgentService);
     const { agent } = await agents.registerAgent({ displayName: "revoked soon", scopes: [] });
-    const { secret } = await agents.createApiKey({ principalId: agent?.id ?? "" });
+    const { secret } = await t.client(ApiKeyService).createApiKey({ principalId: agent?.id ?? "" });
     const { accessToken, jti } = await t.client(TokenService, { key: secret }).mintToken({ audience: url, scopes: [] });
     const asToken = () => t.client(PrincipalService, { key: accessToken }).whoAmI({});
     await Promise.all(Array.from({ length: 8 }, asToken));
@@ -179,7 +180,7 @@ describe("aegis serve with AEGIS_WORKERS=2 on the embedded database", () => {
     const leases = agent.client(LeaseService, await agent.token(scopes));
     const { lease } = await leases.createLease({ target, maxUses: 1 });
     const results = await Promise.all(
-      Array.from({ length: 100 }, () => failure(leases.redeemLease({ leaseId: lease?.leaseId ?? "" }))),
+      Array.from({ length: 100 }, () => failure(leases.redeemLease({ leaseId: lease?.id ?? "" }))),
     );
     expect(results.filter((r) => r === undefined)).toHaveLength(1);
     expect(results.filter((r) => r?.code === Code.FailedPrecondition)).toHaveLength(99);
@@ -193,7 +194,7 @@ describe("aegis serve with AEGIS_WORKERS=2 on the embedded database", () => {
       filter: { action: "credential.lease.redeem" },
       pageSize: 1000,
     });
-    expect(events.filter((e) => e.target === lease?.leaseId)).toHaveLength(100);
+    expect(events.filter((e) => e.target === lease?.id)).toHaveLength(100);
   });
 
   it("replaces a worker that dies and keeps serving", async () => {

@@ -13,6 +13,7 @@
 // medians and the median per-slice ratio B/A.
 // AEGIS_BENCH_PAIR=A,B does the same for two cases of this checkout on one
 // broker (MintToken against /oauth/token: AEGIS_BENCH_PAIR=oauth-token,mint).
+
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
@@ -20,10 +21,12 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { AgentService, KeyUse } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
+import { ApiKeyService } from "../../gen/proto/aegis/apikey/v1/apikey_pb.js";
 import { CredentialService } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
 import { EncryptionAlgorithm, KeyService, KeySpec, KeyUsage } from "../../gen/proto/aegis/kms/v1/kms_pb.js";
 import { LeaseService } from "../../gen/proto/aegis/lease/v1/lease_pb.js";
@@ -244,21 +247,23 @@ async function prepare(broker: RunningBroker): Promise<Case[]> {
       if ((error as { code?: Code }).code !== Code.Unimplemented) throw error;
     });
   const { agent } = await agents.registerAgent({ displayName: "bench agent", scopes: [] });
-  const apiKey = (await agents.createApiKey({ principalId: agent?.id ?? "" })).secret;
+  const apiKey = (await createClient(ApiKeyService, admin).createApiKey({ principalId: agent?.id ?? "" })).secret;
   const { agent: rs } = await agents.registerAgent({ displayName: "resource server", scopes: ["introspect.token"] });
-  const rsKey = (await agents.createApiKey({ principalId: rs?.id ?? "" })).secret;
+  const rsKey = (await createClient(ApiKeyService, admin).createApiKey({ principalId: rs?.id ?? "" })).secret;
   const asRs = createClient(
     TokenService,
     createConnectTransport({ baseUrl: url, httpVersion: "1.1", interceptors: [bearer(rsKey)] }),
   );
-  const rsToken = (await asRs.mintToken({ audience: url, scopes: ["introspect.token"], lifetimeSeconds: 900 }))
-    .accessToken;
+  const rsToken = (
+    await asRs.mintToken({ audience: url, scopes: ["introspect.token"], lifetime: durationFromMs(900_000) })
+  ).accessToken;
   const asAgent = createClient(
     TokenService,
     createConnectTransport({ baseUrl: url, httpVersion: "1.1", interceptors: [bearer(apiKey)] }),
   );
-  const target = (await asAgent.mintToken({ audience: "https://api.example.com", scopes: [], lifetimeSeconds: 900 }))
-    .accessToken;
+  const target = (
+    await asAgent.mintToken({ audience: "https://api.example.com", scopes: [], lifetime: durationFromMs(900_000) })
+  ).accessToken;
   const lease = await leaseSetup(url, admin);
   const kms = await kmsSetup(admin);
   // DPoP proofs are signed before a run's clock starts: enough for the run (per second × seconds), not more.
@@ -321,7 +326,7 @@ async function prepare(broker: RunningBroker): Promise<Case[]> {
 async function kmsSetup(admin: Transport) {
   const keys = createClient(KeyService, admin);
   const create = async (spec: KeySpec, usage = KeyUsage.UNSPECIFIED) =>
-    (await keys.createKey({ spec, usage, activate: true })).key?.keyId ?? "";
+    (await keys.createKey({ spec, usage, activate: true })).key?.id ?? "";
   try {
     await keys.listKeys({ pageSize: 1 });
   } catch (error) {
@@ -510,7 +515,7 @@ async function leaseSetup(url: string, admin: Transport) {
   const agents = createClient(AgentService, admin);
   const { agent } = await agents.registerAgent({ displayName: "bench lease agent", scopes });
   const agentId = agent?.id ?? "";
-  const apiKey = (await agents.createApiKey({ principalId: agentId })).secret;
+  const apiKey = (await createClient(ApiKeyService, admin).createApiKey({ principalId: agentId })).secret;
   const encryption = await generateKeyPair("ECDH-ES+A256KW", { crv: "X25519", extractable: true });
   const publicJwk = await exportJWK(encryption.publicKey);
   const { key } = await agents.addAgentKey({
@@ -521,7 +526,7 @@ async function leaseSetup(url: string, admin: Transport) {
   await createClient(CredentialService, admin).registerCredential({
     target,
     displayName: "bench",
-    sealedJwe: await sealCredential("bench secret", [{ kid: key?.keyId ?? "", jwk: publicJwk }]),
+    sealedJwe: await sealCredential("bench secret", [{ kid: key?.id ?? "", jwk: publicJwk }]),
   });
   const dpop = await generateKeyPair("ES256", { extractable: true });
   const dpopJwk = await exportJWK(dpop.privateKey);
@@ -542,7 +547,7 @@ async function leaseSetup(url: string, admin: Transport) {
   );
   const token = (
     await asAgent.mintToken(
-      { audience: url, scopes, lifetimeSeconds: 900 },
+      { audience: url, scopes, lifetime: durationFromMs(900_000) },
       { headers: { dpop: await proof("/aegis.token.v1.TokenService/MintToken") } },
     )
   ).accessToken;
@@ -562,8 +567,8 @@ async function leaseSetup(url: string, admin: Transport) {
   );
   const leaseIds: string[] = [];
   for (let i = 0; i < 8; i++) {
-    const { lease } = await leases.createLease({ target, maxUses: 10_000, lifetimeSeconds: 3_600 });
-    leaseIds.push(lease?.leaseId ?? "");
+    const { lease } = await leases.createLease({ target, maxUses: 10_000, lifetime: durationFromMs(3_600_000) });
+    leaseIds.push(lease?.id ?? "");
   }
   return { bearer: token, dpopJwk, target, leaseIds };
 }

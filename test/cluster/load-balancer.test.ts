@@ -21,6 +21,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { exportJWK, generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService, KeyUse } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
+import { ApiKeyService } from "../../gen/proto/aegis/apikey/v1/apikey_pb.js";
 import { CredentialService } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
 import { LeaseService } from "../../gen/proto/aegis/lease/v1/lease_pb.js";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
@@ -187,7 +188,10 @@ afterAll(async () => {
 async function startAgent() {
   const agents = viaBalancer(AgentService, { key: adminKey });
   const agentId = (await agents.registerAgent({ displayName: "deploy bot", scopes: leaseScopes })).agent?.id ?? "";
-  const { secret: apiKey } = await agents.createApiKey({ principalId: agentId, label: "bot" });
+  const { secret: apiKey } = await viaBalancer(ApiKeyService, { key: adminKey }).createApiKey({
+    principalId: agentId,
+    label: "bot",
+  });
   const pair = await generateKeyPair("ECDH-ES+A256KW", { crv: "X25519", extractable: true });
   const jwk = await exportJWK(pair.publicKey);
   const { key } = await agents.addAgentKey({ agentId, use: KeyUse.ENCRYPTION, jwkJson: JSON.stringify(jwk) });
@@ -200,7 +204,7 @@ async function startAgent() {
     );
     return minted.accessToken;
   };
-  return { agentId, apiKey, dpop, encryption: { kid: key?.keyId ?? "", jwk }, mint };
+  return { agentId, apiKey, dpop, encryption: { kid: key?.id ?? "", jwk }, mint };
 }
 
 describe("three brokers behind HAProxy on one PostgreSQL", () => {
@@ -267,7 +271,7 @@ describe("three brokers behind HAProxy on one PostgreSQL", () => {
       Array.from({ length: 30 }, () =>
         answered((options) =>
           viaBalancer(LeaseService, { dpop: { token, key: bot.dpop } }).redeemLease(
-            { leaseId: lease?.leaseId ?? "" },
+            { leaseId: lease?.id ?? "" },
             options,
           ),
         ),

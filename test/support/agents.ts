@@ -6,6 +6,7 @@ import { type Client, createClient, type Interceptor } from "@connectrpc/connect
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
 import { AgentService, KeyUse } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
+import { ApiKeyService } from "../../gen/proto/aegis/apikey/v1/apikey_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import type { TestBroker } from "./broker.js";
 import { createDpopKey, type DpopKey } from "./dpop.js";
@@ -30,7 +31,7 @@ export async function registerEncryptionKey(
     use: KeyUse.ENCRYPTION,
     jwkJson: JSON.stringify(publicJwk),
   });
-  const kid = added.key?.keyId ?? "";
+  const kid = added.key?.id ?? "";
   return { kid, publicJwk: { ...publicJwk, kid }, privateJwk: await exportJWK(pair.privateKey) };
 }
 
@@ -77,7 +78,9 @@ export async function startAgent(t: TestBroker, ownerKey: string, scopes: string
   const agents = t.client(AgentService, { key: ownerKey });
   const agent = await agents.registerAgent({ displayName: "deploy bot", scopes });
   const agentId = agent.agent?.id ?? "";
-  const { secret: apiKey } = await agents.createApiKey({ principalId: agentId, label: "bot" });
+  const { secret: apiKey } = await t
+    .client(ApiKeyService, { key: ownerKey })
+    .createApiKey({ principalId: agentId, label: "bot" });
   const dpop = await createDpopKey();
   return {
     agentId,

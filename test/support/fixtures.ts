@@ -1,5 +1,6 @@
 // Fixtures that build the actors a test needs in one call, through the same
 // domain code the broker uses (a tenant, a principal with grants and a key).
+import { type Duration, durationFromMs } from "@bufbuild/protobuf/wkt";
 import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
 import { ResourceServerService } from "../../gen/proto/aegis/resourceserver/v1/resource_server_pb.js";
 import { apiKeyHashPurpose, issueApiKey } from "../../src/auth/api-keys.js";
@@ -7,6 +8,11 @@ import type { PrincipalKind } from "../../src/core/caller.js";
 import { RootKey } from "../../src/crypto/root-key.js";
 import { newId } from "../../src/protocol/ids.js";
 import type { TestBroker } from "./broker.js";
+
+/** `n` seconds as the API's google.protobuf.Duration. */
+export function seconds(n: number): Duration {
+  return durationFromMs(n * 1000);
+}
 
 export interface Actor {
   readonly tenantId: string;
@@ -70,8 +76,10 @@ export async function registerApi(
     displayName: options.identifier,
     scopes: options.scopes.map((name) => ({ name, description: `${name} (test)` })),
     requireDpop: options.requireDpop ?? false,
-    maxTokenLifetimeSeconds: options.maxTokenLifetimeSeconds ?? 0,
-    defaultTokenLifetimeSeconds: options.defaultTokenLifetimeSeconds ?? 0,
+    ...(options.maxTokenLifetimeSeconds ? { maxTokenLifetime: seconds(options.maxTokenLifetimeSeconds) } : {}),
+    ...(options.defaultTokenLifetimeSeconds
+      ? { defaultTokenLifetime: seconds(options.defaultTokenLifetimeSeconds) }
+      : {}),
   });
   const id = resourceServer?.id ?? "";
   const grants = t.client(GrantService, { key });

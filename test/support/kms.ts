@@ -61,7 +61,7 @@ export async function activeKey(
     requireDpop: options.requireDpop ?? false,
     labels: options.labels ?? {},
   });
-  return key?.keyId ?? "";
+  return key?.id ?? "";
 }
 
 /** The audit events about key `keyId`, oldest first. */

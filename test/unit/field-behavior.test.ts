@@ -174,7 +174,7 @@ describe("field behaviour (AIP-203)", () => {
     for (const f of times) expect(behaviour(f), fieldName(f)).toContain(FieldBehavior.OUTPUT_ONLY);
 
     expect(resourceIds.map(fieldName)).toEqual(
-      expect.arrayContaining(["aegis.tenant.v1.Tenant.id", "aegis.lease.v1.Lease.lease_id"]),
+      expect.arrayContaining(["aegis.tenant.v1.Tenant.id", "aegis.lease.v1.Lease.id"]),
     );
     for (const f of resourceIds) expect(behaviour(f), fieldName(f)).toContain(FieldBehavior.OUTPUT_ONLY);
   });
@@ -217,7 +217,6 @@ describe("field behaviour (AIP-203)", () => {
         "aegis.agent.v1.Agent.scopes",
         "aegis.agent.v1.AgentKey.thumbprint",
         "aegis.agent.v1.AgentKey.status",
-        "aegis.agent.v1.ApiKey.prefix",
         "aegis.apikey.v1.ApiKey.prefix",
         "aegis.lease.v1.Lease.credential_id",
         "aegis.lease.v1.Lease.created_by",
@@ -258,7 +257,6 @@ describe("field behaviour (AIP-203)", () => {
         "aegis.agent.v1.AgentKey.alg",
         "aegis.agent.v1.AgentKey.jwk_json",
         "aegis.agent.v1.AgentKey.use",
-        "aegis.agent.v1.ApiKey.principal_id",
         "aegis.apikey.v1.ApiKey.principal_id",
         "aegis.credential.v1.Credential.target",
         "aegis.grant.v1.Grant.principal_id",
