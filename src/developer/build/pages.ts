@@ -44,6 +44,12 @@ export interface Layout {
   readonly catalogue: Catalogue;
 }
 
+/** A service's name, with its package when another service has the same name (gRPC reflection v1 and v1alpha). */
+function serviceLabel(catalogue: Catalogue, service: Catalogue["services"][number]): string {
+  const shared = catalogue.services.some((other) => other !== service && other.name === service.name);
+  return shared ? `${service.name} (${service.typeName.slice(0, -service.name.length - 1)})` : service.name;
+}
+
 function sideNav(catalogue: Catalogue, current: string): string {
   const groups = catalogue.services.map((s) => {
     const items = s.methods
@@ -53,7 +59,7 @@ function sideNav(catalogue: Catalogue, current: string): string {
         return `<li><a href="${escapeHtml(href)}"${here}>${escapeHtml(m.name)}</a></li>`;
       })
       .join("");
-    return `<li><details${s.methods.some((m) => operationPath(m) === current) ? " open" : ""}><summary>${escapeHtml(s.name)}</summary><ul>${items}</ul></details></li>`;
+    return `<li><details${s.methods.some((m) => operationPath(m) === current) ? " open" : ""}><summary>${escapeHtml(serviceLabel(catalogue, s))}</summary><ul>${items}</ul></details></li>`;
   });
   return `<nav class="side" aria-label="Operations"><h2 class="side-title">Operations</h2><ul>${groups.join("")}</ul></nav>`;
 }
@@ -317,7 +323,7 @@ export function homeBody(catalogue: Catalogue, guide: string): string {
   const list = catalogue.services
     .map(
       (s) =>
-        `<li><h3>${escapeHtml(s.name)}</h3>${prose(s.description.split("\n\n")[0] ?? "")}<ul class="ops">${s.methods.map((m) => `<li><a href="${escapeHtml(operationPath(m))}">${escapeHtml(m.name)}</a></li>`).join("")}</ul></li>`,
+        `<li><h3>${escapeHtml(serviceLabel(catalogue, s))}</h3>${prose(s.description.split("\n\n")[0] ?? "")}<ul class="ops">${s.methods.map((m) => `<li><a href="${escapeHtml(operationPath(m))}">${escapeHtml(m.name)}</a></li>`).join("")}</ul></li>`,
     )
     .join("");
   return `<section class="hero" aria-labelledby="title">
