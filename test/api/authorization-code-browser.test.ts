@@ -6,11 +6,12 @@
 // and openid-client checks the callback's state and iss and redeems the code.
 
 import * as client from "openid-client";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
+import { launchChromium } from "../support/chromium.js";
 import { type Actor, createActor } from "../support/fixtures.js";
 
 const password = "correct horse battery staple";
@@ -33,10 +34,7 @@ describe("authorization code sign-in in a real browser", () => {
       execute: [client.allowInsecureRequests],
       algorithm: "oauth2",
     });
-    browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();

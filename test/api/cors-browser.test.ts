@@ -9,9 +9,10 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { Code } from "@connectrpc/connect";
 import { build } from "esbuild";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
+import { launchChromium } from "../support/chromium.js";
 import type { PageApi, PageProtocol } from "../support/cors-page/page.js";
 import { type Actor, createActor } from "../support/fixtures.js";
 
@@ -76,10 +77,7 @@ describe("a page on another origin, in a real browser", () => {
     other = await servePage(bundle);
     t = await startTestBroker("pglite", { AEGIS_CORS_ALLOWED_ORIGINS: listed.origin });
     admin = await createActor(t, { scopes: ["agent.register"], name: "Page user" });
-    browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();

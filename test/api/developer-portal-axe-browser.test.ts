@@ -6,10 +6,11 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import AxeBuilder from "@axe-core/playwright";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Catalogue } from "../../src/developer/catalogue.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
+import { launchChromium } from "../support/chromium.js";
 
 const shots = path.join(tmpdir(), "aegis-portal-screenshots");
 
@@ -21,10 +22,7 @@ describe("developer portal accessibility", () => {
   beforeAll(async () => {
     mkdirSync(shots, { recursive: true });
     t = await startTestBroker("pglite");
-    browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    });
+    browser = await launchChromium();
     catalogue = (await (await fetch(`${t.broker.url}/developer/catalogue.json`)).json()) as Catalogue;
   }, 120_000);
   afterAll(async () => {

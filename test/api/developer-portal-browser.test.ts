@@ -7,7 +7,7 @@
 import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CredentialService } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
 import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
@@ -16,6 +16,7 @@ import type { Catalogue } from "../../src/developer/catalogue.js";
 import { sealCredential } from "../../src/sdk/index.js";
 import { registerEncryptionKey, startAgent } from "../support/agents.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
+import { launchChromium } from "../support/chromium.js";
 import { databaseKinds } from "../support/databases.js";
 import { type Actor, createActor } from "../support/fixtures.js";
 
@@ -40,10 +41,7 @@ describe.each(databaseKinds)("developer portal in a browser on %s", (kind) => {
     mkdirSync(shots, { recursive: true });
     t = await startTestBroker(kind);
     person = await createActor(t, { name: "Alice Example", scopes: ownerScopes });
-    browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    });
+    browser = await launchChromium();
     catalogue = (await (await fetch(`${t.broker.url}/developer/catalogue.json`)).json()) as Catalogue;
   }, 120_000);
   afterAll(async () => {

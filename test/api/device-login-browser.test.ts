@@ -6,10 +6,11 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
+import { launchChromium } from "../support/chromium.js";
 import { type Actor, createActor } from "../support/fixtures.js";
 
 const tsx = path.resolve("node_modules/.bin/tsx");
@@ -58,10 +59,7 @@ describe("aegis login with a real browser", () => {
     await device.setLocalPassword({ principalId: person.principalId, username: "alice", password });
     clientId =
       (await device.createOAuthClient({ name: "Aegis CLI", allowedScopes: ["reports.read"] })).client?.id ?? "";
-    browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();

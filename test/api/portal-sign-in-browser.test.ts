@@ -6,13 +6,14 @@
 // the code with a DPoP proof of its own key; then WhoAmI is tried with the
 // DPoP-bound token held in the page's memory only. Needs the authorization
 // endpoint (GET /oauth/authorize, the authorization_code grant).
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CredentialService } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
 import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
 import { sealCredential } from "../../src/sdk/index.js";
 import { registerEncryptionKey } from "../support/agents.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
+import { launchChromium } from "../support/chromium.js";
 import { databaseKinds } from "../support/databases.js";
 import { type Actor, createActor } from "../support/fixtures.js";
 
@@ -51,10 +52,7 @@ describe.each(databaseKinds)("signing in from the developer portal on %s", (kind
       username: "alice",
       password,
     });
-    browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    });
+    browser = await launchChromium();
   }, 120_000);
   afterAll(async () => {
     await browser?.close();
