@@ -51,13 +51,21 @@ import type { TracingConfig } from "./tracing-config.js";
 /** Request headers as either API has them: web `Headers` (Connect) or Node's header object (HTTP routes). */
 export type IncomingHeaders = Headers | Readonly<Record<string, string | string[] | undefined>>;
 
+/**
+ * Whether `carrier` is a Fetch `Headers` (Node's, or the transport's own
+ * RecordHeaders), not a Node header object, whose values are never functions.
+ */
+function isFetchHeaders(carrier: IncomingHeaders): carrier is Headers {
+  return typeof carrier.get === "function";
+}
+
 const headerGetter: TextMapGetter<IncomingHeaders> = {
   get(carrier, key) {
-    if (carrier instanceof Headers) return carrier.get(key) ?? undefined;
+    if (isFetchHeaders(carrier)) return carrier.get(key) ?? undefined;
     return carrier[key];
   },
   keys(carrier) {
-    if (!(carrier instanceof Headers)) return Object.keys(carrier);
+    if (!isFetchHeaders(carrier)) return Object.keys(carrier);
     const keys: string[] = [];
     carrier.forEach((_, key) => {
       keys.push(key);

@@ -19,6 +19,7 @@ import type { HttpRoute, SharedPolicyRoute } from "../core/module.js";
 import { idsOf, type Tracing } from "../core/tracing.js";
 import { callOrigins, type OriginOf } from "./call-origin.js";
 import { type PolicyDeps, servedUnderSharedPolicy } from "./pipeline.js";
+import { RecordHeaders } from "./record-headers.js";
 import { endHttpSpan, startHttpSpan } from "./tracing.js";
 
 export interface HttpRouterDeps extends PolicyDeps {
@@ -110,10 +111,7 @@ export function httpRouter(routes: readonly HttpRoute[], deps: HttpRouterDeps) {
     origin: CallOrigin,
     standsFor: (method: DescMethod) => void,
   ): Promise<void> {
-    const headers = new Headers();
-    for (const [name, value] of Object.entries(req.headers)) {
-      if (typeof value === "string" && !name.startsWith(":")) headers.set(name, value);
-    }
+    const headers = new RecordHeaders(req.headers);
     const site = { ...origin, headers, method: req.method ?? "", url: `${deps.publicUrl}${route.path}` };
     try {
       const request = await route.read(req);

@@ -27,7 +27,12 @@
 //   never needs: the protocol negotiation, a handler context whose signals
 //   are three linked abort controllers, four copies of the headers, and the
 //   async-iterable plumbing between request, handler and response. Its
-//   signal is made only if something reads it (`invokeUnary`). Anything
+//   signal is made only if something reads it (`invokeUnary`); its
+//   interceptors are applied once per method at start-up (`unaryChain`),
+//   not on every call; its headers, request and response, are
+//   RecordHeaders (./record-headers.ts), not Node's WebIDL-checked ones.
+//   MintToken went from 1.228 to 1.163 times the CPU of the same mint on
+//   /oauth/token (AEGIS_BENCH_PAIR, same run). Anything
 //   else (GET requests, gRPC, gRPC-Web, streams, an RPC registered with
 //   options of its own) takes the universal handler: the no-op RPC went
 //   from 277 to 152 µs of CPU on the bench host (compare mode, same run).
@@ -35,7 +40,6 @@
 // HTTP/2 requests and streaming responses take connect-node's own path.
 // Connect's own handler also aborted every call's signal on success; that is
 // patched in connect-es itself (patches/, README "Patched dependencies").
-import type { IncomingHttpHeaders } from "node:http";
 import { create, type DescMessage, type Message } from "@bufbuild/protobuf";
 import {
   Code,
@@ -76,7 +80,6 @@ import {
   headerUnaryEncoding,
   parseContentType,
   parseTimeout,
-  trailerMux,
 } from "@connectrpc/connect/protocol-connect";
 import {
   compressionBrotli,
@@ -87,6 +90,7 @@ import {
 import type { Logger } from "pino";
 import type { NodeHandler, NodeServerRequest, NodeServerResponse } from "../core/http.js";
 import { ifNoneMatchNames, isCacheable, strongEtag } from "./http-caching.js";
+import { RecordHeaders } from "./record-headers.js";
 
 export interface RpcHandlerOptions extends ConnectRouterOptions {
   readonly routes: (router: ConnectRouter) => void;
@@ -170,9 +174,10 @@ class CallSignals {
   }
 }
 
-/** A unary method's implementation and its (de)serialisers, for `connectUnary`. */
+/** A unary method's implementation, its interceptors applied, and its (de)serialisers, for `connectUnary`. */
 interface UnarySpec {
   readonly spec: MethodImplSpec & { kind: "unary" };
+  readonly chain: UnaryCall;
   readonly serialization: MethodSerializationLookup<DescMessage, DescMessage>;
 }
 
@@ -203,7 +208,11 @@ function recordingUnaryMethods(
           connect.jsonOptions,
           connect,
         );
-        unary.set(createMethodUrl("/", spec.method), { spec, serialization });
+        unary.set(createMethodUrl("/", spec.method), {
+          spec,
+          chain: unaryChain(spec, connect.interceptors),
+          serialization,
+        });
       }
       return recording;
     },
@@ -235,18 +244,22 @@ const plainTarget = /^(?:\/[A-Za-z0-9_-][A-Za-z0-9._-]*)+(?:\?[A-Za-z0-9._~%&=+-
 
 type LeanContext = HandlerContext & { readonly values: ContextValues };
 
+/** Where the innermost step of a precomposed chain finds its call's context. */
+const leanContextOf = Symbol("aegis.leanContext");
+
+type UnaryCall = (req: UnaryRequest) => Promise<UnaryResponse>;
+
 /**
  * connect-es's invokeUnaryImplementation (protocol/invoke-implementation.ts),
- * except that the request's and the handler's `signal` are read from the
- * call's context when asked for, not copied from it up front.
+ * with its interceptors applied once per method, at start-up, instead of on
+ * every call (connect composes the chain per call: a closure per interceptor,
+ * each call). The innermost step finds the call's context on the request
+ * (`leanContextOf`; a request an interceptor copies with a spread keeps it),
+ * and the handler's `signal` is read from it when asked for, not copied.
  */
-async function invokeUnary(
-  spec: UnarySpec["spec"],
-  context: LeanContext,
-  input: Message,
-  interceptors: Interceptor[],
-): Promise<Message> {
-  const anyFn = async (req: UnaryRequest): Promise<UnaryResponse> => {
+function unaryChain(spec: UnarySpec["spec"], interceptors: readonly Interceptor[]): UnaryCall {
+  const handler: UnaryCall = async (req) => {
+    const context = (req as UnaryRequest & { [leanContextOf]: LeanContext })[leanContextOf];
     const handlerContext: HandlerContext = {
       method: context.method,
       service: req.service,
@@ -272,15 +285,19 @@ async function invokeUnary(
       trailer: context.responseTrailer,
     } as UnaryResponse;
   };
-  let next: (req: UnaryRequest) => Promise<UnaryResponse> = anyFn;
+  let next = handler;
   for (let i = interceptors.length - 1; i >= 0; i--) {
-    next = (interceptors[i] as Interceptor)(next as never) as typeof next;
+    next = (interceptors[i] as Interceptor)(next as never) as UnaryCall;
   }
-  const response = await next({
+  return next;
+}
+
+async function invokeUnary(chain: UnaryCall, context: LeanContext, input: Message): Promise<Message> {
+  const response = await chain({
     stream: false,
     message: input,
-    method: spec.method,
-    service: spec.method.parent,
+    method: context.method,
+    service: context.service,
     requestMethod: context.requestMethod,
     url: context.url,
     header: context.requestHeader,
@@ -288,6 +305,7 @@ async function invokeUnary(
     get signal() {
       return context.signal;
     },
+    [leanContextOf]: context,
   } as UnaryRequest);
   copyHeaders(response.header, context.responseHeader);
   copyHeaders(response.trailer, context.responseTrailer);
@@ -313,17 +331,15 @@ function copyHeaders(from: Headers, to: Headers): void {
  */
 async function connectUnary(
   opt: HandlerOptions,
-  { spec, serialization }: UnarySpec,
+  { spec, chain, serialization }: UnarySpec,
   binary: boolean,
   req: NodeServerRequest,
   res: NodeServerResponse,
   values: ContextValues,
   signals: CallSignals,
 ): Promise<void> {
-  const header = webHeaders(req.headers);
+  const header = new RecordHeaders(req.headers);
   const timeout = parseTimeout(header.get(headerTimeout), opt.maxTimeoutMs);
-  // The call's signal: aborted with its error when it fails, at shutdown,
-  // and at the client's deadline if it sent one.
   // The call's signal: aborted with its error when it fails, at shutdown,
   // and at the client's deadline if it sent one. Made when first read (no
   // Aegis unary handler reads it): an AbortController is a tenth of a
@@ -344,8 +360,10 @@ async function connectUnary(
   // A deadline must fire even when nothing reads the signal.
   if (timeout.timeoutMs !== undefined) signal();
   const due = timeout.timeoutMs === undefined ? undefined : Date.now() + timeout.timeoutMs;
-  const responseHeader = new Headers({ [headerContentType]: binary ? contentTypeUnaryProto : contentTypeUnaryJson });
-  const responseTrailer = new Headers();
+  const responseHeader = new RecordHeaders([
+    [headerContentType, binary ? contentTypeUnaryProto : contentTypeUnaryJson],
+  ]);
+  const responseTrailer = new RecordHeaders();
   const context: LeanContext = {
     method: spec.method,
     service: spec.method.parent,
@@ -379,7 +397,7 @@ async function connectUnary(
     );
     if (compression.request) bytes = await compression.request.decompress(bytes, opt.readMaxBytes);
     const input = serialization.getI(binary).parse(bytes);
-    const output = await invokeUnary(spec, context, input, opt.interceptors);
+    const output = await invokeUnary(chain, context, input);
     body = serialization.getO(binary).serialize(output);
   } catch (thrown) {
     linked?.abort(thrown);
@@ -405,10 +423,10 @@ async function connectUnary(
     body = await compression.response.compress(body);
     responseHeader.set(headerUnaryEncoding, compression.response.name);
   }
-  const headers: Record<string, string> = {};
-  trailerMux(responseHeader, responseTrailer).forEach((value, name) => {
-    headers[name] = value;
-  });
+  // Connect's trailerMux, into the object writeHead takes: trailers as `trailer-` headers.
+  const headers: Record<string, string | string[]> = {};
+  for (const [name, value] of responseHeader) addHeader(headers, name, value);
+  for (const [name, value] of responseTrailer) addHeader(headers, `trailer-${name}`, value);
   headers[headerUnaryContentLength] = String(body.byteLength);
   res.writeHead(status, headers);
   res.end(body);
@@ -425,7 +443,7 @@ function http1Request(
     httpVersion: req.httpVersion,
     method: req.method ?? "",
     url: new URL(req.url ?? "", `${encrypted ? "https" : "http"}://${req.headers.host ?? "localhost"}`).toString(),
-    header: webHeaders(req.headers),
+    header: new RecordHeaders(req.headers),
     body: req as AsyncIterable<Uint8Array>,
     signal: signal ?? clientSignal(req, res),
     contextValues: values,
@@ -449,15 +467,11 @@ function clientSignal(req: NodeServerRequest, res: NodeServerResponse): AbortSig
   return abort.signal;
 }
 
-/** The same conversion as connect-node's: every value of every field, in order. */
-function webHeaders(headers: IncomingHttpHeaders): Headers {
-  const result = new Headers();
-  for (const name in headers) {
-    const value = headers[name];
-    if (typeof value === "string") result.append(name, value);
-    else if (value !== undefined) for (const item of value) result.append(name, item);
-  }
-  return result;
+/** Adds a header to an object for `writeHead`: repeated names (set-cookie) as a list. */
+function addHeader(headers: Record<string, string | string[]>, name: string, value: string): void {
+  const existing = headers[name];
+  if (existing === undefined) headers[name] = value;
+  else headers[name] = [...(Array.isArray(existing) ? existing : [existing]), value];
 }
 
 async function writeResponse(
