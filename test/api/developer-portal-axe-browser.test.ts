@@ -2,32 +2,27 @@
 // the developer portal serves, and the keyboard's way in. The pages are
 // static assets built at install, the same whatever the database, so this
 // runs once, on PGlite. Screenshots go to $TMPDIR/aegis-portal-screenshots.
-import { mkdirSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import AxeBuilder from "@axe-core/playwright";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Catalogue } from "../../src/developer/catalogue.js";
-import { startTestBroker, type TestBroker } from "../support/broker.js";
-import { launchChromium } from "../support/chromium.js";
-
-const shots = path.join(tmpdir(), "aegis-portal-screenshots");
+import type { TestBroker } from "../support/broker.js";
+import { openPortal, type Portal, screenshots } from "../support/portal.js";
 
 describe("developer portal accessibility", () => {
+  let portal: Portal;
   let t: TestBroker;
   let browser: Browser;
   let catalogue: Catalogue;
 
   beforeAll(async () => {
-    mkdirSync(shots, { recursive: true });
-    t = await startTestBroker("pglite");
-    browser = await launchChromium();
-    catalogue = (await (await fetch(`${t.broker.url}/developer/catalogue.json`)).json()) as Catalogue;
+    portal = await openPortal("pglite");
+    ({ t, browser, catalogue } = portal);
   }, 120_000);
   afterAll(async () => {
-    await browser?.close();
-    await t?.stop();
+    await portal?.close();
   });
 
   const opPath = (service: string, method: string) => `/developer/api/${service}/${method}`;
@@ -81,9 +76,9 @@ describe("developer portal accessibility", () => {
     await page.goto(`${t.broker.url}/developer/patterns`);
     await page.keyboard.press("Tab");
     expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Skip to content");
-    await page.screenshot({ path: path.join(shots, "home-focus.png") });
+    await page.screenshot({ path: path.join(screenshots, "home-focus.png") });
     await page.goto(`${t.broker.url}/developer/security`);
-    await page.screenshot({ path: path.join(shots, "security.png") });
+    await page.screenshot({ path: path.join(screenshots, "security.png") });
     console.log(
       `axe: ${pages.length} pages and the palette checked in ${Math.round((performance.now() - started) / 1000)} s`,
     );

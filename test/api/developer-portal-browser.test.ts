@@ -4,8 +4,6 @@
 // page's own non-extractable key (CreateLease) and a decoded refusal, on
 // each database; axe on every page is developer-portal-axe-browser.test.ts.
 // Screenshots go to $TMPDIR/aegis-portal-screenshots.
-import { mkdirSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,12 +13,11 @@ import { LeaseService } from "../../gen/proto/aegis/lease/v1/lease_pb.js";
 import type { Catalogue } from "../../src/developer/catalogue.js";
 import { sealCredential } from "../../src/sdk/index.js";
 import { registerEncryptionKey, startAgent } from "../support/agents.js";
-import { startTestBroker, type TestBroker } from "../support/broker.js";
-import { launchChromium } from "../support/chromium.js";
+import type { TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
 import { type Actor, createActor } from "../support/fixtures.js";
+import { openPortal, type Portal, screenshots } from "../support/portal.js";
 
-const shots = path.join(tmpdir(), "aegis-portal-screenshots");
 const ownerScopes = [
   "agent.register",
   "agent.key.add",
@@ -32,21 +29,19 @@ const ownerScopes = [
 ];
 
 describe.each(databaseKinds)("developer portal in a browser on %s", (kind) => {
+  let portal: Portal;
   let t: TestBroker;
   let person: Actor;
   let browser: Browser;
   let catalogue: Catalogue;
 
   beforeAll(async () => {
-    mkdirSync(shots, { recursive: true });
-    t = await startTestBroker(kind);
+    portal = await openPortal(kind);
+    ({ t, browser, catalogue } = portal);
     person = await createActor(t, { name: "Alice Example", scopes: ownerScopes });
-    browser = await launchChromium();
-    catalogue = (await (await fetch(`${t.broker.url}/developer/catalogue.json`)).json()) as Catalogue;
   }, 120_000);
   afterAll(async () => {
-    await browser?.close();
-    await t?.stop();
+    await portal?.close();
   });
 
   /** A fresh page (fresh memory: no key, no token) that fails the test on any CSP violation or script error. */
@@ -86,7 +81,7 @@ describe.each(databaseKinds)("developer portal in a browser on %s", (kind) => {
         expect(await first.innerText()).toContain("RedeemLease");
         expect(await first.getAttribute("aria-selected")).toBe("true");
         expect(await page.getByRole("group", { name: "Operations" }).count()).toBe(1);
-        await page.screenshot({ path: path.join(shots, "palette.png") });
+        await page.screenshot({ path: path.join(screenshots, "palette.png") });
         // Moving down and back up by keyboard keeps one selected option.
         await page.keyboard.press("ArrowDown");
         await page.keyboard.press("ArrowUp");
@@ -139,7 +134,7 @@ describe.each(databaseKinds)("developer portal in a browser on %s", (kind) => {
     await page.getByRole("button", { name: "Send" }).click();
     await page.locator("#result-status.status-ok").waitFor();
     expect(await page.locator("#result-headers").innerText()).toContain("grpc-status: 0");
-    await page.screenshot({ path: path.join(shots, "getjwks.png"), fullPage: false });
+    await page.screenshot({ path: path.join(screenshots, "getjwks.png"), fullPage: false });
     expect(problemsOf(page)).toEqual([]);
   });
 
@@ -166,7 +161,7 @@ describe.each(databaseKinds)("developer portal in a browser on %s", (kind) => {
     expect(await page.locator('dd[data-term="code"]').innerText()).toBe("permission_denied");
     expect(await page.locator('dd[data-term="reason"]').innerText()).toBe("MISSING_GRANT");
     expect(await page.locator('dd[data-term="metadata action"]').innerText()).toBe("agent.list");
-    await page.screenshot({ path: path.join(shots, "permission-denied.png") });
+    await page.screenshot({ path: path.join(screenshots, "permission-denied.png") });
 
     const bad = await open(opPath("aegis.agent.v1.AgentService", "RegisterAgent"));
     await bad.getByLabel("API key or user API token").fill(person.key);
@@ -216,7 +211,7 @@ describe.each(databaseKinds)("developer portal in a browser on %s", (kind) => {
     // The broker really holds it, bound to the page's key.
     const lease = await t.db.database.prisma.lease.findUnique({ where: { id: body.lease.id } });
     expect(lease?.holderJkt ?? "").toBe(jkt);
-    await page.screenshot({ path: path.join(shots, "create-lease.png"), fullPage: true });
+    await page.screenshot({ path: path.join(screenshots, "create-lease.png"), fullPage: true });
 
     // Without the proof the same call is refused, and the reason is shown.
     await page.getByLabel("Attach a DPoP proof").uncheck();
