@@ -10,7 +10,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CredentialService } from "../../gen/proto/aegis/credential/v1/credential_pb.js";
 import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
 import { LeaseService } from "../../gen/proto/aegis/lease/v1/lease_pb.js";
-import type { Catalogue } from "../../src/developer/catalogue.js";
 import { sealCredential } from "../../src/sdk/index.js";
 import { registerEncryptionKey, startAgent } from "../support/agents.js";
 import type { TestBroker } from "../support/broker.js";
@@ -33,11 +32,10 @@ describe.each(databaseKinds)("developer portal in a browser on %s", (kind) => {
   let t: TestBroker;
   let person: Actor;
   let browser: Browser;
-  let catalogue: Catalogue;
 
   beforeAll(async () => {
     portal = await openPortal(kind);
-    ({ t, browser, catalogue } = portal);
+    ({ t, browser } = portal);
     person = await createActor(t, { name: "Alice Example", scopes: ownerScopes });
   }, 120_000);
   afterAll(async () => {
@@ -60,7 +58,7 @@ describe.each(databaseKinds)("developer portal in a browser on %s", (kind) => {
   const problemsOf = (page: Page) => (page as Page & { problems?: string[] }).problems ?? [];
   const opPath = (service: string, method: string) => `/developer/api/${service}/${method}`;
 
-  it("⌘K finds 'redeem' → RedeemLease, Enter opens it, Esc closes; each keystroke searches in under 50 ms", async () => {
+  it("⌘K finds 'redeem' → RedeemLease, Enter opens it, Esc closes; each keystroke reports its search time", async () => {
     const page = await open("/developer");
     await page.getByRole("heading", { name: "Build on Aegis" }).waitFor();
     await page.keyboard.press("Control+K");
@@ -108,16 +106,10 @@ describe.each(databaseKinds)("developer portal in a browser on %s", (kind) => {
     await dialog.waitFor({ state: "hidden" });
     // Focus goes back to the search button (the palette restores it as it closes).
     await page.waitForFunction(() => document.activeElement?.id === "search-open", undefined, { timeout: 5_000 });
-    const sorted = [...timings].sort((a, b) => a - b);
-    const median = sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-    console.log(
-      `palette: ${timings.length} keystrokes over ${catalogue.services.flatMap((s) => s.methods).length} operations + guides; worst ${sorted.at(-1)?.toFixed(2)} ms, median ${median.toFixed(2)} ms`,
-    );
-    expect(timings.every((ms) => Number.isFinite(ms))).toBe(true);
-    // The typical keystroke, measured in the page: on CI's two loaded cores
-    // one keystroke in forty can wait out a garbage collection (70 ms seen),
-    // which says nothing about the search.
-    expect(median).toBeLessThan(50);
+    // Each keystroke's search reports its time; how fast it is, `npm run
+    // bench` measures (test/bench/portal-search.ts): a speed is never a test.
+    expect(timings.length).toBeGreaterThan(20);
+    expect(timings.every((ms) => Number.isFinite(ms) && ms >= 0)).toBe(true);
     expect(problemsOf(page)).toEqual([]);
   }, 120_000);
 

@@ -34,6 +34,7 @@ import { ResourceServerService } from "../../gen/proto/aegis/resourceserver/v1/r
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import { sealCredential, verifyAccessToken } from "../../src/sdk/index.js";
 import { createPostgresDatabase, dropPostgresDatabase } from "../support/databases.js";
+import { portalSearch } from "./portal-search.js";
 
 const seconds = Number(process.env.AEGIS_BENCH_SECONDS ?? 10);
 const inFlight = 32;
@@ -607,6 +608,16 @@ const bench = (label: string, env: Record<string, string>) =>
       : benchDatabase(label, env);
 for (const workers of workerCounts) {
   await bench(`PGlite (embedded), ${processes(workers)}`, { AEGIS_WORKERS: workers });
+}
+// The portal's search runs in the browser: once, whatever the database, and
+// only in a plain run (not when comparing, nor when cases are picked).
+if (!compareWith && !pair && !only) {
+  const broker = await startBroker({});
+  try {
+    await portalSearch(broker.url);
+  } finally {
+    await stop(broker);
+  }
 }
 if (process.env.AEGIS_TEST_DATABASE_URL) {
   for (const workers of workerCounts) {

@@ -3,7 +3,7 @@
 // opens, Esc closes and gives focus back). The MiniSearch index is built at
 // install and loaded once; fuzzy prefix search, results grouped by kind.
 // Each search's time (query and render) is kept on the listbox as
-// `data-ms`, so the browser test can hold it under its budget.
+// `data-ms`, which `npm run bench` reads (test/bench/portal-search.ts).
 import MiniSearch, { type SearchResult } from "minisearch";
 import { queryOptions, type SearchDoc, searchOptions } from "./search-options.js";
 
