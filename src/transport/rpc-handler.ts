@@ -485,12 +485,12 @@ async function writeResponse(
   const chunks: Uint8Array[] = [];
   for await (const chunk of response.body) chunks.push(chunk);
   const body = chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks);
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string | string[]> = {};
   response.header.forEach((value, name) => {
-    headers[name] = value;
+    addHeader(headers, name, value);
   });
   // A Connect GET of a cacheable answer (http-caching.ts): validated by its ETag.
-  if (req.method === "GET" && response.status === 200 && isCacheable(headers["cache-control"])) {
+  if (req.method === "GET" && response.status === 200 && isCacheable(response.header.get("cache-control"))) {
     const etag = strongEtag(body);
     headers.etag = etag;
     if (ifNoneMatchNames(req.headers["if-none-match"], etag)) {
