@@ -50,6 +50,12 @@ export interface Config {
   readonly shutdownGraceMs: number;
   /** How long an HTTP/1.1 client may take to send a request's headers (slow clients hold connections). */
   readonly headersTimeoutMs: number;
+  /**
+   * How long an idle HTTP/1.1 keep-alive connection stays open between
+   * requests. Behind a load balancer that reuses connections, longer than
+   * its idle timeout, so that the broker never closes one it is about to use.
+   */
+  readonly keepAliveTimeoutMs: number;
   /** Where to write the one-time bootstrap credential; undefined prints it to stderr (never the log). */
   readonly bootstrapCredentialFile: string | undefined;
   /** Broker token lifetime when the client asks for none, and the most it may ask for (seconds). */
@@ -226,6 +232,7 @@ export function loadConfig(env: Env = process.env, use: ConfigUse = "serve"): Co
     requestTimeoutMs: integer(read, "AEGIS_REQUEST_TIMEOUT_MS", 30_000, 100, 3_600_000),
     shutdownGraceMs: integer(read, "AEGIS_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     headersTimeoutMs: integer(read, "AEGIS_HTTP_HEADERS_TIMEOUT_MS", 20_000, 1_000, 300_000),
+    keepAliveTimeoutMs: integer(read, "AEGIS_HTTP_KEEP_ALIVE_TIMEOUT_MS", 5_000, 1_000, 600_000),
     bootstrapCredentialFile: read("AEGIS_BOOTSTRAP_CREDENTIAL_FILE"),
     tokenLifetime: Object.freeze(tokenLifetime(read)),
     dpopNonceRequired: boolean(read, "AEGIS_DPOP_NONCE", false),

@@ -24,7 +24,7 @@ export interface Listener {
 
 export function createListener(
   tls: { certFile: string; keyFile: string } | undefined,
-  limits: { headersTimeoutMs: number },
+  limits: { headersTimeoutMs: number; keepAliveTimeoutMs: number },
 ): Listener {
   const sessions = new Set<http2.ServerHttp2Session>();
   let current: NodeHandler | undefined;
@@ -38,7 +38,7 @@ export function createListener(
   const http1Limits = {
     headersTimeout: limits.headersTimeoutMs,
     requestTimeout: 0, // streams (audit tail) may run long; RPC deadlines bound unary calls
-    keepAliveTimeout: 5_000,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
     connectionsCheckingInterval: 1_000,
   };
   const h1 = http.createServer(http1Limits, handler as http.RequestListener);

@@ -16,6 +16,7 @@ describe("loadConfig", () => {
       requestTimeoutMs: 30000,
       shutdownGraceMs: 10000,
       headersTimeoutMs: 20000,
+      keepAliveTimeoutMs: 5000,
       workers: 1,
     });
     expect(config.dataDir.endsWith("/data")).toBe(true);
@@ -35,6 +36,7 @@ describe("loadConfig", () => {
     [{ AEGIS_WORKERS: "0" }, /^AEGIS_WORKERS: must be between 1 and 64/],
     [{ AEGIS_WORKERS: "many" }, /^AEGIS_WORKERS: must be a whole number or auto/],
     [{ AEGIS_HTTP_HEADERS_TIMEOUT_MS: "10" }, /^AEGIS_HTTP_HEADERS_TIMEOUT_MS: must be between/],
+    [{ AEGIS_HTTP_KEEP_ALIVE_TIMEOUT_MS: "900000" }, /^AEGIS_HTTP_KEEP_ALIVE_TIMEOUT_MS: must be between/],
     [{ AEGIS_TRUSTED_PROXIES: "10.0.0.0/8, lb.internal" }, /^AEGIS_TRUSTED_PROXIES: "lb.internal" is not an address/],
   ])("names the variable for %o", (env, message) => {
     expect(() => loadConfig(env)).toThrow(message);
