@@ -9,7 +9,8 @@
 //   the hottest paths (audit batches, replay claims, lease redeems). Prisma
 //   runs its query compiler even for raw SQL: measured on PGlite, `SELECT 1`
 //   costs 0.15 ms through the driver and 0.80 ms through `$queryRawUnsafe`,
-//   more than most of those statements take to execute.
+//   more than most of those statements take to execute. On the embedded
+//   database they run as named prepared statements (./pglite-prepared.ts).
 import path from "node:path";
 import type { PGlite } from "@electric-sql/pglite";
 import { PrismaPg } from "@prisma/adapter-pg";
@@ -23,6 +24,7 @@ import type { SqlClient, SqlQuery, SqlSession } from "./sql.js";
 export { type Db, type SqlClient, type SqlQuery, type SqlSession, sqlOf } from "./sql.js";
 
 import { openPglite } from "./pglite.js";
+import { preparedStatements } from "./pglite-prepared.js";
 
 /**
  * The adapters are built against other releases of Prisma's adapter
@@ -137,7 +139,7 @@ export async function openEmbedded(
     kind: "pglite",
     prisma,
     sql: {
-      ...onSession(lite),
+      ...preparedStatements(lite),
       transaction: (work) => lite.transaction((tx) => work(onSession(tx))),
     },
     withSession(work) {
