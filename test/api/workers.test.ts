@@ -177,7 +177,9 @@ describe("aegis serve with AEGIS_WORKERS=2 on the embedded database", () => {
         { kid: agent.encryption.kid, jwk: agent.encryption.publicJwk },
       ]),
     });
-    const leases = agent.client(LeaseService, await agent.token(scopes));
+    // A connection per call, so the attempts reach both workers (each waits
+    // for its DPoP proof, and pooled connections let them trickle down one).
+    const leases = agent.client(LeaseService, await agent.token(scopes), { nodeOptions: { agent: false } });
     const { lease } = await leases.createLease({ target, maxUses: 1 });
     const results = await Promise.all(
       Array.from({ length: 100 }, () => failure(leases.redeemLease({ leaseId: lease?.id ?? "" }))),

@@ -1,6 +1,7 @@
 // Agents as they really run: an API key, a DPoP key, a DPoP-bound broker
 // token, an X25519 encryption key pair, and clients that put a fresh proof
 // on every call (RFC 9449 §7.1), the way the SDK and CLI do.
+import type { RequestOptions } from "node:http";
 import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -50,7 +51,16 @@ export async function mintDpopToken(t: TestBroker, apiKey: string, dpop: DpopKey
 }
 
 /** A client presenting `token` with the DPoP scheme and a fresh proof by `dpop` on every call. */
-export function dpopClient<T extends DescService>(t: TestBroker, service: T, token: string, dpop: DpopKey): Client<T> {
+/** Transport settings a test adds (`nodeOptions: { agent: false }`: a connection per call). */
+type TransportExtras = { readonly nodeOptions?: Omit<RequestOptions, "signal"> };
+
+export function dpopClient<T extends DescService>(
+  t: TestBroker,
+  service: T,
+  token: string,
+  dpop: DpopKey,
+  extras: TransportExtras = {},
+): Client<T> {
   const prove: Interceptor = (next) => async (req) => {
     req.header.set("authorization", `DPoP ${token}`);
     const url = `${publicBase(t)}${new URL(req.url).pathname}`;
@@ -59,7 +69,7 @@ export function dpopClient<T extends DescService>(t: TestBroker, service: T, tok
   };
   return createClient(
     service,
-    createConnectTransport({ baseUrl: t.broker.url, httpVersion: "1.1", interceptors: [prove] }),
+    createConnectTransport({ baseUrl: t.broker.url, httpVersion: "1.1", interceptors: [prove], ...extras }),
   );
 }
 
@@ -70,7 +80,7 @@ export interface RunningAgent {
   readonly encryption: EncryptionKey;
   /** A new DPoP-bound token for `scopes`. */
   token(scopes: string[]): Promise<string>;
-  client<T extends DescService>(service: T, token: string): Client<T>;
+  client<T extends DescService>(service: T, token: string, extras?: TransportExtras): Client<T>;
 }
 
 /** Registers an agent owned by the caller of `ownerKey`, with `scopes`, an API key and an encryption key. */
@@ -88,6 +98,6 @@ export async function startAgent(t: TestBroker, ownerKey: string, scopes: string
     dpop,
     encryption: await registerEncryptionKey(t, ownerKey, agentId),
     token: (wanted) => mintDpopToken(t, apiKey, dpop, wanted),
-    client: (service, token) => dpopClient(t, service, token, dpop),
+    client: (service, token, extras) => dpopClient(t, service, token, dpop, extras),
   };
 }
