@@ -52,6 +52,7 @@ import { validateRequests } from "../transport/request-validation.js";
 import { rpcHandler } from "../transport/rpc-handler.js";
 import { traceCalls } from "../transport/tracing.js";
 import { clusterExposition } from "./cluster-metrics.js";
+import { startJobs } from "./jobs.js";
 import { domainModules, jobsOf, registerServices, routesOf, services } from "./modules.js";
 
 export interface Broker {
@@ -368,13 +369,7 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
     ),
   ];
   for (const module of modules) if (module.onRevocation) feed.subscribe((entry) => module.onRevocation?.(entry));
-  const timers = jobsOf(modules).map((job) => {
-    const timer = setInterval(() => {
-      void job.run(clock.now()).catch((error) => log.warn({ err: error, job: job.name }, "periodic job failed"));
-    }, job.everyMs);
-    timer.unref();
-    return timer;
-  });
+  const jobs = startJobs(jobsOf(modules), { clock, log });
 
   return {
     routes: registerServices(modules),
@@ -407,7 +402,7 @@ export async function assembleBroker(config: Config, options: BrokerOptions): Pr
       closing.abort(); // long-lived streams (tail, watch) end now
     },
     async close() {
-      for (const timer of timers) clearInterval(timer);
+      await jobs.stop();
       await feed.stop();
       for (const module of [...modules].reverse()) await module.close?.();
       await audit.close();
