@@ -22,7 +22,6 @@ import {
   privateEncrypt,
   publicDecrypt,
   publicEncrypt,
-  randomBytes,
   sign,
   timingSafeEqual,
   verify,
@@ -30,6 +29,7 @@ import {
 import type { ECDSA } from "@noble/curves/abstract/weierstrass.js";
 import { p256, p384, p521 } from "@noble/curves/nist.js";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
+import { pooledRandomBytes } from "../protocol/random-text.js";
 import { type HashName, hashBytes, type SigningScheme } from "./specs.js";
 
 /** A message, or its digest made by the caller. */
@@ -126,7 +126,7 @@ function mgf1(seed: Buffer, length: number, hash: HashName): Buffer {
 function emsaPssEncode(mHash: Buffer, hash: HashName, emBits: number): Buffer {
   const hLen = hashBytes[hash];
   const emLen = Math.ceil(emBits / 8);
-  const salt = randomBytes(hLen);
+  const salt = pooledRandomBytes(hLen);
   const h = createHash(hash).update(Buffer.alloc(8)).update(mHash).update(salt).digest();
   const db = Buffer.concat([Buffer.alloc(emLen - 2 * hLen - 2), Buffer.from([1]), salt]);
   const masked = xor(db, mgf1(h, emLen - hLen - 1, hash));
@@ -179,7 +179,7 @@ function gcmOf(key: KeyObject): CipherGCMTypes {
 
 /** AES-GCM: nonce, ciphertext, tag; `aad` authenticated, not stored. */
 export function aesGcmSeal(key: KeyObject, plaintext: Buffer, aad: Buffer): Buffer {
-  const iv = randomBytes(ivBytes);
+  const iv = pooledRandomBytes(ivBytes);
   const cipher = createCipheriv(gcmOf(key), key, iv, {
     authTagLength: tagBytes,
   });
