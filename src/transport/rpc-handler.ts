@@ -90,7 +90,7 @@ import {
 import type { Logger } from "pino";
 import type { NodeHandler, NodeServerRequest, NodeServerResponse } from "../core/http.js";
 import { ifNoneMatchNames, isCacheable, strongEtag } from "./http-caching.js";
-import { RecordHeaders } from "./record-headers.js";
+import { addNodeHeader, RecordHeaders } from "./record-headers.js";
 
 export interface RpcHandlerOptions extends ConnectRouterOptions {
   readonly routes: (router: ConnectRouter) => void;
@@ -425,8 +425,8 @@ async function connectUnary(
   }
   // Connect's trailerMux, into the object writeHead takes: trailers as `trailer-` headers.
   const headers: Record<string, string | string[]> = {};
-  for (const [name, value] of responseHeader) addHeader(headers, name, value);
-  for (const [name, value] of responseTrailer) addHeader(headers, `trailer-${name}`, value);
+  responseHeader.addTo(headers);
+  responseTrailer.addTo(headers, "trailer-");
   headers[headerUnaryContentLength] = String(body.byteLength);
   res.writeHead(status, headers);
   res.end(body);
@@ -467,13 +467,6 @@ function clientSignal(req: NodeServerRequest, res: NodeServerResponse): AbortSig
   return abort.signal;
 }
 
-/** Adds a header to an object for `writeHead`: repeated names (set-cookie) as a list. */
-function addHeader(headers: Record<string, string | string[]>, name: string, value: string): void {
-  const existing = headers[name];
-  if (existing === undefined) headers[name] = value;
-  else headers[name] = [...(Array.isArray(existing) ? existing : [existing]), value];
-}
-
 async function writeResponse(
   response: UniversalServerResponse,
   req: NodeServerRequest,
@@ -487,7 +480,7 @@ async function writeResponse(
   const body = chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks);
   const headers: Record<string, string | string[]> = {};
   response.header.forEach((value, name) => {
-    addHeader(headers, name, value);
+    addNodeHeader(headers, name, value);
   });
   // A Connect GET of a cacheable answer (http-caching.ts): validated by its ETag.
   if (req.method === "GET" && response.status === 200 && isCacheable(response.header.get("cache-control"))) {

@@ -2,7 +2,7 @@
 // own: every operation of a script is applied to both, and what each then
 // answers must be the same, errors included.
 import { describe, expect, it } from "vitest";
-import { RecordHeaders } from "../../src/transport/record-headers.js";
+import { addNodeHeader, RecordHeaders } from "../../src/transport/record-headers.js";
 
 type Step = (h: Headers) => unknown;
 
@@ -125,5 +125,30 @@ describe("RecordHeaders", () => {
       ["x-a", "1, 2"],
     ]);
     expect(Object.prototype.toString.call(ours)).toBe("[object Headers]");
+  });
+
+  it("adds itself to a writeHead object as Node would write its entries, trailers under their prefix", () => {
+    const header = new RecordHeaders([
+      ["Content-Type", "application/json"],
+      ["x-a", "1"],
+      ["X-A", "2"],
+      ["set-cookie", "a=1"],
+      ["Set-Cookie", "b=2"],
+    ]);
+    const trailer = new RecordHeaders([["a", "t"]]);
+    const target: Record<string, string | string[]> = { "trailer-a": "already" };
+    header.addTo(target);
+    trailer.addTo(target, "trailer-");
+    expect(target).toEqual({
+      "content-type": "application/json",
+      "x-a": "1, 2",
+      "set-cookie": ["a=1", "b=2"],
+      "trailer-a": ["already", "t"],
+    });
+    // The same name → value(s) as Fetch's (sorted) iteration gives.
+    const fromEntries: Record<string, string | string[]> = {};
+    for (const [name, value] of header) addNodeHeader(fromEntries, name, value);
+    const { "trailer-a": _, ...added } = target;
+    expect(added).toEqual(fromEntries);
   });
 });
