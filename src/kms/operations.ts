@@ -137,7 +137,7 @@ export class KeyOperations {
   async #signOne(key: KmsKey, algorithm: SigningAlgorithm, input: SignInput): Promise<Signed> {
     const version = key.currentVersion;
     const secret = await this.store.secret(key, version);
-    const raw = signWith(signingSchemes[algorithm], secret, input);
+    const raw = await signWith(signingSchemes[algorithm], secret, input);
     const header = encodeHeader({ kind: "signature", algorithm, version, keyId: key.id });
     return { signature: Buffer.concat([header, raw]), rawSignature: raw, version };
   }
