@@ -19,13 +19,23 @@ import { type Actor, createActor } from "../support/fixtures.js";
 
 const password = "correct horse battery staple";
 
+/**
+ * Resolves when `popup` has closed. Listen before the click that closes it:
+ * the pop-up can close before the click returns, and a "close" listener
+ * attached after the event waits forever (a CI run timed out so, under load).
+ */
+function closing(popup: Page): Promise<unknown> {
+  return popup.isClosed() ? Promise.resolve() : popup.waitForEvent("close");
+}
+
 /** Alice signs in and allows in the broker's pop-up; the portal page then holds a DPoP-bound token. */
 async function signInInPopup(popup: Page, page: Page): Promise<void> {
   await popup.getByLabel("Username").fill("alice");
   await popup.getByLabel("Password").fill(password);
   await popup.getByRole("button", { name: "Sign in" }).click();
+  const closed = closing(popup);
   await popup.getByRole("button", { name: "Allow" }).click();
-  await popup.waitForEvent("close");
+  await closed;
   await page.locator("#session-status", { hasText: "Signed in" }).waitFor();
   await page.locator("#token-state", { hasText: "DPoP token" }).waitFor();
 }
@@ -130,12 +140,13 @@ describe.each(databaseKinds)("signing in from the developer portal on %s", (kind
       page.waitForEvent("popup"),
       page.getByRole("button", { name: "Sign in" }).click(),
     ]);
-    await Promise.race([popup.waitForEvent("close"), popup.getByLabel("Username").waitFor()]);
+    await Promise.race([closing(popup), popup.getByLabel("Username").waitFor()]);
     if (!popup.isClosed()) {
       await popup.getByLabel("Username").fill("alice");
       await popup.getByLabel("Password").fill(password);
+      const closed = closing(popup);
       await popup.getByRole("button", { name: "Sign in" }).click();
-      await popup.waitForEvent("close");
+      await closed;
     }
     await page.locator("#session-status", { hasText: "invalid_scope" }).waitFor();
     expect(await page.locator("#session-status").innerText()).toContain("Check the Scopes field");
@@ -154,7 +165,7 @@ describe.each(databaseKinds)("signing in from the developer portal on %s", (kind
     // whatever it gets and closes itself, so the navigation never reaches
     // "load": wait for the response to arrive and for the pop-up to close.
     await Promise.all([
-      popup.waitForEvent("close"),
+      closing(popup),
       popup.goto(
         `${t.broker.url}/developer/callback?code=forged&state=forged&iss=${encodeURIComponent(t.broker.url)}`,
         {
