@@ -18,7 +18,6 @@ import {
   createHash,
   createHmac,
   type KeyObject,
-  privateDecrypt,
   privateEncrypt,
   publicDecrypt,
   publicEncrypt,
@@ -26,6 +25,7 @@ import {
   sign,
   timingSafeEqual,
   verify,
+  webcrypto,
 } from "node:crypto";
 import type { ECDSA } from "@noble/curves/abstract/weierstrass.js";
 import { p256, p384, p521 } from "@noble/curves/nist.js";
@@ -232,15 +232,40 @@ export function oaepSeal(key: KeyObject, plaintext: Buffer, aad: Buffer): Buffer
   );
 }
 
-export function oaepOpen(key: KeyObject, sealed: Buffer, aad: Buffer): Buffer | undefined {
+/**
+ * Opens what oaepSeal made; undefined on any mismatch. Through WebCrypto,
+ * whose RSA-OAEP runs on libuv's thread pool: node:crypto's privateDecrypt
+ * has no asynchronous form, and held the event loop ~250 µs (RSA-2048) and
+ * ~4 ms (RSA-4096) a decryption, against ~30 µs and ~0.1–0.2 ms this way
+ * (micro, 32 in flight), for ~80 µs (RSA-2048) more CPU in all.
+ */
+export async function oaepOpen(key: KeyObject, sealed: Buffer, aad: Buffer): Promise<Buffer | undefined> {
   try {
-    return privateDecrypt(
-      { key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256", oaepLabel: label(aad) },
+    const opened = await webcrypto.subtle.decrypt(
+      { name: "RSA-OAEP", label: label(aad) },
+      await oaepKeyOf(key),
       sealed,
     );
+    return Buffer.from(opened);
   } catch {
     return undefined;
   }
+}
+
+/** Each RSA private key object's WebCrypto twin for RSA-OAEP decryption, made once (and gone with the object). */
+const oaepKeys = new WeakMap<KeyObject, Promise<webcrypto.CryptoKey>>();
+
+function oaepKeyOf(key: KeyObject): Promise<webcrypto.CryptoKey> {
+  let made = oaepKeys.get(key);
+  if (!made) {
+    const der = key.export({ format: "der", type: "pkcs8" });
+    made = webcrypto.subtle
+      .importKey("pkcs8", der, { name: "RSA-OAEP", hash: "SHA-256" }, false, ["decrypt"])
+      .finally(() => der.fill(0));
+    made.catch(() => oaepKeys.delete(key));
+    oaepKeys.set(key, made);
+  }
+  return made;
 }
 
 function label(aad: Buffer): Buffer {

@@ -297,7 +297,7 @@ export class KeyOperations {
       plaintext =
         envelope.algorithm === "aes_gcm"
           ? aesGcmOpen(await this.store.secret(key, envelope.version), envelope.payload, aad)
-          : oaepOpen(await this.store.secret(key, envelope.version), envelope.payload, aad);
+          : await oaepOpen(await this.store.secret(key, envelope.version), envelope.payload, aad);
     } catch (error) {
       if (error instanceof DomainError && error.code === "not_found") throw failed(kind, "version has no material");
       throw error;

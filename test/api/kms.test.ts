@@ -327,6 +327,34 @@ describe.each(databaseKinds)("KeyService on %s", (kind) => {
   });
 
   describe("what leaves the broker is self-describing and tamper-evident", () => {
+    it("refuses an RSA-OAEP ciphertext with a flipped byte anywhere, truncated, or under another context, as 'decryption failed'", async () => {
+      const keyId = await activeKey(keys, KeySpec.RSA_2048, { sign: false });
+      const encryptionContext = { tenant: "acme" };
+      const { ciphertext } = await keys.encrypt({
+        keyId,
+        algorithm: EncryptionAlgorithm.RSAES_OAEP_SHA_256,
+        plaintext: Buffer.from("secret"),
+        encryptionContext,
+      });
+      const attempts: [string, Uint8Array, Record<string, string>][] = [
+        ...Array.from({ length: ciphertext.length }, (_, i): [string, Uint8Array, Record<string, string>] => [
+          `byte ${i}`,
+          flipped(ciphertext, i),
+          encryptionContext,
+        ]),
+        ["truncated", ciphertext.subarray(0, ciphertext.length - 1), encryptionContext],
+        ["another context", ciphertext, { tenant: "other" }],
+        ["no context", ciphertext, {}],
+      ];
+      for (const [what, bytes, ctx] of attempts) {
+        const error = await failure(keys.decrypt({ keyId, ciphertext: bytes, encryptionContext: ctx }));
+        expect([what, error?.code, reasonOf(error)]).toEqual([what, Code.InvalidArgument, "DECRYPTION_FAILED"]);
+      }
+      expect(Buffer.from((await keys.decrypt({ keyId, ciphertext, encryptionContext })).plaintext).toString()).toBe(
+        "secret",
+      );
+    });
+
     it("refuses a flipped byte anywhere, a truncation, another context, another version or key, all as 'decryption failed'", async () => {
       const keyId = await activeKey(keys, KeySpec.AES_256);
       const other = await activeKey(keys, KeySpec.AES_256);
