@@ -23,13 +23,13 @@ import {
   publicEncrypt,
   type SignKeyObjectInput,
   sign,
-  timingSafeEqual,
   verify,
   webcrypto,
 } from "node:crypto";
 import type { ECDSA } from "@noble/curves/abstract/weierstrass.js";
 import { p256, p384, p521 } from "@noble/curves/nist.js";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
+import { sameSecret } from "../crypto/constant-time.js";
 import { pooledRandomBytes } from "../protocol/random-text.js";
 import { type HashName, hashBytes, type SigningScheme } from "./specs.js";
 
@@ -108,7 +108,7 @@ export function verifyWith(scheme: SigningScheme, key: KeyObject, input: SignInp
     if (signature.length !== Math.ceil(modulusBits / 8)) return false;
     if (scheme.padding === "pkcs1") {
       const recovered = publicDecrypt({ key, padding: constants.RSA_PKCS1_PADDING }, signature);
-      return safeEqual(recovered, Buffer.concat([digestInfo[hash], input.digest]));
+      return sameSecret(recovered, Buffer.concat([digestInfo[hash], input.digest]));
     }
     const raw = publicDecrypt({ key, padding: constants.RSA_NO_PADDING }, signature);
     const emLen = Math.ceil((modulusBits - 1) / 8);
@@ -168,7 +168,7 @@ function emsaPssVerify(mHash: Buffer, em: Buffer, hash: HashName, emBits: number
   if (!db.subarray(0, psLength).every((b) => b === 0) || db[psLength] !== 1) return false;
   const salt = db.subarray(psLength + 1);
   const expected = createHash(hash).update(Buffer.alloc(8)).update(mHash).update(salt).digest();
-  return safeEqual(expected, h);
+  return sameSecret(expected, h);
 }
 
 function xor(a: Buffer, b: Buffer): Buffer {
@@ -179,10 +179,6 @@ function xor(a: Buffer, b: Buffer): Buffer {
 
 function leftPad(b: Buffer, length: number): Buffer {
   return b.length >= length ? b : Buffer.concat([Buffer.alloc(length - b.length), b]);
-}
-
-export function safeEqual(a: Buffer, b: Buffer): boolean {
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 export function hmac(hash: HashName, key: KeyObject, message: Buffer): Buffer {

@@ -18,6 +18,7 @@ import type { KmsKey } from "../../gen/prisma/client.js";
 import type { AuditBase } from "../core/audit.js";
 import type { Caller } from "../core/caller.js";
 import { DomainError, invalidArgument, permissionDenied } from "../core/errors/domain-error.js";
+import { sameSecret } from "../crypto/constant-time.js";
 import { canonicalContext, decodeEnvelope, type EnvelopeKind, encodeHeader } from "./envelope.js";
 import { type KeyOpMetrics, type OpNote, observed } from "./key-audit.js";
 import {
@@ -28,7 +29,6 @@ import {
   oaepOpen,
   oaepSeal,
   type SignInput,
-  safeEqual,
   signWith,
   verifyWith,
 } from "./key-crypto.js";
@@ -246,7 +246,7 @@ export class KeyOperations {
         return invalid("version not usable");
       }
       const secret = await this.store.secret(key, envelope.version);
-      if (!safeEqual(hmac(macHashes[algorithm], secret, message), envelope.payload)) return invalid("MAC mismatch");
+      if (!sameSecret(hmac(macHashes[algorithm], secret, message), envelope.payload)) return invalid("MAC mismatch");
       return { valid: true };
     });
   }
