@@ -185,6 +185,22 @@ describe.each(databaseKinds)("the key state machine on %s", (kind) => {
     expect((await keys.activateKey({ keyId })).key?.state).toBe(wireState.active);
   });
 
+  it("keeps a compromised key compromised through a scheduled and cancelled destruction", async () => {
+    const keyId = await activeKey(keys, KeySpec.AES_256);
+    await keys.compromiseKey({ keyId, reason: "leaked" });
+    await keys.scheduleKeyDestruction({ keyId });
+    await keys.compromiseKey({ keyId });
+    expect((await keys.cancelKeyDestruction({ keyId })).key?.state).toBe(wireState.compromised);
+    for (const call of [
+      () => keys.activateKey({ keyId }),
+      () => keys.rotateKey({ keyId }),
+      () => keys.encrypt({ keyId, algorithm: EncryptionAlgorithm.AES_GCM, plaintext: Buffer.from("p") }),
+    ]) {
+      const error = await failure(call());
+      expect([error?.code, reasonOf(error)]).toEqual([Code.FailedPrecondition, "KEY_STATE"]);
+    }
+  });
+
   it("destroys the material once the waiting period passed, keeping the key's metadata and audit trail", async () => {
     const keyId = await activeKey(keys, KeySpec.AES_256);
     await keys.scheduleKeyDestruction({ keyId, waitingPeriod: seconds(7 * 86_400) });

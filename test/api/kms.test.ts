@@ -3,17 +3,19 @@
 // what the broker hands out is self-describing and tamper-evident; grants
 // per key decide who may use or administer what, across tenants too; every
 // operation and refusal is audited without its data; rotation under load
-// loses nothing; signatures verify outside the broker (openssl, jose); and
-// the database holds no key material in clear.
+// loses nothing; a batch leaves room for other calls; signatures verify
+// outside the broker (openssl, jose); and the database holds no key
+// material in clear.
 import { execFileSync } from "node:child_process";
 import { createDecipheriv, createHash, createPublicKey } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { Code } from "@connectrpc/connect";
+import { Code, type ConnectError } from "@connectrpc/connect";
 import fc from "fast-check";
 import { base64url, compactVerify, importJWK } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import { localRootOfTrust, RootKey } from "../../src/crypto/root-key.js";
 import { dpopClient, mintDpopToken } from "../support/agents.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
@@ -74,6 +76,17 @@ const context = fc.dictionary(fc.string({ minLength: 1, maxLength: 20 }), fc.str
 });
 const bytes = (max: number) => fc.uint8Array({ maxLength: max });
 
+/** A call's error code and reason (both undefined when it succeeded). */
+const outcome = (error: ConnectError | undefined) => [error?.code, reasonOf(error)];
+const message = { input: { case: "message" as const, value: Buffer.from("m") } };
+
+/** An envelope (ciphertext, signature, MAC, wrapped key) whose header names `version` instead. */
+function relabelled(envelope: Uint8Array, version: number): Buffer {
+  const copy = Buffer.from(envelope);
+  copy.writeUInt32BE(version, 3);
+  return copy;
+}
+
 /** `bytes` with one bit flipped at `at`. */
 function flipped(bytes: Uint8Array, at: number): Uint8Array {
   const copy = new Uint8Array(bytes);
@@ -89,7 +102,7 @@ describe.each(databaseKinds)("KeyService on %s", (kind) => {
   beforeAll(async () => {
     // RSA-4096 key generation can take tens of seconds on a busy machine.
     t = await startTestBroker(kind, { AEGIS_REQUEST_TIMEOUT_MS: "180000" });
-    admin = await createActor(t, { scopes: [...kmsAdminScopes, ...kmsUseScopes] });
+    admin = await createActor(t, { scopes: [...kmsAdminScopes, ...kmsUseScopes, "token.user.create"] });
     keys = t.client(KeyService, { key: admin.key });
   }, 60_000);
   afterAll(() => t.stop());
@@ -326,6 +339,50 @@ describe.each(databaseKinds)("KeyService on %s", (kind) => {
     });
   });
 
+  describe("batches and other calls", () => {
+    it("answers a call sent while a batch of 100 RSA-4096 digests is being signed before the batch", {
+      timeout: 240_000,
+    }, async () => {
+      const rsa = await activeKey(keys, KeySpec.RSA_4096);
+      const ec = await activeKey(keys, KeySpec.EC_P256);
+      const signer = await createActor(t, { tenantId: admin.tenantId, kind: "agent", scopes: [`kms.sign:key:${rsa}`] });
+      const agent = t.client(KeyService, { key: signer.key });
+      // Digests are signed in place (not on the thread pool), each taking milliseconds.
+      const inputs = Array.from({ length: 100 }, (_, i) => ({
+        input: { case: "digest" as const, value: createHash("sha512").update(`${i}`).digest() },
+      }));
+      const batch = () => agent.batchSign({ keyId: rsa, algorithm: S.RSASSA_PKCS1_V1_5_SHA_512, inputs });
+      const sign = () => keys.sign({ keyId: ec, algorithm: S.ECDSA_SHA_256, input: message });
+      const batchesBegun = async () => {
+        const text = await (
+          await fetch(`${t.broker.url}/metrics`, { headers: { authorization: `Bearer ${t.adminKey}` } })
+        ).text();
+        return Number(/^aegis_keys_op_total\{operation="batch_sign"\} (\d+)/m.exec(text)?.[1] ?? 0);
+      };
+      // Warm: rows and material cached, so from the moment the broker counts
+      // it to its audit event the batch waits on nothing but the event loop.
+      await batch();
+      await sign();
+      const before = await batchesBegun();
+      const answered: string[] = [];
+      const batched = batch().then(() => answered.push("batch"));
+      // The broker counts the batch as it begins it; only then is the sign
+      // sent, so it arrives while the batch is being signed (or, were the
+      // loop held for the whole batch, once all of it was).
+      let begun = before;
+      while (begun === before) begun = await batchesBegun();
+      await sign().then(() => answered.push("sign"));
+      await batched;
+      // The audit trail has the broker's own order: a batch that held the
+      // loop is audited before any call it kept waiting.
+      const seqOf = async (keyId: string, op: string) =>
+        (await keyEvents(t, keyId)).filter((e) => e.reason.startsWith(`op=${op} `)).at(-1)?.seq ?? 0n;
+      const [signed, signedBatch] = [await seqOf(ec, "sign"), await seqOf(rsa, "batch_sign")];
+      expect(signed < signedBatch, `sign audited at ${signed}, the batch at ${signedBatch}`).toBe(true);
+      expect(answered).toEqual(["sign", "batch"]);
+    });
+  });
+
   describe("what leaves the broker is self-describing and tamper-evident", () => {
     it("refuses an RSA-OAEP ciphertext with a flipped byte anywhere, truncated, or under another context, as 'decryption failed'", async () => {
       const keyId = await activeKey(keys, KeySpec.RSA_2048, { sign: false });
@@ -408,14 +465,66 @@ describe.each(databaseKinds)("KeyService on %s", (kind) => {
       const input = { input: { case: "message" as const, value: Buffer.from("pay 100") } };
       const { signature } = await keys.sign({ keyId, algorithm: S.ECDSA_SHA_256, input });
       const otherSig = (await keys.sign({ keyId: other, algorithm: S.ECDSA_SHA_256, input })).signature;
-      for (const [bytes, algorithm] of [
-        [flipped(signature, signature.length - 3), S.ECDSA_SHA_256],
-        [signature.subarray(0, signature.length - 2), S.ECDSA_SHA_256],
-        [signature, S.ECDSA_SHA_384],
-        [otherSig, S.ECDSA_SHA_256],
+      // The answer names the version only when the signature names a usable version of this key.
+      for (const [bytes, algorithm, version] of [
+        [flipped(signature, signature.length - 3), S.ECDSA_SHA_256, 1],
+        [signature.subarray(0, signature.length - 2), S.ECDSA_SHA_256, 1],
+        [signature, S.ECDSA_SHA_384, 1],
+        [otherSig, S.ECDSA_SHA_256, 0],
+        [relabelled(signature, 2), S.ECDSA_SHA_256, 0],
       ] as const) {
-        expect((await keys.verify({ keyId, algorithm, input, signature: bytes })).valid).toBe(false);
+        const answer = await keys.verify({ keyId, algorithm, input, signature: bytes });
+        expect([answer.valid, answer.keyVersion]).toEqual([false, version]);
       }
+    });
+
+    it("answers a header naming a version of 2^31 or more like any other bad envelope, never echoing it", async () => {
+      const ec = await activeKey(keys, KeySpec.EC_P256);
+      const other = await activeKey(keys, KeySpec.EC_P256);
+      const aes = await activeKey(keys, KeySpec.AES_256);
+      const mac = await activeKey(keys, KeySpec.HMAC_SHA256);
+      const AES = EncryptionAlgorithm.AES_GCM;
+      const own = (await keys.sign({ keyId: ec, algorithm: S.ECDSA_SHA_256, input: message })).signature;
+      const foreign = (await keys.sign({ keyId: other, algorithm: S.ECDSA_SHA_256, input: message })).signature;
+      const { ciphertext } = await keys.encrypt({ keyId: aes, algorithm: AES, plaintext: Buffer.from("p") });
+      const { wrappedKey } = await keys.wrapKey({ keyId: aes, algorithm: AES, keyMaterial: new Uint8Array(16) });
+      const made = await keys.generateMac({
+        keyId: mac,
+        algorithm: MacAlgorithm.HMAC_SHA_256,
+        message: Buffer.from("m"),
+      });
+      for (const version of [0x80000000, 0xffffffff]) {
+        // Verify's answer has an int32 version: echoed, this one could not be encoded (internal).
+        for (const protocol of ["connect", "grpc"] as const) {
+          const client = t.client(KeyService, { key: admin.key, protocol });
+          for (const signature of [relabelled(own, version), relabelled(foreign, version)]) {
+            const answer = await client.verify({ keyId: ec, algorithm: S.ECDSA_SHA_256, input: message, signature });
+            expect([answer.valid, answer.keyVersion]).toEqual([false, 0]);
+          }
+        }
+        const verified = await keys.verifyMac({
+          keyId: mac,
+          algorithm: MacAlgorithm.HMAC_SHA_256,
+          message: Buffer.from("m"),
+          mac: relabelled(made.mac, version),
+        });
+        expect(verified.valid).toBe(false);
+        const refusals = [
+          [keys.decrypt({ keyId: aes, ciphertext: relabelled(ciphertext, version) }), "DECRYPTION_FAILED"],
+          [keys.unwrapKey({ keyId: aes, wrappedKey: relabelled(wrappedKey, version) }), "UNWRAP_FAILED"],
+          [
+            keys.reEncrypt({ keyId: aes, ciphertext: relabelled(ciphertext, version), destinationAlgorithm: AES }),
+            "DECRYPTION_FAILED",
+          ],
+        ] as const;
+        for (const [call, reason] of refusals) {
+          expect(outcome(await failure(call))).toEqual([Code.InvalidArgument, reason]);
+        }
+      }
+      // The audit events name the keys' real versions, the one named in the header only in the reason.
+      const events = [...(await keyEvents(t, ec)), ...(await keyEvents(t, aes)), ...(await keyEvents(t, mac))];
+      expect(new Set(events.map((e) => e.target.split(" ")[1]))).toEqual(new Set(["v1"]));
+      expect(events.filter((e) => e.reason.includes("version 4294967295 not usable")).length).toBeGreaterThanOrEqual(5);
     });
   });
 
@@ -601,6 +710,143 @@ describe.each(databaseKinds)("KeyService on %s", (kind) => {
       await keys.updateKey({ keyId, requireDpop: false });
       expect((await keys.decrypt({ keyId, ciphertext: sealed.ciphertext })).keyVersion).toBe(1);
     });
+
+    it("refuses every use of a DPoP-only key to a bearer credential, as the destination of a re-encryption too", async () => {
+      const AES = EncryptionAlgorithm.AES_GCM;
+      const aes = await activeKey(keys, KeySpec.AES_256, { requireDpop: true });
+      const ec = await activeKey(keys, KeySpec.EC_P256, { requireDpop: true });
+      const hmac = await activeKey(keys, KeySpec.HMAC_SHA256, { requireDpop: true });
+      const open = await activeKey(keys, KeySpec.AES_256);
+      const dpop = await createDpopKey();
+      const bound = dpopClient(t, KeyService, await mintDpopToken(t, admin.key, dpop, kmsUseScopes), dpop);
+      const sealed = await bound.encrypt({ keyId: aes, algorithm: AES, plaintext: Buffer.from("p") });
+      const wrapped = await bound.wrapKey({ keyId: aes, algorithm: AES, keyMaterial: new Uint8Array(16) });
+      const signed = await bound.sign({ keyId: ec, algorithm: S.ECDSA_SHA_256, input: message });
+      const mac = await bound.generateMac({
+        keyId: hmac,
+        algorithm: MacAlgorithm.HMAC_SHA_256,
+        message: Buffer.from("m"),
+      });
+      const openSealed = await keys.encrypt({ keyId: open, algorithm: AES, plaintext: Buffer.from("p") });
+      const calls = [
+        () => keys.decrypt({ keyId: aes, ciphertext: sealed.ciphertext }),
+        () => keys.batchDecrypt({ keyId: aes, items: [{ ciphertext: sealed.ciphertext }] }),
+        () => keys.unwrapKey({ keyId: aes, wrappedKey: wrapped.wrappedKey }),
+        () => keys.generateDataKeyWithoutPlaintext({ keyId: aes, algorithm: AES, dataKeySpec: 2 }),
+        () =>
+          keys.reEncrypt({
+            keyId: aes,
+            ciphertext: sealed.ciphertext,
+            destinationKeyId: open,
+            destinationAlgorithm: AES,
+          }),
+        () =>
+          keys.reEncrypt({
+            keyId: open,
+            ciphertext: openSealed.ciphertext,
+            destinationKeyId: aes,
+            destinationAlgorithm: AES,
+          }),
+        () => keys.verify({ keyId: ec, algorithm: S.ECDSA_SHA_256, input: message, signature: signed.signature }),
+        () => keys.getPublicKey({ keyId: ec }),
+        () =>
+          keys.verifyMac({
+            keyId: hmac,
+            algorithm: MacAlgorithm.HMAC_SHA_256,
+            message: Buffer.from("m"),
+            mac: mac.mac,
+          }),
+      ];
+      for (const call of calls) {
+        expect(outcome(await failure(call()))).toEqual([Code.PermissionDenied, "KEY_REQUIRES_DPOP"]);
+      }
+      // A user API token is a bearer credential too.
+      const { secret } = await t
+        .client(TokenService, { key: admin.key })
+        .mintUserApiToken({ scopes: [`kms.decrypt:key:${aes}`], label: "bearer" });
+      const user = t.client(KeyService, { key: secret });
+      expect(outcome(await failure(user.decrypt({ keyId: aes, ciphertext: sealed.ciphertext })))).toEqual([
+        Code.PermissionDenied,
+        "KEY_REQUIRES_DPOP",
+      ]);
+    });
+
+    it("keeps a narrowed user API token to its one right on its one key", async () => {
+      const AES = EncryptionAlgorithm.AES_GCM;
+      const a = await activeKey(keys, KeySpec.AES_256);
+      const b = await activeKey(keys, KeySpec.AES_256);
+      const ec = await activeKey(keys, KeySpec.EC_P256);
+      const { secret } = await t
+        .client(TokenService, { key: admin.key })
+        .mintUserApiToken({ scopes: [`kms.encrypt:key:${a}`], label: "narrow" });
+      const narrow = t.client(KeyService, { key: secret });
+      const sealed = await narrow.encrypt({ keyId: a, algorithm: AES, plaintext: Buffer.from("p") });
+      const refusals = await Promise.all([
+        failure(narrow.encrypt({ keyId: b, algorithm: AES, plaintext: Buffer.from("p") })),
+        failure(narrow.batchEncrypt({ keyId: b, algorithm: AES, items: [{ plaintext: Buffer.from("p") }] })),
+        failure(narrow.decrypt({ keyId: a, ciphertext: sealed.ciphertext })),
+        failure(narrow.batchDecrypt({ keyId: a, items: [{ ciphertext: sealed.ciphertext }] })),
+        failure(narrow.generateDataKey({ keyId: a, algorithm: AES, dataKeySpec: 2 })),
+        failure(narrow.generateDataKeyWithoutPlaintext({ keyId: a, algorithm: AES, dataKeySpec: 2 })),
+        failure(narrow.wrapKey({ keyId: a, algorithm: AES, keyMaterial: new Uint8Array(16) })),
+        failure(narrow.reEncrypt({ keyId: a, ciphertext: sealed.ciphertext, destinationAlgorithm: AES })),
+        failure(narrow.getKey({ keyId: a })),
+        failure(narrow.listKeys({})),
+        failure(narrow.listKeyVersions({ keyId: a })),
+        failure(narrow.rotateKey({ keyId: a })),
+        failure(narrow.updateKey({ keyId: a, requireDpop: false })),
+        failure(narrow.getPublicKey({ keyId: ec })),
+        failure(narrow.sign({ keyId: ec, algorithm: S.ECDSA_SHA_256, input: message })),
+      ]);
+      for (const error of refusals) expect(error?.code).toBe(Code.PermissionDenied);
+    });
+
+    it("needs kms.encrypt on the destination of a re-encryption, and kms.reencrypt alone decrypts nothing", async () => {
+      const AES = EncryptionAlgorithm.AES_GCM;
+      const a = await activeKey(keys, KeySpec.AES_256);
+      const b = await activeKey(keys, KeySpec.AES_256);
+      const sealed = await keys.encrypt({ keyId: a, algorithm: AES, plaintext: Buffer.from("p") });
+      const mover = await createActor(t, {
+        tenantId: admin.tenantId,
+        kind: "agent",
+        scopes: [`kms.reencrypt:key:${a}`, `kms.decrypt:key:${b}`],
+      });
+      const client = t.client(KeyService, { key: mover.key });
+      const request = { keyId: a, ciphertext: sealed.ciphertext, destinationAlgorithm: AES };
+      expect(outcome(await failure(client.reEncrypt({ ...request, destinationKeyId: b })))).toEqual([
+        Code.PermissionDenied,
+        "TARGET_NOT_GRANTED",
+      ]);
+      expect(outcome(await failure(client.reEncrypt(request)))).toEqual([Code.PermissionDenied, "TARGET_NOT_GRANTED"]);
+      // Nor does a ciphertext of A open under B, which it may decrypt.
+      expect(outcome(await failure(client.decrypt({ keyId: b, ciphertext: sealed.ciphertext })))).toEqual([
+        Code.InvalidArgument,
+        "DECRYPTION_FAILED",
+      ]);
+    });
+
+    it("gives a key's creator no rights on it through the narrowed token that created it", async () => {
+      const creator = await createActor(t, { tenantId: admin.tenantId, scopes: ["kms.key.create"] });
+      const dpop = await createDpopKey();
+      const bound = dpopClient(t, KeyService, await mintDpopToken(t, creator.key, dpop, ["kms.key.create"]), dpop);
+      const { key } = await bound.createKey({ spec: KeySpec.AES_256, activate: true });
+      const keyId = key?.id ?? "";
+      for (const call of [
+        () => bound.getKey({ keyId }),
+        () => bound.rotateKey({ keyId }),
+        () => bound.compromiseKey({ keyId }),
+        () => bound.scheduleKeyDestruction({ keyId }),
+      ]) {
+        expect((await failure(call()))?.code).toBe(Code.PermissionDenied);
+      }
+      // The creator's full credential does administer it (and still cannot use it).
+      const full = t.client(KeyService, { key: creator.key });
+      expect((await full.getKey({ keyId })).key?.id).toBe(keyId);
+      expect(
+        (await failure(full.encrypt({ keyId, algorithm: EncryptionAlgorithm.AES_GCM, plaintext: Buffer.from("p") })))
+          ?.code,
+      ).toBe(Code.PermissionDenied);
+    });
   });
 
   describe("keys, versions and lists", () => {
@@ -631,6 +877,30 @@ describe.each(databaseKinds)("KeyService on %s", (kind) => {
       expect((await keys.decrypt({ keyId: aes, ciphertext: v2.ciphertext })).keyVersion).toBe(2);
       const lower = await failure(keys.updateKey({ keyId: aes, minDecryptionVersion: 1 }));
       expect(lower?.code).toBe(Code.InvalidArgument);
+    });
+
+    it("stops handing out a version's public key once its signatures no longer verify (below the minimum version)", async () => {
+      const keyId = await activeKey(keys, KeySpec.EC_P256);
+      const v1 = await keys.sign({ keyId, algorithm: S.ECDSA_SHA_256, input: message });
+      await keys.rotateKey({ keyId });
+      expect((await keys.getPublicKey({ keyId, version: 1 })).keyVersion).toBe(1);
+      await keys.updateKey({ keyId, minDecryptionVersion: 2 });
+      const verified = await keys.verify({
+        keyId,
+        algorithm: S.ECDSA_SHA_256,
+        input: message,
+        signature: v1.signature,
+      });
+      expect([verified.valid, verified.keyVersion]).toEqual([false, 0]);
+      // Offline verifiers would accept v1's signatures with v1's public key: it is refused as a missing version.
+      for (const version of [1, 3]) {
+        expect(outcome(await failure(keys.getPublicKey({ keyId, version })))).toEqual([
+          Code.NotFound,
+          "KEY_VERSION_NOT_FOUND",
+        ]);
+      }
+      expect((await keys.getPublicKey({ keyId, version: 2 })).keyVersion).toBe(2);
+      expect((await keys.getPublicKey({ keyId })).keyVersion).toBe(2);
     });
 
     it("keeps every ciphertext decryptable while rotations run alongside encryptions", async () => {
@@ -824,6 +1094,54 @@ describe.each(databaseKinds)("KeyService on %s", (kind) => {
           expect.stringMatching(/^KEY_STATE: key is COMPROMISED; sign needs ACTIVE; op=sign alg=ecdsa_sha_256/),
         ]),
       );
+      expect(JSON.stringify(events, (_k, v) => (typeof v === "bigint" ? String(v) : v))).not.toMatch(/TOP-SECRET/);
+    });
+
+    it("audits a re-encryption refused on its destination under the destination key too, once per key", async () => {
+      const a = await activeKey(keys, KeySpec.AES_256);
+      const b = await activeKey(keys, KeySpec.AES_256);
+      const AES = EncryptionAlgorithm.AES_GCM;
+      const sealed = await keys.encrypt({
+        keyId: a,
+        algorithm: AES,
+        plaintext: Buffer.from("TOP-SECRET-PLAINTEXT"),
+        encryptionContext: { who: "TOP-SECRET-CONTEXT" },
+      });
+      const mover = await createActor(t, {
+        tenantId: admin.tenantId,
+        kind: "agent",
+        scopes: [`kms.reencrypt:key:${a}`],
+      });
+      const client = t.client(KeyService, { key: mover.key });
+      const request = {
+        keyId: a,
+        ciphertext: sealed.ciphertext,
+        encryptionContext: { who: "TOP-SECRET-CONTEXT" },
+        destinationAlgorithm: AES,
+      };
+      expect(outcome(await failure(client.reEncrypt({ ...request, destinationKeyId: b })))).toEqual([
+        Code.PermissionDenied,
+        "TARGET_NOT_GRANTED",
+      ]);
+      const byMover = async (keyId: string) =>
+        (await keyEvents(t, keyId))
+          .filter((e) => e.actorId === mover.principalId)
+          .map((e) => [e.action, e.outcome, e.target, e.reason]);
+      expect(await byMover(b)).toEqual([
+        [
+          "kms.encrypt",
+          "denied",
+          b,
+          expect.stringMatching(`^TARGET_NOT_GRANTED.*; op=re_encrypt alg=aes_gcm from=${a}$`),
+        ],
+      ]);
+      expect(await byMover(a)).toEqual([
+        ["kms.reencrypt", "denied", `${a} v1`, expect.stringMatching(`^TARGET_NOT_GRANTED.*; op=re_encrypt to=${b}$`)],
+      ]);
+      // Re-encrypting under the same key: refused once, audited once.
+      expect(outcome(await failure(client.reEncrypt(request)))).toEqual([Code.PermissionDenied, "TARGET_NOT_GRANTED"]);
+      expect(await byMover(a)).toHaveLength(2);
+      const events = [...(await keyEvents(t, a)), ...(await keyEvents(t, b))];
       expect(JSON.stringify(events, (_k, v) => (typeof v === "bigint" ? String(v) : v))).not.toMatch(/TOP-SECRET/);
     });
 
