@@ -1,6 +1,9 @@
 // Exchanging an approved device code for tokens (RFC 8628 §3.4-3.5):
 // `interval` is enforced per code (polling early is slow_down and adds 5 s),
-// and a code is exchanged exactly once however many polls race.
+// and a code is exchanged exactly once however many polls race. Suspending,
+// revoking or deleting the person who approved it denies a login not yet
+// exchanged (principals/lifecycle.ts), so it is refused with access_denied,
+// also after the person is reactivated: the approval does not outlive it.
 import { checkDpop } from "../auth/dpop-check.js";
 import { newId } from "../protocol/ids.js";
 import type { CallSite } from "../tokens/index.js";
@@ -54,7 +57,12 @@ async function exchange(
     where: { id: row.id, status: "approved" },
     data: { status: "consumed" },
   });
-  if (claimed.count !== 1) throw outcome.invalidGrant(`device code of ${row.id} already exchanged`);
+  if (claimed.count !== 1) {
+    // Exchanged by a racing poll, or denied since it was read (its person was suspended).
+    const current = await deps.prisma.deviceAuthorization.findUnique({ where: { id: row.id } });
+    if (current?.status === "denied") throw outcome.denied();
+    throw outcome.invalidGrant(`device code of ${row.id} already exchanged`);
+  }
   return issueTokenSet(deps, site, {
     principalId: row.principalId ?? "",
     clientId: client.id,

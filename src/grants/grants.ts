@@ -4,15 +4,19 @@
 // given only by holders of the admin right over that server, only from its
 // catalogue, and only to the kinds of principal each scope allows. Taking a
 // grant away voids the principal's earlier tokens on every instance (they
-// carry the old scopes); giving one drops cached grants so it applies at once.
+// carry the old scopes); giving one drops cached grants so it applies at once,
+// and ends the principal's open enrollment codes (`afterGrantsGiven`). The
+// same rule, without a recipient, bounds what a role may be defined with
+// (`assertMayHandOut`): a role is grants waiting to be given.
 import type { Prisma } from "../../gen/prisma/client.js";
 import type { AuditBase } from "../core/audit.js";
 import { type Caller, elevatedScope } from "../core/caller.js";
 import type { BrokerContext } from "../core/context.js";
 import { DomainError, invalidArgument, notFound, permissionDenied } from "../core/errors/domain-error.js";
 import { principalCutoff, type RevocationEntry, RevocationFeed } from "../core/revocation-feed.js";
+import { endOpenEnrollments } from "../people/index.js";
 import { administers, assertCovers } from "../policy/scope-checks.js";
-import { getPrincipal } from "../principals/index.js";
+import { getPrincipal, lockPrincipal } from "../principals/index.js";
 import { isId, newId } from "../protocol/ids.js";
 import {
   formatScope,
@@ -51,6 +55,10 @@ function assertAdministers(caller: Caller, principalId: string, serverId: string
   if (principalId === caller.principalId) {
     throw permissionDenied("SELF_GRANT", "a principal cannot change its own grants");
   }
+  assertAdministersServer(caller, serverId);
+}
+
+function assertAdministersServer(caller: Caller, serverId: string): void {
   if (!isId("resourceServer", serverId) || !administers(caller, serverId)) {
     throw permissionDenied(
       "NOT_RESOURCE_SERVER_ADMIN",
@@ -79,10 +87,8 @@ export function givableScope(input: GivenScope): GivenScope {
 /**
  * The no-escalation rule for giving `scopes` to `principalId`, checked
  * against the credential presented on this call before anything is
- * written: nobody changes their own grants, the elevated grant is never
- * given, every broker scope must be covered by the caller's grants, and a
- * resource server's scopes need the admin right over that server. Returns
- * the scopes in canonical form.
+ * written: nobody changes their own grants, and the rest is
+ * `assertMayHandOut`. Returns the scopes in canonical form.
  */
 export function assertMayGive(
   caller: Caller,
@@ -93,6 +99,18 @@ export function assertMayGive(
   if (principalId === caller.principalId) {
     throw permissionDenied("SELF_GRANT", "a principal cannot change its own grants");
   }
+  return assertMayHandOut(caller, scopes, what);
+}
+
+/**
+ * What may be handed out by the credential presented, to anyone: never the
+ * elevated grant, every broker scope covered by the caller's grants, and a
+ * resource server's scopes only with the admin right over that server.
+ * Giving a grant and putting a scope into a role (which gives it to every
+ * later assignee, and keeps it for them when another role that gave it is
+ * unassigned) both apply it. Returns the scopes in canonical form.
+ */
+export function assertMayHandOut(caller: Caller, scopes: readonly GivenScope[], what: string): GivenScope[] {
   const given = scopes.map(givableScope);
   const broker = given.filter((g) => g.resourceServerId === "").map((g) => parseGrantScope(g.scope));
   if (broker.some((scope) => formatScope(scope) === elevatedScope)) {
@@ -100,9 +118,23 @@ export function assertMayGive(
   }
   assertCovers(caller, broker, what);
   for (const server of new Set(given.map((g) => g.resourceServerId).filter(Boolean))) {
-    assertAdministers(caller, principalId, server);
+    assertAdministersServer(caller, server);
   }
   return given;
+}
+
+/**
+ * What giving `principalId` new grants ends, in the caller's transaction,
+ * which has held the principal's row (`lockPrincipal`) since before it gave
+ * them: its open enrollment codes, issued under the credential rule for the
+ * grants it held then (people/enrollments.ts).
+ */
+export async function afterGrantsGiven(
+  ctx: Pick<Ctx, "clock">,
+  tx: Prisma.TransactionClient,
+  principalId: string,
+): Promise<void> {
+  await endOpenEnrollments(tx, principalId, ctx.clock.now());
 }
 
 /**
@@ -167,9 +199,13 @@ export async function createGrant(
   const grant = await ctx.audit.transaction(
     async (tx) => {
       const principal = await getPrincipal(tx, caller.tenantId, input.principalId);
+      await lockPrincipal(tx, principal.id);
       assertGrantee(principal);
       const result = await giveGrant(tx, caller, principal, given);
-      if (result.created) await RevocationFeed.publish(tx, changed);
+      if (result.created) {
+        await afterGrantsGiven(ctx, tx, principal.id);
+        await RevocationFeed.publish(tx, changed);
+      }
       return result.grant;
     },
     (g) => ({

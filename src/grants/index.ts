@@ -5,9 +5,11 @@ import { type BrokerModule, served } from "../core/module.js";
 import { GrantService, grantService } from "./grant-service.js";
 
 export {
+  afterGrantsGiven,
   assertGrantable,
   assertGrantee,
   assertMayGive,
+  assertMayHandOut,
   assertMayTakeAway,
   type GivenScope,
   type GrantView,

@@ -5,6 +5,17 @@
 // compared in constant time, expiring (AEGIS_ENROLLMENT_TTL_S), and used at
 // most once (a conditional update claims it). Issuing a new one ends the
 // person's earlier open codes; so does suspending or removing the person.
+//
+// A code sets the password of its person, so it must never be worth more
+// than the credential that issued it covered (the credential rule, checked
+// when it is issued). Grants given to the person later would make it so:
+// a helpdesk holding person.create keeps the code of a new hire whom an
+// admin then makes a tenant admin. So giving a principal any grant (directly
+// or by a role) ends its open codes in the same transaction
+// (`endOpenEnrollments`), and the admin issues a new one, which applies the
+// rule to what the person holds by then. (The other way, re-checking the
+// issuer at redemption, would need the issuing credential's scopes kept
+// with the code, and would still miss a credential narrowed since.)
 import type { Prisma } from "../../gen/prisma/client.js";
 import { hashCredential } from "../auth/api-keys.js";
 import { hashPassword } from "../auth/passwords.js";
@@ -44,10 +55,7 @@ export async function issueEnrollment(
   input: { tenantId: string; principalId: string; createdBy: string },
 ): Promise<IssuedEnrollment> {
   const now = ctx.clock.now();
-  await tx.enrollment.updateMany({
-    where: { principalId: input.principalId, usedAt: null, revokedAt: null },
-    data: { revokedAt: now },
-  });
+  await endOpenEnrollments(tx, input.principalId, now);
   const credential = generateCredential("enrollment");
   const expiresAt = new Date(now.getTime() + ctx.config.enrollmentSeconds * 1000);
   await tx.enrollment.create({
@@ -61,6 +69,19 @@ export async function issueEnrollment(
     },
   });
   return { code: credential.text, expiresAt, ...enrollmentUris(ctx.config.publicUrl, credential.text) };
+}
+
+/**
+ * Ends the principal's open codes in the caller's transaction: when a new
+ * one is issued, and when the principal is given grants (see above). The
+ * caller holds the principal's row (`lockPrincipal`), so an issue running
+ * at the same time either sees the new grants or has its code ended here.
+ */
+export async function endOpenEnrollments(tx: Prisma.TransactionClient, principalId: string, now: Date): Promise<void> {
+  await tx.enrollment.updateMany({
+    where: { principalId, usedAt: null, revokedAt: null },
+    data: { revokedAt: now },
+  });
 }
 
 /** Why a code was refused: the page says only that it is not valid; the audit trail says which. */

@@ -4,7 +4,7 @@ import type { BrokerContext } from "../core/context.js";
 import { type BrokerModule, served } from "../core/module.js";
 import { PersonService, personService } from "./person-service.js";
 
-export { enrollWithCode, findEnrollment, type IssuedEnrollment } from "./enrollments.js";
+export { endOpenEnrollments, enrollWithCode, findEnrollment, type IssuedEnrollment } from "./enrollments.js";
 export { insertPerson, type PersonView } from "./people.js";
 export { toEnrollment, toPerson } from "./person-service.js";
 export { maxSignInCandidates, type SignInAccount, setLocalPassword, signInAccounts } from "./sign-in.js";

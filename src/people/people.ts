@@ -13,7 +13,7 @@ import { type Page, pageOf } from "../core/pagination.js";
 import type { Db } from "../db/database.js";
 import { credentialHolderFor } from "../policy/credential-issuance.js";
 import { assertCovers, parseScopes } from "../policy/scope-checks.js";
-import { changePrincipalStatus, type StatusChange } from "../principals/index.js";
+import { changePrincipalStatus, lockPrincipal, type StatusChange } from "../principals/index.js";
 import { isId, newId } from "../protocol/ids.js";
 import { formatScope } from "../protocol/scope.js";
 import { type IssuedEnrollment, issueEnrollment } from "./enrollments.js";
@@ -231,7 +231,8 @@ const verbs = { suspend: "suspend", reactivate: "reactivate", revoke: "remove" }
 
 /**
  * Suspends, reactivates or removes a person (principals/lifecycle.ts ends
- * what each move ends). Removal also frees their username and email.
+ * what each move ends, and refuses a credential that does not cover every
+ * grant of the person). Removal also frees their username and email.
  */
 export async function changePersonStatus(
   ctx: Pick<BrokerContext, "audit" | "clock" | "config" | "feed">,
@@ -265,17 +266,20 @@ export async function changePersonStatus(
 /**
  * A new enrollment code for an active person, ending their earlier ones.
  * The code is a credential of that person: the credential presented must
- * cover every grant they hold (policy/credential-issuance.ts).
+ * cover every grant they hold (policy/credential-issuance.ts), checked with
+ * the person's row held (`lockPrincipal`), so grants given at the same time
+ * are either seen here or end the new code (enrollments.ts).
  */
 export async function reissueEnrollment(
-  ctx: PeopleContext & Pick<BrokerContext, "prisma">,
+  ctx: PeopleContext,
   caller: Caller,
   auditBase: AuditBase,
   personId: string,
 ): Promise<{ person: PersonView; enrollment: IssuedEnrollment }> {
-  const holder = await credentialHolderFor(ctx.prisma, caller, personId, "issuing an enrollment code");
   return ctx.audit.transaction(
     async (tx) => {
+      if (isId("principal", personId)) await lockPrincipal(tx, personId);
+      const holder = await credentialHolderFor(tx, caller, personId, "issuing an enrollment code");
       const now = ctx.clock.now();
       const person = await findPerson(tx, caller.tenantId, holder.id, now);
       if (person.status !== "active") {

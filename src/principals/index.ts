@@ -5,7 +5,7 @@ import { PrincipalService, principalService } from "./principal-service.js";
 
 export { changePrincipalStatus, type LifecycleTarget, type StatusChange } from "./lifecycle.js";
 export { principalKinds } from "./principal-service.js";
-export { getPrincipal } from "./principals.js";
+export { getPrincipal, lockPrincipal } from "./principals.js";
 
 export function principalsModule(ctx: BrokerContext): BrokerModule {
   return { name: "principals", services: [served(PrincipalService, principalService(ctx))] };

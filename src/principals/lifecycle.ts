@@ -6,14 +6,22 @@
 //   principal before now, on every instance (revocation feed: a principal
 //   cutoff, which also drops its API keys from every instance's cache), ends
 //   its active leases (kept, revoked, for the record), its sign-in sessions,
-//   refresh tokens, user API tokens and open enrollment codes: none of them
-//   comes back on reactivation;
+//   refresh tokens, user API tokens, open enrollment codes, device logins it
+//   approved that were not yet exchanged, and authorization codes not yet
+//   redeemed: none of them comes back on reactivation;
 // - revoking also ends its API keys and public keys for good, and deletes
 //   its local password;
 // - API keys of a suspended principal stay, refused while it is suspended
 //   (the authenticators check the status), as they were before.
 //
-// Nobody changes their own status.
+// Nobody changes their own status, and every change needs what issuing the
+// principal a credential needs (policy/credential-issuance.ts): the
+// credential presented covers every grant the principal holds. Reactivating
+// gives all of them back, with its API keys; suspending, revoking or
+// deleting takes them away, which a narrow credential must not do to
+// someone more privileged than it (a helpdesk token holding person.remove
+// alone cannot remove a tenant admin). A tenant admin covers the people and
+// agents it manages.
 import type { Prisma } from "../../gen/prisma/client.js";
 import type { AuditBase } from "../core/audit.js";
 import type { Caller } from "../core/caller.js";
@@ -21,7 +29,9 @@ import type { BrokerContext } from "../core/context.js";
 import { DomainError, permissionDenied } from "../core/errors/domain-error.js";
 import { principalCutoff, RevocationFeed } from "../core/revocation-feed.js";
 import { endActiveLeases } from "../leases/index.js";
+import { credentialHolderFor } from "../policy/credential-issuance.js";
 import { isId } from "../protocol/ids.js";
+import { lockPrincipal } from "./principals.js";
 
 export type StatusChange = "suspend" | "reactivate" | "revoke" | "delete";
 type Status = "active" | "suspended" | "revoked";
@@ -66,10 +76,11 @@ export async function changePrincipalStatus<T>(
   const rule = transitions[change];
   const result = await ctx.audit.transaction(
     async (tx) => {
-      const principal = isId("principal", id)
-        ? await tx.principal.findFirst({ where: { id, tenantId: caller.tenantId, kind: target.kind } })
-        : null;
+      if (!isId("principal", id)) throw target.notFound();
+      await lockPrincipal(tx, id);
+      const principal = await tx.principal.findFirst({ where: { id, tenantId: caller.tenantId, kind: target.kind } });
       if (!principal) throw target.notFound();
+      await credentialHolderFor(tx, caller, id, `${gerund(target.verb ?? change)} ${article(target.noun)}`);
       if (!rule.from.includes(principal.status)) {
         throw new DomainError(
           "failed_precondition",
@@ -107,9 +118,11 @@ export async function changePrincipalStatus<T>(
 
 /**
  * Ends, for good, what was issued to a principal that is being barred: its
- * leases, sign-in sessions, refresh tokens, user API tokens and open
- * enrollment codes. Its earlier access tokens are voided by the caller's
- * principal cutoff.
+ * leases, sign-in sessions, refresh tokens, user API tokens, open
+ * enrollment codes, device logins it approved (or had yet to decide) that
+ * were not exchanged, now denied, and authorization codes not yet redeemed,
+ * deleted (a redemption then finds no code: invalid_grant). Its earlier
+ * access tokens are voided by the caller's principal cutoff.
  */
 async function endIssuedAccess(tx: Prisma.TransactionClient, principalId: string, reason: string, now: Date) {
   await endActiveLeases(tx, { holderId: principalId }, reason, now);
@@ -123,6 +136,13 @@ async function endIssuedAccess(tx: Prisma.TransactionClient, principalId: string
     where: { principalId, usedAt: null, revokedAt: null },
     data: { revokedAt: now },
   });
+  await tx.deviceAuthorization.updateMany({
+    where: { principalId, status: { in: ["pending", "approved"] } },
+    data: { status: "denied" },
+  });
+  await tx.authorizationCode.deleteMany({ where: { principalId, redeemedAt: null } });
 }
 
+/** `suspend` → `suspending`, `remove` → `removing`: how the refusal names the change. */
+const gerund = (verb: string) => `${verb.replace(/e$/, "")}ing`;
 const article = (noun: string) => (/^[aeiou]/.test(noun) ? `an ${noun}` : `a ${noun}`);

@@ -1,7 +1,9 @@
 // Assigning roles: a role's scopes are given exactly as `CreateGrant` gives
 // them, by the grants domain's own rule and writes (`assertMayGive`,
 // `giveGrant`), checked against the credential presented on this call, in
-// one audited transaction: all of the role or nothing.
+// one audited transaction: all of the role or nothing. Like `CreateGrant`,
+// an assignment that gives anything ends the principal's open enrollment
+// codes (people/enrollments.ts says why).
 //
 // Which grants an assignment gave is recorded (role_assignment_grant), so
 // unassigning takes away exactly those and leaves:
@@ -22,6 +24,7 @@ import { DomainError, notFound, permissionDenied } from "../core/errors/domain-e
 import { type Page, pageOf } from "../core/pagination.js";
 import { principalCutoff, type RevocationEntry, RevocationFeed } from "../core/revocation-feed.js";
 import {
+  afterGrantsGiven,
   assertGrantee,
   assertMayGive,
   assertMayTakeAway,
@@ -30,7 +33,7 @@ import {
   grantsChanged,
   takeAwayGrants,
 } from "../grants/index.js";
-import { getPrincipal } from "../principals/index.js";
+import { getPrincipal, lockPrincipal } from "../principals/index.js";
 import { newId } from "../protocol/ids.js";
 import { type BuiltIns, type Ctx, customRoleRow, findRole } from "./roles.js";
 
@@ -58,6 +61,7 @@ export async function assignRole(
       const role = await findRole(tx, builtIns, caller.tenantId, input.roleId);
       const scopes = assertMayGive(caller, input.principalId, role.scopes, `assigning role ${role.name}`);
       const principal = await getPrincipal(tx, caller.tenantId, input.principalId);
+      await lockPrincipal(tx, principal.id);
       assertGrantee(principal);
       const assignment = await tx.roleAssignment.upsert({
         where: { principalId_roleId: { principalId: principal.id, roleId: role.id } },
@@ -77,7 +81,10 @@ export async function assignRole(
         await tx.roleAssignmentGrant.create({ data: { assignmentId: assignment.id, grantId: grant.id, ...scope } });
         given.push(scope);
       }
-      if (given.length > 0) await RevocationFeed.publish(tx, changed);
+      if (given.length > 0) {
+        await afterGrantsGiven(ctx, tx, principal.id);
+        await RevocationFeed.publish(tx, changed);
+      }
       return { assignment, given };
     },
     (r) => ({

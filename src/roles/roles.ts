@@ -1,16 +1,21 @@
-// Custom roles: named sets of scopes a tenant admin defines. Defining or
-// changing one gives nothing (assignments check the no-escalation rule), so
-// here scopes are only checked to be givable at all: broker scopes parse
-// and authorize something, never `broker.admin`; application scopes are in
-// their server's catalogue of this tenant. Built-in roles answer by name and
-// cannot be changed. Other tenants' roles answer like missing ones.
+// Custom roles: named sets of scopes a tenant admin defines. Scopes are
+// checked to be givable at all (broker scopes parse and authorize
+// something, never `broker.admin`; application scopes are in their server's
+// catalogue of this tenant), and a scope is put into a role only by a
+// credential that could give it (the grants' `assertMayHandOut`: broker
+// scopes covered by the credential presented, a resource server's scopes
+// with the admin right over it). Assigning checks the rule again, but a
+// role's scopes also decide what unassigning another role leaves in place
+// (roles/assignments.ts), so without this `role.update` alone could keep a
+// grant an admin takes away. Built-in roles answer by name and cannot be
+// changed. Other tenants' roles answer like missing ones.
 import type { Prisma } from "../../gen/prisma/client.js";
 import type { AuditBase } from "../core/audit.js";
 import { type Caller, elevatedScope } from "../core/caller.js";
 import type { BrokerContext } from "../core/context.js";
 import { DomainError, invalidArgument, notFound } from "../core/errors/domain-error.js";
 import { type Page, pageOf } from "../core/pagination.js";
-import { assertGrantable, type GivenScope, givableScope } from "../grants/index.js";
+import { assertGrantable, assertMayHandOut, type GivenScope, givableScope } from "../grants/index.js";
 import { isId, newId } from "../protocol/ids.js";
 import { type BuiltInRole, type BuiltInRoleName, builtInRoleNames } from "./built-in-roles.js";
 
@@ -76,10 +81,15 @@ export async function findRole(db: Db, builtIns: BuiltIns, tenantId: string, rol
   return customView(row);
 }
 
-/** Canonical, de-duplicated scopes, each givable in this tenant (field names point at the bad entry). */
+/**
+ * Canonical, de-duplicated scopes, each givable in this tenant (field names
+ * point at the bad entry) and each one the caller's credential may hand out
+ * (checked before the catalogues are read).
+ */
 async function checkedScopes(
   tx: Prisma.TransactionClient,
-  tenantId: string,
+  caller: Caller,
+  what: string,
   field: string,
   scopes: readonly GivenScope[],
 ): Promise<GivenScope[]> {
@@ -97,15 +107,14 @@ async function checkedScopes(
         { field: `${field}[${i}].scope`, description: "the elevated grant is only given at bootstrap" },
       ]);
     }
-    if (given.resourceServerId !== "") {
-      if (!isId("resourceServer", given.resourceServerId)) {
-        throw notFound("resource server", "RESOURCE_SERVER_NOT_FOUND");
-      }
-      await assertGrantable(tx, tenantId, given.resourceServerId, given.scope);
-    }
     seen.set(`${given.resourceServerId} ${given.scope}`, given);
   }
-  return [...seen.values()];
+  const checked = [...seen.values()];
+  assertMayHandOut(caller, checked, what);
+  for (const given of checked) {
+    if (given.resourceServerId !== "") await assertGrantable(tx, caller.tenantId, given.resourceServerId, given.scope);
+  }
+  return checked;
 }
 
 export async function createRole(
@@ -119,7 +128,7 @@ export async function createRole(
   }
   return ctx.audit.transaction(
     async (tx) => {
-      const scopes = await checkedScopes(tx, caller.tenantId, "scopes", input.scopes);
+      const scopes = await checkedScopes(tx, caller, `defining role ${input.name}`, "scopes", input.scopes);
       const taken = await tx.role.findUnique({
         where: { tenantId_name: { tenantId: caller.tenantId, name: input.name } },
       });
@@ -196,7 +205,7 @@ export async function updateRole(
   return ctx.audit.transaction(
     async (tx) => {
       const row = await customRoleRow(tx, caller.tenantId, roleId);
-      const add = await checkedScopes(tx, caller.tenantId, "add_scopes", change.addScopes);
+      const add = await checkedScopes(tx, caller, `adding to role ${row.name}`, "add_scopes", change.addScopes);
       // Removing needs no catalogue check (the scope may be deprecated since).
       const remove = change.removeScopes.map((s) => {
         try {

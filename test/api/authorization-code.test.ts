@@ -9,6 +9,7 @@ import { Code } from "@connectrpc/connect";
 import * as client from "openid-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
+import { PersonService } from "../../gen/proto/aegis/person/v1/person_pb.js";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { verifyAccessToken } from "../../src/sdk/index.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
@@ -347,6 +348,37 @@ describe.each(databaseKinds)("authorization code grant on %s", (kind) => {
     await expect(
       client.authorizationCodeGrant(config, back, { pkceCodeVerifier: verifier, expectedState: state }),
     ).rejects.toMatchObject({ error: "invalid_grant" });
+  });
+
+  it("refuses a code not yet redeemed once its person was suspended, even after reactivation", async () => {
+    const dora = await createActor(t, { tenantId: person.tenantId, scopes: ["agent.list"], name: "Dora" });
+    await t.client(DeviceAuthService, { key: person.key }).setLocalPassword({
+      principalId: dora.principalId,
+      username: "dora",
+      password,
+    });
+    const { url, verifier, state } = await authorization({ scope: "agent.list" });
+    const browser = new Browser(t.broker.url);
+    const { html } = await consent(browser, url, "dora");
+    const decided = await browser.post("/oauth/authorize/decide", {
+      csrf: field(html, "csrf"),
+      request: field(html, "request"),
+      decision: "approve",
+      scope: fields(html, "scope"),
+    });
+    const back = new URL(decided.headers.get("location") ?? "");
+    expect(back.searchParams.get("code")).toBeTruthy();
+    // Suspended before the client redeems the code, then reactivated within its 60 s.
+    const boss = await createActor(t, {
+      tenantId: person.tenantId,
+      scopes: ["person.suspend", "person.reactivate", "agent.list"],
+    });
+    await t.client(PersonService, { key: boss.key }).suspendPerson({ personId: dora.principalId });
+    await t.client(PersonService, { key: boss.key }).reactivatePerson({ personId: dora.principalId });
+    await expect(
+      client.authorizationCodeGrant(config, back, { pkceCodeVerifier: verifier, expectedState: state }),
+    ).rejects.toMatchObject({ error: "invalid_grant" });
+    expect(await t.db.database.prisma.refreshToken.count({ where: { principalId: dora.principalId } })).toBe(0);
   });
 
   it("refuses a code presented with another redirect URI or by another client", async () => {

@@ -8,6 +8,7 @@ import { exportJWK, SignJWT } from "jose";
 import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
+import { PersonService } from "../../gen/proto/aegis/person/v1/person_pb.js";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { verifyAccessToken } from "../../src/sdk/index.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
@@ -307,6 +308,26 @@ describe.each(databaseKinds)("device flow on %s", (kind) => {
     const started = await begin();
     await device(person.key).denyDeviceAuthorization({ userCode: started.user_code });
     expect((await poll(started.device_code)).error).toBe("access_denied");
+  });
+
+  it("refuses an approved login not yet exchanged once its person was suspended, even after reactivation", async () => {
+    const boss = await createActor(t, {
+      tenantId: person.tenantId,
+      scopes: ["person.suspend", "person.reactivate", "reports.read"],
+    });
+    const reader = await createActor(t, { tenantId: person.tenantId, scopes: ["reports.read"] });
+    const started = await begin();
+    await device(reader.key).approveDeviceAuthorization({ userCode: started.user_code });
+    // Suspended (their device is suspected), then reactivated within the code's life.
+    const people = t.client(PersonService, { key: boss.key });
+    await people.suspendPerson({ personId: reader.principalId });
+    await people.reactivatePerson({ personId: reader.principalId });
+    const polled = await poll(started.device_code);
+    expect(polled).toEqual({ error: "access_denied", error_description: expect.any(String) });
+    t.clock.advance(2_100);
+    const exchanged = await failure(device().exchangeDeviceCode({ clientId, deviceCode: started.device_code }));
+    expect(reasonOf(exchanged)).toBe("ACCESS_DENIED");
+    expect(await t.db.database.prisma.refreshToken.count({ where: { principalId: reader.principalId } })).toBe(0);
   });
 
   it("refuses unknown and disabled clients, and scopes the client may not ask for", async () => {

@@ -1,8 +1,9 @@
 // People and tenant onboarding over the wire: an admin adds a person, the
 // person enrolls with their one-time code on /enroll, signs in on /device
 // and approves a device login; codes are single use and expire; suspension
-// ends what the person was issued; narrowed credentials cannot onboard or
-// re-enroll someone more privileged; tenants cannot see each other's
+// ends what the person was issued; narrowed credentials cannot onboard,
+// re-enroll, suspend, reactivate or remove someone more privileged, and a
+// code ends when its person is given grants; tenants cannot see each other's
 // people; a tenant made with CreateTenant is usable through the API alone;
 // wrong passwords slow the account down without locking it.
 import { Code } from "@connectrpc/connect";
@@ -14,8 +15,11 @@ import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
 import { PersonService, PersonStatus } from "../../gen/proto/aegis/person/v1/person_pb.js";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { ResourceServerService } from "../../gen/proto/aegis/resourceserver/v1/resource_server_pb.js";
+import { RoleService } from "../../gen/proto/aegis/role/v1/role_pb.js";
 import { TenantService } from "../../gen/proto/aegis/tenant/v1/tenant_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
+import { services } from "../../src/app/modules.js";
+import { tenantAdminScopes } from "../../src/policy/admin-scopes.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
 import { failure, reasonOf } from "../support/errors.js";
@@ -226,6 +230,97 @@ describe.each(databaseKinds)("people on %s", (kind) => {
     expect(reasonOf(await failure(people().reactivatePerson({ personId: id })))).toBe("INVALID_TRANSITION");
     const reused = await people().createPerson({ displayName: "Another Dave", username: "dave" });
     expect(reused.person?.username).toBe("dave");
+  });
+
+  it("takes no code that suspension ended, even once the person is reactivated", async () => {
+    const created = await people().createPerson({ displayName: "Judy", username: "judy" });
+    const personId = created.person?.id ?? "";
+    const replaced = created.enrollment?.code ?? "";
+    const open = (await people().issueEnrollment({ personId })).enrollment?.code ?? "";
+    expect((await enroll(replaced)).status).toBe(403);
+    await people().suspendPerson({ personId });
+    expect((await enroll(open)).status).toBe(403);
+    await people().reactivatePerson({ personId });
+    expect((await enroll(open)).status).toBe(403);
+    const fresh = (await people().issueEnrollment({ personId })).enrollment?.code ?? "";
+    expect((await enroll(fresh)).status).toBe(200);
+    expect((await enroll(fresh, "another long password")).status).toBe(403);
+  });
+
+  it("suspends, reactivates and removes a person only with a credential that covers all they hold", async () => {
+    // Three people holding all the admin holds, one for each status change.
+    const victims = {
+      suspendPerson: await createActor(t, { tenantId: admin.tenantId, scopes: adminScopes }),
+      reactivatePerson: await createActor(t, { tenantId: admin.tenantId, scopes: adminScopes }),
+      removePerson: await createActor(t, { tenantId: admin.tenantId, scopes: adminScopes }),
+    };
+    await people().suspendPerson({ personId: victims.reactivatePerson.principalId });
+    const actions = {
+      suspendPerson: "person.suspend",
+      reactivatePerson: "person.reactivate",
+      removePerson: "person.remove",
+    } as const;
+    for (const [change, action] of Object.entries(actions) as [keyof typeof actions, string][]) {
+      const victim = victims[change];
+      const before = (await people().getPerson({ personId: victim.principalId })).person?.status;
+      // A helpdesk principal holding that one action, and the admin's own token narrowed to it.
+      const helpdesk = await createActor(t, { tenantId: admin.tenantId, scopes: [action], name: "helpdesk" });
+      const { secret: narrow } = await t
+        .client(TokenService, { key: admin.key })
+        .mintUserApiToken({ scopes: [action], label: `only ${action}` });
+      for (const key of [helpdesk.key, narrow]) {
+        const error = await failure(people(key)[change]({ personId: victim.principalId }));
+        expect([change, error?.code, reasonOf(error)]).toEqual([change, Code.PermissionDenied, "SCOPE_ESCALATION"]);
+      }
+      expect((await people().getPerson({ personId: victim.principalId })).person?.status).toBe(before);
+      const key = await t.db.database.prisma.apiKey.findUniqueOrThrow({ where: { id: victim.keyId } });
+      expect(key.revokedAt).toBeNull();
+      const denied = await t.db.database.prisma.auditEvent.findFirst({
+        where: { actorId: helpdesk.principalId, target: victim.principalId, outcome: "denied" },
+      });
+      expect(denied?.reason).toMatch(/^SCOPE_ESCALATION/);
+    }
+    // Holding the action and what the person holds is enough: the admin's own flow.
+    const covered = await createActor(t, { tenantId: admin.tenantId, scopes: ["person.suspend", "reports.read"] });
+    const reader = await createActor(t, { tenantId: admin.tenantId, scopes: ["reports.read"] });
+    const suspended = await people(covered.key).suspendPerson({ personId: reader.principalId });
+    expect(suspended.person?.status).toBe(PersonStatus.SUSPENDED);
+  });
+
+  it("ends a person's open code when they are given grants, so a narrow issuer's code unlocks none", async () => {
+    // A helpdesk holding only the onboarding actions adds people with no grants and keeps their codes.
+    const helpdesk = await createActor(t, {
+      tenantId: admin.tenantId,
+      scopes: ["person.create", "person.enrollment.issue"],
+      name: "helpdesk",
+    });
+    const tenantAdmin = await createActor(t, { tenantId: admin.tenantId, scopes: tenantAdminScopes(services) });
+    const hire = async (username: string) => {
+      const created = await people(helpdesk.key).createPerson({ displayName: username, username, scopes: [] });
+      return { personId: created.person?.id ?? "", code: created.enrollment?.code ?? "" };
+    };
+    const promoted = await hire("new-admin");
+    const granted = await hire("new-reader");
+    // The real admin then gives them grants: a role, and a grant.
+    await t
+      .client(RoleService, { key: tenantAdmin.key })
+      .assignRole({ principalId: promoted.personId, roleId: "tenant_admin" });
+    await t
+      .client(GrantService, { key: tenantAdmin.key })
+      .createGrant({ principalId: granted.personId, scope: "agent.read" });
+    for (const { personId, code } of [promoted, granted]) {
+      expect((await enroll(code)).status).toBe(403);
+      expect(await t.db.database.prisma.localAccount.count({ where: { principalId: personId } })).toBe(0);
+      const row = await t.db.database.prisma.enrollment.findFirstOrThrow({ where: { principalId: personId } });
+      expect(row.revokedAt).not.toBeNull();
+    }
+    // The helpdesk cannot issue another now; the admin, who covers the grants, can.
+    for (const { personId } of [promoted, granted]) {
+      const reissued = await failure(people(helpdesk.key).issueEnrollment({ personId }));
+      expect(reasonOf(reissued)).toBe("SCOPE_ESCALATION");
+      const code = (await people(tenantAdmin.key).issueEnrollment({ personId })).enrollment?.code ?? "";
+      expect((await enroll(code)).status).toBe(200);
+    }
   });
 
   it("keeps usernames unique per tenant and refuses a person without a name", async () => {

@@ -1,9 +1,13 @@
+// PrincipalService and the lifecycle every principal shares: a caller reads
+// and lists only its own tenant's principals, and changes a principal's
+// status only with a credential that covers every grant of it.
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AgentService } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
 import { PrincipalKind, PrincipalService, PrincipalStatus } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
-import { failure } from "../support/errors.js";
+import { failure, reasonOf } from "../support/errors.js";
 import { type Actor, createActor } from "../support/fixtures.js";
 
 describe.each(databaseKinds)("PrincipalService on %s", (kind) => {
@@ -50,5 +54,29 @@ describe.each(databaseKinds)("PrincipalService on %s", (kind) => {
       where: { actorId: bob.principalId, action: "principal.list", outcome: "denied" },
     });
     expect(denied).toBe(1);
+  });
+
+  it("changes an agent's status only for a credential that covers every grant of the agent", async () => {
+    const actions = ["agent.suspend", "agent.reactivate", "agent.revoke", "agent.delete", "agent.read"];
+    const narrow = await createActor(t, { scopes: actions, name: "helpdesk" });
+    const covering = await createActor(t, { tenantId: narrow.tenantId, scopes: [...actions, "reports.read"] });
+    const agent = await createActor(t, { tenantId: narrow.tenantId, kind: "agent", scopes: ["reports.read"] });
+    const agentId = agent.principalId;
+    const steps = [
+      ["suspendAgent", "suspended"],
+      ["reactivateAgent", "active"],
+      ["revokeAgent", "revoked"],
+    ] as const;
+    for (const [change, after] of steps) {
+      const refused = await failure(t.client(AgentService, { key: narrow.key })[change]({ agentId }));
+      expect([change, refused?.code, reasonOf(refused)]).toEqual([change, Code.PermissionDenied, "SCOPE_ESCALATION"]);
+      await t.client(AgentService, { key: covering.key })[change]({ agentId });
+      const row = await t.db.database.prisma.principal.findUniqueOrThrow({ where: { id: agentId } });
+      expect(row.status).toBe(after);
+    }
+    const deleted = await failure(t.client(AgentService, { key: narrow.key }).deleteAgent({ agentId }));
+    expect(reasonOf(deleted)).toBe("SCOPE_ESCALATION");
+    await t.client(AgentService, { key: covering.key }).deleteAgent({ agentId });
+    expect(await t.db.database.prisma.principal.count({ where: { id: agentId } })).toBe(0);
   });
 });

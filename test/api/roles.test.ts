@@ -1,5 +1,6 @@
 // RoleService: built-in roles expand to their documented grants; custom roles
-// of broker and application scopes; assigning gives every scope of a role
+// of broker and application scopes, defined and changed only with a
+// credential that could give those scopes; assigning gives every scope of a role
 // under the grants' no-escalation rule (checked against the credential
 // presented), all or nothing; unassigning takes away only what the
 // assignment gave and voids earlier tokens; nothing crosses tenants.
@@ -7,6 +8,7 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
 import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
+import { PersonService } from "../../gen/proto/aegis/person/v1/person_pb.js";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { RoleService } from "../../gen/proto/aegis/role/v1/role_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
@@ -151,6 +153,59 @@ describe.each(databaseKinds)("roles on %s", (kind) => {
       await roles().deleteRole({ roleId: role?.id ?? "", force: true });
       expect(await grantsOf(who.principalId)).not.toContain("agent.list");
       expect(reasonOf(await failure(roles().getRole({ roleId: role?.id ?? "" })))).toBe("ROLE_NOT_FOUND");
+    });
+
+    it("puts into a role only scopes the credential presented could give", async () => {
+      const roleWrites = () => Promise.all([t.db.database.prisma.role.count(), t.db.database.prisma.roleScope.count()]);
+      const { role: harmless } = await roles().createRole({ name: "harmless", scopes: [{ scope: "agent.read" }] });
+      const editor = await person(["role.create", "role.update", "agent.read"]);
+      const { secret: narrowed } = await t
+        .client(TokenService, { key: admin.key })
+        .mintUserApiToken({ scopes: ["role.create", "role.update"], label: "roles only" });
+      const before = await roleWrites();
+      const attempts = [
+        [editor.key, { scope: "person.remove" }, "SCOPE_ESCALATION"],
+        [editor.key, { scope: "repo.read", resourceServerId: api.id }, "NOT_RESOURCE_SERVER_ADMIN"],
+        [narrowed, { scope: "agent.read" }, "SCOPE_ESCALATION"],
+      ] as const;
+      for (const [key, scope, reason] of attempts) {
+        const created = await failure(roles(key).createRole({ name: "sneaky", scopes: [scope] }));
+        const added = await failure(roles(key).updateRole({ roleId: harmless?.id ?? "", addScopes: [scope] }));
+        for (const error of [created, added]) {
+          expect([scope.scope, error?.code, reasonOf(error)]).toEqual([scope.scope, Code.PermissionDenied, reason]);
+        }
+      }
+      expect(await roleWrites()).toEqual(before);
+      // What the editor holds it may put in, and it may take out anything.
+      const { role } = await roles(editor.key).updateRole({
+        roleId: harmless?.id ?? "",
+        addScopes: [{ scope: "agent.read" }],
+      });
+      expect(role?.scopes.map((s) => s.scope)).toEqual(["agent.read"]);
+    });
+
+    it("lets no role.update keep a grant an admin unassigns", async () => {
+      const { role: privileged } = await roles().createRole({
+        name: "privileged",
+        scopes: [{ scope: "person.remove" }],
+      });
+      const { role: other } = await roles().createRole({ name: "other", scopes: [{ scope: "agent.read" }] });
+      const insider = await person(["agent.read"]);
+      await roles().assignRole({ principalId: insider.principalId, roleId: privileged?.id ?? "" });
+      await roles().assignRole({ principalId: insider.principalId, roleId: other?.id ?? "" });
+      // An accomplice holding role.update alone puts person.remove into the other role ...
+      const accomplice = await person(["role.update"]);
+      const edited = await failure(
+        roles(accomplice.key).updateRole({ roleId: other?.id ?? "", addScopes: [{ scope: "person.remove" }] }),
+      );
+      expect([edited?.code, reasonOf(edited)]).toEqual([Code.PermissionDenied, "SCOPE_ESCALATION"]);
+      // ... so unassigning the privileged role takes person.remove away.
+      const { removedScopes } = await roles().unassignRole({
+        principalId: insider.principalId,
+        roleId: privileged?.id ?? "",
+      });
+      expect(removedScopes.map((s) => s.scope)).toEqual(["person.remove"]);
+      expect(await grantsOf(insider.principalId)).not.toContain("person.remove");
     });
 
     it("lets exactly one of concurrent creations of one name win", async () => {
@@ -319,6 +374,38 @@ describe.each(databaseKinds)("roles on %s", (kind) => {
       const theirPerson = await createActor(t, { tenantId: other.tenantId });
       const cross = await failure(theirs.assignRole({ principalId: theirPerson.principalId, roleId: role?.id ?? "" }));
       expect(reasonOf(cross)).toBe("ROLE_NOT_FOUND");
+    });
+
+    it("answers another tenant's roles, people and grants like missing ones, by id and by list filter", async () => {
+      const other = await createActor(t, { scopes: adminScopes });
+      const { role } = await roles(other.key).createRole({ name: "theirs", scopes: [{ scope: "agent.read" }] });
+      const theirPerson = await createActor(t, { tenantId: other.tenantId, scopes: ["agent.read"] });
+      await roles(other.key).assignRole({ principalId: theirPerson.principalId, roleId: role?.id ?? "" });
+      const mine = await person();
+
+      const missingRole = await failure(roles().assignRole({ principalId: mine.principalId, roleId: "rol_nope" }));
+      const theirRole = await failure(roles().assignRole({ principalId: mine.principalId, roleId: role?.id ?? "" }));
+      expect([theirRole?.code, reasonOf(theirRole)]).toEqual([missingRole?.code, reasonOf(missingRole)]);
+      const assignments = await roles().listRoleAssignments({
+        roleId: role?.id ?? "",
+        principalId: theirPerson.principalId,
+      });
+      expect(assignments.assignments).toEqual([]);
+      const unassign = await failure(
+        roles().unassignRole({ principalId: theirPerson.principalId, roleId: role?.id ?? "" }),
+      );
+      expect(unassign?.code).toBe(Code.NotFound);
+      const grants = await failure(
+        t.client(GrantService, { key: admin.key }).listGrants({ principalId: theirPerson.principalId }),
+      );
+      expect(grants?.code).toBe(Code.NotFound);
+      const people = t.client(PersonService, { key: admin.key });
+      const enrollment = await failure(people.issueEnrollment({ personId: theirPerson.principalId }));
+      expect(reasonOf(enrollment)).toBe("PRINCIPAL_NOT_ACCESSIBLE");
+      // A page token naming an id of no tenant in particular still lists only the caller's own.
+      const pageToken = Buffer.from(`v1:${"a".repeat(4)}`).toString("base64url");
+      const page = await people.listPeople({ pageToken, pageSize: 100 });
+      for (const p of page.people) expect(p.tenantId).toBe(admin.tenantId);
     });
   });
 });
