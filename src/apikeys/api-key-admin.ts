@@ -1,9 +1,10 @@
 // Managing API keys of principals: create, list (metadata only), rotate with
-// a grace period, revoke. Issuing or rotating a key follows the one rule of
+// a grace period, revoke. Issuing or rotating a key follows the rules of
 // policy/credential-issuance.ts: the credential presented must cover every
-// grant of the key's principal, the caller's own included. Revoking another
-// principal's key needs the same right. Label, lifetime and grace period
-// arrive within their request rules (aegis/apikey/v1/apikey.proto).
+// grant of the key's principal, the caller's own included, and the key may
+// not outlive it. Revoking another principal's key needs the same right.
+// Label, lifetime and grace period arrive within their request rules
+// (aegis/apikey/v1/apikey.proto).
 import type { ApiKey } from "../../gen/prisma/client.js";
 import { apiKeyHashPurpose, issueApiKey } from "../auth/api-keys.js";
 import type { AuditBase } from "../core/audit.js";
@@ -12,7 +13,7 @@ import type { BrokerContext } from "../core/context.js";
 import { DomainError, invalidArgument, notFound, permissionDenied } from "../core/errors/domain-error.js";
 import { type Page, pageOf } from "../core/pagination.js";
 import { RevocationFeed } from "../core/revocation-feed.js";
-import { credentialHolderFor } from "../policy/credential-issuance.js";
+import { assertNotOutliving, credentialHolderFor } from "../policy/credential-issuance.js";
 import { getPrincipal } from "../principals/index.js";
 
 /** Tells every instance to drop what it cached about a key (its expiry or revocation changed). */
@@ -34,6 +35,7 @@ export async function createApiKey(
 ): Promise<{ key: ApiKey; secret: string }> {
   const principal = await keyHolder(ctx, caller, input.principalId, "an API key");
   const expiresAt = input.ttlSeconds ? new Date(ctx.clock.now().getTime() + input.ttlSeconds * 1000) : undefined;
+  assertNotOutliving(caller, expiresAt, "an API key");
   return ctx.audit.transaction(
     async (tx) => {
       const issued = await issueApiKey(tx, ctx.rootKey.deriveKey(apiKeyHashPurpose), {
@@ -90,6 +92,23 @@ async function findKey(ctx: Pick<BrokerContext, "prisma">, caller: Caller, keyId
   return key;
 }
 
+/**
+ * What a rotation issues: exactly what it replaces, every field that says
+ * what a key may do kept (kind, scopes, the resource server whose scopes they
+ * are, expiry). A user API token made for a resource server that came back
+ * without its server would read that server's scope names as broker scopes.
+ */
+function successorOf(old: ApiKey): Parameters<typeof issueApiKey>[2] {
+  return {
+    tenantId: old.tenantId,
+    principalId: old.principalId,
+    label: old.label,
+    ...(old.expiresAt ? { expiresAt: old.expiresAt } : {}),
+    ...(old.kind === "user_token" ? { scopes: (old.scopes ?? "").split(" ").filter(Boolean) } : {}),
+    ...(old.kind === "user_token" && old.resourceServerId ? { resourceServerId: old.resourceServerId } : {}),
+  };
+}
+
 export async function rotateApiKey(
   ctx: Pick<BrokerContext, "prisma" | "audit" | "clock" | "rootKey" | "config" | "feed">,
   caller: Caller,
@@ -106,20 +125,14 @@ export async function rotateApiKey(
   await keyHolder(ctx, caller, old.principalId, "rotating this key");
   const now = ctx.clock.now();
   if (old.revokedAt || (old.expiresAt && old.expiresAt <= now)) throw notFound("API key", "API_KEY_NOT_FOUND");
+  assertNotOutliving(caller, old.expiresAt ?? undefined, "rotating this key");
   const grace = (input.graceSeconds ?? ctx.config.apiKeyRotationGraceSeconds) * 1000;
   const graceEnd = new Date(now.getTime() + grace);
   const changed = keyChanged(ctx, old.id);
   const result = await ctx.audit.transaction(
     async (tx) => {
       await RevocationFeed.publish(tx, changed);
-      // The successor is what it replaces: same kind, scopes and expiry.
-      const issued = await issueApiKey(tx, ctx.rootKey.deriveKey(apiKeyHashPurpose), {
-        tenantId: old.tenantId,
-        principalId: old.principalId,
-        label: old.label,
-        ...(old.expiresAt ? { expiresAt: old.expiresAt } : {}),
-        ...(old.kind === "user_token" ? { scopes: (old.scopes ?? "").split(" ").filter(Boolean) } : {}),
-      });
+      const issued = await issueApiKey(tx, ctx.rootKey.deriveKey(apiKeyHashPurpose), successorOf(old));
       const previous = await tx.apiKey.update({
         where: { id: old.id },
         data: { expiresAt: old.expiresAt && old.expiresAt < graceEnd ? old.expiresAt : graceEnd },

@@ -168,6 +168,8 @@ export function apiKeyAuthenticator(deps: {
         credentialType: key.kind,
         credentialId: key.id,
         applicationScopes: applicationScopesOf(key),
+        // What it issues may not outlive it (policy/credential-issuance.ts).
+        ...(key.expiresAt ? { credentialExpiresAt: key.expiresAt } : {}),
       };
       // Revoked-in-the-future keys are not cached: the entry would outlive the revocation.
       if (!key.revokedAt) deps.cache?.set(key.id, stored, caller, key.expiresAt, now);

@@ -44,6 +44,14 @@ export interface Caller {
    * tokens).
    */
   readonly applicationScopes?: ApplicationScopes;
+  /**
+   * When the presented credential stops working, if its issuer gave it an
+   * expiry: an API key or user API token with `expiresAt`. Unset for
+   * credentials without one, and for broker tokens, web sessions and client
+   * assertions, which are short-lived by design (see
+   * policy/credential-issuance.ts: nothing issued may outlive this).
+   */
+  readonly credentialExpiresAt?: Date;
 }
 
 export type ApplicationScopes = "all" | { readonly resourceServerId: string; readonly scopes: readonly string[] };

@@ -1,11 +1,14 @@
 // A person's decision on a device login: the user code looked up (wrong
 // entries rate-limited per address, per person and globally, and audited),
 // then approved for all or some of the requested scopes, or denied.
+// Approving issues a refresh token family, so it follows the issuance rules
+// (policy/credential-issuance.ts): the credential presented covers the
+// person's grants and outlives the family.
 import type { DeviceAuthorization } from "../../gen/prisma/client.js";
 import type { AuditBase } from "../core/audit.js";
 import type { Caller } from "../core/caller.js";
 import { invalidArgument, notFound, permissionDenied } from "../core/errors/domain-error.js";
-import { credentialHolderFor } from "../policy/credential-issuance.js";
+import { assertNotOutliving, credentialHolderFor } from "../policy/credential-issuance.js";
 import { assertCovers, parseScopes } from "../policy/scope-checks.js";
 import { formatScope } from "../protocol/scope.js";
 import { assertApplicationScopesHeld, audienceOf } from "../resource-servers/index.js";
@@ -60,7 +63,14 @@ async function approvedScopes(
 export async function decideDeviceAuthorization(
   deps: Pick<
     DeviceDeps,
-    "prisma" | "clock" | "audit" | "config" | "codeFailures" | "codeFailuresPerPerson" | "codeFailuresGlobal"
+    | "prisma"
+    | "clock"
+    | "audit"
+    | "config"
+    | "deviceConfig"
+    | "codeFailures"
+    | "codeFailuresPerPerson"
+    | "codeFailuresGlobal"
   >,
   caller: Caller,
   auditBase: AuditBase,
@@ -82,6 +92,9 @@ export async function decideDeviceAuthorization(
     if (extra.length) throw invalidArgument([{ field: "scopes", description: `not requested: ${extra.join(" ")}` }]);
     // Approving issues the device a refresh token of the person's: a credential.
     await credentialHolderFor(deps.prisma, caller, caller.principalId, "approving a device login");
+    // Its family lives refreshTokenSeconds from the exchange, which comes before the code expires.
+    const familyEnd = new Date(row.expiresAt.getTime() + deps.deviceConfig.refreshTokenSeconds * 1000);
+    assertNotOutliving(caller, familyEnd, "approving a device login (its refresh tokens)");
   }
   await deps.audit.transaction(
     async (tx) => {

@@ -4,17 +4,20 @@
 // broker's own developer portal, registered at every start with no tenant
 // (people of every tenant sign in to it), whose one redirect URI follows the
 // broker's public URL. A client may ask for no more than its registrar
-// holds. Name, audiences and redirect URIs arrive within their request rules
+// holds: broker scopes the credential presented covers, and audiences that
+// are resource servers of the tenant it administers or holds scopes on.
+// Name, audiences and redirect URIs arrive within their request rules
 // (device.proto); what a redirect URI may be is checked here.
 import type { OAuthClient } from "../../gen/prisma/client.js";
 import type { AuditBase } from "../core/audit.js";
 import type { Caller } from "../core/caller.js";
 import type { BrokerContext } from "../core/context.js";
-import { invalidArgument, notFound } from "../core/errors/domain-error.js";
-import { assertCovers, parseScopes } from "../policy/scope-checks.js";
+import { DomainError, invalidArgument, notFound, permissionDenied } from "../core/errors/domain-error.js";
+import { administers, assertCovers, parseScopes } from "../policy/scope-checks.js";
 import { newId } from "../protocol/ids.js";
 import { formatScope } from "../protocol/scope.js";
 import { developerPortalCallbackPath, developerPortalClientId } from "../protocol/well-known.js";
+import { audienceOf, heldApplicationScopes } from "../resource-servers/index.js";
 
 const loopbackHosts = ["127.0.0.1", "[::1]"];
 
@@ -63,8 +66,39 @@ export function matchesRedirectUri(registered: readonly string[], presented: str
 
 export const redirectUrisOf = (client: OAuthClient): string[] => client.redirectUris.split(" ").filter(Boolean);
 
+/**
+ * The audiences a client may be registered for, deduplicated: the broker, or
+ * a resource server of the caller's tenant that the credential presented
+ * administers or holds scopes on. A client allowed any other server would
+ * ask that server's users to consent to scopes its registrar has no part in.
+ */
+async function allowedAudiences(
+  ctx: Pick<BrokerContext, "prisma" | "config">,
+  caller: Caller,
+  identifiers: readonly string[],
+): Promise<string[]> {
+  const audiences = [...new Set(identifiers)];
+  for (const identifier of audiences) {
+    const field = `allowed_audiences[${identifiers.indexOf(identifier)}]`;
+    const target = await audienceOf(ctx, caller.tenantId, identifier).catch((error: unknown) => {
+      if (!(error instanceof DomainError) || error.reason !== "INVALID_TARGET") throw error;
+      throw new DomainError("invalid_argument", "INVALID_TARGET", `${field}: ${error.message}`, {
+        fieldViolations: [{ field, description: "not the broker nor a resource server registered in this tenant" }],
+      });
+    });
+    if (target.kind === "broker" || administers(caller, target.server.id)) continue;
+    if ((await heldApplicationScopes(ctx.prisma, caller, target.server.id)).size > 0) continue;
+    throw permissionDenied(
+      "SCOPE_ESCALATION",
+      `a client for ${identifier.slice(0, 100)} needs a credential that administers that resource server or holds scopes on it; the one presented does neither`,
+      `${caller.credentialType} ${caller.credentialId} has no part in ${target.server.id}`,
+    );
+  }
+  return audiences;
+}
+
 export async function createOAuthClient(
-  ctx: Pick<BrokerContext, "audit">,
+  ctx: Pick<BrokerContext, "audit" | "prisma" | "config">,
   caller: Caller,
   auditBase: AuditBase,
   input: {
@@ -82,6 +116,7 @@ export async function createOAuthClient(
   });
   if (bad.length) throw invalidArgument(bad);
   assertCovers(caller, scopes, "a client with these scopes");
+  const audiences = await allowedAudiences(ctx, caller, input.allowedAudiences);
   return ctx.audit.transaction(
     (tx) =>
       tx.oAuthClient.create({
@@ -90,7 +125,7 @@ export async function createOAuthClient(
           tenantId: caller.tenantId,
           name: input.name.trim(),
           allowedScopes: scopes.map(formatScope).join(" "),
-          allowedAudiences: input.allowedAudiences.join(" "),
+          allowedAudiences: audiences.join(" "),
           redirectUris: redirectUris.join(" "),
         },
       }),

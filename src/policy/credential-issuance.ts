@@ -15,6 +15,16 @@
 // that server (which could give them anyway) or by the credential carrying
 // them itself; a resource server's own principal is covered only by the
 // admin right over it.
+//
+// The second rule is about time: a credential whose issuer gave it an expiry
+// (an API key or user API token with `expiresAt`, Caller.credentialExpiresAt)
+// issues nothing that outlives it. A long-lived credential asked for by one
+// about to expire is refused, naming the presented credential's expiry
+// (`assertNotOutliving`); an access token is instead shortened to the time
+// left, as OAuth servers shorten lifetimes and say so in `expires_in`
+// (`lifetimeWithin`, RFC 6749 §5.1). Broker access tokens, web sessions and
+// client assertions carry no such expiry: they are short-lived sessions by
+// design, and a person signed in with one may still make a key that lasts.
 import type { Caller } from "../core/caller.js";
 import { permissionDenied } from "../core/errors/domain-error.js";
 import type { Db } from "../db/database.js";
@@ -114,4 +124,40 @@ export async function credentialHolderFor(db: Db, caller: Caller, principalId: s
   const holder = await findCredentialHolder(db, caller, principalId);
   await assertMayIssueCredentialFor(db, caller, holder, what);
   return holder;
+}
+
+/** The refusal of the second rule: `what` would end after the presented credential does. */
+function outlivesPresented(caller: Caller, asked: Date | undefined, what: string) {
+  const presentedExpiry = caller.credentialExpiresAt?.toISOString() ?? "";
+  return permissionDenied(
+    "CREDENTIAL_OUTLIVES_PRESENTED",
+    `${what} would outlive the credential presented, which expires at ${presentedExpiry}: ask for an expiry no later than that, or present a credential that does not expire`,
+    `${caller.credentialType} ${caller.credentialId} expires at ${presentedExpiry}; asked ${asked?.toISOString() ?? "no expiry"}`,
+  );
+}
+
+/**
+ * Throws permission_denied when a credential ending at `expiresAt`
+ * (undefined: never) would outlive the presented credential's expiry.
+ */
+export function assertNotOutliving(caller: Caller, expiresAt: Date | undefined, what: string): void {
+  const limit = caller.credentialExpiresAt;
+  if (limit === undefined) return;
+  if (expiresAt === undefined || expiresAt.getTime() > limit.getTime()) {
+    throw outlivesPresented(caller, expiresAt, what);
+  }
+}
+
+/**
+ * An access token's lifetime in whole seconds from `now`, shortened so that
+ * it ends no later than the presented credential; refused when less than a
+ * second of it is left.
+ */
+export function lifetimeWithin(caller: Caller, now: Date, lifetimeSeconds: number): number {
+  const limit = caller.credentialExpiresAt;
+  if (limit === undefined) return lifetimeSeconds;
+  // Whole seconds from the whole second of `now`, as `iat` and `exp` are.
+  const left = Math.floor(limit.getTime() / 1000) - Math.floor(now.getTime() / 1000);
+  if (left < 1) throw outlivesPresented(caller, new Date(now.getTime() + lifetimeSeconds * 1000), "this token");
+  return Math.min(lifetimeSeconds, left);
 }

@@ -7,6 +7,7 @@ import type { CallSite } from "../core/call.js";
 import type { Caller } from "../core/caller.js";
 import { optionalSeconds } from "../core/duration.js";
 import { DomainError, invalidArgument } from "../core/errors/domain-error.js";
+import { lifetimeWithin } from "../policy/credential-issuance.js";
 import { assertCovers, parseScopes } from "../policy/scope-checks.js";
 import { type AccessTokenClaims, signAccessToken } from "../protocol/access-token.js";
 import { newJti } from "../protocol/jti.js";
@@ -59,6 +60,8 @@ export interface TokenGrant {
   readonly lifetimeSeconds: number;
   /** Binds the token to this DPoP key (`cnf.jkt`). */
   readonly jkt?: string;
+  /** `iat`: the clock's time unless given (the time `lifetimeSeconds` was counted from). */
+  readonly issuedAt?: Date;
 }
 
 /**
@@ -66,7 +69,7 @@ export interface TokenGrant {
  * waits for the audit batch, so no token leaves unaudited.
  */
 export async function issueAccessToken(deps: TokenDeps, site: CallSite, grant: TokenGrant): Promise<MintedToken> {
-  const iat = Math.floor(deps.clock.now().getTime() / 1000);
+  const iat = Math.floor((grant.issuedAt ?? deps.clock.now()).getTime() / 1000);
   const exp = iat + grant.lifetimeSeconds;
   const claims: AccessTokenClaims = {
     iss: deps.config.publicUrl,
@@ -111,6 +114,8 @@ export async function issueAccessToken(deps: TokenDeps, site: CallSite, grant: T
  * carried a DPoP proof, to which the token is then bound). For the broker's
  * own URL the scopes are broker scopes; for a registered resource server,
  * scopes of its catalogue that the client holds there, under its policy.
+ * The token ends no later than the credential presented (`expires_in` then
+ * says less than asked: policy/credential-issuance.ts).
  */
 export async function mintToken(
   deps: TokenDeps,
@@ -126,6 +131,7 @@ export async function mintToken(
     ]);
     const audience = await audienceOf(deps, caller.tenantId, request.audience);
     const binding = caller.dpopJkt ? { jkt: caller.dpopJkt } : {};
+    const issuedAt = deps.clock.now();
     if (audience.kind === "broker") {
       const { defaultSeconds, maxSeconds } = deps.config.tokenLifetime;
       const scopes = validateMint(request, maxSeconds);
@@ -135,12 +141,13 @@ export async function mintToken(
         clientId: caller.principalId,
         audience: request.audience,
         scope: scopes.map(formatScope).join(" "),
-        lifetimeSeconds: optionalSeconds(request.lifetime) ?? defaultSeconds,
+        lifetimeSeconds: lifetimeWithin(caller, issuedAt, optionalSeconds(request.lifetime) ?? defaultSeconds),
+        issuedAt,
         ...binding,
       });
     }
     const { server } = audience;
-    const lifetimeSeconds = lifetimeFor(server, optionalSeconds(request.lifetime));
+    const lifetimeSeconds = lifetimeWithin(caller, issuedAt, lifetimeFor(server, optionalSeconds(request.lifetime)));
     const scopes = catalogueScopes(server, request.scopes, caller.kind);
     assertBindingAllowed(server, caller.dpopJkt);
     await assertApplicationScopesHeld(deps.prisma, caller, server, scopes, "this token");
@@ -150,6 +157,7 @@ export async function mintToken(
       audience: server.identifier,
       scope: scopes.join(" "),
       lifetimeSeconds,
+      issuedAt,
       ...binding,
     });
   } catch (error) {

@@ -4,7 +4,8 @@
 // minted and again on every use (so taking a grant away narrows the token).
 // Minting one is issuing a credential: the credential presented must cover
 // every grant of the person (policy/credential-issuance.ts), so a narrowed
-// credential cannot mint itself a longer-lived one.
+// credential cannot mint itself a wider one, and may not outlive it, so an
+// expiring one cannot mint itself a longer-lived one.
 
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { apiKeyHashPurpose, issueApiKey } from "../auth/api-keys.js";
@@ -13,7 +14,7 @@ import { type Caller, elevatedScope } from "../core/caller.js";
 import type { BrokerContext } from "../core/context.js";
 import { optionalSeconds } from "../core/duration.js";
 import { permissionDenied } from "../core/errors/domain-error.js";
-import { credentialHolderFor } from "../policy/credential-issuance.js";
+import { assertNotOutliving, credentialHolderFor } from "../policy/credential-issuance.js";
 import { assertCovers, parseScopes } from "../policy/scope-checks.js";
 import { formatScope, isSpecific } from "../protocol/scope.js";
 import { assertApplicationScopesHeld, audienceOf, catalogueScopes } from "../resource-servers/index.js";
@@ -62,7 +63,8 @@ export async function mintUserApiToken(
 
 /**
  * Issues the token, once the credential presented covers every grant of
- * its owner (the issuance rule), in one audited transaction.
+ * its owner and outlives the token (the issuance rules), in one audited
+ * transaction.
  */
 async function issueUserApiToken(
   ctx: Pick<BrokerContext, "audit" | "clock" | "rootKey">,
@@ -75,6 +77,7 @@ async function issueUserApiToken(
   const issued = await ctx.audit.transaction(
     async (tx) => {
       await credentialHolderFor(tx, caller, caller.principalId, "a user API token");
+      assertNotOutliving(caller, expiresAt, "this user API token");
       return issueApiKey(tx, ctx.rootKey.deriveKey(apiKeyHashPurpose), {
         tenantId: caller.tenantId,
         principalId: caller.principalId,

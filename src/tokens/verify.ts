@@ -92,6 +92,10 @@ export function tokenAuthenticator(deps: TokenDeps): Authenticator {
       } else if (scheme === "dpop") {
         throw unauthenticated("DPoP scheme used with a token that is not DPoP-bound");
       }
+      // No credentialExpiresAt: a broker token is a short-lived session by
+      // design, and what it issues is bounded by the issuance rules' coverage
+      // only (policy/credential-issuance.ts), so a person signed in with one
+      // may still make a key that lasts.
       return {
         principalId: claims.sub,
         tenantId: claims.tenant_id,

@@ -1,9 +1,11 @@
 // No credential can be widened: issuing or re-issuing any credential for a
 // principal needs the credential presented on the call to cover every grant
-// of that principal, the caller's own principal included
-// (src/policy/credential-issuance.ts). First the six attacks outside testers
-// found (A–F), each as its own test; then the matrix of every credential-
-// issuing call against every kind of narrowed caller.
+// of that principal, the caller's own principal included, and a credential
+// that expires issues nothing that outlives it
+// (src/policy/credential-issuance.ts). First the attacks outside testers
+// found (A–I), each as its own test; then the issuing calls against an
+// expiring credential, and the matrix of every credential-issuing call
+// against every kind of narrowed caller.
 import { randomUUID } from "node:crypto";
 import { Code, createClient, type Transport } from "@connectrpc/connect";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
@@ -11,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService, KeyUse } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
 import { ApiKeyService } from "../../gen/proto/aegis/apikey/v1/apikey_pb.js";
 import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
+import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { TenantService } from "../../gen/proto/aegis/tenant/v1/tenant_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
@@ -18,17 +21,21 @@ import { publicBase } from "../support/agents.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
 import { failure, reasonOf } from "../support/errors.js";
-import { type Actor, createActor } from "../support/fixtures.js";
+import { type Actor, createActor, registerApi, seconds } from "../support/fixtures.js";
 
 describe.each(databaseKinds)("no credential can be widened on %s", (kind) => {
   let t: TestBroker;
   /** The bootstrap admin: holds broker.admin and every action. */
   let adminId: string;
+  let adminTenant: string;
+  let n = 0;
+  const unique = (name: string) => `https://${name}-${++n}.example.com`;
   const prisma = () => t.db.database.prisma;
 
   beforeAll(async () => {
     t = await startTestBroker(kind);
     adminId = t.broker.bootstrap?.principalId ?? "";
+    adminTenant = (await prisma().principal.findUniqueOrThrow({ where: { id: adminId } })).tenantId;
   });
   afterAll(() => t.stop());
 
@@ -148,6 +155,90 @@ describe.each(databaseKinds)("no credential can be widened on %s", (kind) => {
       .addAgentKey({ agentId: weak?.id ?? "", use: KeyUse.SIGNING, jwkJson });
   });
 
+  it("G: rotating a user API token made for a resource server re-issues one for that server, never a broker token", async () => {
+    // The server's catalogue names a scope that is also a broker action (both grammars allow it).
+    const person = await createActor(t, {
+      tenantId: adminTenant,
+      scopes: ["token.user.create", "apikey.rotate", "agent.read"],
+    });
+    const api = await registerApi(t, t.adminKey, {
+      identifier: unique("rotated"),
+      scopes: ["agent.read", "repo.read"],
+      grants: { [person.principalId]: ["agent.read", "repo.read"] },
+    });
+    const mint = (key: string, audience: string, scopes: string[]) =>
+      t.client(TokenService, { key }).mintToken({ audience, scopes });
+    const minted = await t
+      .client(TokenService, { key: person.key })
+      .mintUserApiToken({ audience: api.identifier, scopes: ["agent.read", "repo.read"], label: "ci" });
+    const before = await prisma().apiKey.findUniqueOrThrow({ where: { id: minted.tokenId } });
+    const rotated = await t.client(ApiKeyService, { key: person.key }).rotateApiKey({ keyId: minted.tokenId });
+    // The server's `agent.read` did not become the broker's ...
+    expect((await t.client(PrincipalService, { key: rotated.secret }).whoAmI({})).scopes).toEqual([]);
+    expect(reasonOf(await failure(mint(rotated.secret, publicBase(t), ["agent.read"])))).toBe("SCOPE_NOT_GRANTED");
+    // ... and the successor is exactly what it replaces: same server, same scopes, same expiry.
+    const after = await prisma().apiKey.findUniqueOrThrow({ where: { id: rotated.key?.id ?? "" } });
+    expect(after).toMatchObject({
+      kind: "user_token",
+      resourceServerId: api.id,
+      scopes: before.scopes,
+      expiresAt: before.expiresAt,
+    });
+    expect((await mint(rotated.secret, api.identifier, ["repo.read"])).scope).toBe("repo.read");
+  });
+
+  it("H: a server scope named broker.admin does not come back from rotation as the elevated grant", async () => {
+    const api = await registerApi(t, t.adminKey, { identifier: unique("elevated"), scopes: ["broker.admin"] });
+    // Another admin of that server gives the bootstrap admin its `broker.admin` (nobody grants themselves).
+    const coAdmin = await createActor(t, {
+      tenantId: adminTenant,
+      scopes: ["grant.create", `resource_server.admin:server:${api.id}`],
+    });
+    await t
+      .client(GrantService, { key: coAdmin.key })
+      .createGrant({ principalId: adminId, scope: "broker.admin", resourceServerId: api.id });
+    const appToken = await t
+      .client(TokenService)
+      .mintUserApiToken({ audience: api.identifier, scopes: ["broker.admin"], label: "app only" });
+    const rotated = await t.client(ApiKeyService).rotateApiKey({ keyId: appToken.tokenId });
+    // MintUserApiToken refuses the elevated grant in a user API token; rotation hands it out neither.
+    expect((await t.client(PrincipalService, { key: rotated.secret }).whoAmI({})).scopes).toEqual([]);
+  });
+
+  it("I: an OAuth client is registered for no resource server its registrar has no part in", async () => {
+    // The registrar holds oauth_client.create and nothing of the server; the victim holds repo.write there.
+    const registrar = await createActor(t, { tenantId: adminTenant, scopes: ["oauth_client.create"] });
+    const victim = await createActor(t, { tenantId: adminTenant });
+    const api = await registerApi(t, t.adminKey, {
+      identifier: unique("phished"),
+      scopes: ["repo.read", "repo.write"],
+      grants: { [victim.principalId]: ["repo.write"] },
+    });
+    const register = (key: string, allowedAudiences: string[]) =>
+      t.client(DeviceAuthService, { key }).createOAuthClient({ name: "looks official", allowedAudiences });
+    const clients = () => prisma().oAuthClient.count({ where: { tenantId: adminTenant } });
+    const before = await clients();
+    const refused = await failure(register(registrar.key, [api.identifier]));
+    expect(refused?.code).toBe(Code.PermissionDenied);
+    expect(reasonOf(refused)).toBe("SCOPE_ESCALATION");
+    // Nor for a server of another tenant, or none: both are not a server of this tenant.
+    const elsewhere = await createActor(t, { scopes: ["resource_server.create"] });
+    const foreign = await registerApi(t, elsewhere.key, { identifier: unique("foreign"), scopes: ["repo.read"] });
+    for (const audience of [foreign.identifier, unique("unregistered")]) {
+      const unknown = await failure(register(registrar.key, [audience]));
+      expect(unknown?.code).toBe(Code.InvalidArgument);
+      expect(reasonOf(unknown)).toBe("INVALID_TARGET");
+    }
+    expect(await clients()).toBe(before);
+    // Holding a scope of the server, or administering it, is a part in it; the broker is always allowed.
+    await t
+      .client(GrantService)
+      .createGrant({ principalId: registrar.principalId, scope: "repo.read", resourceServerId: api.id });
+    await register(registrar.key, [api.identifier, publicBase(t)]);
+    await register(t.adminKey, [api.identifier]);
+    expect(await clients()).toBe(before + 2);
+  });
+
   it("revoking another principal's API key or public key needs the same right", async () => {
     const agents = t.client(AgentService);
     const { agent } = await agents.registerAgent({
@@ -171,6 +262,96 @@ describe.each(databaseKinds)("no credential can be widened on %s", (kind) => {
     // Its own credentials it may revoke.
     const own = await t.client(ApiKeyService).createApiKey({ principalId: agent?.id ?? "" });
     await t.client(ApiKeyService, { key: revoker }).revokeApiKey({ keyId: own.key?.id ?? "" });
+  });
+
+  describe("a credential that expires issues nothing that outlives it", () => {
+    // A person, and a user API token of theirs for one hour carrying every
+    // grant they hold, so the coverage rule alone would let it issue anything.
+    const held = ["token.user.create", "apikey.create", "apikey.rotate", "agent.read"];
+    let person: Actor;
+    let hour: { secret: string; id: string; expiresAt: Date };
+    const tokens = () => t.client(TokenService, { key: hour.secret });
+    const keys = () => t.client(ApiKeyService, { key: hour.secret });
+    const keyCount = () => prisma().apiKey.count({ where: { principalId: person.principalId } });
+    const expiryOf = async (id: string) => (await prisma().apiKey.findUniqueOrThrow({ where: { id } })).expiresAt;
+
+    beforeAll(async () => {
+      person = await createActor(t, { tenantId: adminTenant, scopes: held });
+      const minted = await t
+        .client(TokenService, { key: person.key })
+        .mintUserApiToken({ scopes: held, label: "one hour", ttl: seconds(3_600) });
+      hour = { secret: minted.secret, id: minted.tokenId, expiresAt: (await expiryOf(minted.tokenId)) as Date };
+    });
+
+    const outliving: { name: string; call: () => Promise<unknown>; count: () => Promise<number> }[] = [
+      {
+        name: "MintUserApiToken for 400 days",
+        call: () => tokens().mintUserApiToken({ scopes: ["agent.read"], label: "long", ttl: seconds(400 * 86_400) }),
+        count: keyCount,
+      },
+      {
+        name: "MintUserApiToken for its default 90 days",
+        call: () => tokens().mintUserApiToken({ scopes: ["agent.read"], label: "default" }),
+        count: keyCount,
+      },
+      {
+        name: "CreateApiKey that never expires",
+        call: () => keys().createApiKey({ principalId: person.principalId }),
+        count: keyCount,
+      },
+      {
+        name: "CreateApiKey for two hours",
+        call: () => keys().createApiKey({ principalId: person.principalId, ttl: seconds(7_200) }),
+        count: keyCount,
+      },
+      {
+        name: "RotateApiKey of a key that never expires",
+        call: () => keys().rotateApiKey({ keyId: person.keyId }),
+        count: keyCount,
+      },
+      {
+        name: "ApproveDeviceAuthorization (its refresh tokens live for days)",
+        call: async () => {
+          const started = await t
+            .client(DeviceAuthService, { key: undefined })
+            .beginDeviceAuthorization({ clientId: "aegis-cli", scopes: ["agent.read"] });
+          return t
+            .client(DeviceAuthService, { key: hour.secret })
+            .approveDeviceAuthorization({ userCode: started.userCode });
+        },
+        count: () => prisma().deviceAuthorization.count({ where: { principalId: person.principalId } }),
+      },
+    ];
+
+    for (const issuing of outliving) {
+      it(`${issuing.name} is refused, naming the presented credential's expiry, audited, and creates nothing`, async () => {
+        const before = await issuing.count();
+        const denied = () => prisma().auditEvent.count({ where: { actorId: person.principalId, outcome: "denied" } });
+        const deniedBefore = await denied();
+        const error = await failure(issuing.call());
+        expect(error?.code).toBe(Code.PermissionDenied);
+        expect(reasonOf(error)).toBe("CREDENTIAL_OUTLIVES_PRESENTED");
+        expect(error?.rawMessage).toContain(`expires at ${hour.expiresAt.toISOString()}`);
+        expect(await issuing.count()).toBe(before);
+        expect(await denied()).toBe(deniedBefore + 1);
+      });
+    }
+
+    it("issues what ends with it or before: a shorter token or key, and its own rotation", async () => {
+      const child = await tokens().mintUserApiToken({ scopes: ["agent.read"], label: "short", ttl: seconds(1_800) });
+      expect((await expiryOf(child.tokenId))?.getTime()).toBeLessThanOrEqual(hour.expiresAt.getTime());
+      const key = await keys().createApiKey({ principalId: person.principalId, ttl: seconds(1_800) });
+      expect((await expiryOf(key.key?.id ?? ""))?.getTime()).toBeLessThanOrEqual(hour.expiresAt.getTime());
+      const rotated = await keys().rotateApiKey({ keyId: hour.id });
+      expect(await expiryOf(rotated.key?.id ?? "")).toEqual(hour.expiresAt);
+    });
+
+    it("binds only credentials with an expiry: the person's key that never expires still issues one that lasts", async () => {
+      const lasting = await t
+        .client(ApiKeyService, { key: person.key })
+        .createApiKey({ principalId: person.principalId });
+      expect(await expiryOf(lasting.key?.id ?? "")).toBe(null);
+    });
   });
 
   describe("matrix: every credential-issuing RPC against every narrowed caller", () => {

@@ -5,13 +5,14 @@ import { Code } from "@connectrpc/connect";
 import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
+import { ApiKeyService } from "../../gen/proto/aegis/apikey/v1/apikey_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import { verifyAccessToken } from "../../src/sdk/index.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
 import { createDpopKey } from "../support/dpop.js";
 import { failure } from "../support/errors.js";
-import { type Actor, createActor, registerApi } from "../support/fixtures.js";
+import { type Actor, createActor, registerApi, seconds } from "../support/fixtures.js";
 
 const insecure = { [oauth.allowInsecureRequests]: true } as const;
 
@@ -19,13 +20,14 @@ describe.each(databaseKinds)("OAuth HTTP endpoints on %s", (kind) => {
   let t: TestBroker;
   let agent: Actor;
   let rs: Actor;
+  let admin: Actor;
   let as: oauth.AuthorizationServer;
   beforeAll(async () => {
     t = await startTestBroker(kind);
     agent = await createActor(t, { kind: "agent" });
-    const admin = await createActor(t, {
+    admin = await createActor(t, {
       tenantId: agent.tenantId,
-      scopes: ["resource_server.create", "grant.create"],
+      scopes: ["resource_server.create", "grant.create", "apikey.create"],
     });
     await registerApi(t, admin.key, {
       identifier: "https://api.example.com",
@@ -147,6 +149,27 @@ describe.each(databaseKinds)("OAuth HTTP endpoints on %s", (kind) => {
     expect(res.status).toBe(status);
     expect(((await res.json()) as { error: string }).error).toBe(error);
     expect(res.headers.get("cache-control")).toBe("no-store");
+  });
+
+  it("shortens a client_credentials token to what is left of an expiring client secret, in expires_in", async () => {
+    const { key, secret } = await t
+      .client(ApiKeyService, { key: admin.key })
+      .createApiKey({ principalId: agent.principalId, label: "one minute", ttl: seconds(60) });
+    const keyExpiry = (await t.db.database.prisma.apiKey.findUniqueOrThrow({ where: { id: key?.id ?? "" } })).expiresAt;
+    const client: oauth.Client = { client_id: agent.principalId };
+    const response = await oauth.clientCredentialsGrantRequest(
+      as,
+      client,
+      oauth.ClientSecretBasic(secret),
+      { scope: "reports.read", audience: "https://api.example.com" },
+      insecure,
+    );
+    const token = await oauth.processClientCredentialsResponse(as, client, response);
+    const options = { issuer: t.broker.url, audience: "https://api.example.com", jwksUri: as.jwks_uri ?? "" };
+    const { exp, iat } = await verifyAccessToken(token.access_token, options);
+    expect(exp * 1000).toBeLessThanOrEqual(keyExpiry?.getTime() ?? 0);
+    expect(token.expires_in).toBe(exp - iat);
+    expect(token.expires_in).toBeLessThanOrEqual(60);
   });
 
   it("refuses a replayed DPoP proof at the token endpoint with invalid_dpop_proof", async () => {

@@ -1,6 +1,7 @@
 // Broker tokens end to end: mint by API key, assertion and DPoP; use them on
 // the broker; verify them with the SDK against the live JWKS; and the attack
-// list from the issue, each as its own test.
+// list from the issue, each as its own test. Last, the rule that shortens a
+// token to its credential's remaining life, as a unit table.
 import { createHmac, randomUUID } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import { type CryptoKey, exportJWK, generateKeyPair, SignJWT } from "jose";
@@ -9,6 +10,9 @@ import { AgentService, KeyUse } from "../../gen/proto/aegis/agent/v1/agent_pb.js
 import { ApiKeyService } from "../../gen/proto/aegis/apikey/v1/apikey_pb.js";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
+import type { Caller } from "../../src/core/caller.js";
+import { lifetimeWithin } from "../../src/policy/credential-issuance.js";
+import { ScopeSet } from "../../src/protocol/scope.js";
 import { requireScopes, verifyAccessToken } from "../../src/sdk/index.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
@@ -404,6 +408,37 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
     await mint(rotated.secret);
   });
 
+  it("ends a token no later than the expiring key that minted it, and says so in expires_in", async () => {
+    const keyFor = async (principalId: string) => {
+      const { key, secret } = await t
+        .client(ApiKeyService, { key: person.key })
+        .createApiKey({ principalId, label: "one minute", ttl: seconds(60) });
+      const row = await t.db.database.prisma.apiKey.findUniqueOrThrow({ where: { id: key?.id ?? "" } });
+      return { secret, expiresAt: row.expiresAt?.getTime() ?? 0 };
+    };
+    const claimsOf = (token: string) =>
+      JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString()) as { iat: number; exp: number };
+    const asked = [
+      // The broker's audience, asking for its 15-minute maximum ...
+      { principalId: person.principalId, audience: t.broker.url, scopes: ["agent.register"], lifetime: seconds(900) },
+      // ... and a resource server's, at its default lifetime.
+      { principalId: agentId, audience: "https://api.example.com", scopes: ["reports.read"] },
+    ];
+    for (const { principalId, ...request } of asked) {
+      const key = await keyFor(principalId);
+      const minted = await t.client(TokenService, { key: key.secret }).mintToken(request);
+      const { iat, exp } = claimsOf(minted.accessToken);
+      expect(exp * 1000).toBeLessThanOrEqual(key.expiresAt);
+      expect(minted.expiresIn).toBe(exp - iat);
+      expect(minted.expiresIn).toBeLessThanOrEqual(60);
+    }
+    // A key that never expires gets what it asks for.
+    const lasting = await t
+      .client(TokenService, { key: person.key })
+      .mintToken({ audience: t.broker.url, scopes: ["agent.register"], lifetime: seconds(900) });
+    expect(lasting.expiresIn).toBe(900);
+  });
+
   it("rotates signing keys in stages and retires a compromised one at once", async () => {
     const jwks = async () =>
       ((await (await fetch(`${t.broker.url}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] }).keys.map(
@@ -465,4 +500,47 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
     const again = await failure(agents.reactivateAgent({ agentId }));
     expect(again?.code).toBe(Code.FailedPrecondition);
   });
+});
+
+describe("lifetimeWithin (an access token ends no later than the credential presented)", () => {
+  const at = (seconds: number) => new Date(seconds * 1000);
+  const caller = (credentialExpiresAt?: Date): Caller => ({
+    principalId: "prn_test",
+    tenantId: "ten_test",
+    kind: "agent",
+    scopes: new ScopeSet([]),
+    credentialType: "api_key",
+    credentialId: "key",
+    ...(credentialExpiresAt ? { credentialExpiresAt } : {}),
+  });
+  const cases: { name: string; expires?: Date; now: Date; asked: number; lifetime: number | "refused" }[] = [
+    { name: "a credential without expiry: as asked", now: at(1_000.5), asked: 900, lifetime: 900 },
+    { name: "one that outlives the token: as asked", expires: at(5_000), now: at(1_000.5), asked: 900, lifetime: 900 },
+    {
+      name: "one that ends first: whole seconds left, from the whole second of now (iat)",
+      expires: at(1_030.2),
+      now: at(1_000.9),
+      asked: 900,
+      lifetime: 30,
+    },
+    {
+      name: "one ending within the same second: refused",
+      expires: at(1_000.9),
+      now: at(1_000.1),
+      asked: 900,
+      lifetime: "refused",
+    },
+  ];
+  for (const { name, expires, now, asked, lifetime } of cases) {
+    it(name, () => {
+      const run = () => lifetimeWithin(caller(expires), now, asked);
+      if (lifetime === "refused") {
+        expect(run).toThrow(
+          expect.objectContaining({ code: "permission_denied", reason: "CREDENTIAL_OUTLIVES_PRESENTED" }),
+        );
+      } else {
+        expect(run()).toBe(lifetime);
+      }
+    });
+  }
 });
