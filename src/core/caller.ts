@@ -47,7 +47,8 @@ export interface Caller {
   /**
    * When the presented credential stops working, if its issuer gave it an
    * expiry: an API key or user API token with `expiresAt`. Unset for
-   * credentials without one, and for broker tokens, web sessions and client
+   * credentials without one, and for broker tokens (but those minted by a
+   * credential that expires: their own `exp`), web sessions and client
    * assertions, which are short-lived by design (see
    * policy/credential-issuance.ts: nothing issued may outlive this).
    */

@@ -25,6 +25,9 @@
 // (`lifetimeWithin`, RFC 6749 §5.1). Broker access tokens, web sessions and
 // client assertions carry no such expiry: they are short-lived sessions by
 // design, and a person signed in with one may still make a key that lasts.
+// A broker token minted by a credential that expires is the exception: it is
+// marked (`aegis_bounded`) and bound by its own `exp`, so minting one is no
+// step around this rule.
 import type { Caller } from "../core/caller.js";
 import { permissionDenied } from "../core/errors/domain-error.js";
 import type { Db } from "../db/database.js";

@@ -22,6 +22,12 @@ export interface AccessTokenClaims {
   readonly scope: string;
   readonly principal_kind: string;
   readonly cnf?: { readonly jkt: string };
+  /**
+   * Set (true) when the credential that minted the token expires
+   * (policy/credential-issuance.ts): the token then issues nothing that
+   * outlives its own `exp`, so it is no step around that rule.
+   */
+  readonly aegis_bounded?: true;
 }
 
 /**

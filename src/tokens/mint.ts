@@ -62,6 +62,8 @@ export interface TokenGrant {
   readonly jkt?: string;
   /** `iat`: the clock's time unless given (the time `lifetimeSeconds` was counted from). */
   readonly issuedAt?: Date;
+  /** Marks a broker token minted by a credential that expires (`aegis_bounded`). */
+  readonly bounded?: boolean;
 }
 
 /**
@@ -83,6 +85,7 @@ export async function issueAccessToken(deps: TokenDeps, site: CallSite, grant: T
     scope: grant.scope,
     principal_kind: grant.subject.kind,
     ...(grant.jkt ? { cnf: { jkt: grant.jkt } } : {}),
+    ...(grant.bounded ? { aegis_bounded: true } : {}),
   };
   const { signer } = deps.keyRing.snapshot;
   const sign = () => signAccessToken(signer, claims);
@@ -143,6 +146,8 @@ export async function mintToken(
         scope: scopes.map(formatScope).join(" "),
         lifetimeSeconds: lifetimeWithin(caller, issuedAt, optionalSeconds(request.lifetime) ?? defaultSeconds),
         issuedAt,
+        // What it issues in turn ends with it (verify.ts reads the mark back).
+        ...(caller.credentialExpiresAt ? { bounded: true } : {}),
         ...binding,
       });
     }

@@ -92,10 +92,12 @@ export function tokenAuthenticator(deps: TokenDeps): Authenticator {
       } else if (scheme === "dpop") {
         throw unauthenticated("DPoP scheme used with a token that is not DPoP-bound");
       }
-      // No credentialExpiresAt: a broker token is a short-lived session by
-      // design, and what it issues is bounded by the issuance rules' coverage
-      // only (policy/credential-issuance.ts), so a person signed in with one
-      // may still make a key that lasts.
+      // A broker token is a short-lived session by design: what it issues is
+      // bounded by the issuance rules' coverage only (policy/credential-
+      // issuance.ts), so a person signed in with one may still make a key
+      // that lasts. Unless a credential that expires minted it
+      // (`aegis_bounded`): then nothing it issues outlives its `exp`, or it
+      // would be a step around the expiring credential's own bound.
       return {
         principalId: claims.sub,
         tenantId: claims.tenant_id,
@@ -103,6 +105,7 @@ export function tokenAuthenticator(deps: TokenDeps): Authenticator {
         scopes: scopeSetOf(claims.scope),
         credentialType: "access_token",
         credentialId: claims.jti,
+        ...(claims.aegis_bounded === true ? { credentialExpiresAt: new Date(claims.exp * 1000) } : {}),
         ...(dpopJkt ? { dpopJkt } : {}),
       };
     },

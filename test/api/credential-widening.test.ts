@@ -346,6 +346,31 @@ describe.each(databaseKinds)("no credential can be widened on %s", (kind) => {
       expect(await expiryOf(rotated.key?.id ?? "")).toEqual(hour.expiresAt);
     });
 
+    it("binds the broker tokens it mints the same way: minting one is no step around the rule", async () => {
+      const minted = await tokens().mintToken({ audience: publicBase(t), scopes: held });
+      const bounded = t.client(ApiKeyService, { key: minted.accessToken });
+      for (const outliving of [
+        bounded.createApiKey({ principalId: person.principalId }),
+        bounded.createApiKey({ principalId: person.principalId, ttl: seconds(3_600) }),
+        t.client(TokenService, { key: minted.accessToken }).mintUserApiToken({ scopes: ["agent.read"], label: "x" }),
+      ]) {
+        const error = await failure(outliving);
+        expect(error?.code).toBe(Code.PermissionDenied);
+        expect(reasonOf(error)).toBe("CREDENTIAL_OUTLIVES_PRESENTED");
+      }
+      // Within the token's own life it still issues.
+      const short = await bounded.createApiKey({ principalId: person.principalId, ttl: seconds(60) });
+      expect(short.key?.id).toBeTruthy();
+      // A broker token minted by a key that never expires stays a session: what it makes may last.
+      const session = await t
+        .client(TokenService, { key: person.key })
+        .mintToken({ audience: publicBase(t), scopes: held });
+      const lasting = await t
+        .client(ApiKeyService, { key: session.accessToken })
+        .createApiKey({ principalId: person.principalId });
+      expect(await expiryOf(lasting.key?.id ?? "")).toBe(null);
+    });
+
     it("binds only credentials with an expiry: the person's key that never expires still issues one that lasts", async () => {
       const lasting = await t
         .client(ApiKeyService, { key: person.key })
