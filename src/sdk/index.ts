@@ -39,6 +39,13 @@ export interface VerifyAccessTokenOptions {
   /** Your API's identifier: tokens for anything else are refused. */
   readonly audience: string;
   /**
+   * Your tenant's id (`tenant_id`), to refuse tokens of any other tenant too.
+   * Identifiers are unique across a broker's tenants, but one whose server
+   * was deleted can be registered again by another tenant, whose tokens for
+   * it would then pass the audience check alone.
+   */
+  readonly tenantId?: string;
+  /**
    * The broker's JWKS, when you fetch it yourself. Its keys are imported once
    * per object: when the broker's keys change, pass the new set as a new
    * object (changes made to this one are not seen).
@@ -89,7 +96,8 @@ function keysFor(options: VerifyAccessTokenOptions, now: Date): JWTVerifyGetKey 
 
 /**
  * Verifies a broker access token: signature against the JWKS, `typ at+jwt`,
- * ES256 only, issuer, audience, expiry, and for DPoP-bound tokens the proof
+ * ES256 only, issuer, audience, expiry, the tenant when `tenantId` is
+ * given, and for DPoP-bound tokens the proof
  * (method, URL, freshness, `ath`, key thumbprint = `cnf.jkt`). A bound token
  * without a proof is refused. Replay of proofs is yours to stop: remember
  * each proof `jti` for a minute.
@@ -105,6 +113,9 @@ export async function verifyAccessToken(token: string, options: VerifyAccessToke
     });
   } catch (error) {
     throw new AegisTokenError("invalid_token", `access token invalid: ${(error as Error).message}`);
+  }
+  if (options.tenantId !== undefined && claims.tenant_id !== options.tenantId) {
+    throw new AegisTokenError("invalid_token", "access token is for another tenant");
   }
   if (claims.cnf?.jkt) {
     if (!options.dpop) throw new AegisTokenError("invalid_token", "DPoP-bound token presented without a DPoP proof");

@@ -13,7 +13,7 @@ import { TokenService } from "../../gen/proto/aegis/token/v1/token_pb.js";
 import type { Caller } from "../../src/core/caller.js";
 import { lifetimeWithin } from "../../src/policy/credential-issuance.js";
 import { ScopeSet } from "../../src/protocol/scope.js";
-import { requireScopes, verifyAccessToken } from "../../src/sdk/index.js";
+import { AegisTokenError, requireScopes, verifyAccessToken } from "../../src/sdk/index.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { databaseKinds } from "../support/databases.js";
 import { createDpopKey } from "../support/dpop.js";
@@ -86,6 +86,14 @@ describe.each(databaseKinds)("broker tokens on %s", (kind) => {
     });
     requireScopes(claims, ["reports.read"]);
     expect(() => requireScopes(claims, ["reports.write"])).toThrow(/missing scopes: reports.write/);
+    // With its tenant given, the SDK also refuses another tenant's token for the same identifier.
+    await verifyAccessToken(minted.accessToken, { ...sdkOptions(), tenantId: person.tenantId });
+    const other = await verifyAccessToken(minted.accessToken, { ...sdkOptions(), tenantId: "ten_another" }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(other).toBeInstanceOf(AegisTokenError);
+    expect(other).toMatchObject({ code: "invalid_token", message: "access token is for another tenant" });
     expect(await t.db.database.prisma.auditEvent.count({ where: { action: "token.mint", target: minted.jti } })).toBe(
       1,
     );
