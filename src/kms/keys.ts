@@ -16,7 +16,9 @@ import type { BrokerContext } from "../core/context.js";
 import { DomainError, invalidArgument } from "../core/errors/domain-error.js";
 import { type Page, pageOf } from "../core/pagination.js";
 import type { RevocationEntry } from "../core/revocation-feed.js";
+import { endOpenEnrollments } from "../people/index.js";
 import { assertTargetAllowed } from "../policy/scope-checks.js";
+import { lockPrincipal } from "../principals/index.js";
 import { isId, newId } from "../protocol/ids.js";
 import { wildcard } from "../protocol/scope.js";
 import type { KeyOpMetrics, OpNote } from "./key-audit.js";
@@ -159,7 +161,10 @@ export class KeyAdmin {
                 versions: { create: { version: 1, ...version } },
               },
             });
-            // The creator's administration rights; their cached grants are dropped everywhere.
+            // The creator's administration rights; their cached grants are dropped
+            // everywhere, and their open enrollment codes end, as for any grant given.
+            await lockPrincipal(tx, caller.principalId);
+            await endOpenEnrollments(tx, caller.principalId, now);
             await tx.grant.createMany({
               data: keyAdminActions.map((action) => ({
                 id: newId("grant"),

@@ -11,7 +11,9 @@ import type { BrokerContext } from "../core/context.js";
 import { DomainError, type FieldViolation, invalidArgument, notFound } from "../core/errors/domain-error.js";
 import { type Page, pageOf } from "../core/pagination.js";
 import { principalCutoff, type RevocationEntry, RevocationFeed } from "../core/revocation-feed.js";
+import { endOpenEnrollments } from "../people/index.js";
 import { assertTargetAllowed } from "../policy/scope-checks.js";
+import { lockPrincipal } from "../principals/index.js";
 import { isId, newId } from "../protocol/ids.js";
 import { isApplicationScope, resourceServerAdminAction, resourceServerAdminScope } from "../protocol/scope.js";
 
@@ -159,7 +161,10 @@ export async function createResourceServer(
         },
         include: { scopes: { orderBy: { name: "asc" } } },
       });
-      // The creator's admin right; their cached grants are dropped everywhere.
+      // The creator's admin right; their cached grants are dropped everywhere,
+      // and their open enrollment codes end, as for any grant given.
+      await lockPrincipal(tx, caller.principalId);
+      await endOpenEnrollments(tx, caller.principalId, ctx.clock.now());
       await tx.grant.create({
         data: {
           id: newId("grant"),

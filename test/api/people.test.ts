@@ -12,6 +12,7 @@ import { AgentService } from "../../gen/proto/aegis/agent/v1/agent_pb.js";
 import { ApiKeyService } from "../../gen/proto/aegis/apikey/v1/apikey_pb.js";
 import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
 import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
+import { KeyService, KeySpec } from "../../gen/proto/aegis/kms/v1/kms_pb.js";
 import { PersonService, PersonStatus } from "../../gen/proto/aegis/person/v1/person_pb.js";
 import { PrincipalService } from "../../gen/proto/aegis/principal/v1/principal_pb.js";
 import { ResourceServerService } from "../../gen/proto/aegis/resourceserver/v1/resource_server_pb.js";
@@ -320,6 +321,41 @@ describe.each(databaseKinds)("people on %s", (kind) => {
       expect(reasonOf(reissued)).toBe("SCOPE_ESCALATION");
       const code = (await people(tenantAdmin.key).issueEnrollment({ personId })).enrollment?.code ?? "";
       expect((await enroll(code)).status).toBe(200);
+    }
+  });
+
+  it("ends a person's open code when creating a key or a resource server gives them its admin rights", async () => {
+    const tenantAdmin = await createActor(t, { tenantId: admin.tenantId, scopes: tenantAdminScopes(services) });
+    const creators: { username: string; create: (key: string) => Promise<unknown> }[] = [
+      {
+        username: "key-maker",
+        create: (key) => t.client(KeyService, { key }).createKey({ spec: KeySpec.AES_256 }),
+      },
+      {
+        username: "api-maker",
+        create: (key) =>
+          t.client(ResourceServerService, { key }).createResourceServer({
+            identifier: "https://api.key-maker.example",
+            displayName: "Maker API",
+            scopes: [{ name: "orders:read" }],
+          }),
+      },
+    ];
+    for (const { username, create } of creators) {
+      // A person with an open code, who meanwhile also has an API key and the right to create.
+      const created = await people(tenantAdmin.key).createPerson({
+        displayName: username,
+        username,
+        scopes: ["kms.key.create", "resource_server.create"],
+      });
+      const personId = created.person?.id ?? "";
+      const { secret } = await t
+        .client(ApiKeyService, { key: tenantAdmin.key })
+        .createApiKey({ principalId: personId });
+      await create(secret);
+      const row = await t.db.database.prisma.enrollment.findFirstOrThrow({ where: { principalId: personId } });
+      expect(row.revokedAt, username).not.toBeNull();
+      expect((await enroll(created.enrollment?.code ?? "")).status).toBe(403);
     }
   });
 
