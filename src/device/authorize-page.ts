@@ -197,7 +197,7 @@ export function authorizePage({ ctx, device, signIn }: AuthorizePageDeps): HttpR
       });
     };
     try {
-      device.authFailures.refuseIfOver(site.clientAddress);
+      await device.authFailures.refuseIfOver(site.clientAddress);
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
       return tooMany(error);
@@ -208,7 +208,7 @@ export function authorizePage({ ctx, device, signIn }: AuthorizePageDeps): HttpR
     const { person, reason } = checkedPassword;
     if (person?.status !== "active") {
       await denied(person ? "PRINCIPAL_NOT_ACTIVE" : reason, person?.tenantId, person?.principalId);
-      device.authFailures.record(site.clientAddress);
+      await device.authFailures.record(site.clientAddress);
       const message =
         reason === "AMBIGUOUS_ACCOUNT"
           ? "This name is in more than one tenant: enter your tenant too."

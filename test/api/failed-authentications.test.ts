@@ -1,7 +1,8 @@
 // One failed-authentication limit per client address, whichever way in the
 // guesses come: an RPC, MintToken's client authentication, the OAuth token
-// endpoint. Over the limit nothing is looked up and the answer is 429 /
-// resource_exhausted with Retry-After.
+// endpoint, the two sign-in pages. Over the limit nothing is looked up and
+// the answer is 429 / resource_exhausted with Retry-After.
+import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateCredential } from "../../src/protocol/credential-format.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
@@ -45,5 +46,65 @@ describe.each(databaseKinds)("failed authentications on %s", (kind) => {
     expect(refused.status).toBe(429);
     expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
     expect((await rpc("aegis.token.v1.TokenService/MintToken")).status).toBe(429);
+  });
+});
+
+describe.each(databaseKinds)("failed sign-ins on the sign-in pages on %s", (kind) => {
+  let t: TestBroker;
+  beforeAll(async () => {
+    t = await startTestBroker(kind, { AEGIS_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE: "3" });
+  });
+  afterAll(() => t.stop());
+
+  const field = (html: string, name: string) =>
+    (new RegExp(`name="${name}" value="([^"]*)"`).exec(html)?.[1] ?? "").replace(/&amp;/g, "&");
+  const cookieOf = (page: Response) => (page.headers.getSetCookie()[0] ?? "").split(";")[0] ?? "";
+  const post = (path: string, cookie: string, form: Record<string, string>) =>
+    fetch(`${t.broker.url}${path}`, {
+      method: "POST",
+      redirect: "manual",
+      headers: { "content-type": "application/x-www-form-urlencoded", cookie },
+      body: new URLSearchParams(form),
+    });
+  /** A wrong password on the authorization endpoint's sign-in, with a fresh request each time. */
+  const authorizeLogin = async (username: string) => {
+    const query = new URLSearchParams({
+      client_id: "aegis-developer-portal",
+      redirect_uri: `${t.broker.url}/developer/callback`,
+      response_type: "code",
+      code_challenge: createHash("sha256").update(randomBytes(32)).digest("base64url"),
+      code_challenge_method: "S256",
+      state: "s",
+    });
+    const page = await fetch(`${t.broker.url}/oauth/authorize?${query}`);
+    const html = await page.text();
+    return post("/oauth/authorize/login", cookieOf(page), {
+      login_csrf: field(html, "login_csrf"),
+      request: field(html, "request"),
+      username,
+      password: "guess",
+    });
+  };
+  const deviceLogin = async (username: string) => {
+    const page = await fetch(`${t.broker.url}/device`);
+    const html = await page.text();
+    return post("/device/login", cookieOf(page), {
+      login_csrf: field(html, "login_csrf"),
+      username,
+      password: "guess",
+    });
+  };
+
+  it("turns a password guesser away with 429 at /oauth/authorize/login as at /device/login, one limit for both", async () => {
+    // Another name each time, so the per-account backoff never applies: only the per-address limit can.
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const login = i % 2 ? deviceLogin : authorizeLogin;
+      statuses.push((await login(`guess${i}@example.com`)).status);
+    }
+    expect(statuses).toEqual([401, 401, 401, 429, 429, 429]);
+    const refused = await authorizeLogin("one-more");
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
   });
 });
