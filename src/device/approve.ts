@@ -75,7 +75,16 @@ export async function decideDeviceAuthorization(
   caller: Caller,
   auditBase: AuditBase,
   address: string,
-  input: { userCode: string; approve: boolean; scopes: readonly string[] },
+  input: {
+    userCode: string;
+    approve: boolean;
+    scopes: readonly string[];
+    /**
+     * The scopes are what a person left ticked on the approval page, so none
+     * means none. Through the RPC an empty list means all those requested.
+     */
+    asTicked?: boolean;
+  },
 ): Promise<string[]> {
   if (caller.kind !== "person") throw permissionDenied("PERSONS_ONLY", "only people approve device logins");
   const row = await findPendingByUserCode(
@@ -87,7 +96,7 @@ export async function decideDeviceAuthorization(
   const requested = row.scopes.split(" ").filter(Boolean);
   let scopes: string[] = [];
   if (input.approve) {
-    scopes = await approvedScopes(deps, caller, row, input.scopes.length ? input.scopes : requested);
+    scopes = await approvedScopes(deps, caller, row, input.scopes.length || input.asTicked ? input.scopes : requested);
     const extra = scopes.filter((s) => !requested.includes(s));
     if (extra.length) throw invalidArgument([{ field: "scopes", description: `not requested: ${extra.join(" ")}` }]);
     // Approving issues the device a refresh token of the person's: a credential.

@@ -51,6 +51,8 @@ interface Decision {
   readonly userCode: string;
   readonly approve: boolean;
   readonly scopes: readonly string[];
+  /** The scopes are the boxes left ticked: none ticked gives none, not everything asked. */
+  readonly asTicked: true;
   /** Whether the form carries the session's CSRF token. */
   readonly csrfMatches: () => boolean;
 }
@@ -313,6 +315,7 @@ export function verificationPage(deps: PageDeps): HttpRoute[] {
         userCode: form.get("user_code") ?? "",
         approve: form.get("decision") === "approve",
         scopes: form.getAll("scope"),
+        asTicked: true as const,
         // Checked once the session is known, so its refusal names the person.
         csrfMatches: () => session !== undefined && sameSecret(form.get("csrf") ?? "", session.csrf),
       };

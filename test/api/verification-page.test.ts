@@ -8,6 +8,7 @@
 import { ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeviceAuthService } from "../../gen/proto/aegis/device/v1/device_pb.js";
+import { GrantService } from "../../gen/proto/aegis/grant/v1/grant_pb.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { failure, reasonOf } from "../support/errors.js";
 import { type Actor, createActor, registerApi } from "../support/fixtures.js";
@@ -24,6 +25,7 @@ describe("verification page", () => {
   let t: TestBroker;
   let person: Actor;
   let clientId: string;
+  let apiId: string;
   let session: string;
 
   /** A Set-Cookie header as the browser sends the cookie back: `name=value`. */
@@ -51,7 +53,7 @@ describe("verification page", () => {
       scopes: ["oauth_client.create", "account.password.set", "resource_server.create", "grant.create"],
     });
     // Identifiers are free text without spaces: one can carry markup.
-    await registerApi(t, person.key, { identifier: audience, scopes: ["reports.read"] });
+    apiId = (await registerApi(t, person.key, { identifier: audience, scopes: ["reports.read"] })).id;
     const device = t.client(DeviceAuthService, { key: person.key });
     await device.setLocalPassword({ principalId: person.principalId, username: "alice", password });
     const { client } = await device.createOAuthClient({
@@ -175,6 +177,33 @@ describe("verification page", () => {
       const [http] = await audited(res.headers.get("aegis-request-id"));
       expect(await audited(rpc?.metadata.get("aegis-request-id"))).toEqual([http]);
       expect(http).toEqual(event("device.deny", "INVALID_USER_CODE", person));
+    });
+
+    it("gives no scope when the person unticks every box and approves (through the RPC, none listed means all)", async () => {
+      // The person holds the scope, so giving everything asked would succeed.
+      const giver = await createActor(t, {
+        tenantId: person.tenantId,
+        scopes: ["grant.create", `resource_server.admin:server:${apiId}`],
+      });
+      await t
+        .client(GrantService, { key: giver.key })
+        .createGrant({ principalId: person.principalId, scope: "reports.read", resourceServerId: apiId });
+      const begun = await fetch(`${t.broker.url}/oauth/device_authorization`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ client_id: clientId, scope: "reports.read", audience }),
+      });
+      const { user_code: userCode } = (await begun.json()) as { user_code: string };
+      expect(await (await get(`/device?user_code=${userCode}`, session)).text()).toContain(
+        'name="scope" value="reports.read"',
+      );
+      // Every box unticked: the browser sends no `scope` field at all.
+      const res = await decide({ csrf: await csrf(), user_code: userCode, decision: "approve" });
+      expect(res.status).toBe(200);
+      const row = await t.db.database.prisma.deviceAuthorization.findFirstOrThrow({
+        where: { userCode: userCode.replace("-", "") },
+      });
+      expect(row).toMatchObject({ status: "approved", approvedScopes: "" });
     });
 
     it("applies the RPC's request rules: at most 50 scopes", async () => {
