@@ -5,7 +5,9 @@
 // answered 40 bad keys from one address with 40 × 401 and no 429).
 //
 // Over the limit, credentials are not even looked at: the call is refused
-// with resource_exhausted and Retry-After before any lookup.
+// with resource_exhausted and Retry-After before any lookup. An IPv6 client
+// counts by its /64 (core/client-network.ts).
+import { clientNetwork } from "../core/client-network.js";
 import { DomainError } from "../core/errors/domain-error.js";
 import type { RateLimiter } from "../core/rate-limit.js";
 
@@ -14,13 +16,13 @@ export class FailedAuthentications {
 
   /** Refuses at once when `address` is over its limit. */
   refuseIfOver(address: string): Promise<void> {
-    return this.limiter.refuseIfOver(address, "failed authentications");
+    return this.limiter.refuseIfOver(clientNetwork(address), "failed authentications");
   }
 
   /** Counts one failure against `address`. */
   async record(address: string): Promise<void> {
     try {
-      await this.limiter.hit(address, "failed authentications");
+      await this.limiter.hit(clientNetwork(address), "failed authentications");
     } catch (error) {
       // Over the limit: counted, and the call it belongs to is refused as
       // unauthenticated anyway. Anything else (the shared store is down) is news.

@@ -7,6 +7,7 @@
 import type { DeviceAuthorization } from "../../gen/prisma/client.js";
 import type { AuditBase } from "../core/audit.js";
 import type { Caller } from "../core/caller.js";
+import { clientNetwork } from "../core/client-network.js";
 import { invalidArgument, notFound, permissionDenied } from "../core/errors/domain-error.js";
 import { assertNotOutliving, credentialHolderFor } from "../policy/credential-issuance.js";
 import { assertCovers, parseScopes } from "../policy/scope-checks.js";
@@ -27,7 +28,7 @@ export async function findPendingByUserCode(
   input: string,
 ): Promise<DeviceAuthorization> {
   const limits = [
-    [deps.codeFailures, who.address, "wrong user codes from this address"],
+    [deps.codeFailures, clientNetwork(who.address), "wrong user codes from this address"],
     [deps.codeFailuresPerPerson, who.principalId, "wrong user codes from you"],
     [deps.codeFailuresGlobal, "*", "wrong user codes"],
   ] as const;

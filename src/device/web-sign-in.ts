@@ -20,6 +20,7 @@ import { verifyPassword } from "../auth/passwords.js";
 import type { SignInBackoff } from "../auth/sign-in-backoff.js";
 import type { CallOrigin } from "../core/call.js";
 import type { Caller } from "../core/caller.js";
+import { clientNetwork } from "../core/client-network.js";
 import type { BrokerContext } from "../core/context.js";
 import { DomainError } from "../core/errors/domain-error.js";
 import type { NodeServerRequest, NodeServerResponse } from "../core/http.js";
@@ -98,7 +99,9 @@ export function webSignIn(ctx: BrokerContext, backoff: SignInBackoff): WebSignIn
       const keys = accounts.length > 0 ? accounts.map((a) => a.principalId) : [`name ${tenantName}/${name}`];
       const open: string[] = [];
       let waiting: DomainError | undefined;
-      const checks = await Promise.allSettled(keys.map((key) => backoff.refuseIfWaiting(key, site.clientAddress)));
+      // The backoff counts per account and client network (an IPv6 client by its /64).
+      const network = clientNetwork(site.clientAddress);
+      const checks = await Promise.allSettled(keys.map((key) => backoff.refuseIfWaiting(key, network)));
       for (const [i, check] of checks.entries()) {
         if (check.status === "fulfilled") open.push(keys[i] as string);
         else if (check.reason instanceof DomainError) waiting ??= check.reason;
@@ -110,11 +113,11 @@ export function webSignIn(ctx: BrokerContext, backoff: SignInBackoff): WebSignIn
       if (candidates.length === 0) await verifyPassword(password, undefined);
       for (const account of candidates) if (await verifyPassword(password, account.passwordHash)) matched.push(account);
       if (matched.length === 1) {
-        await backoff.recordSuccess(matched[0]?.principalId ?? "", site.clientAddress);
+        await backoff.recordSuccess(matched[0]?.principalId ?? "", network);
         return { person: matched[0], reason: "" };
       }
       if (matched.length > 1) return { person: undefined, reason: "AMBIGUOUS_ACCOUNT" };
-      await Promise.all(open.map((key) => backoff.recordFailure(key, site.clientAddress)));
+      await Promise.all(open.map((key) => backoff.recordFailure(key, network)));
       return { person: undefined, reason: "WRONG_CREDENTIALS" };
     },
 

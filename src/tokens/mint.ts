@@ -5,6 +5,7 @@
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import type { CallSite } from "../core/call.js";
 import type { Caller } from "../core/caller.js";
+import { clientNetwork } from "../core/client-network.js";
 import { optionalSeconds } from "../core/duration.js";
 import { DomainError, invalidArgument } from "../core/errors/domain-error.js";
 import { lifetimeWithin } from "../policy/credential-issuance.js";
@@ -129,7 +130,7 @@ export async function mintToken(
   try {
     // Together: on PostgreSQL the two hits then share one statement (shared-rate-limit.ts).
     await Promise.all([
-      deps.mintLimiter.hit(`address:${site.clientAddress}`, "token requests from this address"),
+      deps.mintLimiter.hit(`address:${clientNetwork(site.clientAddress)}`, "token requests from this address"),
       deps.mintLimiter.hit(`principal:${caller.principalId}`, "token requests for this client"),
     ]);
     const audience = await audienceOf(deps, caller.tenantId, request.audience);

@@ -108,3 +108,40 @@ describe.each(databaseKinds)("failed sign-ins on the sign-in pages on %s", (kind
     expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
   });
 });
+
+describe.each(databaseKinds)("failed sign-ins from one IPv6 /64 on %s", (kind) => {
+  let t: TestBroker;
+  beforeAll(async () => {
+    t = await startTestBroker(kind, {
+      AEGIS_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE: "3",
+      AEGIS_TRUSTED_PROXIES: "127.0.0.1/32",
+    });
+  });
+  afterAll(() => t.stop());
+
+  it("counts every address of one /64 as one client, and another /64 apart", async () => {
+    const field = (html: string, name: string) => new RegExp(`name="${name}" value="([^"]*)"`).exec(html)?.[1] ?? "";
+    const signIn = async (address: string, username: string) => {
+      const forwarded = { "x-forwarded-for": address };
+      const page = await fetch(`${t.broker.url}/device`, { headers: forwarded });
+      const html = await page.text();
+      const res = await fetch(`${t.broker.url}/device/login`, {
+        method: "POST",
+        redirect: "manual",
+        headers: {
+          ...forwarded,
+          "content-type": "application/x-www-form-urlencoded",
+          cookie: (page.headers.getSetCookie()[0] ?? "").split(";")[0] ?? "",
+        },
+        body: new URLSearchParams({ login_csrf: field(html, "login_csrf"), username, password: "guess" }),
+      });
+      return res.status;
+    };
+    // A guesser taking the next address of its /64 for every attempt.
+    const statuses: number[] = [];
+    for (let i = 1; i <= 6; i++) statuses.push(await signIn(`2001:db8:1:2::${i.toString(16)}`, `someone${i}`));
+    expect(statuses).toEqual([401, 401, 401, 429, 429, 429]);
+    // Another subscriber's /64 is another client.
+    expect(await signIn("2001:db8:1:3::1", "someone-else")).toBe(401);
+  });
+});
