@@ -349,12 +349,14 @@ describe.each(databaseKinds)("no credential can be widened on %s", (kind) => {
     it("binds the broker tokens it mints the same way: minting one is no step around the rule", async () => {
       const minted = await tokens().mintToken({ audience: publicBase(t), scopes: held });
       const bounded = t.client(ApiKeyService, { key: minted.accessToken });
+      // Each call is made only when awaited: a refusal made earlier would be an unhandled rejection.
       for (const outliving of [
-        bounded.createApiKey({ principalId: person.principalId }),
-        bounded.createApiKey({ principalId: person.principalId, ttl: seconds(3_600) }),
-        t.client(TokenService, { key: minted.accessToken }).mintUserApiToken({ scopes: ["agent.read"], label: "x" }),
+        () => bounded.createApiKey({ principalId: person.principalId }),
+        () => bounded.createApiKey({ principalId: person.principalId, ttl: seconds(3_600) }),
+        () =>
+          t.client(TokenService, { key: minted.accessToken }).mintUserApiToken({ scopes: ["agent.read"], label: "x" }),
       ]) {
-        const error = await failure(outliving);
+        const error = await failure(outliving());
         expect(error?.code).toBe(Code.PermissionDenied);
         expect(reasonOf(error)).toBe("CREDENTIAL_OUTLIVES_PRESENTED");
       }
